@@ -1,0 +1,13 @@
+// Row reduction for adapters without subgroup operations: a tree in workgroup memory.
+
+struct Invocation {
+    @builtin(local_invocation_index) index: u32,
+}
+
+fn enter(inv: Invocation) {
+    local_index = inv.index;
+}
+
+fn row_sum(v: vec4<f32>) -> vec4<f32> {
+    return tree_row_sum(v);
+}

@@ -1,0 +1,451 @@
+//! The context: a device and queue (the caller's or our own), what the adapter can do, and
+//! the caches of compiled pipelines and parameter blocks. No global state: everything a
+//! kernel needs hangs off a `NormContext`, and several may share one device.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use crate::error::{NormError, Result};
+use crate::params::Params;
+use crate::shader::{self, Family, Kernel, MAX_WORKGROUP};
+
+/// Which adapter [`NormContext::new`] picks. The environment variable `WGPU_NORM_ADAPTER`
+/// (`hardware`, `software` or `auto`) overrides [`AdapterChoice::Auto`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum AdapterChoice {
+    /// A hardware GPU if there is one (discrete first), else a software adapter.
+    #[default]
+    Auto,
+    /// Only a hardware GPU.
+    Hardware,
+    /// Only a software adapter such as Mesa's lavapipe.
+    Software,
+}
+
+/// How kernels sum along a row.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Reduction {
+    /// Subgroup operations where the device has `Features::SUBGROUP`, else workgroup memory.
+    #[default]
+    Auto,
+    /// Workgroup memory only, even where subgroups exist (the portable fallback).
+    Workgroup,
+}
+
+/// Launch-shape knobs, chosen per adapter by [`Tuning::for_device`] and open to override.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tuning {
+    /// Threads per workgroup: a power of two, at most 256 and at most the device allows.
+    pub workgroup_size: u32,
+    /// Elements each thread should own when picking the threads per row: short rows get
+    /// fewer threads and share a workgroup with other rows.
+    pub elements_per_thread: u32,
+    /// Most workgroups a forward dispatch launches; more rows are looped over.
+    pub max_forward_groups: u32,
+    /// Workgroups of the persistent backward grid; each leaves one row of dgamma/dbeta
+    /// partial sums per row slot.
+    pub backward_groups: u32,
+    /// Most f32 partial sums per gradient (dgamma or dbeta) in the backward workspace.
+    pub max_partials: u64,
+}
+
+impl Tuning {
+    /// Defaults for a device of this type and these limits.
+    ///
+    /// 256 threads per workgroup is the size every vendor's occupancy guide lands near for
+    /// a memory-bound kernel; 8 elements per thread keeps a row in registers without
+    /// starving occupancy. The backward grid is sized to keep every compute unit busy: a
+    /// few workgroups per core on a CPU adapter, where each workgroup is a loop on one
+    /// thread, and 512 on a GPU (about four per compute unit on the largest parts).
+    pub fn for_device(device_type: wgpu::DeviceType, limits: &wgpu::Limits) -> Tuning {
+        let wg_cap = limits
+            .max_compute_invocations_per_workgroup
+            .min(limits.max_compute_workgroup_size_x)
+            .min(MAX_WORKGROUP);
+        let workgroup_size = prev_power_of_two(wg_cap.max(1));
+        let backward_groups = match device_type {
+            wgpu::DeviceType::Cpu => {
+                let cores = std::thread::available_parallelism().map_or(4, |n| n.get() as u32);
+                4 * cores
+            }
+            _ => 512,
+        };
+        Tuning {
+            workgroup_size,
+            elements_per_thread: 8,
+            max_forward_groups: limits.max_compute_workgroups_per_dimension.max(1),
+            backward_groups,
+            max_partials: 1 << 22,
+        }
+    }
+}
+
+fn prev_power_of_two(v: u32) -> u32 {
+    1 << (31 - v.leading_zeros())
+}
+
+/// Options for creating a [`NormContext`].
+#[derive(Clone, Debug, Default)]
+pub struct ContextOptions {
+    /// Which adapter to use when the context creates its own device.
+    pub adapter: AdapterChoice,
+    /// How rows are reduced.
+    pub reduction: Reduction,
+    /// Limits to request when the context creates its own device; `None` asks for all the
+    /// adapter offers.
+    pub limits: Option<wgpu::Limits>,
+    /// Launch knobs; `None` uses [`Tuning::for_device`].
+    pub tuning: Option<Tuning>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct PipelineKey {
+    kernel: Kernel,
+    subgroups: bool,
+    workgroup_size: u32,
+    row_threads: u32,
+    subgroup_mode: u32,
+}
+
+/// How a row kernel is launched for one shape: derived from the shape and the tuning only,
+/// so the same shape always gets the same launch (and bitwise the same gradients).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct RowLaunch {
+    pub row_threads: u32,
+    pub rows_per_group: u32,
+    pub groups: u32,
+    pub subgroup_mode: u32,
+}
+
+impl RowLaunch {
+    /// Rows of partial sums the backward grid leaves per gradient.
+    pub fn partial_rows(&self) -> u32 {
+        self.groups * self.rows_per_group
+    }
+}
+
+/// Entries past which the cache of parameter blocks is emptied; bind groups keep the
+/// buffers they use alive, so dropping entries is always safe.
+const UNIFORM_CACHE_LIMIT: usize = 4096;
+
+/// Kernels bound to one `wgpu::Device`. `Send + Sync`: threads may encode at once.
+///
+/// ```no_run
+/// let ctx = wgpu_norm::NormContext::new()?;
+/// println!("{}", ctx.adapter_info().name);
+/// # Ok::<(), wgpu_norm::NormError>(())
+/// ```
+pub struct NormContext {
+    device: wgpu::Device,
+    queue: wgpu::Queue,
+    info: wgpu::AdapterInfo,
+    limits: wgpu::Limits,
+    subgroups: bool,
+    tuning: Tuning,
+    /// Bound where a kernel's optional tensor is absent; never written (its flag is off).
+    placeholder: wgpu::Buffer,
+    modules: Mutex<HashMap<(Family, bool), wgpu::ShaderModule>>,
+    pipelines: Mutex<HashMap<PipelineKey, Arc<wgpu::ComputePipeline>>>,
+    uniforms: Mutex<HashMap<Params, wgpu::Buffer>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // The caches stay consistent even if a holder panicked: entries are inserted whole.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl NormContext {
+    /// Creates a device of its own on the best adapter (see [`AdapterChoice`]). Blocks.
+    pub fn new() -> Result<Self> {
+        Self::with_options(ContextOptions::default())
+    }
+
+    /// Like [`NormContext::new`], with options. Blocks.
+    pub fn with_options(options: ContextOptions) -> Result<Self> {
+        pollster::block_on(Self::with_options_async(options))
+    }
+
+    /// Creates a device of its own, asynchronously.
+    pub async fn with_options_async(options: ContextOptions) -> Result<Self> {
+        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
+            // GL has no storage buffers in every driver and adds nothing lavapipe lacks.
+            backends: wgpu::Backends::PRIMARY,
+            ..wgpu::InstanceDescriptor::new_without_display_handle()
+        });
+        let adapter = choose_adapter(&instance, options.adapter).await?;
+        let info = adapter.get_info();
+        let wanted =
+            wgpu::Features::SUBGROUP | wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::SHADER_F16;
+        let required_features = adapter.features() & wanted;
+        let required_limits = options.limits.clone().unwrap_or_else(|| adapter.limits());
+        let (device, queue) = adapter
+            .request_device(&wgpu::DeviceDescriptor {
+                label: Some("wgpu_norm"),
+                required_features,
+                required_limits,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| NormError::RequestDevice {
+                adapter: info.name.clone(),
+                message: e.to_string(),
+            })?;
+        Ok(Self::from_device(device, queue, options))
+    }
+
+    /// Wraps a device the caller owns. Kernels are recorded into the caller's encoders on
+    /// the caller's buffers; `options.adapter` and `options.limits` are not used.
+    pub fn from_device(device: wgpu::Device, queue: wgpu::Queue, options: ContextOptions) -> Self {
+        let info = device.adapter_info();
+        let limits = device.limits();
+        let subgroups = options.reduction == Reduction::Auto
+            && device.features().contains(wgpu::Features::SUBGROUP);
+        let mut tuning = options
+            .tuning
+            .unwrap_or_else(|| Tuning::for_device(info.device_type, &limits));
+        tuning.workgroup_size = prev_power_of_two(tuning.workgroup_size.clamp(1, MAX_WORKGROUP));
+        tuning.elements_per_thread = tuning.elements_per_thread.max(1);
+        tuning.max_forward_groups = tuning
+            .max_forward_groups
+            .clamp(1, limits.max_compute_workgroups_per_dimension.max(1));
+        tuning.backward_groups = tuning
+            .backward_groups
+            .clamp(1, limits.max_compute_workgroups_per_dimension.max(1));
+        tuning.max_partials = tuning.max_partials.max(1);
+        let placeholder = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("wgpu_norm.placeholder"),
+            size: 16,
+            usage: wgpu::BufferUsages::STORAGE,
+            mapped_at_creation: false,
+        });
+        NormContext {
+            device,
+            queue,
+            info,
+            limits,
+            subgroups,
+            tuning,
+            placeholder,
+            modules: Mutex::new(HashMap::new()),
+            pipelines: Mutex::new(HashMap::new()),
+            uniforms: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The device kernels run on.
+    pub fn device(&self) -> &wgpu::Device {
+        &self.device
+    }
+
+    /// The queue the convenience calls submit to.
+    pub fn queue(&self) -> &wgpu::Queue {
+        &self.queue
+    }
+
+    /// The adapter behind the device.
+    pub fn adapter_info(&self) -> &wgpu::AdapterInfo {
+        &self.info
+    }
+
+    /// The device's limits.
+    pub fn limits(&self) -> &wgpu::Limits {
+        &self.limits
+    }
+
+    /// Whether rows are reduced with subgroup operations.
+    pub fn uses_subgroups(&self) -> bool {
+        self.subgroups
+    }
+
+    /// The launch knobs in force.
+    pub fn tuning(&self) -> &Tuning {
+        &self.tuning
+    }
+
+    pub(crate) fn placeholder(&self) -> &wgpu::Buffer {
+        &self.placeholder
+    }
+
+    /// Threads per row, rows per workgroup and grid size for a row kernel.
+    pub(crate) fn row_launch(&self, rows: u32, cols: u32, backward: bool) -> RowLaunch {
+        let t = &self.tuning;
+        let wanted = cols.div_ceil(t.elements_per_thread).max(1);
+        let row_threads = wanted.next_power_of_two().min(t.workgroup_size);
+        let rows_per_group = t.workgroup_size / row_threads;
+        let blocks = rows.div_ceil(rows_per_group);
+        let groups = if backward {
+            let by_workspace = (t.max_partials / (rows_per_group as u64 * cols as u64)).max(1);
+            blocks
+                .min(t.backward_groups)
+                .min(by_workspace.min(u32::MAX as u64) as u32)
+        } else {
+            blocks.min(t.max_forward_groups)
+        };
+        RowLaunch {
+            row_threads,
+            rows_per_group,
+            groups: groups.max(1),
+            subgroup_mode: self.subgroup_mode(row_threads),
+        }
+    }
+
+    fn subgroup_mode(&self, row_threads: u32) -> u32 {
+        if !self.subgroups {
+            return 0;
+        }
+        let (min, max) = (self.info.subgroup_min_size, self.info.subgroup_max_size);
+        if row_threads <= min {
+            1
+        } else if row_threads % max == 0 && row_threads <= self.tuning.workgroup_size {
+            2
+        } else {
+            0
+        }
+    }
+
+    /// The pipeline for `kernel` launched as `launch`, compiled on first use.
+    pub(crate) fn pipeline(
+        &self,
+        kernel: Kernel,
+        launch: Option<&RowLaunch>,
+    ) -> Result<Arc<wgpu::ComputePipeline>> {
+        let subgroups = self.subgroups && kernel.family().reduces_rows();
+        let key = PipelineKey {
+            kernel,
+            subgroups,
+            workgroup_size: self.tuning.workgroup_size,
+            row_threads: launch.map_or(1, |l| l.row_threads),
+            subgroup_mode: launch.map_or(0, |l| l.subgroup_mode),
+        };
+        let mut pipelines = lock(&self.pipelines);
+        if let Some(p) = pipelines.get(&key) {
+            return Ok(p.clone());
+        }
+        let module = self.module(kernel.family(), subgroups)?;
+        let constants = [
+            ("WORKGROUP_SIZE", key.workgroup_size as f64),
+            ("ROW_THREADS", key.row_threads as f64),
+            ("SUBGROUP_MODE", key.subgroup_mode as f64),
+        ];
+        let label = format!("wgpu_norm.{}", kernel.name());
+        let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let pipeline = self
+            .device
+            .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(&label),
+                layout: None,
+                module: &module,
+                entry_point: Some(kernel.name()),
+                compilation_options: wgpu::PipelineCompilationOptions {
+                    constants: if kernel.family().reduces_rows() {
+                        &constants
+                    } else {
+                        &constants[..1]
+                    },
+                    // Every workgroup variable is written before it is read.
+                    zero_initialize_workgroup_memory: false,
+                },
+                cache: None,
+            });
+        if let Some(e) = pollster::block_on(scope.pop()) {
+            return Err(NormError::Wgpu {
+                during: "compute pipeline creation",
+                message: e.to_string(),
+            });
+        }
+        let pipeline = Arc::new(pipeline);
+        pipelines.insert(key, pipeline.clone());
+        Ok(pipeline)
+    }
+
+    fn module(&self, family: Family, subgroups: bool) -> Result<wgpu::ShaderModule> {
+        let mut modules = lock(&self.modules);
+        if let Some(m) = modules.get(&(family, subgroups)) {
+            return Ok(m.clone());
+        }
+        let source = shader::wgsl_source(family, subgroups);
+        let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let module = self
+            .device
+            .create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some(family.file_name()),
+                source: wgpu::ShaderSource::Wgsl(source.into()),
+            });
+        if let Some(e) = pollster::block_on(scope.pop()) {
+            return Err(NormError::Wgpu {
+                during: "shader module creation",
+                message: e.to_string(),
+            });
+        }
+        modules.insert((family, subgroups), module.clone());
+        Ok(module)
+    }
+
+    /// A uniform buffer holding `params`. Parameter blocks never change after creation, so
+    /// one buffer serves every call with the same shape and offsets, in any encoder.
+    pub(crate) fn uniform(&self, params: &Params) -> wgpu::Buffer {
+        let mut uniforms = lock(&self.uniforms);
+        if let Some(b) = uniforms.get(params) {
+            return b.clone();
+        }
+        if uniforms.len() >= UNIFORM_CACHE_LIMIT {
+            uniforms.clear();
+        }
+        use wgpu::util::DeviceExt as _;
+        let buffer = self
+            .device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some("wgpu_norm.params"),
+                contents: bytemuck::bytes_of(params),
+                usage: wgpu::BufferUsages::UNIFORM,
+            });
+        uniforms.insert(*params, buffer.clone());
+        buffer
+    }
+}
+
+async fn choose_adapter(instance: &wgpu::Instance, choice: AdapterChoice) -> Result<wgpu::Adapter> {
+    let choice = match (choice, std::env::var("WGPU_NORM_ADAPTER").ok().as_deref()) {
+        (AdapterChoice::Auto, Some("hardware")) => AdapterChoice::Hardware,
+        (AdapterChoice::Auto, Some("software")) => AdapterChoice::Software,
+        (c, _) => c,
+    };
+    let adapters = instance.enumerate_adapters(wgpu::Backends::PRIMARY).await;
+    let seen: Vec<String> = adapters
+        .iter()
+        .map(|a| {
+            let i = a.get_info();
+            format!("{} ({:?}, {:?})", i.name, i.backend, i.device_type)
+        })
+        .collect();
+    let rank = |t: wgpu::DeviceType| -> Option<u8> {
+        use wgpu::DeviceType::*;
+        let software = matches!(t, Cpu);
+        match choice {
+            AdapterChoice::Hardware if software => None,
+            AdapterChoice::Software if !software => None,
+            _ => Some(match t {
+                DiscreteGpu => 0,
+                IntegratedGpu => 1,
+                VirtualGpu => 2,
+                Other => 3,
+                Cpu => 4,
+            }),
+        }
+    };
+    adapters
+        .into_iter()
+        .filter_map(|a| rank(a.get_info().device_type).map(|r| (r, a)))
+        .min_by_key(|(r, _)| *r)
+        .map(|(_, a)| a)
+        .ok_or_else(|| NormError::NoAdapter {
+            detail: format!(
+                "wanted {choice:?}; adapters seen: {}",
+                if seen.is_empty() {
+                    "none".to_string()
+                } else {
+                    seen.join(", ")
+                }
+            ),
+        })
+}

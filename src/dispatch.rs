@@ -1,0 +1,267 @@
+//! Binding callers' tensors and recording dispatches: the part every kernel shares.
+
+use crate::context::{NormContext, RowLaunch};
+use crate::error::{NormError, Result};
+use crate::params::Params;
+use crate::shader::Kernel;
+
+const F32_BYTES: u64 = 4;
+
+/// A tensor of f32 elements in a caller's buffer, starting at byte `offset`.
+///
+/// The offset needs only 4-byte alignment: the crate binds from the nearest offset the
+/// device allows below it and passes the rest to the kernel, so activations can sit
+/// anywhere in one large buffer. The buffer needs `BufferUsages::STORAGE`.
+#[derive(Clone, Copy, Debug)]
+pub struct Tensor<'a> {
+    /// The buffer holding the elements.
+    pub buffer: &'a wgpu::Buffer,
+    /// Byte offset of the first element.
+    pub offset: u64,
+}
+
+impl<'a> Tensor<'a> {
+    /// The tensor at byte `offset` of `buffer`.
+    pub fn new(buffer: &'a wgpu::Buffer, offset: u64) -> Self {
+        Tensor { buffer, offset }
+    }
+}
+
+impl<'a> From<&'a wgpu::Buffer> for Tensor<'a> {
+    fn from(buffer: &'a wgpu::Buffer) -> Self {
+        Tensor { buffer, offset: 0 }
+    }
+}
+
+/// Binding numbers, as in the WGSL files.
+pub(crate) mod binding {
+    pub const X: u32 = 0;
+    pub const GAMMA: u32 = 1;
+    pub const BETA: u32 = 2;
+    pub const Y: u32 = 3;
+    pub const MEAN: u32 = 4;
+    pub const RSTD: u32 = 5;
+    pub const DY: u32 = 6;
+    pub const DX: u32 = 7;
+    pub const PARTIAL: u32 = 8;
+    pub const DGAMMA: u32 = 9;
+    pub const DBETA: u32 = 10;
+    pub const PARAMS: u32 = 15;
+}
+
+/// One storage binding of a kernel: the caller's tensor, or nothing (then the kernel's flag
+/// for it is off and a placeholder is bound).
+#[derive(Clone, Copy)]
+pub(crate) struct Slot<'a> {
+    pub binding: u32,
+    pub what: &'static str,
+    pub tensor: Option<Tensor<'a>>,
+    pub elements: u64,
+}
+
+impl<'a> Slot<'a> {
+    pub fn new(
+        binding: u32,
+        what: &'static str,
+        tensor: Option<Tensor<'a>>,
+        elements: u64,
+    ) -> Self {
+        Slot {
+            binding,
+            what,
+            tensor,
+            elements,
+        }
+    }
+}
+
+struct Bound<'a> {
+    binding: u32,
+    buffer: &'a wgpu::Buffer,
+    offset: u64,
+    size: u64,
+}
+
+/// Checks `slot` against its buffer and the device limits; returns the binding and the
+/// element offset the kernel adds.
+fn bind<'a>(ctx: &'a NormContext, slot: &Slot<'a>) -> Result<(Bound<'a>, u32)> {
+    let Some(t) = slot.tensor else {
+        let buffer = ctx.placeholder();
+        let b = Bound {
+            binding: slot.binding,
+            buffer,
+            offset: 0,
+            size: buffer.size(),
+        };
+        return Ok((b, 0));
+    };
+    let what = slot.what;
+    if !t.buffer.usage().contains(wgpu::BufferUsages::STORAGE) {
+        return Err(NormError::MissingUsage {
+            what,
+            usage: "STORAGE",
+        });
+    }
+    if t.offset % F32_BYTES != 0 {
+        return Err(NormError::UnalignedOffset {
+            what,
+            offset: t.offset,
+            align: F32_BYTES,
+        });
+    }
+    let end = slot
+        .elements
+        .checked_mul(F32_BYTES)
+        .and_then(|b| b.checked_add(t.offset))
+        .unwrap_or(u64::MAX);
+    if end > t.buffer.size() {
+        let size = t.buffer.size();
+        return Err(NormError::BufferTooSmall {
+            what,
+            offset: t.offset,
+            end,
+            size,
+        });
+    }
+    let align = u64::from(ctx.limits().min_storage_buffer_offset_alignment.max(4));
+    let base = t.offset - t.offset % align;
+    let size = end - base;
+    let limit = ctx.limits().max_storage_buffer_binding_size;
+    // Element indices are u32 in the kernels.
+    let index_limit = u64::from(u32::MAX) * F32_BYTES;
+    if size > limit.min(index_limit) {
+        return Err(NormError::BindingTooLarge {
+            what,
+            bytes: size,
+            limit: limit.min(index_limit),
+        });
+    }
+    let b = Bound {
+        binding: slot.binding,
+        buffer: t.buffer,
+        offset: base,
+        size,
+    };
+    Ok((b, ((t.offset - base) / F32_BYTES) as u32))
+}
+
+fn set_offset(p: &mut Params, binding: u32, off: u32) {
+    use binding::*;
+    let field = match binding {
+        X => &mut p.x_off,
+        GAMMA => &mut p.gamma_off,
+        BETA => &mut p.beta_off,
+        Y => &mut p.y_off,
+        MEAN => &mut p.mean_off,
+        RSTD => &mut p.rstd_off,
+        DY => &mut p.dy_off,
+        DX => &mut p.dx_off,
+        PARTIAL => &mut p.part_off,
+        DGAMMA => &mut p.dgamma_off,
+        DBETA => &mut p.dbeta_off,
+        _ => return,
+    };
+    *field = off;
+}
+
+/// One dispatch to record: a kernel, how it is launched, its parameters and tensors.
+pub(crate) struct Dispatch<'a> {
+    pub kernel: Kernel,
+    pub launch: Option<RowLaunch>,
+    pub groups: u32,
+    pub params: Params,
+    pub slots: Vec<Slot<'a>>,
+}
+
+/// Validates and binds every dispatch, then records them, in order, in one compute pass.
+/// Nothing is recorded unless every dispatch is valid.
+pub(crate) fn record(
+    ctx: &NormContext,
+    encoder: &mut wgpu::CommandEncoder,
+    label: &str,
+    dispatches: Vec<Dispatch<'_>>,
+) -> Result<()> {
+    let mut ready = Vec::with_capacity(dispatches.len());
+    for d in &dispatches {
+        let mut params = d.params;
+        let mut bound = Vec::with_capacity(d.slots.len());
+        for slot in &d.slots {
+            let (b, off) = bind(ctx, slot)?;
+            set_offset(&mut params, slot.binding, off);
+            bound.push(b);
+        }
+        let pipeline = ctx.pipeline(d.kernel, d.launch.as_ref())?;
+        let uniform = ctx.uniform(&params);
+        let mut entries: Vec<wgpu::BindGroupEntry<'_>> = bound
+            .iter()
+            .map(|b| wgpu::BindGroupEntry {
+                binding: b.binding,
+                resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                    buffer: b.buffer,
+                    offset: b.offset,
+                    size: wgpu::BufferSize::new(b.size),
+                }),
+            })
+            .collect();
+        entries.push(wgpu::BindGroupEntry {
+            binding: binding::PARAMS,
+            resource: uniform.as_entire_binding(),
+        });
+        let scope = ctx.device().push_error_scope(wgpu::ErrorFilter::Validation);
+        let bind_group = ctx.device().create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some(d.kernel.name()),
+            layout: &pipeline.get_bind_group_layout(0),
+            entries: &entries,
+        });
+        if let Some(e) = pollster::block_on(scope.pop()) {
+            return Err(NormError::Wgpu {
+                during: "bind group creation",
+                message: e.to_string(),
+            });
+        }
+        ready.push((pipeline, bind_group, d.groups));
+    }
+    let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+        label: Some(label),
+        timestamp_writes: None,
+    });
+    for (pipeline, bind_group, groups) in &ready {
+        pass.set_pipeline(pipeline);
+        pass.set_bind_group(0, bind_group, &[]);
+        pass.dispatch_workgroups(*groups, 1, 1);
+    }
+    Ok(())
+}
+
+/// Bytes of backward workspace for `gradients` gradients (dgamma, dbeta) of `rows x cols`.
+pub(crate) fn workspace_bytes(ctx: &NormContext, rows: u32, cols: u32, gradients: u64) -> u64 {
+    let launch = ctx.row_launch(rows, cols, true);
+    u64::from(launch.partial_rows()) * u64::from(cols) * gradients * F32_BYTES
+}
+
+/// The dispatch that sums the backward partials into dgamma and dbeta.
+pub(crate) fn column_sums<'a>(
+    ctx: &NormContext,
+    params: Params,
+    workspace: Option<Tensor<'a>>,
+    workspace_elements: u64,
+    dgamma: Option<Tensor<'a>>,
+    dbeta: Option<Tensor<'a>>,
+) -> Dispatch<'a> {
+    let cols = u64::from(params.cols);
+    let groups = params
+        .cols
+        .div_ceil(ctx.tuning().workgroup_size)
+        .min(ctx.tuning().max_forward_groups);
+    Dispatch {
+        kernel: Kernel::ReduceColumns,
+        launch: None,
+        groups,
+        params,
+        slots: vec![
+            Slot::new(binding::PARTIAL, "workspace", workspace, workspace_elements),
+            Slot::new(binding::DGAMMA, "dgamma", dgamma, cols),
+            Slot::new(binding::DBETA, "dbeta", dbeta, cols),
+        ],
+    }
+}

@@ -1,0 +1,121 @@
+//! The crate's error type.
+
+use thiserror::Error;
+
+/// Everything that can go wrong in this crate, as a value: nothing here panics on bad input.
+#[derive(Debug, Error, Clone, PartialEq)]
+pub enum NormError {
+    /// No adapter could be found (or the one asked for by `WGPU_NORM_ADAPTER` is absent).
+    #[error(
+        "no usable GPU adapter found ({detail}); on Debian or Ubuntu without a GPU, install \
+         Mesa's software Vulkan driver: `apt-get install mesa-vulkan-drivers libvulkan1`"
+    )]
+    NoAdapter {
+        /// What was looked for and what was seen.
+        detail: String,
+    },
+    /// The adapter refused to create a device.
+    #[error("could not create a device on adapter {adapter:?}: {message}")]
+    RequestDevice {
+        /// Adapter name.
+        adapter: String,
+        /// wgpu's message.
+        message: String,
+    },
+    /// Zero rows or zero columns.
+    #[error("empty shape: {rows} rows x {cols} columns (both must be at least 1)")]
+    EmptyShape {
+        /// Rows asked for.
+        rows: usize,
+        /// Columns asked for.
+        cols: usize,
+    },
+    /// The shape has more elements than the kernels can index.
+    #[error("{rows} x {cols} elements is more than the kernels can index (at most {max})")]
+    ShapeTooLarge {
+        /// Rows asked for.
+        rows: usize,
+        /// Columns asked for.
+        cols: usize,
+        /// Largest element count supported.
+        max: u64,
+    },
+    /// A host slice has the wrong length for the shape.
+    #[error("`{what}` has {actual} elements, expected {expected}")]
+    LengthMismatch {
+        /// Which argument.
+        what: &'static str,
+        /// Elements the shape needs.
+        expected: usize,
+        /// Elements given.
+        actual: usize,
+    },
+    /// A buffer is too small for the tensor placed in it at its offset.
+    #[error("`{what}` needs bytes {offset}..{end} but its buffer holds {size} bytes")]
+    BufferTooSmall {
+        /// Which argument.
+        what: &'static str,
+        /// Byte offset given.
+        offset: u64,
+        /// End of the tensor in bytes.
+        end: u64,
+        /// Size of the buffer.
+        size: u64,
+    },
+    /// A buffer lacks a usage the kernels need.
+    #[error("`{what}` was created without `BufferUsages::{usage}`")]
+    MissingUsage {
+        /// Which argument.
+        what: &'static str,
+        /// The missing usage flag.
+        usage: &'static str,
+    },
+    /// A byte offset is not a multiple of the element size.
+    #[error("`{what}` starts at byte {offset}, which is not a multiple of {align}")]
+    UnalignedOffset {
+        /// Which argument.
+        what: &'static str,
+        /// Byte offset given.
+        offset: u64,
+        /// Required alignment in bytes.
+        align: u64,
+    },
+    /// A tensor binding exceeds the device's `max_storage_buffer_binding_size`.
+    #[error(
+        "`{what}` needs a {bytes}-byte storage binding, over this device's \
+         max_storage_buffer_binding_size of {limit} bytes; split the rows over several calls"
+    )]
+    BindingTooLarge {
+        /// Which argument.
+        what: &'static str,
+        /// Bytes the binding needs.
+        bytes: u64,
+        /// The device limit.
+        limit: u64,
+    },
+    /// eps is negative, NaN or infinite.
+    #[error("eps must be finite and >= 0, got {0}")]
+    InvalidEps(f32),
+    /// An argument that this call needs was not given.
+    #[error("`{what}` is required here: {why}")]
+    MissingArgument {
+        /// Which argument.
+        what: &'static str,
+        /// Why it is needed.
+        why: &'static str,
+    },
+    /// wgpu reported a validation or out-of-memory error for work this crate recorded.
+    #[error("wgpu rejected {during}: {message}")]
+    Wgpu {
+        /// What was being done.
+        during: &'static str,
+        /// wgpu's message.
+        message: String,
+    },
+    /// Reading results back from the device failed.
+    #[error("reading back from the device failed: {0}")]
+    Readback(String),
+}
+
+/// Shorthand for results of this crate.
+pub type Result<T, E = NormError> = std::result::Result<T, E>;

@@ -1,0 +1,42 @@
+//! GPU normalization kernels on wgpu: a fused single-pass RMSNorm and a two-pass LayerNorm,
+//! forward and backward, with subgroup reductions where the adapter has them, checked
+//! against an f64 CPU reference ([`reference`]).
+//!
+//! Two levels of API:
+//! - `encode_*` methods of [`NormContext`] record into the caller's `wgpu::CommandEncoder`
+//!   on the caller's buffers at byte offsets ([`Tensor`]); nothing is submitted, read back
+//!   or allocated beyond a cached parameter block.
+//! - `rms_norm_forward` and friends take host slices, run and return vectors (blocking).
+//!
+//! ```
+//! use wgpu_norm::{LayerNormConfig, NormContext, Shape};
+//! let ctx = NormContext::new()?;
+//! let x: Vec<f32> = (0..4 * 10).map(|i| (i as f32 * 0.37).sin() + 1e3).collect();
+//! let out = ctx.layer_norm_forward(&x, None, None, Shape::new(4, 10), &LayerNormConfig::default())?;
+//! assert!(out.mean.iter().all(|m| (m - 1e3).abs() < 1.0));
+//! # Ok::<(), wgpu_norm::NormError>(())
+//! ```
+
+mod context;
+mod dispatch;
+mod error;
+mod host;
+mod layer_norm;
+mod params;
+pub mod reference;
+mod rms_norm;
+pub mod shader;
+mod shape;
+
+pub use context::{AdapterChoice, ContextOptions, NormContext, Reduction, Tuning};
+pub use dispatch::Tensor;
+pub use error::{NormError, Result};
+pub use host::{LayerNormGrads, LayerNormOutput, RmsNormGrads, RmsNormOutput};
+pub use layer_norm::{LayerNormBackward, LayerNormConfig, LayerNormForward};
+pub use rms_norm::{RmsNormBackward, RmsNormConfig, RmsNormForward};
+pub use shape::{EpsPlacement, Shape};
+
+#[doc(hidden)]
+pub fn params_size() -> usize {
+    std::mem::size_of::<params::Params>()
+}

@@ -1,0 +1,138 @@
+//! WGSL sources: one file per kernel family in `shaders/`, assembled with the shared helpers.
+//!
+//! No template engine: a variant is the family's file, `common.wgsl` and one of the two
+//! reduction files, concatenated behind a few generated constants. Everything that varies
+//! per launch (workgroup size, threads per row, reduction mode) is an `override` constant,
+//! so the text depends only on the family and on whether subgroups are used.
+
+use std::fmt::Write as _;
+
+/// Elements of a row each thread keeps in registers; rows up to
+/// `threads per row * MAX_CACHE` are read from memory once.
+pub const MAX_CACHE: u32 = 32;
+/// Largest workgroup the kernels are written for (the size of their workgroup scratch).
+pub const MAX_WORKGROUP: u32 = 256;
+
+const COMMON: &str = include_str!("../shaders/common.wgsl");
+const REDUCE_WORKGROUP: &str = include_str!("../shaders/reduce_workgroup.wgsl");
+const REDUCE_SUBGROUP: &str = include_str!("../shaders/reduce_subgroup.wgsl");
+const RMS_NORM: &str = include_str!("../shaders/rms_norm.wgsl");
+const LAYER_NORM: &str = include_str!("../shaders/layer_norm.wgsl");
+const REDUCE_COLUMNS: &str = include_str!("../shaders/reduce_columns.wgsl");
+
+/// A kernel: one WGSL entry point, one pipeline label, one name everywhere.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Kernel {
+    /// `rms_norm_forward` in `shaders/rms_norm.wgsl`.
+    RmsNormForward,
+    /// `rms_norm_backward` in `shaders/rms_norm.wgsl`.
+    RmsNormBackward,
+    /// `layer_norm_forward` in `shaders/layer_norm.wgsl`.
+    LayerNormForward,
+    /// `layer_norm_backward` in `shaders/layer_norm.wgsl`.
+    LayerNormBackward,
+    /// `reduce_columns` in `shaders/reduce_columns.wgsl` (dgamma/dbeta column sums).
+    ReduceColumns,
+}
+
+/// A WGSL file and the kernels it holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Family {
+    /// `shaders/rms_norm.wgsl`.
+    RmsNorm,
+    /// `shaders/layer_norm.wgsl`.
+    LayerNorm,
+    /// `shaders/reduce_columns.wgsl`.
+    ReduceColumns,
+}
+
+impl Family {
+    /// Every family.
+    pub const ALL: [Family; 3] = [Family::RmsNorm, Family::LayerNorm, Family::ReduceColumns];
+
+    /// The entry points this family's file defines.
+    pub fn kernels(self) -> &'static [Kernel] {
+        match self {
+            Family::RmsNorm => &[Kernel::RmsNormForward, Kernel::RmsNormBackward],
+            Family::LayerNorm => &[Kernel::LayerNormForward, Kernel::LayerNormBackward],
+            Family::ReduceColumns => &[Kernel::ReduceColumns],
+        }
+    }
+
+    /// The file name under `shaders/`.
+    pub fn file_name(self) -> &'static str {
+        match self {
+            Family::RmsNorm => "rms_norm.wgsl",
+            Family::LayerNorm => "layer_norm.wgsl",
+            Family::ReduceColumns => "reduce_columns.wgsl",
+        }
+    }
+
+    fn text(self) -> &'static str {
+        match self {
+            Family::RmsNorm => RMS_NORM,
+            Family::LayerNorm => LAYER_NORM,
+            Family::ReduceColumns => REDUCE_COLUMNS,
+        }
+    }
+
+    /// Whether the family reduces along rows (and so has a subgroup variant).
+    pub fn reduces_rows(self) -> bool {
+        !matches!(self, Family::ReduceColumns)
+    }
+}
+
+impl Kernel {
+    /// The WGSL entry point, which is also the kernel's name in labels and benchmarks.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kernel::RmsNormForward => "rms_norm_forward",
+            Kernel::RmsNormBackward => "rms_norm_backward",
+            Kernel::LayerNormForward => "layer_norm_forward",
+            Kernel::LayerNormBackward => "layer_norm_backward",
+            Kernel::ReduceColumns => "reduce_columns",
+        }
+    }
+
+    /// The file that defines the kernel.
+    pub fn family(self) -> Family {
+        match self {
+            Kernel::RmsNormForward | Kernel::RmsNormBackward => Family::RmsNorm,
+            Kernel::LayerNormForward | Kernel::LayerNormBackward => Family::LayerNorm,
+            Kernel::ReduceColumns => Family::ReduceColumns,
+        }
+    }
+}
+
+/// The complete WGSL module of `family`, with subgroup reductions or without.
+///
+/// ```
+/// use wgpu_norm::shader::{wgsl_source, Family};
+/// let text = wgsl_source(Family::RmsNorm, true);
+/// assert!(text.contains("subgroupAdd"));
+/// assert!(text.contains("fn rms_norm_forward"));
+/// ```
+pub fn wgsl_source(family: Family, subgroups: bool) -> String {
+    let subgroups = subgroups && family.reduces_rows();
+    let mut s = String::new();
+    // WGSL spells this `enable subgroups;`, which naga does not parse yet; it accepts the
+    // builtins whenever the device has `Features::SUBGROUP`.
+    let _ = writeln!(
+        s,
+        "// variant: {}",
+        if subgroups { "subgroup" } else { "workgroup" }
+    );
+    // Infallible: writing to a String.
+    let _ = writeln!(s, "const MAX_CACHE: u32 = {MAX_CACHE}u;");
+    let _ = writeln!(s, "const MAX_WORKGROUP: u32 = {MAX_WORKGROUP}u;");
+    s.push_str(COMMON);
+    if family.reduces_rows() {
+        s.push_str(if subgroups {
+            REDUCE_SUBGROUP
+        } else {
+            REDUCE_WORKGROUP
+        });
+    }
+    s.push_str(family.text());
+    s
+}

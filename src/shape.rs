@@ -1,0 +1,75 @@
+//! The shape of a normalization and the checks every entry point makes on it.
+
+use crate::error::{NormError, Result};
+
+/// `rows` independent rows of `cols` elements each, row-major and contiguous; every row is
+/// normalized over its `cols` elements.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Shape {
+    /// Number of rows (tokens, batch x sequence, ...).
+    pub rows: usize,
+    /// Elements per row (the hidden size).
+    pub cols: usize,
+}
+
+impl Shape {
+    /// `rows` rows of `cols` elements.
+    pub fn new(rows: usize, cols: usize) -> Self {
+        Shape { rows, cols }
+    }
+
+    /// rows x cols.
+    pub fn elements(&self) -> usize {
+        self.rows.saturating_mul(self.cols)
+    }
+
+    /// Non-empty and small enough for u32 element indices: `(rows, cols)` as u32.
+    pub(crate) fn checked(&self) -> Result<(u32, u32)> {
+        if self.rows == 0 || self.cols == 0 {
+            return Err(NormError::EmptyShape {
+                rows: self.rows,
+                cols: self.cols,
+            });
+        }
+        let max = u64::from(u32::MAX);
+        let total = (self.rows as u64).saturating_mul(self.cols as u64);
+        if total > max {
+            return Err(NormError::ShapeTooLarge {
+                rows: self.rows,
+                cols: self.cols,
+                max,
+            });
+        }
+        Ok((self.rows as u32, self.cols as u32))
+    }
+}
+
+/// Where RMSNorm adds eps.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum EpsPlacement {
+    /// `x / sqrt(mean(x^2) + eps)`, as PyTorch and LLaMA.
+    #[default]
+    InsideSqrt,
+    /// `x / (sqrt(mean(x^2)) + eps)`, as the RMSNorm paper's reference code.
+    OutsideSqrt,
+}
+
+pub(crate) fn check_eps(eps: f32) -> Result<()> {
+    if eps.is_finite() && eps >= 0.0 {
+        Ok(())
+    } else {
+        Err(NormError::InvalidEps(eps))
+    }
+}
+
+pub(crate) fn check_len(what: &'static str, expected: usize, actual: usize) -> Result<()> {
+    if expected == actual {
+        Ok(())
+    } else {
+        Err(NormError::LengthMismatch {
+            what,
+            expected,
+            actual,
+        })
+    }
+}
