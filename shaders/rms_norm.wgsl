@@ -106,8 +106,10 @@ fn rms_norm_forward(
     }
 }
 
-// (r, c) of the header from sum(x^2) and the saved rstd when there is one.
-fn backward_coefficients(sum_sq: f32, row: u32, live: bool) -> vec2<f32> {
+// (r, c * sum(u * x)) of the header, from sum(x^2), sum(u * x) and the saved rstd when
+// there is one. The product is formed as ((S * r) / n) * r * r so that neither r^3 (which
+// underflows f32 for |x| near 1e15) nor S * r^3 leaves the f32 range while dx is in it.
+fn backward_coefficients(sum_sq: f32, sum_ux: f32, row: u32, live: bool) -> vec2<f32> {
     let n = f32(p.cols);
     var r = scale_from_sum_sq(sum_sq);
     if (has(FLAG_RSTD) && live) {
@@ -120,9 +122,9 @@ fn backward_coefficients(sum_sq: f32, row: u32, live: bool) -> vec2<f32> {
             // is inexact, but then its term is as small as that error relative to r * u.
             rms = max(1.0 / r - p.eps, 0.0);
         }
-        return vec2<f32>(r, select(0.0, r * r / (n * rms), rms > 0.0));
+        return vec2<f32>(r, select(0.0, (sum_ux * r) / (n * rms) * r, rms > 0.0));
     }
-    return vec2<f32>(r, r * r * r / n);
+    return vec2<f32>(r, (sum_ux * r) / n * r * r);
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
@@ -165,8 +167,8 @@ fn rms_norm_backward(
                 s.y = fma(dv * gamma_at(j), xv, s.y);
             }
             let t = row_sum(s);
-            let rc = backward_coefficients(t.x, row, live);
-            let cu = rc.y * t.y;
+            let rc = backward_coefficients(t.x, t.y, row, live);
+            let cu = rc.y;
             for (var k = 0u; k < MAX_CACHE; k = k + 1u) {
                 if (k * ROW_THREADS >= n) {
                     break;
@@ -206,8 +208,8 @@ fn rms_norm_backward(
                 s.y = fma(dy[db + j] * gamma_at(j), xv, s.y);
             }
             let t = row_sum(s);
-            let rc = backward_coefficients(t.x, row, live);
-            let cu = rc.y * t.y;
+            let rc = backward_coefficients(t.x, t.y, row, live);
+            let cu = rc.y;
             for (var j = lane; j < cnt; j = j + ROW_THREADS) {
                 let xv = x[xb + j];
                 let dv = dy[db + j];
