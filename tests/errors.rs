@@ -1,0 +1,358 @@
+//! Bad input gets a typed error, never a panic, a hang or a silent wrong answer; wgpu
+//! validation errors come back as errors instead of reaching the uncaptured-error handler
+//! (whose default panics, so a leak would fail these tests).
+
+mod common;
+
+use common::ctx;
+use wgpu_norm::{
+    AdapterChoice, ContextOptions, LayerNormBackward, LayerNormConfig, NormContext, NormError,
+    RmsNormBackward, RmsNormConfig, RmsNormForward, Shape, Tensor,
+};
+
+fn buffer(ctx: &NormContext, bytes: u64, usage: wgpu::BufferUsages) -> wgpu::Buffer {
+    ctx.device().create_buffer(&wgpu::BufferDescriptor {
+        label: None,
+        size: bytes,
+        usage,
+        mapped_at_creation: false,
+    })
+}
+
+fn storage(ctx: &NormContext, bytes: u64) -> wgpu::Buffer {
+    buffer(ctx, bytes, wgpu::BufferUsages::STORAGE)
+}
+
+fn encode_rms(
+    ctx: &NormContext,
+    shape: Shape,
+    cfg: RmsNormConfig,
+    args: RmsNormForward<'_>,
+) -> wgpu_norm::Result<()> {
+    let mut enc = ctx.device().create_command_encoder(&Default::default());
+    ctx.encode_rms_norm_forward(&mut enc, shape, &cfg, &args)
+}
+
+#[test]
+fn empty_and_oversized_shapes() {
+    let c = RmsNormConfig::default();
+    for (rows, cols) in [(0, 4), (4, 0), (0, 0)] {
+        let e = ctx()
+            .rms_norm_forward(&[], None, Shape::new(rows, cols), &c)
+            .unwrap_err();
+        assert_eq!(e, NormError::EmptyShape { rows, cols });
+    }
+    let e = ctx()
+        .layer_norm_forward(
+            &[1.0],
+            None,
+            None,
+            Shape::new(1 << 20, 1 << 13),
+            &LayerNormConfig::default(),
+        )
+        .unwrap_err();
+    assert!(matches!(e, NormError::ShapeTooLarge { .. }), "{e}");
+}
+
+#[test]
+fn mismatched_lengths() {
+    let s = Shape::new(2, 3);
+    let e = ctx()
+        .rms_norm_forward(&[0.0; 5], None, s, &RmsNormConfig::default())
+        .unwrap_err();
+    assert_eq!(
+        e,
+        NormError::LengthMismatch {
+            what: "x",
+            expected: 6,
+            actual: 5
+        }
+    );
+    let e = ctx()
+        .rms_norm_forward(&[0.0; 6], Some(&[1.0; 2]), s, &RmsNormConfig::default())
+        .unwrap_err();
+    assert_eq!(
+        e,
+        NormError::LengthMismatch {
+            what: "gamma",
+            expected: 3,
+            actual: 2
+        }
+    );
+    let e = ctx()
+        .layer_norm_backward(
+            &[0.0; 6],
+            None,
+            &[0.0; 6],
+            Some(&[0.0; 3]),
+            None,
+            s,
+            &LayerNormConfig::default(),
+        )
+        .unwrap_err();
+    assert_eq!(
+        e,
+        NormError::LengthMismatch {
+            what: "mean",
+            expected: 2,
+            actual: 3
+        }
+    );
+}
+
+#[test]
+fn invalid_eps() {
+    let s = Shape::new(1, 2);
+    for eps in [-1e-6, f32::NAN, f32::INFINITY] {
+        let e = ctx()
+            .layer_norm_forward(&[1.0, 2.0], None, None, s, &LayerNormConfig { eps })
+            .unwrap_err();
+        assert!(matches!(e, NormError::InvalidEps(_)), "{e}");
+        let c = RmsNormConfig {
+            eps,
+            ..Default::default()
+        };
+        assert!(matches!(
+            ctx().rms_norm_forward(&[1.0, 2.0], None, s, &c),
+            Err(NormError::InvalidEps(_))
+        ));
+    }
+}
+
+#[test]
+fn buffer_too_small_unaligned_and_without_storage() {
+    let c = ctx();
+    let s = Shape::new(4, 64);
+    let good = storage(c, 4 * 256);
+    let small = storage(c, 4 * 255);
+    fn args<'a>(x: Tensor<'a>, y: &'a wgpu::Buffer) -> RmsNormForward<'a> {
+        RmsNormForward {
+            x,
+            gamma: None,
+            y: y.into(),
+            rstd: None,
+        }
+    }
+    let e = encode_rms(c, s, RmsNormConfig::default(), args((&small).into(), &good)).unwrap_err();
+    assert_eq!(
+        e,
+        NormError::BufferTooSmall {
+            what: "x",
+            offset: 0,
+            end: 1024,
+            size: 1020
+        }
+    );
+    // In bounds at offset 0, out of bounds at offset 4.
+    let e = encode_rms(
+        c,
+        s,
+        RmsNormConfig::default(),
+        args(Tensor::new(&good, 4), &good),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            NormError::BufferTooSmall {
+                what: "x",
+                offset: 4,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    let e = encode_rms(
+        c,
+        s,
+        RmsNormConfig::default(),
+        args(Tensor::new(&good, 2), &good),
+    )
+    .unwrap_err();
+    assert_eq!(
+        e,
+        NormError::UnalignedOffset {
+            what: "x",
+            offset: 2,
+            align: 4
+        }
+    );
+    let uniform = buffer(
+        c,
+        4 * 256,
+        wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+    );
+    let e = encode_rms(
+        c,
+        s,
+        RmsNormConfig::default(),
+        args((&uniform).into(), &good),
+    )
+    .unwrap_err();
+    assert_eq!(
+        e,
+        NormError::MissingUsage {
+            what: "x",
+            usage: "STORAGE"
+        }
+    );
+}
+
+#[test]
+fn backward_without_workspace() {
+    let c = ctx();
+    let s = Shape::new(4, 64);
+    let b = storage(c, 4 * 256);
+    let g = storage(c, 4 * 64);
+    let mut enc = c.device().create_command_encoder(&Default::default());
+    let e = c
+        .encode_rms_norm_backward(
+            &mut enc,
+            s,
+            &RmsNormConfig::default(),
+            &RmsNormBackward {
+                x: (&b).into(),
+                gamma: None,
+                dy: (&b).into(),
+                rstd: None,
+                dx: (&b).into(),
+                dgamma: Some((&g).into()),
+                workspace: None,
+            },
+        )
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            NormError::MissingArgument {
+                what: "workspace",
+                ..
+            }
+        ),
+        "{e}"
+    );
+    let small_ws = storage(c, 4);
+    let e = c
+        .encode_layer_norm_backward(
+            &mut enc,
+            s,
+            &LayerNormConfig::default(),
+            &LayerNormBackward {
+                x: (&b).into(),
+                gamma: None,
+                dy: (&b).into(),
+                mean: None,
+                rstd: None,
+                dx: (&b).into(),
+                dgamma: None,
+                dbeta: Some((&g).into()),
+                workspace: Some((&small_ws).into()),
+            },
+        )
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            NormError::BufferTooSmall {
+                what: "workspace",
+                ..
+            }
+        ),
+        "{e}"
+    );
+}
+
+/// A tensor over the device's max_storage_buffer_binding_size is refused with an error that
+/// names the limit (proved on a device of its own with the limit lowered to 1 MiB).
+#[test]
+fn binding_over_the_device_limit() {
+    let adapter_limits = {
+        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle());
+        let a = pollster::block_on(instance.request_adapter(&Default::default())).expect("adapter");
+        a.limits()
+    };
+    let limit = 1 << 20;
+    let small = NormContext::with_options(ContextOptions {
+        limits: Some(wgpu::Limits {
+            max_storage_buffer_binding_size: limit,
+            ..adapter_limits
+        }),
+        ..Default::default()
+    })
+    .unwrap();
+    assert_eq!(small.limits().max_storage_buffer_binding_size, limit);
+    let shape = Shape::new(512, 1024); // 2 MiB of f32
+    let x = vec![1.0; shape.elements()];
+    let e = small
+        .rms_norm_forward(&x, None, shape, &RmsNormConfig::default())
+        .unwrap_err();
+    assert_eq!(
+        e,
+        NormError::BindingTooLarge {
+            what: "x",
+            bytes: 2 << 20,
+            limit
+        }
+    );
+    assert!(
+        e.to_string()
+            .contains("max_storage_buffer_binding_size of 1048576"),
+        "{e}"
+    );
+    // Half the rows fit.
+    let half = Shape::new(256, 1024);
+    small
+        .rms_norm_forward(&x[..half.elements()], None, half, &RmsNormConfig::default())
+        .unwrap();
+}
+
+/// A destroyed buffer is a wgpu validation error, captured and returned.
+#[test]
+fn wgpu_validation_errors_are_returned() {
+    let c = ctx();
+    let gone = storage(c, 4 * 64);
+    gone.destroy();
+    let mine = storage(c, 4 * 64);
+    let e = encode_rms(
+        c,
+        Shape::new(1, 64),
+        RmsNormConfig::default(),
+        RmsNormForward {
+            x: (&gone).into(),
+            gamma: None,
+            y: (&mine).into(),
+            rstd: None,
+        },
+    )
+    .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            NormError::Wgpu {
+                during: "bind group creation",
+                ..
+            }
+        ),
+        "{e}"
+    );
+}
+
+/// Without a hardware GPU, asking for one is a NoAdapter error that says how to get lavapipe.
+#[test]
+fn no_adapter_is_an_error() {
+    let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle());
+    let hardware = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::PRIMARY))
+        .iter()
+        .any(|a| a.get_info().device_type != wgpu::DeviceType::Cpu);
+    let r = NormContext::with_options(ContextOptions {
+        adapter: AdapterChoice::Hardware,
+        ..Default::default()
+    });
+    if hardware {
+        assert!(r.is_ok());
+    } else {
+        let e = r.err().expect("no hardware adapter here");
+        assert!(matches!(e, NormError::NoAdapter { .. }), "{e}");
+        assert!(e.to_string().contains("mesa-vulkan-drivers"), "{e}");
+    }
+}
