@@ -296,7 +296,7 @@ impl NormContext {
         let (min, max) = (self.info.subgroup_min_size, self.info.subgroup_max_size);
         if row_threads <= min {
             1
-        } else if row_threads % max == 0 && row_threads <= self.tuning.workgroup_size {
+        } else if row_threads.is_multiple_of(max) && row_threads <= self.tuning.workgroup_size {
             2
         } else {
             0

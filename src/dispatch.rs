@@ -102,7 +102,7 @@ fn bind<'a>(ctx: &'a NormContext, slot: &Slot<'a>) -> Result<(Bound<'a>, u32)> {
             usage: "STORAGE",
         });
     }
-    if t.offset % F32_BYTES != 0 {
+    if !t.offset.is_multiple_of(F32_BYTES) {
         return Err(NormError::UnalignedOffset {
             what,
             offset: t.offset,

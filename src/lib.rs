@@ -40,3 +40,8 @@ pub use shape::{EpsPlacement, Shape};
 pub fn params_size() -> usize {
     std::mem::size_of::<params::Params>()
 }
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -41,8 +41,7 @@ fn read(device: &wgpu::Device, queue: &wgpu::Queue, buffer: &wgpu::Buffer) -> Ve
     device
         .poll(wgpu::PollType::wait_indefinitely())
         .expect("poll");
-    let v = bytemuck::cast_slice(&staging.slice(..).get_mapped_range().unwrap()).to_vec();
-    v
+    bytemuck::cast_slice(&staging.slice(..).get_mapped_range().unwrap()).to_vec()
 }
 
 /// Element offsets of consecutive regions with a few guard elements between them.

@@ -27,7 +27,7 @@ fn hidden_cases() -> impl Iterator<Item = Case> {
 
 #[test]
 fn rms_norm_every_hidden_size() {
-    assert!(wgpu_norm::shader::MAX_CACHE * 256 < 65536);
+    const { assert!(wgpu_norm::shader::MAX_CACHE * 256 < 65536) };
     for (label, ctx) in contexts() {
         for (i, case) in hidden_cases().enumerate() {
             let placement = [EpsPlacement::InsideSqrt, EpsPlacement::OutsideSqrt][i % 2];

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Makes sure a Vulkan driver is present: where there is none, installs Mesa's software
+# Vulkan driver (lavapipe) and the Vulkan loader from Debian's packages.
+set -euo pipefail
+
+have_loader() { ldconfig -p 2>/dev/null | grep -q 'libvulkan\.so\.1'; }
+have_driver() { ls /usr/share/vulkan/icd.d/*.json /etc/vulkan/icd.d/*.json >/dev/null 2>&1; }
+
+if have_loader && have_driver; then
+    exit 0
+fi
+if ! command -v apt-get >/dev/null; then
+    echo "No Vulkan driver found and no apt-get to install one: install Mesa's lavapipe" \
+         "(mesa-vulkan-drivers) and the Vulkan loader (libvulkan1) with your package manager." >&2
+    exit 1
+fi
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+echo "Installing Mesa's software Vulkan driver (lavapipe)..." >&2
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
+    mesa-vulkan-drivers libvulkan1 >/dev/null
+have_loader && have_driver
