@@ -3,8 +3,9 @@
 # Vulkan driver (lavapipe) and the Vulkan loader from Debian's packages.
 set -euo pipefail
 
-have_loader() { ldconfig -p 2>/dev/null | grep -q 'libvulkan\.so\.1'; }
-have_driver() { ls /usr/share/vulkan/icd.d/*.json /etc/vulkan/icd.d/*.json >/dev/null 2>&1; }
+# Whole output captured first: `grep -q` closing the pipe early would fail it under pipefail.
+have_loader() { [[ "$(ldconfig -p 2>/dev/null)" == *libvulkan.so.1* ]]; }
+have_driver() { compgen -G '/usr/share/vulkan/icd.d/*.json' >/dev/null || compgen -G '/etc/vulkan/icd.d/*.json' >/dev/null; }
 
 if have_loader && have_driver; then
     exit 0

@@ -175,7 +175,10 @@ impl NormContext {
 
     /// LayerNorm backward of host data; `mean` and `rstd` are the forward's saved
     /// statistics, each `None` to recompute it. Blocks until the result is back.
-    #[expect(clippy::too_many_arguments, reason = "one slice per tensor of the operation")]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one slice per tensor of the operation"
+    )]
     pub fn layer_norm_backward(
         &self,
         x: &[f32],
