@@ -83,7 +83,7 @@ fn layer_norm_inputs_and_eps() {
 }
 
 /// One row, a few, counts that are no multiple of any block size, thousands, and more rows
-/// than one dispatch dimension holds (65,535).
+/// than one dispatch dimension holds (65,535), up to millions.
 #[test]
 fn row_counts() {
     let shapes = [
@@ -94,6 +94,7 @@ fn row_counts() {
         (4096, 256),
         (70_000, 3),
         (66_000, 1),
+        (2_000_000, 2),
     ];
     for (label, ctx) in contexts() {
         for (i, &(rows, cols)) in shapes.iter().enumerate() {
