@@ -337,11 +337,7 @@ impl NormContext {
                 module: &module,
                 entry_point: Some(kernel.name()),
                 compilation_options: wgpu::PipelineCompilationOptions {
-                    constants: if kernel.family().reduces_rows() {
-                        &constants
-                    } else {
-                        &constants[..1]
-                    },
+                    constants: &constants,
                     // Every workgroup variable is written before it is read.
                     zero_initialize_workgroup_memory: false,
                 },

@@ -177,7 +177,7 @@ pub(crate) struct Dispatch<'a> {
 /// Nothing is recorded unless every dispatch is valid.
 pub(crate) fn record(
     ctx: &NormContext,
-    encoder: &mut wgpu::CommandEncoder,
+    into: &mut impl Recorder,
     label: &str,
     dispatches: Vec<Dispatch<'_>>,
 ) -> Result<()> {
@@ -221,16 +221,38 @@ pub(crate) fn record(
         }
         ready.push((pipeline, bind_group, d.groups));
     }
-    let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-        label: Some(label),
-        timestamp_writes: None,
+    into.in_compute_pass(label, &mut |pass| {
+        for (pipeline, bind_group, groups) in &ready {
+            pass.set_pipeline(pipeline);
+            pass.set_bind_group(0, bind_group, &[]);
+            pass.dispatch_workgroups(*groups, 1, 1);
+        }
     });
-    for (pipeline, bind_group, groups) in &ready {
-        pass.set_pipeline(pipeline);
-        pass.set_bind_group(0, bind_group, &[]);
-        pass.dispatch_workgroups(*groups, 1, 1);
-    }
     Ok(())
+}
+
+/// Where kernels are recorded: a `wgpu::CommandEncoder`, where each call opens a compute
+/// pass of its own named after the kernel, or a `wgpu::ComputePass` the caller has open, to
+/// put several kernels in one pass or to time them with the pass's timestamp writes.
+pub trait Recorder {
+    /// Runs `f` on a compute pass: a new one labelled `label`, or this one.
+    fn in_compute_pass(&mut self, label: &str, f: &mut dyn FnMut(&mut wgpu::ComputePass<'_>));
+}
+
+impl Recorder for wgpu::CommandEncoder {
+    fn in_compute_pass(&mut self, label: &str, f: &mut dyn FnMut(&mut wgpu::ComputePass<'_>)) {
+        let mut pass = self.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: Some(label),
+            timestamp_writes: None,
+        });
+        f(&mut pass);
+    }
+}
+
+impl Recorder for wgpu::ComputePass<'_> {
+    fn in_compute_pass(&mut self, _label: &str, f: &mut dyn FnMut(&mut wgpu::ComputePass<'_>)) {
+        f(self);
+    }
 }
 
 /// Bytes of backward workspace for `gradients` gradients (dgamma, dbeta) of `rows x cols`.

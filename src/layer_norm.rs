@@ -1,7 +1,7 @@
 //! LayerNorm: recording into a caller's encoder.
 
 use crate::context::NormContext;
-use crate::dispatch::{self, Dispatch, Slot, Tensor, binding};
+use crate::dispatch::{self, Dispatch, Recorder, Slot, Tensor, binding};
 use crate::error::{NormError, Result};
 use crate::params::{Params, flags};
 use crate::rms_norm::set_if;
@@ -89,7 +89,7 @@ impl NormContext {
     /// ```
     pub fn encode_layer_norm_forward(
         &self,
-        encoder: &mut wgpu::CommandEncoder,
+        encoder: &mut impl Recorder,
         shape: Shape,
         config: &LayerNormConfig,
         args: &LayerNormForward<'_>,
@@ -138,7 +138,7 @@ impl NormContext {
     /// result.
     pub fn encode_layer_norm_backward(
         &self,
-        encoder: &mut wgpu::CommandEncoder,
+        encoder: &mut impl Recorder,
         shape: Shape,
         config: &LayerNormConfig,
         args: &LayerNormBackward<'_>,

@@ -4,8 +4,9 @@
 //!
 //! Two levels of API:
 //! - `encode_*` methods of [`NormContext`] record into the caller's `wgpu::CommandEncoder`
-//!   on the caller's buffers at byte offsets ([`Tensor`]); nothing is submitted, read back
-//!   or allocated beyond a cached parameter block.
+//!   (or into a compute pass the caller has open, see [`Recorder`]) on the caller's buffers
+//!   at byte offsets ([`Tensor`]); nothing is submitted, read back or allocated beyond a
+//!   cached parameter block.
 //! - `rms_norm_forward` and friends take host slices, run and return vectors (blocking).
 //!
 //! ```
@@ -25,15 +26,17 @@ mod layer_norm;
 mod params;
 pub mod reference;
 mod rms_norm;
+mod roofline;
 pub mod shader;
 mod shape;
 
 pub use context::{AdapterChoice, ContextOptions, NormContext, Reduction, Tuning};
-pub use dispatch::Tensor;
+pub use dispatch::{Recorder, Tensor};
 pub use error::{NormError, Result};
 pub use host::{LayerNormGrads, LayerNormOutput, RmsNormGrads, RmsNormOutput};
 pub use layer_norm::{LayerNormBackward, LayerNormConfig, LayerNormForward};
 pub use rms_norm::{RmsNormBackward, RmsNormConfig, RmsNormForward};
+pub use roofline::{Direction, Op};
 pub use shape::{EpsPlacement, Shape};
 
 #[doc(hidden)]

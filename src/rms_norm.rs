@@ -1,7 +1,7 @@
 //! RMSNorm: recording into a caller's encoder.
 
 use crate::context::NormContext;
-use crate::dispatch::{self, Dispatch, Slot, Tensor, binding};
+use crate::dispatch::{self, Dispatch, Recorder, Slot, Tensor, binding};
 use crate::error::{NormError, Result};
 use crate::params::{Params, flags};
 use crate::shader::Kernel;
@@ -85,7 +85,7 @@ impl NormContext {
     /// ```
     pub fn encode_rms_norm_forward(
         &self,
-        encoder: &mut wgpu::CommandEncoder,
+        encoder: &mut impl Recorder,
         shape: Shape,
         config: &RmsNormConfig,
         args: &RmsNormForward<'_>,
@@ -129,7 +129,7 @@ impl NormContext {
     /// dgamma is summed deterministically: the same inputs give bitwise the same result.
     pub fn encode_rms_norm_backward(
         &self,
-        encoder: &mut wgpu::CommandEncoder,
+        encoder: &mut impl Recorder,
         shape: Shape,
         config: &RmsNormConfig,
         args: &RmsNormBackward<'_>,

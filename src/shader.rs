@@ -19,6 +19,7 @@ const REDUCE_SUBGROUP: &str = include_str!("../shaders/reduce_subgroup.wgsl");
 const RMS_NORM: &str = include_str!("../shaders/rms_norm.wgsl");
 const LAYER_NORM: &str = include_str!("../shaders/layer_norm.wgsl");
 const REDUCE_COLUMNS: &str = include_str!("../shaders/reduce_columns.wgsl");
+const STREAM_COPY: &str = include_str!("../shaders/stream_copy.wgsl");
 
 /// A kernel: one WGSL entry point, one pipeline label, one name everywhere.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -33,6 +34,8 @@ pub enum Kernel {
     LayerNormBackward,
     /// `reduce_columns` in `shaders/reduce_columns.wgsl` (dgamma/dbeta column sums).
     ReduceColumns,
+    /// `stream_copy` in `shaders/stream_copy.wgsl` (the benchmark's roofline).
+    StreamCopy,
 }
 
 /// A WGSL file and the kernels it holds.
@@ -44,11 +47,18 @@ pub enum Family {
     LayerNorm,
     /// `shaders/reduce_columns.wgsl`.
     ReduceColumns,
+    /// `shaders/stream_copy.wgsl`.
+    StreamCopy,
 }
 
 impl Family {
     /// Every family.
-    pub const ALL: [Family; 3] = [Family::RmsNorm, Family::LayerNorm, Family::ReduceColumns];
+    pub const ALL: [Family; 4] = [
+        Family::RmsNorm,
+        Family::LayerNorm,
+        Family::ReduceColumns,
+        Family::StreamCopy,
+    ];
 
     /// The entry points this family's file defines.
     pub fn kernels(self) -> &'static [Kernel] {
@@ -56,6 +66,7 @@ impl Family {
             Family::RmsNorm => &[Kernel::RmsNormForward, Kernel::RmsNormBackward],
             Family::LayerNorm => &[Kernel::LayerNormForward, Kernel::LayerNormBackward],
             Family::ReduceColumns => &[Kernel::ReduceColumns],
+            Family::StreamCopy => &[Kernel::StreamCopy],
         }
     }
 
@@ -65,6 +76,7 @@ impl Family {
             Family::RmsNorm => "rms_norm.wgsl",
             Family::LayerNorm => "layer_norm.wgsl",
             Family::ReduceColumns => "reduce_columns.wgsl",
+            Family::StreamCopy => "stream_copy.wgsl",
         }
     }
 
@@ -73,12 +85,13 @@ impl Family {
             Family::RmsNorm => RMS_NORM,
             Family::LayerNorm => LAYER_NORM,
             Family::ReduceColumns => REDUCE_COLUMNS,
+            Family::StreamCopy => STREAM_COPY,
         }
     }
 
     /// Whether the family reduces along rows (and so has a subgroup variant).
     pub fn reduces_rows(self) -> bool {
-        !matches!(self, Family::ReduceColumns)
+        matches!(self, Family::RmsNorm | Family::LayerNorm)
     }
 }
 
@@ -91,6 +104,7 @@ impl Kernel {
             Kernel::LayerNormForward => "layer_norm_forward",
             Kernel::LayerNormBackward => "layer_norm_backward",
             Kernel::ReduceColumns => "reduce_columns",
+            Kernel::StreamCopy => "stream_copy",
         }
     }
 
@@ -100,6 +114,7 @@ impl Kernel {
             Kernel::RmsNormForward | Kernel::RmsNormBackward => Family::RmsNorm,
             Kernel::LayerNormForward | Kernel::LayerNormBackward => Family::LayerNorm,
             Kernel::ReduceColumns => Family::ReduceColumns,
+            Kernel::StreamCopy => Family::StreamCopy,
         }
     }
 }

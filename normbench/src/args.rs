@@ -1,0 +1,70 @@
+//! Command-line arguments.
+
+use std::path::PathBuf;
+
+use clap::Parser;
+use wgpu_norm::{Direction, Op, Shape};
+
+/// LLM-typical shapes: decode (1 token), small and large prefill batches, BERT-base's 768
+/// and the long rows of large models.
+pub const DEFAULT_SHAPES: &str = "1x4096,32x4096,512x4096,4096x4096,8192x768,1024x8192,256x16384";
+
+/// RMSNorm and LayerNorm kernels on the GPU next to the CPU, with the share of a stream-copy
+/// roofline measured in the same run.
+#[derive(Debug, Parser)]
+#[command(name = "normbench", version)]
+pub struct Args {
+    /// Shapes as ROWSxCOLS, comma separated.
+    #[arg(long, value_delimiter = ',', value_parser = parse_shape, default_value = DEFAULT_SHAPES)]
+    pub shapes: Vec<Shape>,
+    /// Ops: rms_norm, layer_norm.
+    #[arg(long, value_delimiter = ',', value_parser = parse_op, default_value = "rms_norm,layer_norm")]
+    pub ops: Vec<Op>,
+    /// Directions: forward, backward (dx plus dgamma/dbeta).
+    #[arg(long, value_delimiter = ',', value_parser = parse_direction, default_value = "forward,backward")]
+    pub dirs: Vec<Direction>,
+    /// Timed runs per row of the table (median and min are reported).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub iters: u32,
+    /// Untimed runs before the timed ones.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(0..=1_000))]
+    pub warmup: u32,
+    /// Write the results as JSON to this file.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Draw GB/s against hidden size as SVG to this file.
+    #[arg(long)]
+    pub plot: Option<PathBuf>,
+}
+
+pub fn parse_shape(s: &str) -> Result<Shape, String> {
+    let (r, c) = s
+        .trim()
+        .split_once(['x', 'X'])
+        .ok_or_else(|| format!("`{s}` is not ROWSxCOLS (for example 4096x4096)"))?;
+    let num = |v: &str, what: &str| -> Result<usize, String> {
+        let n: usize = v
+            .trim()
+            .parse()
+            .map_err(|_| format!("`{v}` in `{s}` is not a whole number of {what}"))?;
+        if n == 0 {
+            return Err(format!("`{s}` has zero {what}; both must be at least 1"));
+        }
+        Ok(n)
+    };
+    Ok(Shape::new(num(r, "rows")?, num(c, "columns")?))
+}
+
+fn parse_op(s: &str) -> Result<Op, String> {
+    Op::ALL
+        .into_iter()
+        .find(|o| o.name() == s.trim())
+        .ok_or_else(|| format!("unknown op `{s}`: rms_norm or layer_norm"))
+}
+
+fn parse_direction(s: &str) -> Result<Direction, String> {
+    Direction::ALL
+        .into_iter()
+        .find(|d| d.name() == s.trim())
+        .ok_or_else(|| format!("unknown direction `{s}`: forward or backward"))
+}

@@ -1,0 +1,326 @@
+//! normbench: wgpu-norm's kernels on the GPU next to the CPU, with the share of a roofline
+//! measured in the same run. `normbench --help` lists the options.
+
+mod args;
+mod cpu;
+mod gpu;
+mod plot;
+mod report;
+
+use std::process::ExitCode;
+use std::time::Instant;
+
+use clap::Parser;
+use indicatif::{ProgressBar, ProgressStyle};
+use wgpu_norm::{Direction, Op, RmsNormForward, Shape};
+
+use args::Args;
+use gpu::{Gpu, Workload};
+use report::{Report, Row, median, min};
+
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    #[error(transparent)]
+    Norm(#[from] wgpu_norm::NormError),
+    #[error("GPU: {0}")]
+    Gpu(String),
+    #[error("{0}")]
+    TooLarge(String),
+    #[error("writing {path}: {message}")]
+    Io { path: String, message: String },
+    #[error("plot: {0}")]
+    Plot(String),
+}
+
+/// The shape the rooflines are measured on: 64 MiB a buffer, past any last-level cache.
+const ROOFLINE_SHAPE: Shape = Shape {
+    rows: 4096,
+    cols: 4096,
+};
+/// Encode + submit calls timed for the decode shape.
+const HOST_CALLS: usize = 300;
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("normbench: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: &Args) -> Result<(), BenchError> {
+    let gpu = Gpu::new()?;
+    check_shapes(&gpu, &args.shapes)?;
+    let info = gpu.ctx.adapter_info().clone();
+    println!(
+        "adapter: {} | backend {:?} | driver {} {} | {:?} | subgroup sizes {}..{} (subgroup reductions {}) | timing: {}",
+        info.name,
+        info.backend,
+        info.driver,
+        info.driver_info,
+        info.device_type,
+        info.subgroup_min_size,
+        info.subgroup_max_size,
+        if gpu.ctx.uses_subgroups() {
+            "on"
+        } else {
+            "off"
+        },
+        match gpu.timing {
+            gpu::Timing::Timestamp => "timestamp queries around the kernel passes",
+            gpu::Timing::Wall => "wall clock around submit + wait (no timestamp queries)",
+        }
+    );
+    if gpu.copy_timing != gpu.timing {
+        println!(
+            "copy_buffer_to_buffer is timed by the wall clock around submit + wait: timestamps outside \
+             a pass need TIMESTAMP_QUERY_INSIDE_ENCODERS, which this adapter lacks"
+        );
+    }
+
+    let jobs = args.shapes.len() * args.ops.len() * args.dirs.len() + 3;
+    let bar = ProgressBar::new(jobs as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar.set_message("rooflines");
+    let (copy_gbps, stream_gbps) = rooflines(&gpu, args)?;
+    bar.inc(2);
+    bar.set_message("encode + submit overhead");
+    let encode_submit_us = encode_submit_overhead(&gpu)?;
+    bar.inc(1);
+    println!(
+        "rooflines ({}x{} f32, read + write): copy_buffer_to_buffer {copy_gbps:.2} GB/s, \
+         stream-copy shader {stream_gbps:.2} GB/s",
+        ROOFLINE_SHAPE.rows, ROOFLINE_SHAPE.cols
+    );
+    println!(
+        "host overhead: encode + submit of one 1x4096 rms_norm forward: {encode_submit_us:.1} us (median of {HOST_CALLS})"
+    );
+
+    let mut rows = Vec::new();
+    for &shape in &args.shapes {
+        for &op in &args.ops {
+            for &dir in &args.dirs {
+                bar.set_message(format!(
+                    "{} {} {}x{}",
+                    op.name(),
+                    dir.name(),
+                    shape.rows,
+                    shape.cols
+                ));
+                rows.push(measure(&gpu, args, op, dir, shape, stream_gbps)?);
+                bar.inc(1);
+            }
+        }
+    }
+    bar.finish_and_clear();
+
+    println!();
+    print!("{}", report::table(&rows));
+    println!();
+    println!(
+        "byte model: forward = read x + write y + read gamma (and beta) once; backward = read x and dy + \
+         write dx + read gamma and the saved stats (rstd, and mean for LayerNorm) + write and read the \
+         dgamma/dbeta partial sums + write dgamma (and dbeta). GB/s = bytes / median GPU time; \
+         % = GB/s over the stream-copy shader's GB/s. CPU fast: f32 on {} threads; CPU ref: f64, one thread.",
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
+    for line in report::rms_over_layer(&rows) {
+        println!("{line}");
+    }
+    for r in rows.iter().filter(|r| r.cpu_fast_rel_err > 1e-4) {
+        println!(
+            "warning: the CPU fast baseline is off the reference by {:.1e} for {} {} {}x{}",
+            r.cpu_fast_rel_err, r.op, r.direction, r.rows, r.cols
+        );
+    }
+
+    if let Some(path) = &args.json {
+        let doc = Report {
+            adapter: report::AdapterJson {
+                name: info.name.clone(),
+                backend: format!("{:?}", info.backend),
+                driver: info.driver.clone(),
+                device_type: format!("{:?}", info.device_type),
+            },
+            timing: gpu.timing.name(),
+            copy_gbps,
+            stream_gbps,
+            encode_submit_us,
+            results: rows.clone(),
+        };
+        let text = serde_json::to_string_pretty(&doc).map_err(|e| io_err(path, e))?;
+        std::fs::write(path, text).map_err(|e| io_err(path, e))?;
+    }
+    if let Some(path) = &args.plot {
+        plot::draw(path, &rows, &info.name, copy_gbps, stream_gbps)?;
+    }
+    Ok(())
+}
+
+fn io_err(path: &std::path::Path, e: impl std::fmt::Display) -> BenchError {
+    BenchError::Io {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    }
+}
+
+/// Every shape valid and within the adapter's limits before any time is spent.
+fn check_shapes(gpu: &Gpu, shapes: &[Shape]) -> Result<(), BenchError> {
+    let limits = gpu.ctx.limits();
+    for s in shapes {
+        gpu.ctx.bytes_moved(Op::RmsNorm, Direction::Forward, *s)?;
+        let bytes = s.elements() as u64 * 4;
+        let limit = limits
+            .max_storage_buffer_binding_size
+            .min(limits.max_buffer_size);
+        if bytes > limit {
+            return Err(BenchError::TooLarge(format!(
+                "shape {}x{} needs {bytes}-byte tensors, over this adapter's limit of {limit} bytes \
+                 (max_storage_buffer_binding_size / max_buffer_size)",
+                s.rows, s.cols
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn measure(
+    gpu: &Gpu,
+    args: &Args,
+    op: Op,
+    dir: Direction,
+    shape: Shape,
+    stream_gbps: f64,
+) -> Result<Row, BenchError> {
+    let ctx = &gpu.ctx;
+    let w = Workload::new(gpu, op, dir, shape)?;
+    let times = gpu.time_pass(args.warmup, args.iters, |pass, i| w.record(ctx, pass, i))?;
+    // One more run on set 0, whose inputs the host holds, to check the outputs.
+    gpu.time_pass(0, 1, |pass, _| w.record(ctx, pass, 0))?;
+    let outputs = w.outputs(gpu)?;
+
+    let cpu_iters = args.iters.min(3) as usize;
+    let mut ref_times = Vec::new();
+    let mut want = Vec::new();
+    for _ in 0..cpu_iters {
+        let t = Instant::now();
+        want = cpu::reference(op, dir, shape, &w.x, &w.dy, &w.gamma, &w.beta)?;
+        ref_times.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    let mut fast_times = Vec::new();
+    let mut fast = None;
+    for _ in 0..args.iters.min(10) {
+        let t = Instant::now();
+        fast = Some(cpu::fast(op, dir, shape, &w.x, &w.dy, &w.gamma, &w.beta));
+        fast_times.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    let fast = fast.expect("at least one iteration");
+    let fast_outputs = [fast.main, fast.dgamma, fast.dbeta];
+    let max_rel_err = outputs
+        .iter()
+        .zip(&want)
+        .map(|(g, r)| cpu::rel_err(g, r))
+        .fold(0.0, f64::max);
+    let cpu_fast_rel_err = fast_outputs
+        .iter()
+        .zip(&want)
+        .map(|(c, r)| cpu::rel_err(c, r))
+        .fold(0.0, f64::max);
+
+    let bytes = ctx.bytes_moved(op, dir, shape)?;
+    let gpu_ms = median(&times);
+    let gpu_gbps = bytes as f64 / (gpu_ms * 1e6);
+    Ok(Row {
+        op: op.name(),
+        direction: dir.name(),
+        dtype: "f32",
+        rows: shape.rows,
+        cols: shape.cols,
+        bytes,
+        gpu_ms,
+        gpu_min_ms: min(&times),
+        gpu_gbps,
+        roofline_fraction: gpu_gbps / stream_gbps,
+        cpu_ref_ms: median(&ref_times),
+        cpu_fast_ms: median(&fast_times),
+        max_rel_err,
+        cpu_fast_rel_err,
+    })
+}
+
+/// GB/s of copy_buffer_to_buffer and of the stream-copy shader on ROOFLINE_SHAPE, each
+/// rotating over two buffer pairs (256 MiB in all).
+fn rooflines(gpu: &Gpu, args: &Args) -> Result<(f64, f64), BenchError> {
+    let shape = ROOFLINE_SHAPE;
+    let n = shape.elements();
+    let data = gpu::noise(n, 99);
+    let pairs: Vec<(wgpu::Buffer, wgpu::Buffer)> = (0..2)
+        .map(|_| {
+            Ok((
+                gpu.buffer("roofline.src", n, Some(&data))?,
+                gpu.buffer("roofline.dst", n, None)?,
+            ))
+        })
+        .collect::<Result<_, BenchError>>()?;
+    let bytes = 2.0 * 4.0 * n as f64;
+    let copy = gpu.time_encoder(args.warmup, args.iters, |enc, i| {
+        let (s, d) = &pairs[i % 2];
+        enc.copy_buffer_to_buffer(s, 0, d, 0, s.size());
+    })?;
+    let stream = gpu.time_pass(args.warmup, args.iters, |pass, i| {
+        let (s, d) = &pairs[i % 2];
+        Ok(gpu
+            .ctx
+            .encode_stream_copy(pass, shape, s.into(), d.into())?)
+    })?;
+    Ok((
+        bytes / (median(&copy) * 1e6),
+        bytes / (median(&stream) * 1e6),
+    ))
+}
+
+/// Median CPU time to encode and submit one 1x4096 RMSNorm forward, without waiting: the
+/// cost that matters in a decode loop.
+fn encode_submit_overhead(gpu: &Gpu) -> Result<f64, BenchError> {
+    let ctx = &gpu.ctx;
+    let shape = Shape::new(1, 4096);
+    let x = gpu.buffer(
+        "decode.x",
+        shape.elements(),
+        Some(&gpu::noise(shape.elements(), 5)),
+    )?;
+    let y = gpu.buffer("decode.y", shape.elements(), None)?;
+    let g = gpu.buffer("decode.gamma", shape.cols, Some(&vec![1.0; shape.cols]))?;
+    let args = RmsNormForward {
+        x: (&x).into(),
+        gamma: Some((&g).into()),
+        y: (&y).into(),
+        rstd: None,
+    };
+    let mut times = Vec::with_capacity(HOST_CALLS);
+    for i in 0..HOST_CALLS + 10 {
+        let t = Instant::now();
+        let mut enc = ctx.device().create_command_encoder(&Default::default());
+        ctx.encode_rms_norm_forward(&mut enc, shape, &gpu::RMS, &args)?;
+        ctx.queue().submit([enc.finish()]);
+        let us = t.elapsed().as_secs_f64() * 1e6;
+        if i >= 10 {
+            times.push(us);
+        }
+        if i % 32 == 31 {
+            ctx.device()
+                .poll(wgpu::PollType::wait_indefinitely())
+                .map_err(|e| BenchError::Gpu(e.to_string()))?;
+        }
+    }
+    ctx.device()
+        .poll(wgpu::PollType::wait_indefinitely())
+        .map_err(|e| BenchError::Gpu(e.to_string()))?;
+    Ok(median(&times))
+}

@@ -1,0 +1,174 @@
+//! The results: one row per op x direction x shape, printed as a table and written as JSON.
+
+use serde::Serialize;
+use wgpu_norm::{Direction, Op};
+
+/// One measured row.
+#[derive(Clone, Debug, Serialize)]
+pub struct Row {
+    pub op: &'static str,
+    pub direction: &'static str,
+    pub dtype: &'static str,
+    pub rows: usize,
+    pub cols: usize,
+    /// Bytes moved, by the byte model.
+    pub bytes: u64,
+    /// Median GPU time.
+    pub gpu_ms: f64,
+    pub gpu_min_ms: f64,
+    pub gpu_gbps: f64,
+    /// gpu_gbps / stream_gbps.
+    pub roofline_fraction: f64,
+    pub cpu_ref_ms: f64,
+    pub cpu_fast_ms: f64,
+    /// Largest ||gpu - ref|| / ||ref|| over the outputs.
+    pub max_rel_err: f64,
+    /// Largest ||cpu fast - ref|| / ||ref|| over the outputs.
+    pub cpu_fast_rel_err: f64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct AdapterJson {
+    pub name: String,
+    pub backend: String,
+    pub driver: String,
+    pub device_type: String,
+}
+
+/// The JSON document `--json` writes.
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub adapter: AdapterJson,
+    pub timing: &'static str,
+    pub copy_gbps: f64,
+    pub stream_gbps: f64,
+    pub encode_submit_us: f64,
+    pub results: Vec<Row>,
+}
+
+pub fn median(v: &[f64]) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    match s.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => s[n / 2],
+        n => 0.5 * (s[n / 2 - 1] + s[n / 2]),
+    }
+}
+
+pub fn min(v: &[f64]) -> f64 {
+    v.iter().copied().fold(f64::INFINITY, f64::min)
+}
+
+const HEADER: [&str; 11] = [
+    "op",
+    "dir",
+    "rows x cols",
+    "GPU ms",
+    "GPU min ms",
+    "GPU GB/s",
+    "% of stream roofline",
+    "CPU ref ms",
+    "CPU fast ms",
+    "GPU speedup vs CPU fast",
+    "max rel err",
+];
+
+/// The table, as Markdown so it pastes into BENCHMARKS.md as it is.
+pub fn table(rows: &[Row]) -> String {
+    let cells: Vec<[String; 11]> = rows
+        .iter()
+        .map(|r| {
+            [
+                r.op.to_string(),
+                r.direction.to_string(),
+                format!("{}x{}", r.rows, r.cols),
+                format!("{:.3}", r.gpu_ms),
+                format!("{:.3}", r.gpu_min_ms),
+                format!("{:.2}", r.gpu_gbps),
+                format!("{:.1}%", 100.0 * r.roofline_fraction),
+                format!("{:.2}", r.cpu_ref_ms),
+                format!("{:.3}", r.cpu_fast_ms),
+                format!("{:.2}x", r.cpu_fast_ms / r.gpu_ms),
+                format!("{:.1e}", r.max_rel_err),
+            ]
+        })
+        .collect();
+    let widths: Vec<usize> = (0..HEADER.len())
+        .map(|i| {
+            cells
+                .iter()
+                .map(|c| c[i].len())
+                .chain([HEADER[i].len()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let line = |c: &[String]| {
+        let padded: Vec<String> = c
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                if i < 3 {
+                    format!("{s:<w$}", w = widths[i])
+                } else {
+                    format!("{s:>w$}", w = widths[i])
+                }
+            })
+            .collect();
+        format!("| {} |\n", padded.join(" | "))
+    };
+    let mut out = line(&HEADER.map(String::from));
+    let rule: String = widths
+        .iter()
+        .enumerate()
+        .map(|(i, w)| {
+            if i < 3 {
+                format!("|{}", "-".repeat(w + 2))
+            } else {
+                format!("|{}:", "-".repeat(w + 1))
+            }
+        })
+        .collect();
+    out.push_str(&rule);
+    out.push_str("|\n");
+    for c in &cells {
+        out.push_str(&line(c));
+    }
+    out
+}
+
+/// Per direction: RMSNorm time over LayerNorm time for every shape that has both.
+pub fn rms_over_layer(rows: &[Row]) -> Vec<String> {
+    let mut lines = Vec::new();
+    for dir in Direction::ALL {
+        let mut ratios = Vec::new();
+        for r in rows
+            .iter()
+            .filter(|r| r.op == Op::RmsNorm.name() && r.direction == dir.name())
+        {
+            let twin = rows.iter().find(|l| {
+                l.op == Op::LayerNorm.name()
+                    && l.direction == dir.name()
+                    && (l.rows, l.cols) == (r.rows, r.cols)
+            });
+            if let Some(l) = twin {
+                ratios.push((format!("{}x{}", r.rows, r.cols), r.gpu_ms / l.gpu_ms));
+            }
+        }
+        if ratios.is_empty() {
+            continue;
+        }
+        let geo = (ratios.iter().map(|(_, v)| v.ln()).sum::<f64>() / ratios.len() as f64).exp();
+        let each: Vec<String> = ratios.iter().map(|(s, v)| format!("{s} {v:.2}")).collect();
+        lines.push(format!(
+            "{}: RMSNorm time / LayerNorm time = {geo:.2} (geometric mean; {}), i.e. {:.0}% {} time \
+             than LayerNorm; the RMSNorm paper reports 7-64% less.",
+            dir.name(),
+            each.join(", "),
+            (1.0 - geo).abs() * 100.0,
+            if geo <= 1.0 { "less" } else { "more" }
+        ));
+    }
+    lines
+}

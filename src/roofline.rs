@@ -1,0 +1,113 @@
+//! What speed is measured against: the bytes each kernel must move (the byte model behind
+//! every GB/s figure) and a stream copy launched like the kernels (the roofline).
+
+use crate::context::NormContext;
+use crate::dispatch::{self, Dispatch, Recorder, Slot, Tensor, binding};
+use crate::error::Result;
+use crate::params::Params;
+use crate::shader::Kernel;
+use crate::shape::Shape;
+
+/// A normalization.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Op {
+    /// RMSNorm.
+    RmsNorm,
+    /// LayerNorm.
+    LayerNorm,
+}
+
+impl Op {
+    /// Both ops.
+    pub const ALL: [Op; 2] = [Op::RmsNorm, Op::LayerNorm];
+
+    /// `rms_norm` or `layer_norm`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Op::RmsNorm => "rms_norm",
+            Op::LayerNorm => "layer_norm",
+        }
+    }
+}
+
+/// Forward or backward.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Direction {
+    /// y from x.
+    Forward,
+    /// dx and the parameter gradients from dy.
+    Backward,
+}
+
+impl Direction {
+    /// Both directions.
+    pub const ALL: [Direction; 2] = [Direction::Forward, Direction::Backward];
+
+    /// `forward` or `backward`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Direction::Forward => "forward",
+            Direction::Backward => "backward",
+        }
+    }
+}
+
+const F32: u64 = 4;
+
+impl NormContext {
+    /// Bytes `op` in `direction` moves to and from device memory for `shape` on this
+    /// context, with gamma (and beta) given:
+    ///
+    /// - forward: read x, write y, read gamma (and beta) once;
+    /// - backward: read x and dy, write dx, read gamma and the saved statistics (rstd, and
+    ///   the mean for LayerNorm), write the partial sums and read them back, write dgamma
+    ///   (and dbeta).
+    ///
+    /// The floor of a memory-bound kernel's time is these bytes over the bandwidth.
+    pub fn bytes_moved(&self, op: Op, direction: Direction, shape: Shape) -> Result<u64> {
+        let (rows, cols) = shape.checked()?;
+        let (n, r, c) = (shape.elements() as u64, u64::from(rows), u64::from(cols));
+        let params = match op {
+            Op::RmsNorm => 1,
+            Op::LayerNorm => 2,
+        };
+        Ok(match direction {
+            Direction::Forward => F32 * (2 * n + params * c),
+            Direction::Backward => {
+                let stats = params; // rstd, and mean for LayerNorm
+                let partial_rows = u64::from(self.row_launch(rows, cols, true).partial_rows());
+                let partials = 2 * params * partial_rows * c;
+                F32 * (3 * n + c + stats * r + partials + params * c)
+            }
+        })
+    }
+
+    /// Records a copy of `x` to `y` (rows x cols f32) launched exactly like the forward
+    /// kernels for that shape: the roofline the benchmark compares them with.
+    pub fn encode_stream_copy(
+        &self,
+        encoder: &mut impl Recorder,
+        shape: Shape,
+        x: Tensor<'_>,
+        y: Tensor<'_>,
+    ) -> Result<()> {
+        let (rows, cols) = shape.checked()?;
+        let launch = self.row_launch(rows, cols, false);
+        let n = shape.elements() as u64;
+        let d = Dispatch {
+            kernel: Kernel::StreamCopy,
+            launch: Some(launch),
+            groups: launch.groups,
+            params: Params {
+                rows,
+                cols,
+                ..Default::default()
+            },
+            slots: vec![
+                Slot::new(binding::X, "x", Some(x), n),
+                Slot::new(binding::Y, "y", Some(y), n),
+            ],
+        };
+        dispatch::record(self, encoder, "wgpu_norm.stream_copy", vec![d])
+    }
+}
