@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Runs both norms, forward and backward, on the best adapter and prints each result's error
-# against the f64 reference. Arguments: [ROWS] [COLS].
+# The benchmark: both norms, forward and backward, on the best adapter next to the CPU, with
+# a roofline measured in the same run. Arguments go to normbench (`--help` lists them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
-cargo run --release --example normalize -- "$@"
+cargo run --release -p normbench -- "$@"

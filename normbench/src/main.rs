@@ -130,6 +130,7 @@ fn run(args: &Args) -> Result<(), BenchError> {
          % = GB/s over the stream-copy shader's GB/s. CPU fast: f32 on {} threads; CPU ref: f64, one thread.",
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
+    println!("{}", report::h100_floor(&rows));
     for line in report::rms_over_layer(&rows) {
         println!("{line}");
     }

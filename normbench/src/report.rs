@@ -172,3 +172,23 @@ pub fn rms_over_layer(rows: &[Row]) -> Vec<String> {
     }
     lines
 }
+
+/// HBM3 bandwidth of an H100 SXM: the floor of a memory-bound kernel there is bytes / this.
+pub const H100_BYTES_PER_S: f64 = 3.35e12;
+
+/// Per shape and direction, the time the byte model's bytes take at H100 bandwidth.
+pub fn h100_floor(rows: &[Row]) -> String {
+    let mut out = String::from("H100-class floor (bytes by the byte model / 3.35 TB/s):");
+    for r in rows {
+        out.push_str(&format!(
+            "\n  {} {} {}x{}: {:.1} MB -> {:.2} us",
+            r.op,
+            r.direction,
+            r.rows,
+            r.cols,
+            r.bytes as f64 / 1e6,
+            r.bytes as f64 / H100_BYTES_PER_S * 1e6
+        ));
+    }
+    out
+}

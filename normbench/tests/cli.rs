@@ -1,0 +1,115 @@
+//! normbench end to end, on the real adapter, with no assertion on any time: a tiny run
+//! completes and writes JSON of the documented schema and an SVG; bad arguments exit
+//! non-zero with a message.
+
+use std::process::Command;
+
+fn normbench() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_normbench"))
+}
+
+#[test]
+fn tiny_run_writes_json_and_svg() {
+    let dir = std::env::temp_dir().join(format!("normbench-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (json, svg) = (dir.join("out.json"), dir.join("out.svg"));
+    let out = normbench()
+        .args([
+            "--shapes",
+            "4x64,3x100",
+            "--iters",
+            "2",
+            "--warmup",
+            "1",
+            "--json",
+        ])
+        .arg(&json)
+        .arg("--plot")
+        .arg(&svg)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "stdout:\n{stdout}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("adapter: "), "{stdout}");
+    assert!(stdout.contains("% of stream roofline"), "{stdout}");
+    assert!(stdout.contains("byte model"), "{stdout}");
+    assert!(stdout.contains("RMSNorm time / LayerNorm time"), "{stdout}");
+
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    for key in ["name", "backend", "driver", "device_type"] {
+        assert!(doc["adapter"][key].is_string(), "adapter.{key}");
+    }
+    assert!(["timestamp", "wall"].contains(&doc["timing"].as_str().unwrap()));
+    for key in ["copy_gbps", "stream_gbps", "encode_submit_us"] {
+        assert!(doc[key].as_f64().unwrap() > 0.0, "{key}");
+    }
+    let results = doc["results"].as_array().unwrap();
+    assert_eq!(results.len(), 2 * 2 * 2);
+    for r in results {
+        assert!(["rms_norm", "layer_norm"].contains(&r["op"].as_str().unwrap()));
+        assert!(["forward", "backward"].contains(&r["direction"].as_str().unwrap()));
+        assert_eq!(r["dtype"], "f32");
+        assert!(r["rows"].as_u64().unwrap() > 0 && r["cols"].as_u64().unwrap() > 0);
+        for key in [
+            "gpu_ms",
+            "gpu_gbps",
+            "roofline_fraction",
+            "cpu_ref_ms",
+            "cpu_fast_ms",
+            "max_rel_err",
+        ] {
+            assert!(r[key].as_f64().unwrap() >= 0.0, "{key} in {r}");
+        }
+        let fraction = r["gpu_gbps"].as_f64().unwrap() / doc["stream_gbps"].as_f64().unwrap();
+        assert!(
+            (r["roofline_fraction"].as_f64().unwrap() - fraction).abs() <= 1e-9 * fraction.max(1.0)
+        );
+        assert!(r["max_rel_err"].as_f64().unwrap() < 1e-5, "{r}");
+    }
+    let svg_text = std::fs::read_to_string(&svg).unwrap();
+    assert!(svg_text.starts_with("<svg") && svg_text.contains("rms_norm forward"));
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn bad_arguments_exit_non_zero_with_a_message() {
+    for (args, needle) in [
+        (vec!["--shapes", "0x5"], "zero rows"),
+        (vec!["--shapes", "abc"], "ROWSxCOLS"),
+        (vec!["--shapes", "4xq"], "not a whole number"),
+        (vec!["--ops", "batch_norm"], "unknown op"),
+        (vec!["--dirs", "sideways"], "unknown direction"),
+        (vec!["--iters", "0"], "iters"),
+    ] {
+        let out = normbench().args(&args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        assert!(stderr.contains(needle), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+}
+
+/// A shape over the adapter's limits is refused before anything runs.
+#[test]
+fn shape_over_the_adapter_limits_is_an_error() {
+    let out = normbench()
+        .args(["--shapes", "100000x100000"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("normbench: error:"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let out = normbench()
+        .args(["--shapes", "65535x65535"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("limit"), "{stderr}");
+}
