@@ -7,8 +7,8 @@
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use wgpu::util::DeviceExt as _;
 use wgpu_norm::{
-    Direction, LayerNormBackward, LayerNormConfig, LayerNormForward, NormContext, Op,
-    RmsNormBackward, RmsNormConfig, RmsNormForward, Shape,
+    Direction, LayerNormBackward, LayerNormConfig, LayerNormForward, NormContext, Op, RmsNormBackward,
+    RmsNormConfig, RmsNormForward, Shape,
 };
 
 const SHAPES: [(usize, usize); 3] = [(32, 4096), (512, 4096), (8192, 768)];
@@ -28,12 +28,11 @@ struct Buffers {
 
 fn buffer(ctx: &NormContext, len: usize, fill: impl Fn(usize) -> f32) -> wgpu::Buffer {
     let data: Vec<f32> = (0..len).map(fill).collect();
-    ctx.device()
-        .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: None,
-            contents: bytemuck::cast_slice(&data),
-            usage: wgpu::BufferUsages::STORAGE,
-        })
+    ctx.device().create_buffer_init(&wgpu::util::BufferInitDescriptor {
+        label: None,
+        contents: bytemuck::cast_slice(&data),
+        usage: wgpu::BufferUsages::STORAGE,
+    })
 }
 
 fn buffers(ctx: &NormContext, shape: Shape) -> Buffers {
@@ -53,15 +52,7 @@ fn buffers(ctx: &NormContext, shape: Shape) -> Buffers {
     };
     // Saved statistics for backward.
     let mut enc = ctx.device().create_command_encoder(&Default::default());
-    record(
-        ctx,
-        &mut enc,
-        &b,
-        Op::LayerNorm,
-        Direction::Forward,
-        shape,
-        true,
-    );
+    record(ctx, &mut enc, &b, Op::LayerNorm, Direction::Forward, shape, true);
     ctx.queue().submit([enc.finish()]);
     b
 }
@@ -84,6 +75,8 @@ fn record(
             shape,
             &rms,
             &RmsNormForward {
+                residual: None,
+                h: None,
                 x: (&b.x).into(),
                 gamma: Some((&b.gamma).into()),
                 y: (&b.out).into(),
@@ -95,6 +88,8 @@ fn record(
             shape,
             &ln,
             &LayerNormForward {
+                residual: None,
+                h: None,
                 x: (&b.x).into(),
                 gamma: Some((&b.gamma).into()),
                 beta: Some((&b.beta).into()),
@@ -108,6 +103,7 @@ fn record(
             shape,
             &rms,
             &RmsNormBackward {
+                dh: None,
                 x: (&b.x).into(),
                 gamma: Some((&b.gamma).into()),
                 dy: (&b.dy).into(),
@@ -122,6 +118,7 @@ fn record(
             shape,
             &ln,
             &LayerNormBackward {
+                dh: None,
                 x: (&b.x).into(),
                 gamma: Some((&b.gamma).into()),
                 dy: (&b.dy).into(),
@@ -151,9 +148,7 @@ fn norms(c: &mut Criterion) {
                         let mut enc = ctx.device().create_command_encoder(&Default::default());
                         record(&ctx, &mut enc, &b, op, dir, shape, false);
                         ctx.queue().submit([enc.finish()]);
-                        ctx.device()
-                            .poll(wgpu::PollType::wait_indefinitely())
-                            .unwrap();
+                        ctx.device().poll(wgpu::PollType::wait_indefinitely()).unwrap();
                     })
                 });
                 group.finish();

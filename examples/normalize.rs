@@ -20,9 +20,7 @@ fn noise(n: usize, seed: u64) -> Vec<f32> {
     let mut s = seed;
     (0..n)
         .map(|_| {
-            s = s
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
+            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
             ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
         })
         .collect()
@@ -51,10 +49,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let rms = RmsNormConfig::default();
     let out = ctx.rms_norm_forward(&x, Some(&gamma), shape, &rms)?;
     let want = reference::rms_norm_forward(&x, Some(&gamma), shape, &rms)?;
-    println!(
-        "rms_norm_forward    {rows}x{cols}: rel err y {:.2e}",
-        rel_err(&out.y, &want.y)
-    );
+    println!("rms_norm_forward    {rows}x{cols}: rel err y {:.2e}", rel_err(&out.y, &want.y));
     let grads = ctx.rms_norm_backward(&x, Some(&gamma), &dy, Some(&out.rstd), shape, &rms)?;
     let want = reference::rms_norm_backward(&x, Some(&gamma), &dy, shape, &rms)?;
     println!(
@@ -66,19 +61,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let ln = LayerNormConfig::default();
     let out = ctx.layer_norm_forward(&x, Some(&gamma), Some(&beta), shape, &ln)?;
     let want = reference::layer_norm_forward(&x, Some(&gamma), Some(&beta), shape, &ln)?;
-    println!(
-        "layer_norm_forward  {rows}x{cols}: rel err y {:.2e}",
-        rel_err(&out.y, &want.y)
-    );
-    let grads = ctx.layer_norm_backward(
-        &x,
-        Some(&gamma),
-        &dy,
-        Some(&out.mean),
-        Some(&out.rstd),
-        shape,
-        &ln,
-    )?;
+    println!("layer_norm_forward  {rows}x{cols}: rel err y {:.2e}", rel_err(&out.y, &want.y));
+    let grads =
+        ctx.layer_norm_backward(&x, Some(&gamma), &dy, Some(&out.mean), Some(&out.rstd), shape, &ln)?;
     let want = reference::layer_norm_backward(&x, Some(&gamma), &dy, shape, &ln)?;
     println!(
         "layer_norm_backward {rows}x{cols}: rel err dx {:.2e}, dgamma {:.2e}, dbeta {:.2e}",

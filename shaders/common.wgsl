@@ -2,7 +2,12 @@
 // and the workgroup-memory reduction that the subgroup path falls back to.
 //
 // The host prepends `const MAX_CACHE` and `const MAX_WORKGROUP` (one source of truth in
-// src/shader.rs) and, for the subgroup variant, `enable subgroups;`.
+// src/shader.rs) and appends the load/store helpers of the storage dtype (src/shader.rs,
+// shaders/io_*.wgsl).
+//
+// Rows are walked in pairs of elements: thread `lane` of a row owns the pairs
+// (2q, 2q + 1), q = lane + k * ROW_THREADS. A pair is one u32 word of a 16-bit dtype when
+// the row starts on an even element, so packed stores need no read-modify-write there.
 
 // Mirrored field for field by `Params` in src/params.rs (a test compares the sizes).
 // Offsets are in elements from the start of each binding, so callers can keep tensors
@@ -24,6 +29,17 @@ struct Params {
     part_rows: u32,
     dgamma_off: u32,
     dbeta_off: u32,
+    res_off: u32,
+    h_off: u32,
+    dh_off: u32,
+    // Elements from one row to the next (>= cols): rows may be a view into a wider tensor.
+    stride: u32,
+    // RMSNorm: elements the RMS is estimated from (partial RMSNorm); cols otherwise.
+    norm_cols: u32,
+    // Added to gamma in f32: y = xh * (gamma_shift + gamma).
+    gamma_shift: f32,
+    pad0: u32,
+    pad1: u32,
 }
 
 const FLAG_GAMMA: u32 = 1u;
@@ -36,6 +52,12 @@ const FLAG_RSTD: u32 = 8u;
 const FLAG_EPS_OUTSIDE: u32 = 16u;
 const FLAG_DGAMMA: u32 = 32u;
 const FLAG_DBETA: u32 = 64u;
+// Fused residual: the norm's input is x + residual.
+const FLAG_RESIDUAL: u32 = 128u;
+// Forward: write the norm's input h = x + residual out.
+const FLAG_H_OUT: u32 = 256u;
+// Backward: add the gradient arriving on h to dx.
+const FLAG_DH: u32 = 512u;
 
 // Threads of a workgroup.
 override WORKGROUP_SIZE: u32 = 256u;
@@ -67,9 +89,98 @@ fn row_blocks() -> u32 {
     return (p.rows + r - 1u) / r;
 }
 
-// A row fits in registers when every thread holds at most MAX_CACHE of its elements.
+// A row fits in registers when every thread holds at most MAX_CACHE pairs of it.
 fn row_is_cached() -> bool {
-    return p.cols <= ROW_THREADS * MAX_CACHE;
+    return pairs_in_row() <= ROW_THREADS * MAX_CACHE;
+}
+
+fn pairs_in_row() -> u32 {
+    return (p.cols + 1u) / 2u;
+}
+
+// How many of the pair at j are inside a row of cnt elements: 0, 1 or 2.
+fn pair_len(j: u32, cnt: u32) -> u32 {
+    return min(cnt - min(j, cnt), 2u);
+}
+
+// 1 for each element of the pair at j that lies before `limit`, else 0.
+fn pair_mask(j: u32, limit: u32) -> vec2<f32> {
+    return vec2<f32>(select(0.0, 1.0, j < limit), select(0.0, 1.0, j + 1u < limit));
+}
+
+// Element i of a row (i = row * stride + j) of the norm's input: x, plus the residual
+// when it is fused.
+fn input(i: u32) -> f32 {
+    var v = ld_x(p.x_off + i);
+    if (has(FLAG_RESIDUAL)) {
+        v = v + ld_res(p.res_off + i);
+    }
+    return v;
+}
+
+// The input pair at j of the row starting at base, zero past cnt elements; written out
+// as h when the forward asks for it.
+fn input_pair(base: u32, j: u32, cnt: u32) -> vec2<f32> {
+    var v = vec2<f32>(0.0);
+    let len = pair_len(j, cnt);
+    if (len > 0u) {
+        v.x = input(base + j);
+    }
+    if (len > 1u) {
+        v.y = input(base + j + 1u);
+    }
+    return v;
+}
+
+fn gamma_at(j: u32) -> f32 {
+    if (has(FLAG_GAMMA) && j < p.cols) {
+        return p.gamma_shift + ld_gamma(p.gamma_off + j);
+    }
+    return 1.0;
+}
+
+fn gamma_pair(j: u32) -> vec2<f32> {
+    return vec2<f32>(gamma_at(j), gamma_at(j + 1u));
+}
+
+// The backward's input pair: x is the forward's h (fused residual already added), so the
+// backward binds one tensor fewer and stays within 8 storage buffers, WebGPU's default
+// max_storage_buffers_per_shader_stage.
+fn x_pair(base: u32, j: u32, cnt: u32) -> vec2<f32> {
+    var v = vec2<f32>(0.0);
+    let len = pair_len(j, cnt);
+    if (len > 0u) {
+        v.x = ld_x(p.x_off + base + j);
+    }
+    if (len > 1u) {
+        v.y = ld_x(p.x_off + base + j + 1u);
+    }
+    return v;
+}
+
+fn dy_pair(base: u32, j: u32, cnt: u32) -> vec2<f32> {
+    var v = vec2<f32>(0.0);
+    let len = pair_len(j, cnt);
+    if (len > 0u) {
+        v.x = ld_dy(p.dy_off + base + j);
+    }
+    if (len > 1u) {
+        v.y = ld_dy(p.dy_off + base + j + 1u);
+    }
+    return v;
+}
+
+// The gradient arriving on h (fused residual), zero when there is none.
+fn dh_pair(base: u32, j: u32, cnt: u32) -> vec2<f32> {
+    var v = vec2<f32>(0.0);
+    let len = pair_len(j, cnt);
+    if (has(FLAG_DH) && len > 0u) {
+        v.x = ld_dh(p.dh_off + base + j);
+        if (len > 1u) {
+            v.y = ld_dh(p.dh_off + base + j + 1u);
+        }
+    }
+    return v;
 }
 
 // Sums v over the ROW_THREADS threads that share this thread's row. The leading barrier

@@ -1,44 +1,33 @@
 // LayerNorm, forward and backward, one row per ROW_THREADS threads. Biased variance (1/n).
 //
-//   forward:  mean first, then the variance of the centred values (never E[x^2] - mean^2):
-//             m1  = fl(sum(x) / n)                 a first, rounded mean
-//             d   = x - m1                         exact when x is near m1 (Sterbenz)
+//   h = x (+ residual when fused; h may be written out as the new residual stream)
+//   forward:  mean first, then the variance of the centred values (never E[h^2] - mean^2):
+//             m1  = fl(sum(h) / n)                 a first, rounded mean
+//             d   = h - m1                         exact when h is near m1 (Sterbenz)
 //             m2  = sum(d) / n                     what the rounding of m1 lost
 //             var = sum(d^2) / n - m2^2            Chan-Golub-LeVeque corrected two-pass
 //             xh  = (d - m2) * rstd,   rstd = 1 / sqrt(var + eps)
-//             y   = xh * g + b
+//             y   = xh * (gamma_shift + gamma) + beta
 //   Carrying m1 + m2 instead of one f32 mean keeps rows like 1e4 + randn exact to f32
 //   rounding of the centred values, where fl(mean) alone would be off by half an ulp of
 //   1e4 (5e-4) in every output.
 //   backward: with u = g * dy,
-//             dx = rstd * (u - mean(u) - xh * mean(u * xh))
+//             dh = rstd * (u - mean(u) - xh * mean(u * xh))  (+ the gradient arriving on h)
 //             dgamma = sum over rows of dy * xh,   dbeta = sum over rows of dy
 //   A saved mean is used as m1 and corrected the same way; a saved rstd is used as is.
+//   dx is dh: x and the residual receive the same gradient. Backward reads h as its x.
 //
-// Rows that fit in registers (cols <= ROW_THREADS * MAX_CACHE) are read once; longer rows
+// Rows that fit in registers (pairs <= ROW_THREADS * MAX_CACHE) are read once; longer rows
 // are streamed from device memory once per pass (three passes forward, two backward).
 // Backward partial sums are deterministic, as in rms_norm.wgsl.
 
-@group(0) @binding(0) var<storage, read_write> x: array<f32>;
-@group(0) @binding(1) var<storage, read_write> gamma: array<f32>;
-@group(0) @binding(2) var<storage, read_write> beta: array<f32>;
-@group(0) @binding(3) var<storage, read_write> y: array<f32>;
 @group(0) @binding(4) var<storage, read_write> mean: array<f32>;
 @group(0) @binding(5) var<storage, read_write> rstd: array<f32>;
-@group(0) @binding(6) var<storage, read_write> dy: array<f32>;
-@group(0) @binding(7) var<storage, read_write> dx: array<f32>;
 @group(0) @binding(8) var<storage, read_write> partial: array<f32>;
 
-fn gamma_at(j: u32) -> f32 {
-    if (has(FLAG_GAMMA)) {
-        return gamma[p.gamma_off + j];
-    }
-    return 1.0;
-}
-
 fn beta_at(j: u32) -> f32 {
-    if (has(FLAG_BETA)) {
-        return beta[p.beta_off + j];
+    if (has(FLAG_BETA) && j < p.cols) {
+        return ld_beta(p.beta_off + j);
     }
     return 0.0;
 }
@@ -62,6 +51,25 @@ fn save_stats(row: u32, lane: u32, live: bool, m: f32, r: f32) {
     }
 }
 
+// (sum(d), sum(d^2)) of the pair at j, centred on m1, over its elements inside the row.
+fn centred_sums(h: vec2<f32>, m1: f32, j: u32, cnt: u32) -> vec2<f32> {
+    let d = (h - vec2<f32>(m1)) * pair_mask(j, cnt);
+    return vec2<f32>(d.x + d.y, dot(d, d));
+}
+
+// Writes y (and h when asked) for the pair at j; st = (m2, rstd).
+fn store_forward(base: u32, j: u32, cnt: u32, h: vec2<f32>, m1: f32, st: vec2<f32>) {
+    let len = pair_len(j, cnt);
+    if (len == 0u) {
+        return;
+    }
+    let xh = (h - vec2<f32>(m1) - vec2<f32>(st.x)) * st.y;
+    st_y(p.y_off + base + j, fma(xh, gamma_pair(j), vec2<f32>(beta_at(j), beta_at(j + 1u))), len);
+    if (has(FLAG_H_OUT)) {
+        st_h(p.h_off + base + j, h, len);
+    }
+}
+
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn layer_norm_forward(
     @builtin(workgroup_id) wid: vec3<u32>,
@@ -73,76 +81,63 @@ fn layer_norm_forward(
     let lane = inv.index % ROW_THREADS;
     let slot = inv.index / ROW_THREADS;
     let blocks = row_blocks();
+    let pairs = pairs_in_row();
     for (var b = wid.x; b < blocks; b = b + nwg.x) {
         let row = b * rows_per_group() + slot;
         let live = row < p.rows;
         let cnt = select(0u, n, live);
-        let xb = p.x_off + row * n;
-        let yb = p.y_off + row * n;
+        let base = row * p.stride;
         if (row_is_cached()) {
-            var v: array<f32, MAX_CACHE>;
+            var v: array<vec2<f32>, MAX_CACHE>;
             var s = 0.0;
             for (var k = 0u; k < MAX_CACHE; k = k + 1u) {
-                if (k * ROW_THREADS >= n) {
+                if (k * ROW_THREADS >= pairs) {
                     break;
                 }
-                let j = lane + k * ROW_THREADS;
-                var xv = 0.0;
-                if (j < cnt) {
-                    xv = x[xb + j];
-                }
-                v[k] = xv;
-                s = s + xv;
+                let j = 2u * (lane + k * ROW_THREADS);
+                let h = input_pair(base, j, cnt);
+                v[k] = h;
+                s = s + h.x + h.y;
             }
             let m1 = row_sum(vec4<f32>(s, 0.0, 0.0, 0.0)).x / f32(n);
-            var c = vec4<f32>(0.0);
+            var c = vec2<f32>(0.0);
             for (var k = 0u; k < MAX_CACHE; k = k + 1u) {
-                if (k * ROW_THREADS >= n) {
+                if (k * ROW_THREADS >= pairs) {
                     break;
                 }
-                let j = lane + k * ROW_THREADS;
-                if (j < cnt) {
-                    let d = v[k] - m1;
-                    v[k] = d;
-                    c.x = c.x + d;
-                    c.y = fma(d, d, c.y);
-                }
+                c = c + centred_sums(v[k], m1, 2u * (lane + k * ROW_THREADS), cnt);
             }
-            let t = row_sum(c);
+            let t = row_sum(vec4<f32>(c, 0.0, 0.0));
             let st = centred_stats(t.x, t.y);
             for (var k = 0u; k < MAX_CACHE; k = k + 1u) {
-                if (k * ROW_THREADS >= n) {
+                if (k * ROW_THREADS >= pairs) {
                     break;
                 }
-                let j = lane + k * ROW_THREADS;
-                if (j < cnt) {
-                    y[yb + j] = fma((v[k] - st.x) * st.y, gamma_at(j), beta_at(j));
-                }
+                store_forward(base, 2u * (lane + k * ROW_THREADS), cnt, v[k], m1, st);
             }
             save_stats(row, lane, live, m1 + st.x, st.y);
         } else {
             var s = 0.0;
-            for (var j = lane; j < cnt; j = j + ROW_THREADS) {
-                s = s + x[xb + j];
+            for (var j = 2u * lane; j < cnt; j = j + 2u * ROW_THREADS) {
+                let h = input_pair(base, j, cnt);
+                s = s + h.x + h.y;
             }
             let m1 = row_sum(vec4<f32>(s, 0.0, 0.0, 0.0)).x / f32(n);
-            var c = vec4<f32>(0.0);
-            for (var j = lane; j < cnt; j = j + ROW_THREADS) {
-                let d = x[xb + j] - m1;
-                c.x = c.x + d;
-                c.y = fma(d, d, c.y);
+            var c = vec2<f32>(0.0);
+            for (var j = 2u * lane; j < cnt; j = j + 2u * ROW_THREADS) {
+                c = c + centred_sums(input_pair(base, j, cnt), m1, j, cnt);
             }
-            let t = row_sum(c);
+            let t = row_sum(vec4<f32>(c, 0.0, 0.0));
             let st = centred_stats(t.x, t.y);
-            for (var j = lane; j < cnt; j = j + ROW_THREADS) {
-                y[yb + j] = fma((x[xb + j] - m1 - st.x) * st.y, gamma_at(j), beta_at(j));
+            for (var j = 2u * lane; j < cnt; j = j + 2u * ROW_THREADS) {
+                store_forward(base, j, cnt, input_pair(base, j, cnt), m1, st);
             }
             save_stats(row, lane, live, m1 + st.x, st.y);
         }
     }
 }
 
-// The first mean: saved, or reduced from this thread's share `s` of sum(x).
+// The first mean: saved, or reduced from this thread's share `s` of sum(h).
 // Called from uniform control flow only (row_sum holds barriers).
 fn first_mean(s: f32, row: u32, live: bool) -> f32 {
     if (has(FLAG_MEAN)) {
@@ -151,7 +146,14 @@ fn first_mean(s: f32, row: u32, live: bool) -> f32 {
     return row_sum(vec4<f32>(s, 0.0, 0.0, 0.0)).x / f32(p.cols);
 }
 
-// (m2, rstd, mean(u), mean(u * xh)) from the sums of d, d^2, u and u * d, d = x - m1.
+// The pair's share of (sum(d), sum(d^2), sum(u), sum(u * d)), d = h - m1.
+fn backward_sums(h: vec2<f32>, dy: vec2<f32>, m1: f32, j: u32, cnt: u32) -> vec4<f32> {
+    let d = (h - vec2<f32>(m1)) * pair_mask(j, cnt);
+    let u = dy * gamma_pair(j);
+    return vec4<f32>(d.x + d.y, dot(d, d), u.x + u.y, dot(u, d));
+}
+
+// (m2, rstd, mean(u), mean(u * xh)) from the sums of d, d^2, u and u * d, d = h - m1.
 fn backward_stats(t: vec4<f32>, row: u32, live: bool) -> vec4<f32> {
     let n = f32(p.cols);
     var st = centred_stats(t.x, t.y);
@@ -160,6 +162,15 @@ fn backward_stats(t: vec4<f32>, row: u32, live: bool) -> vec4<f32> {
     }
     // sum(u * xh) = rstd * (sum(u * d) - m2 * sum(u)): m2 is tiny next to d, no cancellation.
     return vec4<f32>(st.x, st.y, t.z / n, st.y * (t.w - st.x * t.z) / n);
+}
+
+// Writes dx for the pair at j and returns xh (for dgamma); st as from backward_stats.
+fn store_backward(base: u32, j: u32, cnt: u32, h: vec2<f32>, dy: vec2<f32>, m1: f32, st: vec4<f32>) -> vec2<f32> {
+    let xh = (h - vec2<f32>(m1) - vec2<f32>(st.x)) * st.y;
+    let u = dy * gamma_pair(j);
+    let dx = st.y * (u - vec2<f32>(st.z) - xh * st.w) + dh_pair(base, j, cnt);
+    st_dx(p.dx_off + base + j, dx, pair_len(j, cnt));
+    return xh;
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
@@ -173,115 +184,115 @@ fn layer_norm_backward(
     let lane = inv.index % ROW_THREADS;
     let slot = inv.index / ROW_THREADS;
     let blocks = row_blocks();
+    let pairs = pairs_in_row();
     let want_dgamma = has(FLAG_DGAMMA);
     let want_dbeta = has(FLAG_DBETA);
     // This slot's rows of partial sums: dgamma in the first half, dbeta in the second.
     let pb = p.part_off + (wid.x * rows_per_group() + slot) * n;
     let pbb = pb + p.part_rows * n;
     if (row_is_cached()) {
-        var acc_g: array<f32, MAX_CACHE>;
-        var acc_b: array<f32, MAX_CACHE>;
+        var acc_g: array<vec2<f32>, MAX_CACHE>;
+        var acc_b: array<vec2<f32>, MAX_CACHE>;
         for (var b = wid.x; b < blocks; b = b + nwg.x) {
             let row = b * rows_per_group() + slot;
             let live = row < p.rows;
             let cnt = select(0u, n, live);
-            var v: array<f32, MAX_CACHE>;
-            var w: array<f32, MAX_CACHE>;
+            let base = row * p.stride;
+            var v: array<vec2<f32>, MAX_CACHE>;
+            var w: array<vec2<f32>, MAX_CACHE>;
             var s = 0.0;
             for (var k = 0u; k < MAX_CACHE; k = k + 1u) {
-                if (k * ROW_THREADS >= n) {
+                if (k * ROW_THREADS >= pairs) {
                     break;
                 }
-                let j = lane + k * ROW_THREADS;
-                var xv = 0.0;
-                var dv = 0.0;
-                if (j < cnt) {
-                    xv = x[p.x_off + row * n + j];
-                    dv = dy[p.dy_off + row * n + j];
-                }
-                v[k] = xv;
-                w[k] = dv;
-                s = s + xv;
+                let j = 2u * (lane + k * ROW_THREADS);
+                let h = x_pair(base, j, cnt);
+                v[k] = h;
+                w[k] = dy_pair(base, j, cnt);
+                s = s + h.x + h.y;
             }
             let m1 = first_mean(s, row, live);
             var c = vec4<f32>(0.0);
             for (var k = 0u; k < MAX_CACHE; k = k + 1u) {
-                if (k * ROW_THREADS >= n) {
+                if (k * ROW_THREADS >= pairs) {
                     break;
                 }
-                let j = lane + k * ROW_THREADS;
-                if (j < cnt) {
-                    let d = v[k] - m1;
-                    let u = w[k] * gamma_at(j);
-                    v[k] = d;
-                    c = c + vec4<f32>(d, d * d, u, u * d);
-                }
+                c = c + backward_sums(v[k], w[k], m1, 2u * (lane + k * ROW_THREADS), cnt);
             }
             let st = backward_stats(row_sum(c), row, live);
             for (var k = 0u; k < MAX_CACHE; k = k + 1u) {
-                if (k * ROW_THREADS >= n) {
+                if (k * ROW_THREADS >= pairs) {
                     break;
                 }
-                let j = lane + k * ROW_THREADS;
+                let j = 2u * (lane + k * ROW_THREADS);
                 if (j < cnt) {
-                    let xh = (v[k] - st.x) * st.y;
-                    let u = w[k] * gamma_at(j);
-                    dx[p.dx_off + row * n + j] = st.y * (u - st.z - xh * st.w);
+                    let xh = store_backward(base, j, cnt, v[k], w[k], m1, st);
                     acc_g[k] = fma(w[k], xh, acc_g[k]);
                     acc_b[k] = acc_b[k] + w[k];
                 }
             }
         }
         for (var k = 0u; k < MAX_CACHE; k = k + 1u) {
-            let j = lane + k * ROW_THREADS;
+            let j = 2u * (lane + k * ROW_THREADS);
             if (j >= n) {
                 break;
             }
             if (want_dgamma) {
-                partial[pb + j] = acc_g[k];
+                partial[pb + j] = acc_g[k].x;
+                if (j + 1u < n) {
+                    partial[pb + j + 1u] = acc_g[k].y;
+                }
             }
             if (want_dbeta) {
-                partial[pbb + j] = acc_b[k];
+                partial[pbb + j] = acc_b[k].x;
+                if (j + 1u < n) {
+                    partial[pbb + j + 1u] = acc_b[k].y;
+                }
             }
         }
     } else {
-        for (var j = lane; j < n; j = j + ROW_THREADS) {
-            if (want_dgamma) {
-                partial[pb + j] = 0.0;
-            }
-            if (want_dbeta) {
-                partial[pbb + j] = 0.0;
+        // Zeroed by the thread that accumulates into it: the pair mapping.
+        for (var j = 2u * lane; j < n; j = j + 2u * ROW_THREADS) {
+            let len = pair_len(j, n);
+            for (var e = 0u; e < len; e = e + 1u) {
+                if (want_dgamma) {
+                    partial[pb + j + e] = 0.0;
+                }
+                if (want_dbeta) {
+                    partial[pbb + j + e] = 0.0;
+                }
             }
         }
         for (var b = wid.x; b < blocks; b = b + nwg.x) {
             let row = b * rows_per_group() + slot;
             let live = row < p.rows;
             let cnt = select(0u, n, live);
-            let xb = p.x_off + row * n;
-            let db = p.dy_off + row * n;
+            let base = row * p.stride;
             var s = 0.0;
             if (!has(FLAG_MEAN)) {
-                for (var j = lane; j < cnt; j = j + ROW_THREADS) {
-                    s = s + x[xb + j];
+                for (var j = 2u * lane; j < cnt; j = j + 2u * ROW_THREADS) {
+                    let h = x_pair(base, j, cnt);
+                    s = s + h.x + h.y;
                 }
             }
             let m1 = first_mean(s, row, live);
             var c = vec4<f32>(0.0);
-            for (var j = lane; j < cnt; j = j + ROW_THREADS) {
-                let d = x[xb + j] - m1;
-                let u = dy[db + j] * gamma_at(j);
-                c = c + vec4<f32>(d, d * d, u, u * d);
+            for (var j = 2u * lane; j < cnt; j = j + 2u * ROW_THREADS) {
+                c = c + backward_sums(x_pair(base, j, cnt), dy_pair(base, j, cnt), m1, j, cnt);
             }
             let st = backward_stats(row_sum(c), row, live);
-            for (var j = lane; j < cnt; j = j + ROW_THREADS) {
-                let xh = (x[xb + j] - m1 - st.x) * st.y;
-                let dv = dy[db + j];
-                dx[p.dx_off + row * n + j] = st.y * (dv * gamma_at(j) - st.z - xh * st.w);
-                if (want_dgamma) {
-                    partial[pb + j] = fma(dv, xh, partial[pb + j]);
-                }
-                if (want_dbeta) {
-                    partial[pbb + j] = partial[pbb + j] + dv;
+            for (var j = 2u * lane; j < cnt; j = j + 2u * ROW_THREADS) {
+                let d = dy_pair(base, j, cnt);
+                let xh = store_backward(base, j, cnt, x_pair(base, j, cnt), d, m1, st);
+                let g = d * xh;
+                let len = pair_len(j, cnt);
+                for (var e = 0u; e < len; e = e + 1u) {
+                    if (want_dgamma) {
+                        partial[pb + j + e] = partial[pb + j + e] + g[e];
+                    }
+                    if (want_dbeta) {
+                        partial[pbb + j + e] = partial[pbb + j + e] + d[e];
+                    }
                 }
             }
         }

@@ -1,15 +1,18 @@
 // RMSNorm, forward and backward, one row per ROW_THREADS threads.
 //
-//   forward:  r = 1 / sqrt(mean(x^2) + eps)      (eps inside the root, the default)
-//             r = 1 / (sqrt(mean(x^2)) + eps)    (FLAG_EPS_OUTSIDE)
-//             y = x * r * g
-//   backward: with u = g * dy and n = cols,
-//             dx = r * u - c * x * sum(u * x)
-//             c  = r^3 / n                       (eps inside)
-//             c  = r^2 / (n * rms), 0 at rms = 0 (eps outside)
-//             dgamma = sum over rows of dy * x * r
+//   h  = x (+ residual when fused; h may be written out as the new residual stream)
+//   forward:  r = 1 / sqrt(mean_k(h^2) + eps)      (eps inside the root, the default)
+//             r = 1 / (sqrt(mean_k(h^2)) + eps)    (FLAG_EPS_OUTSIDE)
+//             y = h * r * (gamma_shift + gamma)
+//   mean_k is over the first k = norm_cols elements (partial RMSNorm; k = cols otherwise).
+//   backward: with u = g * dy,
+//             dh = r * u - [j < k] * c * h * sum(u * h)  (+ the gradient arriving on h)
+//             c  = r^3 / k                       (eps inside)
+//             c  = r^2 / (k * rms), 0 at rms = 0 (eps outside)
+//             dgamma = sum over rows of dy * h * r
+//   dx is dh: x and the residual receive the same gradient. Backward reads h as its x.
 //
-// Fused single pass: while a row fits in registers (cols <= ROW_THREADS * MAX_CACHE) each
+// Fused single pass: while a row fits in registers (pairs <= ROW_THREADS * MAX_CACHE) each
 // element is read once and written once. A longer row is streamed twice from device
 // memory (sum of squares, then scale); the second read usually hits L2 on a GPU, and
 // correctness does not depend on it.
@@ -18,23 +21,11 @@
 // visits in a fixed order into its own row of the workspace; reduce_columns.wgsl sums
 // those rows in a fixed order. No atomics.
 
-@group(0) @binding(0) var<storage, read_write> x: array<f32>;
-@group(0) @binding(1) var<storage, read_write> gamma: array<f32>;
-@group(0) @binding(3) var<storage, read_write> y: array<f32>;
 @group(0) @binding(5) var<storage, read_write> rstd: array<f32>;
-@group(0) @binding(6) var<storage, read_write> dy: array<f32>;
-@group(0) @binding(7) var<storage, read_write> dx: array<f32>;
 @group(0) @binding(8) var<storage, read_write> partial: array<f32>;
 
-fn gamma_at(j: u32) -> f32 {
-    if (has(FLAG_GAMMA)) {
-        return gamma[p.gamma_off + j];
-    }
-    return 1.0;
-}
-
 fn scale_from_sum_sq(sum_sq: f32) -> f32 {
-    let ms = sum_sq / f32(p.cols);
+    let ms = sum_sq / f32(p.norm_cols);
     if (has(FLAG_EPS_OUTSIDE)) {
         return 1.0 / (sqrt(ms) + p.eps);
     }
@@ -47,6 +38,23 @@ fn save_rstd(row: u32, lane: u32, live: bool, r: f32) {
     }
 }
 
+// h^2 summed over the elements of the pair at j that the RMS is estimated from.
+fn norm_sq(v: vec2<f32>, j: u32) -> f32 {
+    return dot(v * v, pair_mask(j, p.norm_cols));
+}
+
+// Writes y (and h when asked) for the pair at j.
+fn store_forward(base: u32, j: u32, cnt: u32, h: vec2<f32>, r: f32) {
+    let len = pair_len(j, cnt);
+    if (len == 0u) {
+        return;
+    }
+    st_y(p.y_off + base + j, h * r * gamma_pair(j), len);
+    if (has(FLAG_H_OUT)) {
+        st_h(p.h_off + base + j, h, len);
+    }
+}
+
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn rms_norm_forward(
     @builtin(workgroup_id) wid: vec3<u32>,
@@ -54,77 +62,74 @@ fn rms_norm_forward(
     inv: Invocation,
 ) {
     enter(inv);
-    let n = p.cols;
     let lane = inv.index % ROW_THREADS;
     let slot = inv.index / ROW_THREADS;
     let blocks = row_blocks();
+    let pairs = pairs_in_row();
     for (var b = wid.x; b < blocks; b = b + nwg.x) {
         let row = b * rows_per_group() + slot;
         let live = row < p.rows;
         // A slot past the last row sees an empty row but still joins every barrier.
-        let cnt = select(0u, n, live);
-        let xb = p.x_off + row * n;
-        let yb = p.y_off + row * n;
+        let cnt = select(0u, p.cols, live);
+        let base = row * p.stride;
         if (row_is_cached()) {
-            var v: array<f32, MAX_CACHE>;
+            var v: array<vec2<f32>, MAX_CACHE>;
             var ss = 0.0;
             for (var k = 0u; k < MAX_CACHE; k = k + 1u) {
-                if (k * ROW_THREADS >= n) {
+                if (k * ROW_THREADS >= pairs) {
                     break;
                 }
-                let j = lane + k * ROW_THREADS;
-                var xv = 0.0;
-                if (j < cnt) {
-                    xv = x[xb + j];
-                }
-                v[k] = xv;
-                ss = fma(xv, xv, ss);
+                let j = 2u * (lane + k * ROW_THREADS);
+                let h = input_pair(base, j, cnt);
+                v[k] = h;
+                ss = ss + norm_sq(h, j);
             }
             let r = scale_from_sum_sq(row_sum(vec4<f32>(ss, 0.0, 0.0, 0.0)).x);
             for (var k = 0u; k < MAX_CACHE; k = k + 1u) {
-                if (k * ROW_THREADS >= n) {
+                if (k * ROW_THREADS >= pairs) {
                     break;
                 }
-                let j = lane + k * ROW_THREADS;
-                if (j < cnt) {
-                    y[yb + j] = v[k] * r * gamma_at(j);
-                }
+                store_forward(base, 2u * (lane + k * ROW_THREADS), cnt, v[k], r);
             }
             save_rstd(row, lane, live, r);
         } else {
             var ss = 0.0;
-            for (var j = lane; j < cnt; j = j + ROW_THREADS) {
-                let xv = x[xb + j];
-                ss = fma(xv, xv, ss);
+            for (var j = 2u * lane; j < cnt; j = j + 2u * ROW_THREADS) {
+                ss = ss + norm_sq(input_pair(base, j, cnt), j);
             }
             let r = scale_from_sum_sq(row_sum(vec4<f32>(ss, 0.0, 0.0, 0.0)).x);
-            for (var j = lane; j < cnt; j = j + ROW_THREADS) {
-                y[yb + j] = x[xb + j] * r * gamma_at(j);
+            for (var j = 2u * lane; j < cnt; j = j + 2u * ROW_THREADS) {
+                store_forward(base, j, cnt, input_pair(base, j, cnt), r);
             }
             save_rstd(row, lane, live, r);
         }
     }
 }
 
-// (r, c * sum(u * x)) of the header, from sum(x^2), sum(u * x) and the saved rstd when
-// there is one. The product is formed as ((S * r) / n) * r * r so that neither r^3 (which
-// underflows f32 for |x| near 1e15) nor S * r^3 leaves the f32 range while dx is in it.
-fn backward_coefficients(sum_sq: f32, sum_ux: f32, row: u32, live: bool) -> vec2<f32> {
-    let n = f32(p.cols);
+// (r, c * sum(u * h)) of the header, from sum_k(h^2), sum(u * h) and the saved rstd when
+// there is one. The product is formed as ((S * r) / k) * r * r so that neither r^3 (which
+// underflows f32 for |h| near 1e15) nor S * r^3 leaves the f32 range while dx is in it.
+fn backward_coefficients(sum_sq: f32, sum_uh: f32, row: u32, live: bool) -> vec2<f32> {
+    let k = f32(p.norm_cols);
     var r = scale_from_sum_sq(sum_sq);
     if (has(FLAG_RSTD) && live) {
         r = rstd[p.rstd_off + row];
     }
     if (has(FLAG_EPS_OUTSIDE)) {
-        var rms = sqrt(sum_sq / n);
+        var rms = sqrt(sum_sq / k);
         if (has(FLAG_RSTD)) {
             // The saved statistic is 1 / (rms + eps); where rms << eps the recovered rms
             // is inexact, but then its term is as small as that error relative to r * u.
             rms = max(1.0 / r - p.eps, 0.0);
         }
-        return vec2<f32>(r, select(0.0, (sum_ux * r) / (n * rms) * r, rms > 0.0));
+        return vec2<f32>(r, select(0.0, (sum_uh * r) / (k * rms) * r, rms > 0.0));
     }
-    return vec2<f32>(r, (sum_ux * r) / n * r * r);
+    return vec2<f32>(r, (sum_uh * r) / k * r * r);
+}
+
+// dx for the pair at j: r * u - c * h on the elements the RMS came from, plus dh.
+fn dx_pair(base: u32, j: u32, cnt: u32, h: vec2<f32>, w: vec2<f32>, rc: vec2<f32>) -> vec2<f32> {
+    return rc.x * w * gamma_pair(j) - rc.y * h * pair_mask(j, p.norm_cols) + dh_pair(base, j, cnt);
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
@@ -138,84 +143,90 @@ fn rms_norm_backward(
     let lane = inv.index % ROW_THREADS;
     let slot = inv.index / ROW_THREADS;
     let blocks = row_blocks();
+    let pairs = pairs_in_row();
     let want_dgamma = has(FLAG_DGAMMA);
     // This slot's own row of dgamma partial sums in the workspace.
     let pb = p.part_off + (wid.x * rows_per_group() + slot) * n;
     if (row_is_cached()) {
-        var acc: array<f32, MAX_CACHE>;
+        var acc: array<vec2<f32>, MAX_CACHE>;
         for (var b = wid.x; b < blocks; b = b + nwg.x) {
             let row = b * rows_per_group() + slot;
             let live = row < p.rows;
             let cnt = select(0u, n, live);
-            var v: array<f32, MAX_CACHE>;
-            var w: array<f32, MAX_CACHE>;
+            let base = row * p.stride;
+            var v: array<vec2<f32>, MAX_CACHE>;
+            var w: array<vec2<f32>, MAX_CACHE>;
             var s = vec4<f32>(0.0);
             for (var k = 0u; k < MAX_CACHE; k = k + 1u) {
-                if (k * ROW_THREADS >= n) {
+                if (k * ROW_THREADS >= pairs) {
                     break;
                 }
-                let j = lane + k * ROW_THREADS;
-                var xv = 0.0;
-                var dv = 0.0;
-                if (j < cnt) {
-                    xv = x[p.x_off + row * n + j];
-                    dv = dy[p.dy_off + row * n + j];
-                }
-                v[k] = xv;
-                w[k] = dv;
-                s.x = fma(xv, xv, s.x);
-                s.y = fma(dv * gamma_at(j), xv, s.y);
+                let j = 2u * (lane + k * ROW_THREADS);
+                let h = x_pair(base, j, cnt);
+                let d = dy_pair(base, j, cnt);
+                v[k] = h;
+                w[k] = d;
+                s.x = s.x + norm_sq(h, j);
+                s.y = s.y + dot(d * gamma_pair(j), h);
             }
             let t = row_sum(s);
             let rc = backward_coefficients(t.x, t.y, row, live);
-            let cu = rc.y;
             for (var k = 0u; k < MAX_CACHE; k = k + 1u) {
-                if (k * ROW_THREADS >= n) {
+                if (k * ROW_THREADS >= pairs) {
                     break;
                 }
-                let j = lane + k * ROW_THREADS;
-                if (j < cnt) {
-                    dx[p.dx_off + row * n + j] = rc.x * w[k] * gamma_at(j) - cu * v[k];
-                    acc[k] = fma(w[k] * v[k], rc.x, acc[k]);
+                let j = 2u * (lane + k * ROW_THREADS);
+                let len = pair_len(j, cnt);
+                if (len > 0u) {
+                    st_dx(p.dx_off + base + j, dx_pair(base, j, cnt, v[k], w[k], rc), len);
+                    acc[k] = fma(w[k] * v[k], vec2<f32>(rc.x), acc[k]);
                 }
             }
         }
         if (want_dgamma) {
             for (var k = 0u; k < MAX_CACHE; k = k + 1u) {
-                let j = lane + k * ROW_THREADS;
+                let j = 2u * (lane + k * ROW_THREADS);
                 if (j >= n) {
                     break;
                 }
-                partial[pb + j] = acc[k];
+                partial[pb + j] = acc[k].x;
+                if (j + 1u < n) {
+                    partial[pb + j + 1u] = acc[k].y;
+                }
             }
         }
     } else {
         if (want_dgamma) {
-            for (var j = lane; j < n; j = j + ROW_THREADS) {
-                partial[pb + j] = 0.0;
+            // Zeroed by the thread that accumulates into it: the pair mapping.
+            for (var j = 2u * lane; j < n; j = j + 2u * ROW_THREADS) {
+                for (var e = 0u; e < pair_len(j, n); e = e + 1u) {
+                    partial[pb + j + e] = 0.0;
+                }
             }
         }
         for (var b = wid.x; b < blocks; b = b + nwg.x) {
             let row = b * rows_per_group() + slot;
             let live = row < p.rows;
             let cnt = select(0u, n, live);
-            let xb = p.x_off + row * n;
-            let db = p.dy_off + row * n;
+            let base = row * p.stride;
             var s = vec4<f32>(0.0);
-            for (var j = lane; j < cnt; j = j + ROW_THREADS) {
-                let xv = x[xb + j];
-                s.x = fma(xv, xv, s.x);
-                s.y = fma(dy[db + j] * gamma_at(j), xv, s.y);
+            for (var j = 2u * lane; j < cnt; j = j + 2u * ROW_THREADS) {
+                let h = x_pair(base, j, cnt);
+                s.x = s.x + norm_sq(h, j);
+                s.y = s.y + dot(dy_pair(base, j, cnt) * gamma_pair(j), h);
             }
             let t = row_sum(s);
             let rc = backward_coefficients(t.x, t.y, row, live);
-            let cu = rc.y;
-            for (var j = lane; j < cnt; j = j + ROW_THREADS) {
-                let xv = x[xb + j];
-                let dv = dy[db + j];
-                dx[p.dx_off + row * n + j] = rc.x * dv * gamma_at(j) - cu * xv;
+            for (var j = 2u * lane; j < cnt; j = j + 2u * ROW_THREADS) {
+                let h = x_pair(base, j, cnt);
+                let d = dy_pair(base, j, cnt);
+                let len = pair_len(j, cnt);
+                st_dx(p.dx_off + base + j, dx_pair(base, j, cnt, h, d, rc), len);
                 if (want_dgamma) {
-                    partial[pb + j] = fma(dv * xv, rc.x, partial[pb + j]);
+                    let g = d * h * rc.x;
+                    for (var e = 0u; e < len; e = e + 1u) {
+                        partial[pb + j + e] = partial[pb + j + e] + g[e];
+                    }
                 }
             }
         }

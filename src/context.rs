@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
+use crate::dtype::{Io, Storage};
 use crate::error::{NormError, Result};
 use crate::params::Params;
 use crate::shader::{self, Family, Kernel, MAX_WORKGROUP};
@@ -30,6 +31,17 @@ pub enum Reduction {
     Auto,
     /// Workgroup memory only, even where subgroups exist (the portable fallback).
     Workgroup,
+}
+
+/// How f16 tensors are read and written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum F16Path {
+    /// `array<f16>` (`enable f16;`) where the device has `Features::SHADER_F16`, else packed.
+    #[default]
+    Auto,
+    /// Pairs of halves in u32 words through `unpack2x16float` / `pack2x16float`, which every
+    /// adapter has.
+    Packed,
 }
 
 /// Launch-shape knobs, chosen per adapter by [`Tuning::for_device`] and open to override.
@@ -96,12 +108,16 @@ pub struct ContextOptions {
     pub limits: Option<wgpu::Limits>,
     /// Launch knobs; `None` uses [`Tuning::for_device`].
     pub tuning: Option<Tuning>,
+    /// How f16 tensors are accessed.
+    pub f16: F16Path,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 struct PipelineKey {
     kernel: Kernel,
     subgroups: bool,
+    act: Io,
+    param: Io,
     workgroup_size: u32,
     row_threads: u32,
     subgroup_mode: u32,
@@ -141,10 +157,11 @@ pub struct NormContext {
     info: wgpu::AdapterInfo,
     limits: wgpu::Limits,
     subgroups: bool,
+    native_f16: bool,
     tuning: Tuning,
     /// Bound where a kernel's optional tensor is absent; never written (its flag is off).
     placeholder: wgpu::Buffer,
-    modules: Mutex<HashMap<(Family, bool), wgpu::ShaderModule>>,
+    modules: Mutex<HashMap<(Family, bool, Io, Io), wgpu::ShaderModule>>,
     pipelines: Mutex<HashMap<PipelineKey, Arc<wgpu::ComputePipeline>>>,
     uniforms: Mutex<HashMap<Params, wgpu::Buffer>>,
 }
@@ -174,8 +191,7 @@ impl NormContext {
         });
         let adapter = choose_adapter(&instance, options.adapter).await?;
         let info = adapter.get_info();
-        let wanted =
-            wgpu::Features::SUBGROUP | wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::SHADER_F16;
+        let wanted = wgpu::Features::SUBGROUP | wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::SHADER_F16;
         let required_features = adapter.features() & wanted;
         let required_limits = options.limits.clone().unwrap_or_else(|| adapter.limits());
         let (device, queue) = adapter
@@ -186,10 +202,7 @@ impl NormContext {
                 ..Default::default()
             })
             .await
-            .map_err(|e| NormError::RequestDevice {
-                adapter: info.name.clone(),
-                message: e.to_string(),
-            })?;
+            .map_err(|e| NormError::RequestDevice { adapter: info.name.clone(), message: e.to_string() })?;
         Ok(Self::from_device(device, queue, options))
     }
 
@@ -198,19 +211,17 @@ impl NormContext {
     pub fn from_device(device: wgpu::Device, queue: wgpu::Queue, options: ContextOptions) -> Self {
         let info = device.adapter_info();
         let limits = device.limits();
-        let subgroups = options.reduction == Reduction::Auto
-            && device.features().contains(wgpu::Features::SUBGROUP);
-        let mut tuning = options
-            .tuning
-            .unwrap_or_else(|| Tuning::for_device(info.device_type, &limits));
+        let subgroups =
+            options.reduction == Reduction::Auto && device.features().contains(wgpu::Features::SUBGROUP);
+        let native_f16 =
+            options.f16 == F16Path::Auto && device.features().contains(wgpu::Features::SHADER_F16);
+        let mut tuning = options.tuning.unwrap_or_else(|| Tuning::for_device(info.device_type, &limits));
         tuning.workgroup_size = prev_power_of_two(tuning.workgroup_size.clamp(1, MAX_WORKGROUP));
         tuning.elements_per_thread = tuning.elements_per_thread.max(1);
-        tuning.max_forward_groups = tuning
-            .max_forward_groups
-            .clamp(1, limits.max_compute_workgroups_per_dimension.max(1));
-        tuning.backward_groups = tuning
-            .backward_groups
-            .clamp(1, limits.max_compute_workgroups_per_dimension.max(1));
+        tuning.max_forward_groups =
+            tuning.max_forward_groups.clamp(1, limits.max_compute_workgroups_per_dimension.max(1));
+        tuning.backward_groups =
+            tuning.backward_groups.clamp(1, limits.max_compute_workgroups_per_dimension.max(1));
         tuning.max_partials = tuning.max_partials.max(1);
         let placeholder = device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("wgpu_norm.placeholder"),
@@ -224,6 +235,7 @@ impl NormContext {
             info,
             limits,
             subgroups,
+            native_f16,
             tuning,
             placeholder,
             modules: Mutex::new(HashMap::new()),
@@ -257,6 +269,11 @@ impl NormContext {
         self.subgroups
     }
 
+    /// Whether f16 tensors are accessed as `array<f16>` (else packed in u32 words).
+    pub fn uses_native_f16(&self) -> bool {
+        self.native_f16
+    }
+
     /// The launch knobs in force.
     pub fn tuning(&self) -> &Tuning {
         &self.tuning
@@ -269,15 +286,14 @@ impl NormContext {
     /// Threads per row, rows per workgroup and grid size for a row kernel.
     pub(crate) fn row_launch(&self, rows: u32, cols: u32, backward: bool) -> RowLaunch {
         let t = &self.tuning;
-        let wanted = cols.div_ceil(t.elements_per_thread).max(1);
+        // Threads walk rows in pairs of elements.
+        let wanted = cols.div_ceil(t.elements_per_thread.max(2)).max(1);
         let row_threads = wanted.next_power_of_two().min(t.workgroup_size);
         let rows_per_group = t.workgroup_size / row_threads;
         let blocks = rows.div_ceil(rows_per_group);
         let groups = if backward {
             let by_workspace = (t.max_partials / (rows_per_group as u64 * cols as u64)).max(1);
-            blocks
-                .min(t.backward_groups)
-                .min(by_workspace.min(u32::MAX as u64) as u32)
+            blocks.min(t.backward_groups).min(by_workspace.min(u32::MAX as u64) as u32)
         } else {
             blocks.min(t.max_forward_groups)
         };
@@ -307,12 +323,15 @@ impl NormContext {
     pub(crate) fn pipeline(
         &self,
         kernel: Kernel,
+        storage: Storage,
         launch: Option<&RowLaunch>,
     ) -> Result<Arc<wgpu::ComputePipeline>> {
         let subgroups = self.subgroups && kernel.family().reduces_rows();
         let key = PipelineKey {
             kernel,
             subgroups,
+            act: Io::of(storage.activations, self.native_f16),
+            param: Io::of(storage.params, self.native_f16),
             workgroup_size: self.tuning.workgroup_size,
             row_threads: launch.map_or(1, |l| l.row_threads),
             subgroup_mode: launch.map_or(0, |l| l.subgroup_mode),
@@ -321,7 +340,7 @@ impl NormContext {
         if let Some(p) = pipelines.get(&key) {
             return Ok(p.clone());
         }
-        let module = self.module(kernel.family(), subgroups)?;
+        let module = self.module(kernel.family(), subgroups, storage)?;
         let constants = [
             ("WORKGROUP_SIZE", key.workgroup_size as f64),
             ("ROW_THREADS", key.row_threads as f64),
@@ -329,51 +348,47 @@ impl NormContext {
         ];
         let label = format!("wgpu_norm.{}", kernel.name());
         let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let pipeline = self
-            .device
-            .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                label: Some(&label),
-                layout: None,
-                module: &module,
-                entry_point: Some(kernel.name()),
-                compilation_options: wgpu::PipelineCompilationOptions {
-                    constants: &constants,
-                    // Every workgroup variable is written before it is read.
-                    zero_initialize_workgroup_memory: false,
-                },
-                cache: None,
-            });
+        let pipeline = self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(&label),
+            layout: None,
+            module: &module,
+            entry_point: Some(kernel.name()),
+            compilation_options: wgpu::PipelineCompilationOptions {
+                constants: &constants,
+                // Every workgroup variable is written before it is read.
+                zero_initialize_workgroup_memory: false,
+            },
+            cache: None,
+        });
         if let Some(e) = pollster::block_on(scope.pop()) {
-            return Err(NormError::Wgpu {
-                during: "compute pipeline creation",
-                message: e.to_string(),
-            });
+            return Err(NormError::Wgpu { during: "compute pipeline creation", message: e.to_string() });
         }
         let pipeline = Arc::new(pipeline);
         pipelines.insert(key, pipeline.clone());
         Ok(pipeline)
     }
 
-    fn module(&self, family: Family, subgroups: bool) -> Result<wgpu::ShaderModule> {
+    fn module(&self, family: Family, subgroups: bool, storage: Storage) -> Result<wgpu::ShaderModule> {
+        let key = (
+            family,
+            subgroups,
+            Io::of(storage.activations, self.native_f16),
+            Io::of(storage.params, self.native_f16),
+        );
         let mut modules = lock(&self.modules);
-        if let Some(m) = modules.get(&(family, subgroups)) {
+        if let Some(m) = modules.get(&key) {
             return Ok(m.clone());
         }
-        let source = shader::wgsl_source(family, subgroups);
+        let source = shader::wgsl_source(family, subgroups, storage, self.native_f16);
         let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let module = self
-            .device
-            .create_shader_module(wgpu::ShaderModuleDescriptor {
-                label: Some(family.file_name()),
-                source: wgpu::ShaderSource::Wgsl(source.into()),
-            });
+        let module = self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some(family.file_name()),
+            source: wgpu::ShaderSource::Wgsl(source.into()),
+        });
         if let Some(e) = pollster::block_on(scope.pop()) {
-            return Err(NormError::Wgpu {
-                during: "shader module creation",
-                message: e.to_string(),
-            });
+            return Err(NormError::Wgpu { during: "shader module creation", message: e.to_string() });
         }
-        modules.insert((family, subgroups), module.clone());
+        modules.insert(key, module.clone());
         Ok(module)
     }
 
@@ -388,13 +403,11 @@ impl NormContext {
             uniforms.clear();
         }
         use wgpu::util::DeviceExt as _;
-        let buffer = self
-            .device
-            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some("wgpu_norm.params"),
-                contents: bytemuck::bytes_of(params),
-                usage: wgpu::BufferUsages::UNIFORM,
-            });
+        let buffer = self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some("wgpu_norm.params"),
+            contents: bytemuck::bytes_of(params),
+            usage: wgpu::BufferUsages::UNIFORM,
+        });
         uniforms.insert(*params, buffer.clone());
         buffer
     }
@@ -437,11 +450,7 @@ async fn choose_adapter(instance: &wgpu::Instance, choice: AdapterChoice) -> Res
         .ok_or_else(|| NormError::NoAdapter {
             detail: format!(
                 "wanted {choice:?}; adapters seen: {}",
-                if seen.is_empty() {
-                    "none".to_string()
-                } else {
-                    seen.join(", ")
-                }
+                if seen.is_empty() { "none".to_string() } else { seen.join(", ") }
             ),
         })
 }

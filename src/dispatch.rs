@@ -1,17 +1,20 @@
 //! Binding callers' tensors and recording dispatches: the part every kernel shares.
 
 use crate::context::{NormContext, RowLaunch};
+use crate::dtype::{DType, Storage};
 use crate::error::{NormError, Result};
 use crate::params::Params;
 use crate::shader::Kernel;
 
 const F32_BYTES: u64 = 4;
 
-/// A tensor of f32 elements in a caller's buffer, starting at byte `offset`.
+/// A tensor in a caller's buffer, starting at byte `offset`; its dtype comes from the
+/// call's [`Storage`](crate::Storage).
 ///
-/// The offset needs only 4-byte alignment: the crate binds from the nearest offset the
-/// device allows below it and passes the rest to the kernel, so activations can sit
-/// anywhere in one large buffer. The buffer needs `BufferUsages::STORAGE`.
+/// The offset needs only element alignment (4 bytes for f32, 2 for f16 and bf16): the crate
+/// binds from the nearest offset the device allows below it and passes the rest to the
+/// kernel, so activations can sit anywhere in one large buffer. The buffer needs
+/// `BufferUsages::STORAGE`.
 #[derive(Clone, Copy, Debug)]
 pub struct Tensor<'a> {
     /// The buffer holding the elements.
@@ -46,6 +49,9 @@ pub(crate) mod binding {
     pub const PARTIAL: u32 = 8;
     pub const DGAMMA: u32 = 9;
     pub const DBETA: u32 = 10;
+    pub const RESIDUAL: u32 = 11;
+    pub const H: u32 = 12;
+    pub const DH: u32 = 13;
     pub const PARAMS: u32 = 15;
 }
 
@@ -57,21 +63,24 @@ pub(crate) struct Slot<'a> {
     pub what: &'static str,
     pub tensor: Option<Tensor<'a>>,
     pub elements: u64,
+    pub dtype: DType,
 }
 
 impl<'a> Slot<'a> {
-    pub fn new(
+    /// An f32 tensor (statistics, workspace, gradients of parameters).
+    pub fn new(binding: u32, what: &'static str, tensor: Option<Tensor<'a>>, elements: u64) -> Self {
+        Self::typed(binding, what, tensor, elements, DType::F32)
+    }
+
+    /// A tensor stored as `dtype`.
+    pub fn typed(
         binding: u32,
         what: &'static str,
         tensor: Option<Tensor<'a>>,
         elements: u64,
+        dtype: DType,
     ) -> Self {
-        Slot {
-            binding,
-            what,
-            tensor,
-            elements,
-        }
+        Slot { binding, what, tensor, elements, dtype }
     }
 }
 
@@ -87,62 +96,35 @@ struct Bound<'a> {
 fn bind<'a>(ctx: &'a NormContext, slot: &Slot<'a>) -> Result<(Bound<'a>, u32)> {
     let Some(t) = slot.tensor else {
         let buffer = ctx.placeholder();
-        let b = Bound {
-            binding: slot.binding,
-            buffer,
-            offset: 0,
-            size: buffer.size(),
-        };
+        let b = Bound { binding: slot.binding, buffer, offset: 0, size: buffer.size() };
         return Ok((b, 0));
     };
     let what = slot.what;
+    let elem = slot.dtype.size();
     if !t.buffer.usage().contains(wgpu::BufferUsages::STORAGE) {
-        return Err(NormError::MissingUsage {
-            what,
-            usage: "STORAGE",
-        });
+        return Err(NormError::MissingUsage { what, usage: "STORAGE" });
     }
-    if !t.offset.is_multiple_of(F32_BYTES) {
-        return Err(NormError::UnalignedOffset {
-            what,
-            offset: t.offset,
-            align: F32_BYTES,
-        });
+    if !t.offset.is_multiple_of(elem) {
+        return Err(NormError::UnalignedOffset { what, offset: t.offset, align: elem });
     }
-    let end = slot
-        .elements
-        .checked_mul(F32_BYTES)
-        .and_then(|b| b.checked_add(t.offset))
-        .unwrap_or(u64::MAX);
-    if end > t.buffer.size() {
-        let size = t.buffer.size();
-        return Err(NormError::BufferTooSmall {
-            what,
-            offset: t.offset,
-            end,
-            size,
-        });
+    let end = slot.elements.checked_mul(elem).and_then(|b| b.checked_add(t.offset)).unwrap_or(u64::MAX);
+    let buffer_size = t.buffer.size();
+    if end > buffer_size {
+        return Err(NormError::BufferTooSmall { what, offset: t.offset, end, size: buffer_size });
     }
     let align = u64::from(ctx.limits().min_storage_buffer_offset_alignment.max(4));
     let base = t.offset - t.offset % align;
-    let size = end - base;
+    // Bindings are whole 4-byte words: a 16-bit tensor ending mid-word takes the word.
+    let size = end.next_multiple_of(F32_BYTES).min(buffer_size) - base;
     let limit = ctx.limits().max_storage_buffer_binding_size;
     // Element indices are u32 in the kernels.
-    let index_limit = u64::from(u32::MAX) * F32_BYTES;
+    let index_limit = u64::from(u32::MAX) * elem;
     if size > limit.min(index_limit) {
-        return Err(NormError::BindingTooLarge {
-            what,
-            bytes: size,
-            limit: limit.min(index_limit),
-        });
+        let limit = limit.min(index_limit);
+        return Err(NormError::BindingTooLarge { what, bytes: size, limit });
     }
-    let b = Bound {
-        binding: slot.binding,
-        buffer: t.buffer,
-        offset: base,
-        size,
-    };
-    Ok((b, ((t.offset - base) / F32_BYTES) as u32))
+    let b = Bound { binding: slot.binding, buffer: t.buffer, offset: base, size };
+    Ok((b, ((t.offset - base) / elem) as u32))
 }
 
 fn set_offset(p: &mut Params, binding: u32, off: u32) {
@@ -159,6 +141,9 @@ fn set_offset(p: &mut Params, binding: u32, off: u32) {
         PARTIAL => &mut p.part_off,
         DGAMMA => &mut p.dgamma_off,
         DBETA => &mut p.dbeta_off,
+        RESIDUAL => &mut p.res_off,
+        H => &mut p.h_off,
+        DH => &mut p.dh_off,
         _ => return,
     };
     *field = off;
@@ -167,6 +152,7 @@ fn set_offset(p: &mut Params, binding: u32, off: u32) {
 /// One dispatch to record: a kernel, how it is launched, its parameters and tensors.
 pub(crate) struct Dispatch<'a> {
     pub kernel: Kernel,
+    pub storage: Storage,
     pub launch: Option<RowLaunch>,
     pub groups: u32,
     pub params: Params,
@@ -190,7 +176,7 @@ pub(crate) fn record(
             set_offset(&mut params, slot.binding, off);
             bound.push(b);
         }
-        let pipeline = ctx.pipeline(d.kernel, d.launch.as_ref())?;
+        let pipeline = ctx.pipeline(d.kernel, d.storage, d.launch.as_ref())?;
         let uniform = ctx.uniform(&params);
         let mut entries: Vec<wgpu::BindGroupEntry<'_>> = bound
             .iter()
@@ -203,10 +189,8 @@ pub(crate) fn record(
                 }),
             })
             .collect();
-        entries.push(wgpu::BindGroupEntry {
-            binding: binding::PARAMS,
-            resource: uniform.as_entire_binding(),
-        });
+        entries
+            .push(wgpu::BindGroupEntry { binding: binding::PARAMS, resource: uniform.as_entire_binding() });
         let scope = ctx.device().push_error_scope(wgpu::ErrorFilter::Validation);
         let bind_group = ctx.device().create_bind_group(&wgpu::BindGroupDescriptor {
             label: Some(d.kernel.name()),
@@ -214,10 +198,7 @@ pub(crate) fn record(
             entries: &entries,
         });
         if let Some(e) = pollster::block_on(scope.pop()) {
-            return Err(NormError::Wgpu {
-                during: "bind group creation",
-                message: e.to_string(),
-            });
+            return Err(NormError::Wgpu { during: "bind group creation", message: e.to_string() });
         }
         ready.push((pipeline, bind_group, d.groups));
     }
@@ -241,10 +222,8 @@ pub trait Recorder {
 
 impl Recorder for wgpu::CommandEncoder {
     fn in_compute_pass(&mut self, label: &str, f: &mut dyn FnMut(&mut wgpu::ComputePass<'_>)) {
-        let mut pass = self.begin_compute_pass(&wgpu::ComputePassDescriptor {
-            label: Some(label),
-            timestamp_writes: None,
-        });
+        let mut pass = self
+            .begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(label), timestamp_writes: None });
         f(&mut pass);
     }
 }
@@ -271,12 +250,10 @@ pub(crate) fn column_sums<'a>(
     dbeta: Option<Tensor<'a>>,
 ) -> Dispatch<'a> {
     let cols = u64::from(params.cols);
-    let groups = params
-        .cols
-        .div_ceil(ctx.tuning().workgroup_size)
-        .min(ctx.tuning().max_forward_groups);
+    let groups = params.cols.div_ceil(ctx.tuning().workgroup_size).min(ctx.tuning().max_forward_groups);
     Dispatch {
         kernel: Kernel::ReduceColumns,
+        storage: Storage::default(),
         launch: None,
         groups,
         params,

@@ -93,6 +93,30 @@ pub enum NormError {
         /// The device limit.
         limit: u64,
     },
+    /// The row stride is smaller than a row.
+    #[error("row stride {stride} is smaller than the {cols} columns of a row")]
+    InvalidStride {
+        /// Columns per row.
+        cols: usize,
+        /// Stride given.
+        stride: usize,
+    },
+    /// Parameters in a dtype other than f32 or the activations' dtype.
+    #[error(
+        "gamma/beta in {params:?} with activations in {activations:?}: parameters must be f32 or the activations' dtype"
+    )]
+    UnsupportedStorage {
+        /// Activations' dtype.
+        activations: crate::DType,
+        /// Parameters' dtype.
+        params: crate::DType,
+    },
+    /// The fraction of a row partial RMSNorm estimates the RMS from is not in (0, 1].
+    #[error("partial RMSNorm fraction must be in (0, 1], got {0}")]
+    InvalidPartial(f32),
+    /// The gamma offset is not finite.
+    #[error("gamma offset must be finite, got {0}")]
+    InvalidGammaOffset(f32),
     /// eps is negative, NaN or infinite.
     #[error("eps must be finite and >= 0, got {0}")]
     InvalidEps(f32),

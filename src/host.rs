@@ -5,6 +5,7 @@ use wgpu::util::DeviceExt as _;
 
 use crate::context::NormContext;
 use crate::dispatch::Tensor;
+use crate::dtype::{Element, Storage};
 use crate::error::{NormError, Result};
 use crate::layer_norm::{LayerNormBackward, LayerNormConfig, LayerNormForward};
 use crate::rms_norm::{RmsNormBackward, RmsNormConfig, RmsNormForward};
@@ -12,27 +13,27 @@ use crate::shape::{Shape, check_len};
 
 /// Results of [`NormContext::rms_norm_forward`].
 #[derive(Clone, Debug, PartialEq)]
-pub struct RmsNormOutput {
+pub struct RmsNormOutput<T = f32> {
     /// Normalized rows, rows x cols.
-    pub y: Vec<f32>,
+    pub y: Vec<T>,
     /// Per-row rstd (the factor each row was multiplied by).
     pub rstd: Vec<f32>,
 }
 
 /// Results of [`NormContext::rms_norm_backward`].
 #[derive(Clone, Debug, PartialEq)]
-pub struct RmsNormGrads {
+pub struct RmsNormGrads<T = f32> {
     /// Gradient with respect to x, rows x cols.
-    pub dx: Vec<f32>,
+    pub dx: Vec<T>,
     /// Gradient with respect to gamma, cols.
     pub dgamma: Vec<f32>,
 }
 
 /// Results of [`NormContext::layer_norm_forward`].
 #[derive(Clone, Debug, PartialEq)]
-pub struct LayerNormOutput {
+pub struct LayerNormOutput<T = f32> {
     /// Normalized rows, rows x cols.
-    pub y: Vec<f32>,
+    pub y: Vec<T>,
     /// Per-row mean.
     pub mean: Vec<f32>,
     /// Per-row rstd.
@@ -41,17 +42,23 @@ pub struct LayerNormOutput {
 
 /// Results of [`NormContext::layer_norm_backward`].
 #[derive(Clone, Debug, PartialEq)]
-pub struct LayerNormGrads {
+pub struct LayerNormGrads<T = f32> {
     /// Gradient with respect to x, rows x cols.
-    pub dx: Vec<f32>,
+    pub dx: Vec<T>,
     /// Gradient with respect to gamma, cols.
     pub dgamma: Vec<f32>,
     /// Gradient with respect to beta, cols.
     pub dbeta: Vec<f32>,
 }
 
+/// The host calls take their dtype from the slices: activations and parameters both `T`.
+fn host_storage<T: Element>() -> Storage {
+    Storage::uniform(T::DTYPE)
+}
+
 impl NormContext {
-    /// RMSNorm of host data; blocks until the result is back.
+    /// RMSNorm of contiguous host rows in `f32`, `half::f16` or `half::bf16` (the config's
+    /// `storage` is taken from `T`); blocks until the result is back.
     ///
     /// ```
     /// use wgpu_norm::{NormContext, RmsNormConfig, Shape};
@@ -64,68 +71,75 @@ impl NormContext {
     /// }
     /// # Ok::<(), wgpu_norm::NormError>(())
     /// ```
-    pub fn rms_norm_forward(
+    pub fn rms_norm_forward<T: Element>(
         &self,
-        x: &[f32],
-        gamma: Option<&[f32]>,
+        x: &[T],
+        gamma: Option<&[T]>,
         shape: Shape,
         config: &RmsNormConfig,
-    ) -> Result<RmsNormOutput> {
-        shape.checked()?;
+    ) -> Result<RmsNormOutput<T>> {
+        let shape = contiguous(shape)?;
         check_len("x", shape.elements(), x.len())?;
         check_opt_len("gamma", shape.cols, gamma)?;
+        let config = RmsNormConfig { storage: host_storage::<T>(), ..*config };
+        config.check()?;
         let xb = self.upload("x", x);
         let gb = gamma.map(|g| self.upload("gamma", g));
-        let y = self.poisoned("y", shape.elements());
-        let rstd = self.poisoned("rstd", shape.rows);
+        let y = self.poisoned::<T>("y", shape.elements());
+        let rstd = self.poisoned::<f32>("rstd", shape.rows);
         let mut encoder = self.device().create_command_encoder(&Default::default());
         self.encode_rms_norm_forward(
             &mut encoder,
             shape,
-            config,
+            &config,
             &RmsNormForward {
                 x: (&xb).into(),
+                residual: None,
                 gamma: gb.as_ref().map(Tensor::from),
                 y: (&y).into(),
+                h: None,
                 rstd: Some((&rstd).into()),
             },
         )?;
         let [y, rstd] = self.finish_and_read(encoder, [&y, &rstd])?;
-        Ok(RmsNormOutput { y, rstd })
+        Ok(RmsNormOutput { y: cast(y, shape.elements()), rstd: cast(rstd, shape.rows) })
     }
 
-    /// RMSNorm backward of host data; `rstd` is the forward's saved statistic, or `None` to
+    /// RMSNorm backward of host rows; `rstd` is the forward's saved statistic, or `None` to
     /// recompute it. Blocks until the result is back.
-    pub fn rms_norm_backward(
+    pub fn rms_norm_backward<T: Element>(
         &self,
-        x: &[f32],
-        gamma: Option<&[f32]>,
-        dy: &[f32],
+        x: &[T],
+        gamma: Option<&[T]>,
+        dy: &[T],
         rstd: Option<&[f32]>,
         shape: Shape,
         config: &RmsNormConfig,
-    ) -> Result<RmsNormGrads> {
-        shape.checked()?;
+    ) -> Result<RmsNormGrads<T>> {
+        let shape = contiguous(shape)?;
         check_len("x", shape.elements(), x.len())?;
         check_len("dy", shape.elements(), dy.len())?;
         check_opt_len("gamma", shape.cols, gamma)?;
         check_opt_len("rstd", shape.rows, rstd)?;
+        let config = RmsNormConfig { storage: host_storage::<T>(), ..*config };
+        config.check()?;
         let xb = self.upload("x", x);
         let dyb = self.upload("dy", dy);
         let gb = gamma.map(|g| self.upload("gamma", g));
         let rb = rstd.map(|r| self.upload("rstd", r));
-        let dx = self.poisoned("dx", shape.elements());
-        let dgamma = self.poisoned("dgamma", shape.cols);
+        let dx = self.poisoned::<T>("dx", shape.elements());
+        let dgamma = self.poisoned::<f32>("dgamma", shape.cols);
         let workspace = self.scratch(self.rms_norm_backward_workspace_size(shape)?);
         let mut encoder = self.device().create_command_encoder(&Default::default());
         self.encode_rms_norm_backward(
             &mut encoder,
             shape,
-            config,
+            &config,
             &RmsNormBackward {
                 x: (&xb).into(),
                 gamma: gb.as_ref().map(Tensor::from),
                 dy: (&dyb).into(),
+                dh: None,
                 rstd: rb.as_ref().map(Tensor::from),
                 dx: (&dx).into(),
                 dgamma: Some((&dgamma).into()),
@@ -133,86 +147,93 @@ impl NormContext {
             },
         )?;
         let [dx, dgamma] = self.finish_and_read(encoder, [&dx, &dgamma])?;
-        Ok(RmsNormGrads { dx, dgamma })
+        Ok(RmsNormGrads { dx: cast(dx, shape.elements()), dgamma: cast(dgamma, shape.cols) })
     }
 
-    /// LayerNorm of host data; blocks until the result is back.
-    pub fn layer_norm_forward(
+    /// LayerNorm of contiguous host rows in `f32`, `half::f16` or `half::bf16` (the config's
+    /// `storage` is taken from `T`); blocks until the result is back.
+    pub fn layer_norm_forward<T: Element>(
         &self,
-        x: &[f32],
-        gamma: Option<&[f32]>,
-        beta: Option<&[f32]>,
+        x: &[T],
+        gamma: Option<&[T]>,
+        beta: Option<&[T]>,
         shape: Shape,
         config: &LayerNormConfig,
-    ) -> Result<LayerNormOutput> {
-        shape.checked()?;
+    ) -> Result<LayerNormOutput<T>> {
+        let shape = contiguous(shape)?;
         check_len("x", shape.elements(), x.len())?;
         check_opt_len("gamma", shape.cols, gamma)?;
         check_opt_len("beta", shape.cols, beta)?;
+        let config = LayerNormConfig { storage: host_storage::<T>(), ..*config };
         let xb = self.upload("x", x);
         let gb = gamma.map(|g| self.upload("gamma", g));
         let bb = beta.map(|b| self.upload("beta", b));
-        let y = self.poisoned("y", shape.elements());
-        let mean = self.poisoned("mean", shape.rows);
-        let rstd = self.poisoned("rstd", shape.rows);
+        let y = self.poisoned::<T>("y", shape.elements());
+        let mean = self.poisoned::<f32>("mean", shape.rows);
+        let rstd = self.poisoned::<f32>("rstd", shape.rows);
         let mut encoder = self.device().create_command_encoder(&Default::default());
         self.encode_layer_norm_forward(
             &mut encoder,
             shape,
-            config,
+            &config,
             &LayerNormForward {
                 x: (&xb).into(),
+                residual: None,
                 gamma: gb.as_ref().map(Tensor::from),
                 beta: bb.as_ref().map(Tensor::from),
                 y: (&y).into(),
+                h: None,
                 mean: Some((&mean).into()),
                 rstd: Some((&rstd).into()),
             },
         )?;
         let [y, mean, rstd] = self.finish_and_read(encoder, [&y, &mean, &rstd])?;
-        Ok(LayerNormOutput { y, mean, rstd })
+        Ok(LayerNormOutput {
+            y: cast(y, shape.elements()),
+            mean: cast(mean, shape.rows),
+            rstd: cast(rstd, shape.rows),
+        })
     }
 
-    /// LayerNorm backward of host data; `mean` and `rstd` are the forward's saved
+    /// LayerNorm backward of host rows; `mean` and `rstd` are the forward's saved
     /// statistics, each `None` to recompute it. Blocks until the result is back.
-    #[expect(
-        clippy::too_many_arguments,
-        reason = "one slice per tensor of the operation"
-    )]
-    pub fn layer_norm_backward(
+    #[expect(clippy::too_many_arguments, reason = "one slice per tensor of the operation")]
+    pub fn layer_norm_backward<T: Element>(
         &self,
-        x: &[f32],
-        gamma: Option<&[f32]>,
-        dy: &[f32],
+        x: &[T],
+        gamma: Option<&[T]>,
+        dy: &[T],
         mean: Option<&[f32]>,
         rstd: Option<&[f32]>,
         shape: Shape,
         config: &LayerNormConfig,
-    ) -> Result<LayerNormGrads> {
-        shape.checked()?;
+    ) -> Result<LayerNormGrads<T>> {
+        let shape = contiguous(shape)?;
         check_len("x", shape.elements(), x.len())?;
         check_len("dy", shape.elements(), dy.len())?;
         check_opt_len("gamma", shape.cols, gamma)?;
         check_opt_len("mean", shape.rows, mean)?;
         check_opt_len("rstd", shape.rows, rstd)?;
+        let config = LayerNormConfig { storage: host_storage::<T>(), ..*config };
         let xb = self.upload("x", x);
         let dyb = self.upload("dy", dy);
         let gb = gamma.map(|g| self.upload("gamma", g));
         let mb = mean.map(|m| self.upload("mean", m));
         let rb = rstd.map(|r| self.upload("rstd", r));
-        let dx = self.poisoned("dx", shape.elements());
-        let dgamma = self.poisoned("dgamma", shape.cols);
-        let dbeta = self.poisoned("dbeta", shape.cols);
+        let dx = self.poisoned::<T>("dx", shape.elements());
+        let dgamma = self.poisoned::<f32>("dgamma", shape.cols);
+        let dbeta = self.poisoned::<f32>("dbeta", shape.cols);
         let workspace = self.scratch(self.layer_norm_backward_workspace_size(shape)?);
         let mut encoder = self.device().create_command_encoder(&Default::default());
         self.encode_layer_norm_backward(
             &mut encoder,
             shape,
-            config,
+            &config,
             &LayerNormBackward {
                 x: (&xb).into(),
                 gamma: gb.as_ref().map(Tensor::from),
                 dy: (&dyb).into(),
+                dh: None,
                 mean: mb.as_ref().map(Tensor::from),
                 rstd: rb.as_ref().map(Tensor::from),
                 dx: (&dx).into(),
@@ -222,22 +243,28 @@ impl NormContext {
             },
         )?;
         let [dx, dgamma, dbeta] = self.finish_and_read(encoder, [&dx, &dgamma, &dbeta])?;
-        Ok(LayerNormGrads { dx, dgamma, dbeta })
+        Ok(LayerNormGrads {
+            dx: cast(dx, shape.elements()),
+            dgamma: cast(dgamma, shape.cols),
+            dbeta: cast(dbeta, shape.cols),
+        })
     }
 
-    fn upload(&self, label: &str, data: &[f32]) -> wgpu::Buffer {
-        self.device()
-            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some(label),
-                contents: bytemuck::cast_slice(data),
-                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
-            })
+    /// A storage buffer holding `data`, padded to whole 4-byte words.
+    fn upload<T: bytemuck::Pod>(&self, label: &str, data: &[T]) -> wgpu::Buffer {
+        let mut bytes = bytemuck::cast_slice::<T, u8>(data).to_vec();
+        bytes.resize(bytes.len().next_multiple_of(4), 0);
+        self.device().create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some(label),
+            contents: &bytes,
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
+        })
     }
 
     /// An output buffer filled with NaN, so an element a kernel fails to write reads back
     /// as NaN instead of a plausible zero.
-    fn poisoned(&self, label: &str, len: usize) -> wgpu::Buffer {
-        self.upload(label, &vec![f32::NAN; len])
+    fn poisoned<T: Element>(&self, label: &str, len: usize) -> wgpu::Buffer {
+        self.upload(label, &vec![T::nan(); len])
     }
 
     fn scratch(&self, bytes: u64) -> wgpu::Buffer {
@@ -255,7 +282,7 @@ impl NormContext {
         &self,
         mut encoder: wgpu::CommandEncoder,
         sources: [&wgpu::Buffer; N],
-    ) -> Result<[Vec<f32>; N]> {
+    ) -> Result<[Vec<u8>; N]> {
         let device = self.device();
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
         let staging = sources.map(|src| {
@@ -270,10 +297,7 @@ impl NormContext {
         });
         self.queue().submit([encoder.finish()]);
         if let Some(e) = pollster::block_on(scope.pop()) {
-            return Err(NormError::Wgpu {
-                during: "submission",
-                message: e.to_string(),
-            });
+            return Err(NormError::Wgpu { during: "submission", message: e.to_string() });
         }
         let (tx, rx) = std::sync::mpsc::channel();
         for (i, b) in staging.iter().enumerate() {
@@ -282,20 +306,15 @@ impl NormContext {
                 let _ = tx.send((i, r));
             });
         }
-        device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| NormError::Readback(e.to_string()))?;
+        device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| NormError::Readback(e.to_string()))?;
         drop(tx);
         for (i, r) in rx.iter() {
             r.map_err(|e| NormError::Readback(format!("buffer {i}: {e}")))?;
         }
         let mut out = [const { Vec::new() }; N];
         for (o, b) in out.iter_mut().zip(&staging) {
-            let view = b
-                .slice(..)
-                .get_mapped_range()
-                .map_err(|e| NormError::Readback(e.to_string()))?;
-            *o = bytemuck::cast_slice::<u8, f32>(&view).to_vec();
+            let view = b.slice(..).get_mapped_range().map_err(|e| NormError::Readback(e.to_string()))?;
+            *o = view.to_vec();
             drop(view);
             b.unmap();
         }
@@ -303,6 +322,17 @@ impl NormContext {
     }
 }
 
-fn check_opt_len(what: &'static str, expected: usize, v: Option<&[f32]>) -> Result<()> {
+fn check_opt_len<T>(what: &'static str, expected: usize, v: Option<&[T]>) -> Result<()> {
     v.map_or(Ok(()), |v| check_len(what, expected, v.len()))
+}
+
+/// The host calls take contiguous slices.
+fn contiguous(shape: Shape) -> Result<Shape> {
+    shape.checked()?;
+    Ok(Shape::new(shape.rows, shape.cols))
+}
+
+/// The first `len` elements of read-back bytes.
+fn cast<T: bytemuck::Pod>(bytes: Vec<u8>, len: usize) -> Vec<T> {
+    bytemuck::pod_collect_to_vec::<u8, T>(&bytes[..len * std::mem::size_of::<T>()])
 }

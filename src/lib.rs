@@ -20,6 +20,7 @@
 
 mod context;
 mod dispatch;
+mod dtype;
 mod error;
 mod host;
 mod layer_norm;
@@ -30,9 +31,11 @@ mod roofline;
 pub mod shader;
 mod shape;
 
-pub use context::{AdapterChoice, ContextOptions, NormContext, Reduction, Tuning};
+pub use context::{AdapterChoice, ContextOptions, F16Path, NormContext, Reduction, Tuning};
 pub use dispatch::{Recorder, Tensor};
+pub use dtype::{DType, Element, Storage};
 pub use error::{NormError, Result};
+pub use half;
 pub use host::{LayerNormGrads, LayerNormOutput, RmsNormGrads, RmsNormOutput};
 pub use layer_norm::{LayerNormBackward, LayerNormConfig, LayerNormForward};
 pub use rms_norm::{RmsNormBackward, RmsNormConfig, RmsNormForward};

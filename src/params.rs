@@ -24,6 +24,14 @@ pub(crate) struct Params {
     pub part_rows: u32,
     pub dgamma_off: u32,
     pub dbeta_off: u32,
+    pub res_off: u32,
+    pub h_off: u32,
+    pub dh_off: u32,
+    pub stride: u32,
+    pub norm_cols: u32,
+    /// f32 bits.
+    pub gamma_shift_bits: u32,
+    pub pad: [u32; 2],
 }
 
 /// Flag bits of `Params::flags`, as in `shaders/common.wgsl`.
@@ -35,4 +43,7 @@ pub(crate) mod flags {
     pub const EPS_OUTSIDE: u32 = 16;
     pub const DGAMMA: u32 = 32;
     pub const DBETA: u32 = 64;
+    pub const RESIDUAL: u32 = 128;
+    pub const H_OUT: u32 = 256;
+    pub const DH: u32 = 512;
 }

@@ -133,12 +133,7 @@ pub fn rms_norm_backward<T: Copy + Into<f64>>(
                 if rms > 0.0 { r * r / (n * rms) } else { 0.0 }
             }
         };
-        let sum_ux: f64 = row
-            .iter()
-            .zip(drow)
-            .zip(&g)
-            .map(|((v, d), g)| d * g * v)
-            .sum();
+        let sum_ux: f64 = row.iter().zip(drow).zip(&g).map(|((v, d), g)| d * g * v).sum();
         for (j, (v, d)) in row.iter().zip(drow).enumerate() {
             dx.push(r * d * g[j] - c * v * sum_ux);
             dgamma[j] += d * v * r;
@@ -174,19 +169,11 @@ pub fn layer_norm_forward<T: Copy + Into<f64>>(
     for row in x.chunks(shape.cols) {
         let (mean, var) = mean_var(row);
         let r = 1.0 / (var + eps).sqrt();
-        y.extend(
-            row.iter()
-                .enumerate()
-                .map(|(j, v)| (v - mean) * r * g[j] + b[j]),
-        );
+        y.extend(row.iter().enumerate().map(|(j, v)| (v - mean) * r * g[j] + b[j]));
         means.push(mean);
         rstds.push(r);
     }
-    Ok(LayerOutput {
-        y,
-        mean: means,
-        rstd: rstds,
-    })
+    Ok(LayerOutput { y, mean: means, rstd: rstds })
 }
 
 /// LayerNorm backward: the exact gradient, with statistics recomputed in f64.

@@ -2,9 +2,10 @@
 //! every GB/s figure) and a stream copy launched like the kernels (the roofline).
 
 use crate::context::NormContext;
-use crate::dispatch::{self, Dispatch, Recorder, Slot, Tensor, binding};
+use crate::dispatch::{self, Dispatch, Recorder, Tensor, binding};
+use crate::dtype::{DType, Storage};
 use crate::error::Result;
-use crate::params::Params;
+use crate::rms_norm::{row_params, row_slot};
 use crate::shader::Kernel;
 use crate::shape::Shape;
 
@@ -82,30 +83,28 @@ impl NormContext {
         })
     }
 
-    /// Records a copy of `x` to `y` (rows x cols f32) launched exactly like the forward
-    /// kernels for that shape: the roofline the benchmark compares them with.
+    /// Records a copy of the rows of `x` to `y`, stored as `dtype`, launched exactly like
+    /// the forward kernels for that shape: the roofline the benchmark compares them with.
     pub fn encode_stream_copy(
         &self,
         encoder: &mut impl Recorder,
         shape: Shape,
+        dtype: DType,
         x: Tensor<'_>,
         y: Tensor<'_>,
     ) -> Result<()> {
-        let (rows, cols) = shape.checked()?;
-        let launch = self.row_launch(rows, cols, false);
-        let n = shape.elements() as u64;
+        let params = row_params(shape, 0.0, 0.0)?;
+        let launch = self.row_launch(params.rows, params.cols, false);
+        let storage = Storage::uniform(dtype);
         let d = Dispatch {
             kernel: Kernel::StreamCopy,
+            storage,
             launch: Some(launch),
             groups: launch.groups,
-            params: Params {
-                rows,
-                cols,
-                ..Default::default()
-            },
+            params,
             slots: vec![
-                Slot::new(binding::X, "x", Some(x), n),
-                Slot::new(binding::Y, "y", Some(y), n),
+                row_slot(binding::X, "x", Some(x), shape, storage),
+                row_slot(binding::Y, "y", Some(y), shape, storage),
             ],
         };
         dispatch::record(self, encoder, "wgpu_norm.stream_copy", vec![d])

@@ -7,9 +7,11 @@
 
 use std::fmt::Write as _;
 
-/// Elements of a row each thread keeps in registers; rows up to
-/// `threads per row * MAX_CACHE` are read from memory once.
-pub const MAX_CACHE: u32 = 32;
+use crate::dtype::{Io, Storage};
+
+/// Pairs of elements of a row each thread keeps in registers; rows up to
+/// `2 * threads per row * MAX_CACHE` elements are read from memory once.
+pub const MAX_CACHE: u32 = 16;
 /// Largest workgroup the kernels are written for (the size of their workgroup scratch).
 pub const MAX_WORKGROUP: u32 = 256;
 
@@ -20,6 +22,18 @@ const RMS_NORM: &str = include_str!("../shaders/rms_norm.wgsl");
 const LAYER_NORM: &str = include_str!("../shaders/layer_norm.wgsl");
 const REDUCE_COLUMNS: &str = include_str!("../shaders/reduce_columns.wgsl");
 const STREAM_COPY: &str = include_str!("../shaders/stream_copy.wgsl");
+const IO_F32: &str = include_str!("../shaders/io_f32.wgsl");
+const IO_F16: &str = include_str!("../shaders/io_f16.wgsl");
+const IO_PACKED: &str = include_str!("../shaders/io_packed.wgsl");
+const CVT_F16: &str = include_str!("../shaders/cvt_f16.wgsl");
+const CVT_BF16: &str = include_str!("../shaders/cvt_bf16.wgsl");
+
+/// Activation tensors the kernels read: (name, binding).
+const INPUTS: [(&str, u32); 4] = [("x", 0), ("dy", 6), ("res", 11), ("dh", 13)];
+/// Activation tensors the kernels write.
+const OUTPUTS: [(&str, u32); 3] = [("y", 3), ("dx", 7), ("h", 12)];
+/// Parameter tensors.
+const PARAMS: [(&str, u32); 2] = [("gamma", 1), ("beta", 2)];
 
 /// A kernel: one WGSL entry point, one pipeline label, one name everywhere.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -53,12 +67,8 @@ pub enum Family {
 
 impl Family {
     /// Every family.
-    pub const ALL: [Family; 4] = [
-        Family::RmsNorm,
-        Family::LayerNorm,
-        Family::ReduceColumns,
-        Family::StreamCopy,
-    ];
+    pub const ALL: [Family; 4] =
+        [Family::RmsNorm, Family::LayerNorm, Family::ReduceColumns, Family::StreamCopy];
 
     /// The entry points this family's file defines.
     pub fn kernels(self) -> &'static [Kernel] {
@@ -119,35 +129,64 @@ impl Kernel {
     }
 }
 
-/// The complete WGSL module of `family`, with subgroup reductions or without.
+/// The complete WGSL module of `family`, with subgroup reductions or without, for tensors
+/// stored as `storage` (16-bit floats as `array<f16>` when `native_f16`, else packed in u32
+/// words).
 ///
 /// ```
 /// use wgpu_norm::shader::{wgsl_source, Family};
-/// let text = wgsl_source(Family::RmsNorm, true);
+/// use wgpu_norm::{DType, Storage};
+/// let text = wgsl_source(Family::RmsNorm, true, Storage::uniform(DType::BF16), false);
 /// assert!(text.contains("subgroupAdd"));
 /// assert!(text.contains("fn rms_norm_forward"));
+/// assert!(text.contains("fn st_y(i: u32, v: vec2<f32>, len: u32)"));
 /// ```
-pub fn wgsl_source(family: Family, subgroups: bool) -> String {
+pub fn wgsl_source(family: Family, subgroups: bool, storage: Storage, native_f16: bool) -> String {
     let subgroups = subgroups && family.reduces_rows();
+    let act = Io::of(storage.activations, native_f16);
+    let param = Io::of(storage.params, native_f16);
     let mut s = String::new();
+    if act == Io::F16 || param == Io::F16 {
+        s.push_str("enable f16;\n");
+    }
     // WGSL spells this `enable subgroups;`, which naga does not parse yet; it accepts the
     // builtins whenever the device has `Features::SUBGROUP`.
-    let _ = writeln!(
-        s,
-        "// variant: {}",
-        if subgroups { "subgroup" } else { "workgroup" }
-    );
+    let _ = writeln!(s, "// variant: {}", if subgroups { "subgroup" } else { "workgroup" });
     // Infallible: writing to a String.
     let _ = writeln!(s, "const MAX_CACHE: u32 = {MAX_CACHE}u;");
     let _ = writeln!(s, "const MAX_WORKGROUP: u32 = {MAX_WORKGROUP}u;");
     s.push_str(COMMON);
     if family.reduces_rows() {
-        s.push_str(if subgroups {
-            REDUCE_SUBGROUP
-        } else {
-            REDUCE_WORKGROUP
-        });
+        s.push_str(if subgroups { REDUCE_SUBGROUP } else { REDUCE_WORKGROUP });
+    }
+    match (act, param) {
+        (Io::PackedBf16, _) | (_, Io::PackedBf16) => s.push_str(CVT_BF16),
+        (Io::PackedF16, _) | (_, Io::PackedF16) => s.push_str(CVT_F16),
+        _ => {}
+    }
+    for (name, binding) in INPUTS {
+        s.push_str(&io_helper(act, true, name, binding));
+    }
+    for (name, binding) in OUTPUTS {
+        s.push_str(&io_helper(act, false, name, binding));
+    }
+    for (name, binding) in PARAMS {
+        s.push_str(&io_helper(param, true, name, binding));
     }
     s.push_str(family.text());
     s
+}
+
+/// The load (or store) half of `io`'s template, for tensor `name` at `binding`.
+fn io_helper(io: Io, load: bool, name: &str, binding: u32) -> String {
+    let template = match io {
+        Io::F32 => IO_F32,
+        Io::F16 => IO_F16,
+        Io::PackedF16 | Io::PackedBf16 => IO_PACKED,
+    };
+    // The template is `header //! load ... //! store ...`; both markers are always there.
+    let (_, rest) = template.split_once("//! load\n").unwrap_or(("", template));
+    let (load_part, store_part) = rest.split_once("//! store\n").unwrap_or((rest, ""));
+    let part = if load { load_part } else { store_part };
+    part.replace("NAME", name).replace("BINDING", &binding.to_string())
 }

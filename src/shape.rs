@@ -2,7 +2,8 @@
 
 use crate::error::{NormError, Result};
 
-/// `rows` independent rows of `cols` elements each, row-major and contiguous; every row is
+/// `rows` independent rows of `cols` elements each, row-major, row `r` starting `r *
+/// row_stride` elements into every row tensor (x, residual, y, h, dy, dh, dx); every row is
 /// normalized over its `cols` elements.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Shape {
@@ -10,12 +11,31 @@ pub struct Shape {
     pub rows: usize,
     /// Elements per row (the hidden size).
     pub cols: usize,
+    /// Elements from one row to the next: `cols` for contiguous rows, more for a view into
+    /// a wider tensor (one head of a fused QKV projection, say).
+    pub row_stride: usize,
 }
 
 impl Shape {
-    /// `rows` rows of `cols` elements.
+    /// `rows` contiguous rows of `cols` elements.
     pub fn new(rows: usize, cols: usize) -> Self {
-        Shape { rows, cols }
+        Shape { rows, cols, row_stride: cols }
+    }
+
+    /// The same rows spaced `row_stride` elements apart.
+    ///
+    /// ```
+    /// // Per-head QK-norm: 128-wide heads of a 3 x 32-head fused QKV row, 16 tokens.
+    /// let q_heads = wgpu_norm::Shape::new(16 * 32, 128);
+    /// assert_eq!(q_heads.with_row_stride(128).row_stride, 128);
+    /// ```
+    pub fn with_row_stride(self, row_stride: usize) -> Self {
+        Shape { row_stride, ..self }
+    }
+
+    /// Elements a row tensor spans: (rows - 1) * row_stride + cols.
+    pub fn span(&self) -> usize {
+        self.rows.saturating_sub(1).saturating_mul(self.row_stride).saturating_add(self.cols)
     }
 
     /// rows x cols.
@@ -26,19 +46,15 @@ impl Shape {
     /// Non-empty and small enough for u32 element indices: `(rows, cols)` as u32.
     pub(crate) fn checked(&self) -> Result<(u32, u32)> {
         if self.rows == 0 || self.cols == 0 {
-            return Err(NormError::EmptyShape {
-                rows: self.rows,
-                cols: self.cols,
-            });
+            return Err(NormError::EmptyShape { rows: self.rows, cols: self.cols });
+        }
+        if self.row_stride < self.cols {
+            return Err(NormError::InvalidStride { cols: self.cols, stride: self.row_stride });
         }
         let max = u64::from(u32::MAX);
         let total = (self.rows as u64).saturating_mul(self.cols as u64);
-        if total > max {
-            return Err(NormError::ShapeTooLarge {
-                rows: self.rows,
-                cols: self.cols,
-                max,
-            });
+        if total > max || self.span() as u64 > max || self.row_stride as u64 > max {
+            return Err(NormError::ShapeTooLarge { rows: self.rows, cols: self.cols, max });
         }
         Ok((self.rows as u32, self.cols as u32))
     }
@@ -55,21 +71,9 @@ pub enum EpsPlacement {
 }
 
 pub(crate) fn check_eps(eps: f32) -> Result<()> {
-    if eps.is_finite() && eps >= 0.0 {
-        Ok(())
-    } else {
-        Err(NormError::InvalidEps(eps))
-    }
+    if eps.is_finite() && eps >= 0.0 { Ok(()) } else { Err(NormError::InvalidEps(eps)) }
 }
 
 pub(crate) fn check_len(what: &'static str, expected: usize, actual: usize) -> Result<()> {
-    if expected == actual {
-        Ok(())
-    } else {
-        Err(NormError::LengthMismatch {
-            what,
-            expected,
-            actual,
-        })
-    }
+    if expected == actual { Ok(()) } else { Err(NormError::LengthMismatch { what, expected, actual }) }
 }

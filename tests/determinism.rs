@@ -13,34 +13,22 @@ fn bits(v: &[f32]) -> Vec<u32> {
 #[test]
 fn backward_is_bitwise_deterministic() {
     for (label, ctx) in contexts() {
-        for (seed, (rows, cols)) in [(4096, 256), (3000, 1000), (64, 16384), (70_000, 3)]
-            .into_iter()
-            .enumerate()
+        for (seed, (rows, cols)) in
+            [(4096, 256), (3000, 1000), (64, 16384), (70_000, 3)].into_iter().enumerate()
         {
             let shape = Shape::new(rows, cols);
             let mut r = rng(seed as u64);
-            let (x, dy, g) = (
-                randn(&mut r, shape.elements()),
-                randn(&mut r, shape.elements()),
-                randn(&mut r, cols),
-            );
+            let (x, dy, g) =
+                (randn(&mut r, shape.elements()), randn(&mut r, shape.elements()), randn(&mut r, cols));
             let context = format!("{label}, seed {seed}, {shape:?}");
             let rms = RmsNormConfig::default();
-            let a = ctx
-                .rms_norm_backward(&x, Some(&g), &dy, None, shape, &rms)
-                .unwrap();
-            let b = ctx
-                .rms_norm_backward(&x, Some(&g), &dy, None, shape, &rms)
-                .unwrap();
+            let a = ctx.rms_norm_backward(&x, Some(&g), &dy, None, shape, &rms).unwrap();
+            let b = ctx.rms_norm_backward(&x, Some(&g), &dy, None, shape, &rms).unwrap();
             assert_eq!(bits(&a.dx), bits(&b.dx), "rms dx, {context}");
             assert_eq!(bits(&a.dgamma), bits(&b.dgamma), "rms dgamma, {context}");
             let ln = LayerNormConfig::default();
-            let a = ctx
-                .layer_norm_backward(&x, Some(&g), &dy, None, None, shape, &ln)
-                .unwrap();
-            let b = ctx
-                .layer_norm_backward(&x, Some(&g), &dy, None, None, shape, &ln)
-                .unwrap();
+            let a = ctx.layer_norm_backward(&x, Some(&g), &dy, None, None, shape, &ln).unwrap();
+            let b = ctx.layer_norm_backward(&x, Some(&g), &dy, None, None, shape, &ln).unwrap();
             assert_eq!(bits(&a.dx), bits(&b.dx), "ln dx, {context}");
             assert_eq!(bits(&a.dgamma), bits(&b.dgamma), "ln dgamma, {context}");
             assert_eq!(bits(&a.dbeta), bits(&b.dbeta), "ln dbeta, {context}");

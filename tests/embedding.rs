@@ -7,8 +7,8 @@ mod common;
 use common::{DX, FORWARD, check, check_at_scale, randn, rng};
 use wgpu::util::DeviceExt as _;
 use wgpu_norm::{
-    ContextOptions, LayerNormBackward, LayerNormConfig, LayerNormForward, NormContext,
-    RmsNormConfig, RmsNormForward, Shape, Tensor, reference,
+    ContextOptions, LayerNormBackward, LayerNormConfig, LayerNormForward, NormContext, RmsNormConfig,
+    RmsNormForward, Shape, Tensor, reference,
 };
 
 const SENTINEL: f32 = 777.0;
@@ -35,12 +35,8 @@ fn read(device: &wgpu::Device, queue: &wgpu::Queue, buffer: &wgpu::Buffer) -> Ve
     let mut enc = device.create_command_encoder(&Default::default());
     enc.copy_buffer_to_buffer(buffer, 0, &staging, 0, buffer.size());
     queue.submit([enc.finish()]);
-    staging
-        .slice(..)
-        .map_async(wgpu::MapMode::Read, |r| r.expect("map"));
-    device
-        .poll(wgpu::PollType::wait_indefinitely())
-        .expect("poll");
+    staging.slice(..).map_async(wgpu::MapMode::Read, |r| r.expect("map"));
+    device.poll(wgpu::PollType::wait_indefinitely()).expect("poll");
     bytemuck::cast_slice(&staging.slice(..).get_mapped_range().unwrap()).to_vec()
 }
 
@@ -79,8 +75,7 @@ fn records_into_callers_encoder_at_byte_offsets() {
     let mut weights = vec![SENTINEL; w_len];
     weights[w[0]..w[0] + c].copy_from_slice(&gamma);
     weights[w[1]..w[1] + c].copy_from_slice(&beta);
-    let usage =
-        wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST;
+    let usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST;
     let buf = |label, data: &[f32]| {
         device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
             label: Some(label),
@@ -110,12 +105,14 @@ fn records_into_callers_encoder_at_byte_offsets() {
         mapped_at_creation: false,
     });
     enc.copy_buffer_to_buffer(&acts_buf, 4 * a[0] as u64, &mirror, 0, 4 * n as u64);
-    let ln = LayerNormConfig { eps: 1e-5 };
+    let ln = LayerNormConfig { eps: 1e-5, ..Default::default() };
     ctx.encode_layer_norm_forward(
         &mut enc,
         shape,
         &ln,
         &LayerNormForward {
+            residual: None,
+            h: None,
             x: at(&acts_buf, a[0]),
             gamma: Some(at(&weights_buf, w[0])),
             beta: Some(at(&weights_buf, w[1])),
@@ -130,6 +127,7 @@ fn records_into_callers_encoder_at_byte_offsets() {
         shape,
         &ln,
         &LayerNormBackward {
+            dh: None,
             x: at(&acts_buf, a[0]),
             gamma: Some(at(&weights_buf, w[0])),
             dy: at(&acts_buf, a[3]),
@@ -148,6 +146,8 @@ fn records_into_callers_encoder_at_byte_offsets() {
         shape,
         &rms,
         &RmsNormForward {
+            residual: None,
+            h: None,
             x: at(&acts_buf, a[0]),
             gamma: Some(at(&weights_buf, w[0])),
             y: at(&acts_buf, a[2]),
@@ -163,46 +163,20 @@ fn records_into_callers_encoder_at_byte_offsets() {
     let context = format!("seed {seed}, {shape:?}");
     let want = reference::layer_norm_forward(&x, Some(&gamma), Some(&beta), shape, &ln).unwrap();
     check("ln y", &got[a[1]..a[1] + n], &want.y, FORWARD, &context);
-    let mean_bar = common::Bar {
-        rel: 1e-6,
-        atol: 1e-5,
-        rtol: 1e-6,
-    };
-    check(
-        "mean",
-        &got_s[s[0]..s[0] + r],
-        &want.mean,
-        mean_bar,
-        &context,
-    );
+    let mean_bar = common::Bar { rel: 1e-6, atol: 1e-5, rtol: 1e-6 };
+    check("mean", &got_s[s[0]..s[0] + r], &want.mean, mean_bar, &context);
     let grads = reference::layer_norm_backward(&x, Some(&gamma), &dy, shape, &ln).unwrap();
     check_at_scale("ln dx", &got[a[4]..a[4] + n], &grads.dx, DX, 1.0, &context);
     let sums = common::column_sum_bar(r, 1.0);
-    check(
-        "dgamma",
-        &got_w[w[2]..w[2] + c],
-        &grads.dgamma,
-        sums,
-        &context,
-    );
-    check(
-        "dbeta",
-        &got_w[w[3]..w[3] + c],
-        &grads.dbeta,
-        sums,
-        &context,
-    );
+    check("dgamma", &got_w[w[2]..w[2] + c], &grads.dgamma, sums, &context);
+    check("dbeta", &got_w[w[3]..w[3] + c], &grads.dbeta, sums, &context);
     let want = reference::rms_norm_forward(&x, Some(&gamma), shape, &rms).unwrap();
     check("rms y", &got[a[2]..a[2] + n], &want.y, FORWARD, &context);
 
     // Inputs untouched, and every guard element still the sentinel.
     assert_eq!(&got[a[0]..a[0] + n], &x[..]);
     assert_eq!(&got[a[3]..a[3] + n], &dy[..]);
-    for (buf, offs, sizes) in [
-        (&got, &a, vec![n; 5]),
-        (&got_w, &w, vec![c; 4]),
-        (&got_s, &s, vec![r; 2]),
-    ] {
+    for (buf, offs, sizes) in [(&got, &a, vec![n; 5]), (&got_w, &w, vec![c; 4]), (&got_s, &s, vec![r; 2])] {
         let mut inside = vec![false; buf.len()];
         for (o, len) in offs.iter().zip(&sizes) {
             inside[*o..o + len].iter_mut().for_each(|v| *v = true);
@@ -222,11 +196,7 @@ fn repeated_encodes_give_identical_results() {
     let ctx = common::ctx();
     let shape = Shape::new(5, 300);
     let x = randn(&mut rng(9), shape.elements());
-    let a = ctx
-        .rms_norm_forward(&x, None, shape, &RmsNormConfig::default())
-        .unwrap();
-    let b = ctx
-        .rms_norm_forward(&x, None, shape, &RmsNormConfig::default())
-        .unwrap();
+    let a = ctx.rms_norm_forward(&x, None, shape, &RmsNormConfig::default()).unwrap();
+    let b = ctx.rms_norm_forward(&x, None, shape, &RmsNormConfig::default()).unwrap();
     assert_eq!(a, b);
 }

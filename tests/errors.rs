@@ -37,19 +37,11 @@ fn encode_rms(
 fn empty_and_oversized_shapes() {
     let c = RmsNormConfig::default();
     for (rows, cols) in [(0, 4), (4, 0), (0, 0)] {
-        let e = ctx()
-            .rms_norm_forward(&[], None, Shape::new(rows, cols), &c)
-            .unwrap_err();
+        let e = ctx().rms_norm_forward::<f32>(&[], None, Shape::new(rows, cols), &c).unwrap_err();
         assert_eq!(e, NormError::EmptyShape { rows, cols });
     }
     let e = ctx()
-        .layer_norm_forward(
-            &[1.0],
-            None,
-            None,
-            Shape::new(1 << 20, 1 << 13),
-            &LayerNormConfig::default(),
-        )
+        .layer_norm_forward(&[1.0], None, None, Shape::new(1 << 20, 1 << 13), &LayerNormConfig::default())
         .unwrap_err();
     assert!(matches!(e, NormError::ShapeTooLarge { .. }), "{e}");
 }
@@ -57,28 +49,10 @@ fn empty_and_oversized_shapes() {
 #[test]
 fn mismatched_lengths() {
     let s = Shape::new(2, 3);
-    let e = ctx()
-        .rms_norm_forward(&[0.0; 5], None, s, &RmsNormConfig::default())
-        .unwrap_err();
-    assert_eq!(
-        e,
-        NormError::LengthMismatch {
-            what: "x",
-            expected: 6,
-            actual: 5
-        }
-    );
-    let e = ctx()
-        .rms_norm_forward(&[0.0; 6], Some(&[1.0; 2]), s, &RmsNormConfig::default())
-        .unwrap_err();
-    assert_eq!(
-        e,
-        NormError::LengthMismatch {
-            what: "gamma",
-            expected: 3,
-            actual: 2
-        }
-    );
+    let e = ctx().rms_norm_forward(&[0.0; 5], None, s, &RmsNormConfig::default()).unwrap_err();
+    assert_eq!(e, NormError::LengthMismatch { what: "x", expected: 6, actual: 5 });
+    let e = ctx().rms_norm_forward(&[0.0; 6], Some(&[1.0; 2]), s, &RmsNormConfig::default()).unwrap_err();
+    assert_eq!(e, NormError::LengthMismatch { what: "gamma", expected: 3, actual: 2 });
     let e = ctx()
         .layer_norm_backward(
             &[0.0; 6],
@@ -90,14 +64,7 @@ fn mismatched_lengths() {
             &LayerNormConfig::default(),
         )
         .unwrap_err();
-    assert_eq!(
-        e,
-        NormError::LengthMismatch {
-            what: "mean",
-            expected: 2,
-            actual: 3
-        }
-    );
+    assert_eq!(e, NormError::LengthMismatch { what: "mean", expected: 2, actual: 3 });
 }
 
 #[test]
@@ -105,17 +72,11 @@ fn invalid_eps() {
     let s = Shape::new(1, 2);
     for eps in [-1e-6, f32::NAN, f32::INFINITY] {
         let e = ctx()
-            .layer_norm_forward(&[1.0, 2.0], None, None, s, &LayerNormConfig { eps })
+            .layer_norm_forward(&[1.0, 2.0], None, None, s, &LayerNormConfig { eps, ..Default::default() })
             .unwrap_err();
         assert!(matches!(e, NormError::InvalidEps(_)), "{e}");
-        let c = RmsNormConfig {
-            eps,
-            ..Default::default()
-        };
-        assert!(matches!(
-            ctx().rms_norm_forward(&[1.0, 2.0], None, s, &c),
-            Err(NormError::InvalidEps(_))
-        ));
+        let c = RmsNormConfig { eps, ..Default::default() };
+        assert!(matches!(ctx().rms_norm_forward(&[1.0, 2.0], None, s, &c), Err(NormError::InvalidEps(_))));
     }
 }
 
@@ -126,76 +87,18 @@ fn buffer_too_small_unaligned_and_without_storage() {
     let good = storage(c, 4 * 256);
     let small = storage(c, 4 * 255);
     fn args<'a>(x: Tensor<'a>, y: &'a wgpu::Buffer) -> RmsNormForward<'a> {
-        RmsNormForward {
-            x,
-            gamma: None,
-            y: y.into(),
-            rstd: None,
-        }
+        RmsNormForward { residual: None, h: None, x, gamma: None, y: y.into(), rstd: None }
     }
     let e = encode_rms(c, s, RmsNormConfig::default(), args((&small).into(), &good)).unwrap_err();
-    assert_eq!(
-        e,
-        NormError::BufferTooSmall {
-            what: "x",
-            offset: 0,
-            end: 1024,
-            size: 1020
-        }
-    );
+    assert_eq!(e, NormError::BufferTooSmall { what: "x", offset: 0, end: 1024, size: 1020 });
     // In bounds at offset 0, out of bounds at offset 4.
-    let e = encode_rms(
-        c,
-        s,
-        RmsNormConfig::default(),
-        args(Tensor::new(&good, 4), &good),
-    )
-    .unwrap_err();
-    assert!(
-        matches!(
-            e,
-            NormError::BufferTooSmall {
-                what: "x",
-                offset: 4,
-                ..
-            }
-        ),
-        "{e}"
-    );
-    let e = encode_rms(
-        c,
-        s,
-        RmsNormConfig::default(),
-        args(Tensor::new(&good, 2), &good),
-    )
-    .unwrap_err();
-    assert_eq!(
-        e,
-        NormError::UnalignedOffset {
-            what: "x",
-            offset: 2,
-            align: 4
-        }
-    );
-    let uniform = buffer(
-        c,
-        4 * 256,
-        wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
-    );
-    let e = encode_rms(
-        c,
-        s,
-        RmsNormConfig::default(),
-        args((&uniform).into(), &good),
-    )
-    .unwrap_err();
-    assert_eq!(
-        e,
-        NormError::MissingUsage {
-            what: "x",
-            usage: "STORAGE"
-        }
-    );
+    let e = encode_rms(c, s, RmsNormConfig::default(), args(Tensor::new(&good, 4), &good)).unwrap_err();
+    assert!(matches!(e, NormError::BufferTooSmall { what: "x", offset: 4, .. }), "{e}");
+    let e = encode_rms(c, s, RmsNormConfig::default(), args(Tensor::new(&good, 2), &good)).unwrap_err();
+    assert_eq!(e, NormError::UnalignedOffset { what: "x", offset: 2, align: 4 });
+    let uniform = buffer(c, 4 * 256, wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST);
+    let e = encode_rms(c, s, RmsNormConfig::default(), args((&uniform).into(), &good)).unwrap_err();
+    assert_eq!(e, NormError::MissingUsage { what: "x", usage: "STORAGE" });
 }
 
 #[test]
@@ -211,6 +114,7 @@ fn backward_without_workspace() {
             s,
             &RmsNormConfig::default(),
             &RmsNormBackward {
+                dh: None,
                 x: (&b).into(),
                 gamma: None,
                 dy: (&b).into(),
@@ -221,16 +125,7 @@ fn backward_without_workspace() {
             },
         )
         .unwrap_err();
-    assert!(
-        matches!(
-            e,
-            NormError::MissingArgument {
-                what: "workspace",
-                ..
-            }
-        ),
-        "{e}"
-    );
+    assert!(matches!(e, NormError::MissingArgument { what: "workspace", .. }), "{e}");
     let small_ws = storage(c, 4);
     let e = c
         .encode_layer_norm_backward(
@@ -238,6 +133,7 @@ fn backward_without_workspace() {
             s,
             &LayerNormConfig::default(),
             &LayerNormBackward {
+                dh: None,
                 x: (&b).into(),
                 gamma: None,
                 dy: (&b).into(),
@@ -250,16 +146,7 @@ fn backward_without_workspace() {
             },
         )
         .unwrap_err();
-    assert!(
-        matches!(
-            e,
-            NormError::BufferTooSmall {
-                what: "workspace",
-                ..
-            }
-        ),
-        "{e}"
-    );
+    assert!(matches!(e, NormError::BufferTooSmall { what: "workspace", .. }), "{e}");
 }
 
 /// A tensor over the device's max_storage_buffer_binding_size is refused with an error that
@@ -273,37 +160,19 @@ fn binding_over_the_device_limit() {
     };
     let limit = 1 << 20;
     let small = NormContext::with_options(ContextOptions {
-        limits: Some(wgpu::Limits {
-            max_storage_buffer_binding_size: limit,
-            ..adapter_limits
-        }),
+        limits: Some(wgpu::Limits { max_storage_buffer_binding_size: limit, ..adapter_limits }),
         ..Default::default()
     })
     .unwrap();
     assert_eq!(small.limits().max_storage_buffer_binding_size, limit);
     let shape = Shape::new(512, 1024); // 2 MiB of f32
     let x = vec![1.0; shape.elements()];
-    let e = small
-        .rms_norm_forward(&x, None, shape, &RmsNormConfig::default())
-        .unwrap_err();
-    assert_eq!(
-        e,
-        NormError::BindingTooLarge {
-            what: "x",
-            bytes: 2 << 20,
-            limit
-        }
-    );
-    assert!(
-        e.to_string()
-            .contains("max_storage_buffer_binding_size of 1048576"),
-        "{e}"
-    );
+    let e = small.rms_norm_forward(&x, None, shape, &RmsNormConfig::default()).unwrap_err();
+    assert_eq!(e, NormError::BindingTooLarge { what: "x", bytes: 2 << 20, limit });
+    assert!(e.to_string().contains("max_storage_buffer_binding_size of 1048576"), "{e}");
     // Half the rows fit.
     let half = Shape::new(256, 1024);
-    small
-        .rms_norm_forward(&x[..half.elements()], None, half, &RmsNormConfig::default())
-        .unwrap();
+    small.rms_norm_forward(&x[..half.elements()], None, half, &RmsNormConfig::default()).unwrap();
 }
 
 /// A destroyed buffer is a wgpu validation error, captured and returned.
@@ -318,6 +187,8 @@ fn wgpu_validation_errors_are_returned() {
         Shape::new(1, 64),
         RmsNormConfig::default(),
         RmsNormForward {
+            residual: None,
+            h: None,
             x: (&gone).into(),
             gamma: None,
             y: (&mine).into(),
@@ -325,16 +196,7 @@ fn wgpu_validation_errors_are_returned() {
         },
     )
     .unwrap_err();
-    assert!(
-        matches!(
-            e,
-            NormError::Wgpu {
-                during: "bind group creation",
-                ..
-            }
-        ),
-        "{e}"
-    );
+    assert!(matches!(e, NormError::Wgpu { during: "bind group creation", .. }), "{e}");
 }
 
 /// Without a hardware GPU, asking for one is a NoAdapter error that says how to get lavapipe.
@@ -344,10 +206,8 @@ fn no_adapter_is_an_error() {
     let hardware = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::PRIMARY))
         .iter()
         .any(|a| a.get_info().device_type != wgpu::DeviceType::Cpu);
-    let r = NormContext::with_options(ContextOptions {
-        adapter: AdapterChoice::Hardware,
-        ..Default::default()
-    });
+    let r =
+        NormContext::with_options(ContextOptions { adapter: AdapterChoice::Hardware, ..Default::default() });
     if hardware {
         assert!(r.is_ok());
     } else {

@@ -14,11 +14,7 @@ fn context(reduction: Reduction, edit: impl Fn(&mut Tuning)) -> NormContext {
     NormContext::from_device(
         base.device().clone(),
         base.queue().clone(),
-        ContextOptions {
-            reduction,
-            tuning: Some(tuning),
-            ..Default::default()
-        },
+        ContextOptions { reduction, tuning: Some(tuning), ..Default::default() },
     )
 }
 

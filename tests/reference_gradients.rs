@@ -8,10 +8,7 @@ use wgpu_norm::{EpsPlacement, LayerNormConfig, RmsNormConfig, Shape, reference};
 const H: f64 = 1e-6;
 
 fn randn64(seed: u64, n: usize) -> Vec<f64> {
-    common::randn(&mut common::rng(seed), n)
-        .into_iter()
-        .map(f64::from)
-        .collect()
+    common::randn(&mut common::rng(seed), n).into_iter().map(f64::from).collect()
 }
 
 fn loss(y: &[f64], w: &[f64]) -> f64 {
@@ -38,10 +35,7 @@ fn numeric_grad(at: &[f64], f: impl Fn(&[f64]) -> f64) -> Vec<f64> {
 fn assert_close(what: &str, analytic: &[f64], numeric: &[f64], context: &str) {
     for (i, (a, n)) in analytic.iter().zip(numeric).enumerate() {
         let tol = 1e-6 * (1.0 + a.abs().max(n.abs()));
-        assert!(
-            (a - n).abs() <= tol,
-            "{what}[{i}]: analytic {a:e}, numeric {n:e} ({context})"
-        );
+        assert!((a - n).abs() <= tol, "{what}[{i}]: analytic {a:e}, numeric {n:e} ({context})");
     }
 }
 
@@ -51,22 +45,12 @@ fn rms_norm_backward_matches_finite_differences() {
         for placement in [EpsPlacement::InsideSqrt, EpsPlacement::OutsideSqrt] {
             let seed = 100 + i as u64;
             let shape = Shape::new(rows, cols);
-            let cfg = RmsNormConfig {
-                eps: 1e-3,
-                eps_placement: placement,
-            };
-            let (x, g, w) = (
-                randn64(seed, rows * cols),
-                randn64(seed + 1, cols),
-                randn64(seed + 2, rows * cols),
-            );
+            let cfg = RmsNormConfig { eps: 1e-3, eps_placement: placement, ..Default::default() };
+            let (x, g, w) =
+                (randn64(seed, rows * cols), randn64(seed + 1, cols), randn64(seed + 2, rows * cols));
             let context = format!("seed {seed}, {rows}x{cols}, {placement:?}");
             let grads = reference::rms_norm_backward(&x, Some(&g), &w, shape, &cfg).unwrap();
-            let fwd = |x: &[f64], g: &[f64]| {
-                reference::rms_norm_forward(x, Some(g), shape, &cfg)
-                    .unwrap()
-                    .y
-            };
+            let fwd = |x: &[f64], g: &[f64]| reference::rms_norm_forward(x, Some(g), shape, &cfg).unwrap().y;
             let dx = numeric_grad(&x, |x| loss(&fwd(x, &g), &w));
             assert_close("dx", &grads.dx, &dx, &context);
             let dg = numeric_grad(&g, |g| loss(&fwd(&x, g), &w));
@@ -80,19 +64,13 @@ fn layer_norm_backward_matches_finite_differences() {
     for (i, &(rows, cols)) in [(1, 2), (2, 3), (3, 7), (2, 33)].iter().enumerate() {
         let seed = 200 + i as u64;
         let shape = Shape::new(rows, cols);
-        let cfg = LayerNormConfig { eps: 1e-3 };
+        let cfg = LayerNormConfig { eps: 1e-3, ..Default::default() };
         let x = randn64(seed, rows * cols);
-        let (g, b, w) = (
-            randn64(seed + 1, cols),
-            randn64(seed + 2, cols),
-            randn64(seed + 3, rows * cols),
-        );
+        let (g, b, w) = (randn64(seed + 1, cols), randn64(seed + 2, cols), randn64(seed + 3, rows * cols));
         let context = format!("seed {seed}, {rows}x{cols}");
         let grads = reference::layer_norm_backward(&x, Some(&g), &w, shape, &cfg).unwrap();
         let fwd = |x: &[f64], g: &[f64], b: &[f64]| {
-            reference::layer_norm_forward(x, Some(g), Some(b), shape, &cfg)
-                .unwrap()
-                .y
+            reference::layer_norm_forward(x, Some(g), Some(b), shape, &cfg).unwrap().y
         };
         let dx = numeric_grad(&x, |x| loss(&fwd(x, &g, &b), &w));
         assert_close("dx", &grads.dx, &dx, &context);
@@ -108,23 +86,22 @@ fn layer_norm_backward_matches_finite_differences() {
 fn reference_known_values() {
     let shape = Shape::new(1, 4);
     let x = [1.0_f64, -1.0, 1.0, -1.0];
-    let cfg = RmsNormConfig {
-        eps: 0.0,
-        eps_placement: EpsPlacement::InsideSqrt,
-    };
+    let cfg = RmsNormConfig { eps: 0.0, eps_placement: EpsPlacement::InsideSqrt, ..Default::default() };
     let out = reference::rms_norm_forward(&x, None, shape, &cfg).unwrap();
     assert_eq!(out.y, x.to_vec());
     assert_eq!(out.rstd, vec![1.0]);
     let x = [1.0_f64, 2.0, 3.0, 4.0];
-    let out = reference::layer_norm_forward(&x, None, None, shape, &LayerNormConfig { eps: 0.0 })
-        .unwrap();
+    let out = reference::layer_norm_forward(
+        &x,
+        None,
+        None,
+        shape,
+        &LayerNormConfig { eps: 0.0, ..Default::default() },
+    )
+    .unwrap();
     assert_eq!(out.mean, vec![2.5]);
     approx::assert_relative_eq!(out.rstd[0], 1.0 / 1.25_f64.sqrt(), max_relative = 1e-15);
     // LayerNorm's output is orthogonal to the all-ones vector and has norm sqrt(d).
     approx::assert_abs_diff_eq!(out.y.iter().sum::<f64>(), 0.0, epsilon = 1e-12);
-    approx::assert_relative_eq!(
-        out.y.iter().map(|v| v * v).sum::<f64>().sqrt(),
-        2.0,
-        max_relative = 1e-12
-    );
+    approx::assert_relative_eq!(out.y.iter().map(|v| v * v).sum::<f64>().sqrt(), 2.0, max_relative = 1e-12);
 }

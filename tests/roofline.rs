@@ -5,35 +5,27 @@ mod common;
 
 use common::{ctx, randn, rng};
 use wgpu::util::DeviceExt as _;
-use wgpu_norm::{Direction, NormError, Op, Shape};
+use wgpu_norm::{DType, Direction, NormError, Op, Shape};
 
 #[test]
 fn stream_copy_copies_every_element() {
     let c = ctx();
-    for (i, &(rows, cols)) in [(1, 1), (3, 4097), (70_000, 3), (2, 65536)]
-        .iter()
-        .enumerate()
-    {
+    for (i, &(rows, cols)) in [(1, 1), (3, 4097), (70_000, 3), (2, 65536)].iter().enumerate() {
         let shape = Shape::new(rows, cols);
         let x = randn(&mut rng(i as u64), shape.elements());
         let usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC;
-        let src = c
-            .device()
-            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: None,
-                contents: bytemuck::cast_slice(&x),
-                usage,
-            });
-        let dst = c
-            .device()
-            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: None,
-                contents: bytemuck::cast_slice(&vec![f32::NAN; x.len()]),
-                usage,
-            });
+        let src = c.device().create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: None,
+            contents: bytemuck::cast_slice(&x),
+            usage,
+        });
+        let dst = c.device().create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: None,
+            contents: bytemuck::cast_slice(&vec![f32::NAN; x.len()]),
+            usage,
+        });
         let mut enc = c.device().create_command_encoder(&Default::default());
-        c.encode_stream_copy(&mut enc, shape, (&src).into(), (&dst).into())
-            .unwrap();
+        c.encode_stream_copy(&mut enc, shape, DType::F32, (&src).into(), (&dst).into()).unwrap();
         c.queue().submit([enc.finish()]);
         let staging = c.device().create_buffer(&wgpu::BufferDescriptor {
             label: None,
@@ -44,18 +36,10 @@ fn stream_copy_copies_every_element() {
         let mut enc = c.device().create_command_encoder(&Default::default());
         enc.copy_buffer_to_buffer(&dst, 0, &staging, 0, dst.size());
         c.queue().submit([enc.finish()]);
-        staging
-            .slice(..)
-            .map_async(wgpu::MapMode::Read, |r| r.unwrap());
-        c.device()
-            .poll(wgpu::PollType::wait_indefinitely())
-            .unwrap();
-        let got: Vec<f32> =
-            bytemuck::cast_slice(&staging.slice(..).get_mapped_range().unwrap()).to_vec();
-        assert!(
-            got.iter().zip(&x).all(|(a, b)| a.to_bits() == b.to_bits()),
-            "{shape:?}"
-        );
+        staging.slice(..).map_async(wgpu::MapMode::Read, |r| r.unwrap());
+        c.device().poll(wgpu::PollType::wait_indefinitely()).unwrap();
+        let got: Vec<f32> = bytemuck::cast_slice(&staging.slice(..).get_mapped_range().unwrap()).to_vec();
+        assert!(got.iter().zip(&x).all(|(a, b)| a.to_bits() == b.to_bits()), "{shape:?}");
     }
 }
 
@@ -64,14 +48,8 @@ fn byte_model() {
     let c = ctx();
     let s = Shape::new(32, 4096);
     let n = 32 * 4096;
-    assert_eq!(
-        c.bytes_moved(Op::RmsNorm, Direction::Forward, s).unwrap(),
-        4 * (2 * n + 4096)
-    );
-    assert_eq!(
-        c.bytes_moved(Op::LayerNorm, Direction::Forward, s).unwrap(),
-        4 * (2 * n + 2 * 4096)
-    );
+    assert_eq!(c.bytes_moved(Op::RmsNorm, Direction::Forward, s).unwrap(), 4 * (2 * n + 4096));
+    assert_eq!(c.bytes_moved(Op::LayerNorm, Direction::Forward, s).unwrap(), 4 * (2 * n + 2 * 4096));
     // Backward: x, dy, dx; gamma; stats per row; partial sums written and read; the gradients.
     let rms_ws = c.rms_norm_backward_workspace_size(s).unwrap();
     let ln_ws = c.layer_norm_backward_workspace_size(s).unwrap();
@@ -81,8 +59,7 @@ fn byte_model() {
         4 * (3 * n + 4096 + 32 + 4096) + 2 * rms_ws
     );
     assert_eq!(
-        c.bytes_moved(Op::LayerNorm, Direction::Backward, s)
-            .unwrap(),
+        c.bytes_moved(Op::LayerNorm, Direction::Backward, s).unwrap(),
         4 * (3 * n + 4096 + 2 * 32 + 2 * 4096) + 2 * ln_ws
     );
     assert!(matches!(

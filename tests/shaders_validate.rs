@@ -3,58 +3,57 @@
 
 use naga::valid::{Capabilities, ValidationFlags, Validator};
 use wgpu_norm::shader::{Family, wgsl_source};
+use wgpu_norm::{DType, Storage};
+
+/// Every storage the kernels are built for, with f16 native and packed.
+fn storages() -> Vec<(Storage, bool)> {
+    let mut v = Vec::new();
+    for act in [DType::F32, DType::F16, DType::BF16] {
+        for params in [DType::F32, act] {
+            for native in [false, true] {
+                v.push((Storage { activations: act, params }, native));
+            }
+        }
+    }
+    v
+}
 
 #[test]
 fn every_variant_parses_and_validates() {
     for family in Family::ALL {
         for subgroups in [false, true] {
-            let source = wgsl_source(family, subgroups);
-            let module = naga::front::wgsl::parse_str(&source).unwrap_or_else(|e| {
-                panic!(
-                    "{} (subgroups {subgroups}):\n{}",
-                    family.file_name(),
-                    e.emit_to_string(&source)
-                )
-            });
-            let caps = if subgroups {
-                Capabilities::all()
-            } else {
-                Capabilities::empty()
-            };
-            Validator::new(ValidationFlags::all(), caps)
-                .validate(&module)
-                .unwrap_or_else(|e| {
-                    panic!(
-                        "{} (subgroups {subgroups}):\n{}",
-                        family.file_name(),
-                        e.emit_to_string(&source)
-                    )
-                });
-            for kernel in family.kernels() {
-                assert!(
-                    module.entry_points.iter().any(|e| e.name == kernel.name()),
-                    "{} lacks entry point {}",
-                    family.file_name(),
-                    kernel.name()
-                );
+            for (storage, native_f16) in storages() {
+                let what = format!("{} (subgroups {subgroups}, {storage:?}, native f16 {native_f16})", family.file_name());
+                let source = wgsl_source(family, subgroups, storage, native_f16);
+                let module = naga::front::wgsl::parse_str(&source)
+                    .unwrap_or_else(|e| panic!("{what}:\n{}", e.emit_to_string(&source)));
+                let mut caps = Capabilities::SHADER_FLOAT16 | Capabilities::SHADER_FLOAT16_IN_FLOAT32;
+                if subgroups {
+                    caps |= Capabilities::SUBGROUP | Capabilities::SUBGROUP_BARRIER;
+                }
+                Validator::new(ValidationFlags::all(), caps)
+                    .validate(&module)
+                    .unwrap_or_else(|e| panic!("{what}:\n{}", e.emit_to_string(&source)));
+                for kernel in family.kernels() {
+                    assert!(
+                        module.entry_points.iter().any(|e| e.name == kernel.name()),
+                        "{what} lacks entry point {}",
+                        kernel.name()
+                    );
+                }
             }
         }
     }
 }
 
-/// The uniform block is 16 u32s on both sides.
+/// The uniform block has the same size on both sides.
 #[test]
 fn params_struct_matches_wgsl() {
-    let source = wgsl_source(Family::RmsNorm, false);
+    let source = wgsl_source(Family::RmsNorm, false, Storage::default(), false);
     let module = naga::front::wgsl::parse_str(&source).unwrap();
-    let (_, ty) = module
-        .types
-        .iter()
-        .find(|(_, t)| t.name.as_deref() == Some("Params"))
-        .expect("struct Params");
-    let naga::TypeInner::Struct { span, ref members } = ty.inner else {
-        panic!("Params is a struct")
-    };
+    let (_, ty) =
+        module.types.iter().find(|(_, t)| t.name.as_deref() == Some("Params")).expect("struct Params");
+    let naga::TypeInner::Struct { span, ref members } = ty.inner else { panic!("Params is a struct") };
     assert_eq!(span as usize, wgpu_norm::params_size());
     assert_eq!(members.len() * 4, wgpu_norm::params_size());
 }

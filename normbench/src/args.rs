@@ -43,10 +43,8 @@ pub fn parse_shape(s: &str) -> Result<Shape, String> {
         .split_once(['x', 'X'])
         .ok_or_else(|| format!("`{s}` is not ROWSxCOLS (for example 4096x4096)"))?;
     let num = |v: &str, what: &str| -> Result<usize, String> {
-        let n: usize = v
-            .trim()
-            .parse()
-            .map_err(|_| format!("`{v}` in `{s}` is not a whole number of {what}"))?;
+        let n: usize =
+            v.trim().parse().map_err(|_| format!("`{v}` in `{s}` is not a whole number of {what}"))?;
         if n == 0 {
             return Err(format!("`{s}` has zero {what}; both must be at least 1"));
         }

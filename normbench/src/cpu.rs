@@ -44,9 +44,7 @@ pub fn fast(
     beta: &[f32],
 ) -> CpuOut {
     let cols = shape.cols;
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(shape.rows);
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(shape.rows);
     let rows_per = shape.rows.div_ceil(threads);
     let mut main = vec![0.0_f32; shape.elements()];
     let partials: Vec<(Vec<f32>, Vec<f32>)> = std::thread::scope(|s| {
@@ -56,37 +54,19 @@ pub fn fast(
             .map(|(t, out)| {
                 let start = t * rows_per * cols;
                 let xs = &x[start..start + out.len()];
-                let dys = if dir == Direction::Backward {
-                    &dy[start..start + out.len()]
-                } else {
-                    &[][..]
-                };
+                let dys = if dir == Direction::Backward { &dy[start..start + out.len()] } else { &[][..] };
                 s.spawn(move || rows(op, dir, cols, xs, dys, gamma, beta, out))
             })
             .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("CPU worker"))
-            .collect()
+        handles.into_iter().map(|h| h.join().expect("CPU worker")).collect()
     });
     let mut dgamma = vec![0.0_f32; if dir == Direction::Backward { cols } else { 0 }];
-    let mut dbeta = vec![
-        0.0_f32;
-        if dir == Direction::Backward && op == Op::LayerNorm {
-            cols
-        } else {
-            0
-        }
-    ];
+    let mut dbeta = vec![0.0_f32; if dir == Direction::Backward && op == Op::LayerNorm { cols } else { 0 }];
     for (g, b) in &partials {
         dgamma.iter_mut().zip(g).for_each(|(a, v)| *a += v);
         dbeta.iter_mut().zip(b).for_each(|(a, v)| *a += v);
     }
-    CpuOut {
-        main,
-        dgamma,
-        dbeta,
-    }
+    CpuOut { main, dgamma, dbeta }
 }
 
 /// A block of rows on one thread; returns its dgamma and dbeta partial sums.
@@ -104,14 +84,7 @@ fn rows(
     let n = cols as f32;
     let backward = dir == Direction::Backward;
     let mut dg = vec![0.0_f32; if backward { cols } else { 0 }];
-    let mut db = vec![
-        0.0_f32;
-        if backward && op == Op::LayerNorm {
-            cols
-        } else {
-            0
-        }
-    ];
+    let mut db = vec![0.0_f32; if backward && op == Op::LayerNorm { cols } else { 0 }];
     for (i, (xr, o)) in x.chunks(cols).zip(out.chunks_mut(cols)).enumerate() {
         match (op, dir) {
             (Op::RmsNorm, Direction::Forward) => {
@@ -199,9 +172,5 @@ pub fn rel_err(a: &[f32], b: &[f64]) -> f64 {
         num += (f64::from(*x) - y).powi(2);
         den += y * y;
     }
-    if den == 0.0 {
-        num.sqrt()
-    } else {
-        (num / den).sqrt()
-    }
+    if den == 0.0 { num.sqrt() } else { (num / den).sqrt() }
 }

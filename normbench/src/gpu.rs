@@ -90,19 +90,10 @@ impl Gpu {
                 period_ns: f64::from(ctx.queue().get_timestamp_period()),
             }
         });
-        let timing = if queries.is_some() {
-            Timing::Timestamp
-        } else {
-            Timing::Wall
-        };
+        let timing = if queries.is_some() { Timing::Timestamp } else { Timing::Wall };
         let inside = features.contains(wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS);
         let copy_timing = if inside { timing } else { Timing::Wall };
-        Ok(Gpu {
-            ctx,
-            timing,
-            copy_timing,
-            queries,
-        })
+        Ok(Gpu { ctx, timing, copy_timing, queries })
     }
 
     fn wait(&self) -> Result<(), BenchError> {
@@ -122,14 +113,11 @@ impl Gpu {
         mut record: impl FnMut(&mut wgpu::ComputePass<'_>, usize) -> Result<(), BenchError>,
     ) -> Result<Vec<f64>, BenchError> {
         self.time_runs(warmup, iters, self.timing, |enc, i| {
-            let timestamp_writes =
-                self.queries
-                    .as_ref()
-                    .map(|q| wgpu::ComputePassTimestampWrites {
-                        query_set: &q.set,
-                        beginning_of_pass_write_index: Some(0),
-                        end_of_pass_write_index: Some(1),
-                    });
+            let timestamp_writes = self.queries.as_ref().map(|q| wgpu::ComputePassTimestampWrites {
+                query_set: &q.set,
+                beginning_of_pass_write_index: Some(0),
+                end_of_pass_write_index: Some(1),
+            });
             let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
                 label: Some("normbench"),
                 timestamp_writes,
@@ -168,10 +156,7 @@ impl Gpu {
         mut record: impl FnMut(&mut wgpu::CommandEncoder, usize) -> Result<(), BenchError>,
     ) -> Result<Vec<f64>, BenchError> {
         let device = self.ctx.device();
-        let queries = self
-            .queries
-            .as_ref()
-            .filter(|_| timing == Timing::Timestamp);
+        let queries = self.queries.as_ref().filter(|_| timing == Timing::Timestamp);
         let mut times = Vec::with_capacity(iters as usize);
         for i in 0..(warmup + iters) as usize {
             let mut enc = device.create_command_encoder(&Default::default());
@@ -209,12 +194,7 @@ impl Gpu {
     }
 
     /// A storage buffer of `len` f32, uploaded from `data` or left uninitialized.
-    pub fn buffer(
-        &self,
-        label: &str,
-        len: usize,
-        data: Option<&[f32]>,
-    ) -> Result<wgpu::Buffer, BenchError> {
+    pub fn buffer(&self, label: &str, len: usize, data: Option<&[f32]>) -> Result<wgpu::Buffer, BenchError> {
         let bytes = (len as u64 * 4).max(4);
         let max = self.ctx.limits().max_buffer_size;
         if bytes > max {
@@ -222,9 +202,7 @@ impl Gpu {
                 "`{label}` needs {bytes} bytes, over this adapter's max_buffer_size of {max}"
             )));
         }
-        let usage = wgpu::BufferUsages::STORAGE
-            | wgpu::BufferUsages::COPY_SRC
-            | wgpu::BufferUsages::COPY_DST;
+        let usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST;
         let device = self.ctx.device();
         let scope = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
         let b = match data {
@@ -241,9 +219,7 @@ impl Gpu {
             }),
         };
         match pollster::block_on(scope.pop()) {
-            Some(e) => Err(BenchError::TooLarge(format!(
-                "`{label}` ({bytes} bytes): {e}"
-            ))),
+            Some(e) => Err(BenchError::TooLarge(format!("`{label}` ({bytes} bytes): {e}"))),
             None => Ok(b),
         }
     }
@@ -262,10 +238,7 @@ impl Gpu {
         self.ctx.queue().submit([enc.finish()]);
         staging.slice(..).map_async(wgpu::MapMode::Read, |_| {});
         self.wait()?;
-        let view = staging
-            .slice(..)
-            .get_mapped_range()
-            .map_err(|e| BenchError::Gpu(e.to_string()))?;
+        let view = staging.slice(..).get_mapped_range().map_err(|e| BenchError::Gpu(e.to_string()))?;
         Ok(bytemuck::cast_slice(&view).to_vec())
     }
 }
@@ -297,28 +270,25 @@ pub struct Workload {
     workspace: wgpu::Buffer,
 }
 
+const F32: wgpu_norm::Storage =
+    wgpu_norm::Storage { activations: wgpu_norm::DType::F32, params: wgpu_norm::DType::F32 };
 pub const RMS: RmsNormConfig = RmsNormConfig {
     eps: 1e-6,
     eps_placement: wgpu_norm::EpsPlacement::InsideSqrt,
+    gamma_offset: 0.0,
+    partial: None,
+    storage: F32,
 };
-pub const LN: LayerNormConfig = LayerNormConfig { eps: 1e-5 };
+pub const LN: LayerNormConfig = LayerNormConfig { eps: 1e-5, gamma_offset: 0.0, storage: F32 };
 
 /// Inputs for the benchmark: x = noise + 0.5 (not centred), dy noise, gamma near 1.
 pub fn inputs(shape: Shape, seed: u64) -> (Vec<f32>, Vec<f32>) {
-    let x = noise(shape.elements(), seed)
-        .iter()
-        .map(|v| v + 0.5)
-        .collect();
+    let x = noise(shape.elements(), seed).iter().map(|v| v + 0.5).collect();
     (x, noise(shape.elements(), seed + 1))
 }
 
 impl Workload {
-    pub fn new(
-        gpu: &Gpu,
-        op: Op,
-        direction: Direction,
-        shape: Shape,
-    ) -> Result<Workload, BenchError> {
+    pub fn new(gpu: &Gpu, op: Op, direction: Direction, shape: Shape) -> Result<Workload, BenchError> {
         let ctx = &gpu.ctx;
         let n = shape.elements();
         let moved = ctx.bytes_moved(op, direction, shape)?;
@@ -329,19 +299,11 @@ impl Workload {
         let backward = direction == Direction::Backward;
         let mut built = Vec::with_capacity(sets);
         for s in 0..sets {
-            let data = if s == 0 {
-                None
-            } else {
-                Some(inputs(shape, 1 + 2 * s as u64))
-            };
+            let data = if s == 0 { None } else { Some(inputs(shape, 1 + 2 * s as u64)) };
             let (xs, dys) = data.as_ref().map_or((&x, &dy), |(a, b)| (a, b));
             built.push(Set {
                 x: gpu.buffer("x", n, Some(xs))?,
-                dy: gpu.buffer(
-                    "dy",
-                    if backward { n } else { 1 },
-                    backward.then_some(&dys[..]),
-                )?,
+                dy: gpu.buffer("dy", if backward { n } else { 1 }, backward.then_some(&dys[..]))?,
                 y: gpu.buffer("y", if backward { 1 } else { n }, None)?,
                 dx: gpu.buffer("dx", if backward { n } else { 1 }, None)?,
                 mean: gpu.buffer("mean", shape.rows, None)?,
@@ -387,17 +349,15 @@ impl Workload {
     ) -> Result<(), BenchError> {
         let s = &self.sets[set];
         // In the backward workload y is a placeholder; the forward only fills the stats.
-        let y = if self.direction == Direction::Forward {
-            &s.y
-        } else {
-            &s.dx
-        };
+        let y = if self.direction == Direction::Forward { &s.y } else { &s.dx };
         match self.op {
             Op::RmsNorm => ctx.encode_rms_norm_forward(
                 enc,
                 self.shape,
                 &RMS,
                 &RmsNormForward {
+                    residual: None,
+                    h: None,
                     x: (&s.x).into(),
                     gamma: Some((&self.gamma_buf).into()),
                     y: y.into(),
@@ -409,6 +369,8 @@ impl Workload {
                 self.shape,
                 &LN,
                 &LayerNormForward {
+                    residual: None,
+                    h: None,
                     x: (&s.x).into(),
                     gamma: Some((&self.gamma_buf).into()),
                     beta: Some((&self.beta_buf).into()),
@@ -422,12 +384,7 @@ impl Workload {
     }
 
     /// Records this workload's kernel on buffer set `run % sets`.
-    pub fn record(
-        &self,
-        ctx: &NormContext,
-        enc: &mut impl Recorder,
-        run: usize,
-    ) -> Result<(), BenchError> {
+    pub fn record(&self, ctx: &NormContext, enc: &mut impl Recorder, run: usize) -> Result<(), BenchError> {
         let set = run % self.sets.len();
         if self.direction == Direction::Forward {
             return self.record_forward(ctx, enc, set, false);
@@ -440,6 +397,7 @@ impl Workload {
                 self.shape,
                 &RMS,
                 &RmsNormBackward {
+                    dh: None,
                     x: t(&s.x),
                     gamma: Some(t(&self.gamma_buf)),
                     dy: t(&s.dy),
@@ -454,6 +412,7 @@ impl Workload {
                 self.shape,
                 &LN,
                 &LayerNormBackward {
+                    dh: None,
                     x: t(&s.x),
                     gamma: Some(t(&self.gamma_buf)),
                     dy: t(&s.dy),
@@ -476,11 +435,7 @@ impl Workload {
             (Direction::Forward, _) => vec![gpu.read(&s.y)?],
             (Direction::Backward, Op::RmsNorm) => vec![gpu.read(&s.dx)?, gpu.read(&self.dgamma)?],
             (Direction::Backward, Op::LayerNorm) => {
-                vec![
-                    gpu.read(&s.dx)?,
-                    gpu.read(&self.dgamma)?,
-                    gpu.read(&self.dbeta)?,
-                ]
+                vec![gpu.read(&s.dx)?, gpu.read(&self.dgamma)?, gpu.read(&self.dbeta)?]
             }
         })
     }

@@ -33,10 +33,7 @@ pub enum BenchError {
 }
 
 /// The shape the rooflines are measured on: 64 MiB a buffer, past any last-level cache.
-const ROOFLINE_SHAPE: Shape = Shape {
-    rows: 4096,
-    cols: 4096,
-};
+const ROOFLINE_SHAPE: Shape = Shape { rows: 4096, cols: 4096, row_stride: 4096 };
 /// Encode + submit calls timed for the decode shape.
 const HOST_CALLS: usize = 300;
 
@@ -64,11 +61,7 @@ fn run(args: &Args) -> Result<(), BenchError> {
         info.device_type,
         info.subgroup_min_size,
         info.subgroup_max_size,
-        if gpu.ctx.uses_subgroups() {
-            "on"
-        } else {
-            "off"
-        },
+        if gpu.ctx.uses_subgroups() { "on" } else { "off" },
         match gpu.timing {
             gpu::Timing::Timestamp => "timestamp queries around the kernel passes",
             gpu::Timing::Wall => "wall clock around submit + wait (no timestamp queries)",
@@ -106,13 +99,7 @@ fn run(args: &Args) -> Result<(), BenchError> {
     for &shape in &args.shapes {
         for &op in &args.ops {
             for &dir in &args.dirs {
-                bar.set_message(format!(
-                    "{} {} {}x{}",
-                    op.name(),
-                    dir.name(),
-                    shape.rows,
-                    shape.cols
-                ));
+                bar.set_message(format!("{} {} {}x{}", op.name(), dir.name(), shape.rows, shape.cols));
                 rows.push(measure(&gpu, args, op, dir, shape, stream_gbps)?);
                 bar.inc(1);
             }
@@ -165,10 +152,7 @@ fn run(args: &Args) -> Result<(), BenchError> {
 }
 
 fn io_err(path: &std::path::Path, e: impl std::fmt::Display) -> BenchError {
-    BenchError::Io {
-        path: path.display().to_string(),
-        message: e.to_string(),
-    }
+    BenchError::Io { path: path.display().to_string(), message: e.to_string() }
 }
 
 /// Every shape valid and within the adapter's limits before any time is spent.
@@ -177,9 +161,7 @@ fn check_shapes(gpu: &Gpu, shapes: &[Shape]) -> Result<(), BenchError> {
     for s in shapes {
         gpu.ctx.bytes_moved(Op::RmsNorm, Direction::Forward, *s)?;
         let bytes = s.elements() as u64 * 4;
-        let limit = limits
-            .max_storage_buffer_binding_size
-            .min(limits.max_buffer_size);
+        let limit = limits.max_storage_buffer_binding_size.min(limits.max_buffer_size);
         if bytes > limit {
             return Err(BenchError::TooLarge(format!(
                 "shape {}x{} needs {bytes}-byte tensors, over this adapter's limit of {limit} bytes \
@@ -223,16 +205,9 @@ fn measure(
     }
     let fast = fast.expect("at least one iteration");
     let fast_outputs = [fast.main, fast.dgamma, fast.dbeta];
-    let max_rel_err = outputs
-        .iter()
-        .zip(&want)
-        .map(|(g, r)| cpu::rel_err(g, r))
-        .fold(0.0, f64::max);
-    let cpu_fast_rel_err = fast_outputs
-        .iter()
-        .zip(&want)
-        .map(|(c, r)| cpu::rel_err(c, r))
-        .fold(0.0, f64::max);
+    let max_rel_err = outputs.iter().zip(&want).map(|(g, r)| cpu::rel_err(g, r)).fold(0.0, f64::max);
+    let cpu_fast_rel_err =
+        fast_outputs.iter().zip(&want).map(|(c, r)| cpu::rel_err(c, r)).fold(0.0, f64::max);
 
     let bytes = ctx.bytes_moved(op, dir, shape)?;
     let gpu_ms = median(&times);
@@ -262,12 +237,7 @@ fn rooflines(gpu: &Gpu, args: &Args) -> Result<(f64, f64), BenchError> {
     let n = shape.elements();
     let data = gpu::noise(n, 99);
     let pairs: Vec<(wgpu::Buffer, wgpu::Buffer)> = (0..2)
-        .map(|_| {
-            Ok((
-                gpu.buffer("roofline.src", n, Some(&data))?,
-                gpu.buffer("roofline.dst", n, None)?,
-            ))
-        })
+        .map(|_| Ok((gpu.buffer("roofline.src", n, Some(&data))?, gpu.buffer("roofline.dst", n, None)?)))
         .collect::<Result<_, BenchError>>()?;
     let bytes = 2.0 * 4.0 * n as f64;
     let copy = gpu.time_encoder(args.warmup, args.iters, |enc, i| {
@@ -276,14 +246,9 @@ fn rooflines(gpu: &Gpu, args: &Args) -> Result<(f64, f64), BenchError> {
     })?;
     let stream = gpu.time_pass(args.warmup, args.iters, |pass, i| {
         let (s, d) = &pairs[i % 2];
-        Ok(gpu
-            .ctx
-            .encode_stream_copy(pass, shape, s.into(), d.into())?)
+        Ok(gpu.ctx.encode_stream_copy(pass, shape, wgpu_norm::DType::F32, s.into(), d.into())?)
     })?;
-    Ok((
-        bytes / (median(&copy) * 1e6),
-        bytes / (median(&stream) * 1e6),
-    ))
+    Ok((bytes / (median(&copy) * 1e6), bytes / (median(&stream) * 1e6)))
 }
 
 /// Median CPU time to encode and submit one 1x4096 RMSNorm forward, without waiting: the
@@ -291,14 +256,12 @@ fn rooflines(gpu: &Gpu, args: &Args) -> Result<(f64, f64), BenchError> {
 fn encode_submit_overhead(gpu: &Gpu) -> Result<f64, BenchError> {
     let ctx = &gpu.ctx;
     let shape = Shape::new(1, 4096);
-    let x = gpu.buffer(
-        "decode.x",
-        shape.elements(),
-        Some(&gpu::noise(shape.elements(), 5)),
-    )?;
+    let x = gpu.buffer("decode.x", shape.elements(), Some(&gpu::noise(shape.elements(), 5)))?;
     let y = gpu.buffer("decode.y", shape.elements(), None)?;
     let g = gpu.buffer("decode.gamma", shape.cols, Some(&vec![1.0; shape.cols]))?;
     let args = RmsNormForward {
+        residual: None,
+        h: None,
         x: (&x).into(),
         gamma: Some((&g).into()),
         y: (&y).into(),
@@ -320,8 +283,6 @@ fn encode_submit_overhead(gpu: &Gpu) -> Result<f64, BenchError> {
                 .map_err(|e| BenchError::Gpu(e.to_string()))?;
         }
     }
-    ctx.device()
-        .poll(wgpu::PollType::wait_indefinitely())
-        .map_err(|e| BenchError::Gpu(e.to_string()))?;
+    ctx.device().poll(wgpu::PollType::wait_indefinitely()).map_err(|e| BenchError::Gpu(e.to_string()))?;
     Ok(median(&times))
 }

@@ -21,9 +21,7 @@ fn series(rows: &[Row]) -> BTreeMap<(String, String), Vec<(f64, f64)>> {
     }
     let mut out: BTreeMap<(String, String), Vec<(f64, f64)>> = BTreeMap::new();
     for ((op, dir, cols), r) in best {
-        out.entry((op, dir))
-            .or_default()
-            .push((cols as f64, r.gpu_gbps));
+        out.entry((op, dir)).or_default().push((cols as f64, r.gpu_gbps));
     }
     out
 }
@@ -47,13 +45,7 @@ pub fn draw(
     }
     let (lo, hi) = (lo / 1.5, hi * 1.5);
     // Log scale: on a software adapter the memcpy roofline sits far above every shader.
-    let values = || {
-        lines
-            .values()
-            .flatten()
-            .map(|p| p.1)
-            .chain([copy_gbps, stream_gbps])
-    };
+    let values = || lines.values().flatten().map(|p| p.1).chain([copy_gbps, stream_gbps]);
     let top = values().fold(0.0, f64::max) * 2.0;
     let bottom = values().filter(|v| *v > 0.0).fold(f64::INFINITY, f64::min) / 2.0;
     if !(bottom.is_finite() && top > bottom) {
@@ -63,10 +55,7 @@ pub fn draw(
     let root = SVGBackend::new(path, (960, 600)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| err(&e))?;
     let mut chart = ChartBuilder::on(&root)
-        .caption(
-            format!("wgpu-norm on {adapter}: GB/s by hidden size"),
-            ("sans-serif", 22),
-        )
+        .caption(format!("wgpu-norm on {adapter}: GB/s by hidden size"), ("sans-serif", 22))
         .margin(16)
         .x_label_area_size(48)
         .y_label_area_size(64)
@@ -87,27 +76,18 @@ pub fn draw(
             .draw_series(LineSeries::new(pts.iter().copied(), color.stroke_width(2)))
             .map_err(|e| err(&e))?
             .label(format!("{op} {dir}"))
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
-            });
-        chart
-            .draw_series(pts.iter().map(|&p| Circle::new(p, 4, color.filled())))
-            .map_err(|e| err(&e))?;
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+        chart.draw_series(pts.iter().map(|&p| Circle::new(p, 4, color.filled()))).map_err(|e| err(&e))?;
     }
     for (name, gbps, color) in [
         ("copy_buffer_to_buffer", copy_gbps, &BLACK),
         ("stream-copy shader", stream_gbps, &RGBColor(0, 140, 140)),
     ] {
         chart
-            .draw_series(LineSeries::new(
-                [(lo, gbps), (hi, gbps)],
-                color.stroke_width(1),
-            ))
+            .draw_series(LineSeries::new([(lo, gbps), (hi, gbps)], color.stroke_width(1)))
             .map_err(|e| err(&e))?
             .label(format!("{name} roofline {gbps:.1} GB/s"))
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(1))
-            });
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(1)));
     }
     chart
         .configure_series_labels()

@@ -95,40 +95,27 @@ pub fn table(rows: &[Row]) -> String {
         })
         .collect();
     let widths: Vec<usize> = (0..HEADER.len())
-        .map(|i| {
-            cells
-                .iter()
-                .map(|c| c[i].len())
-                .chain([HEADER[i].len()])
-                .max()
-                .unwrap_or(0)
-        })
+        .map(|i| cells.iter().map(|c| c[i].len()).chain([HEADER[i].len()]).max().unwrap_or(0))
         .collect();
     let line = |c: &[String]| {
-        let padded: Vec<String> = c
-            .iter()
-            .enumerate()
-            .map(|(i, s)| {
-                if i < 3 {
-                    format!("{s:<w$}", w = widths[i])
-                } else {
-                    format!("{s:>w$}", w = widths[i])
-                }
-            })
-            .collect();
+        let padded: Vec<String> =
+            c.iter()
+                .enumerate()
+                .map(|(i, s)| {
+                    if i < 3 { format!("{s:<w$}", w = widths[i]) } else { format!("{s:>w$}", w = widths[i]) }
+                })
+                .collect();
         format!("| {} |\n", padded.join(" | "))
     };
     let mut out = line(&HEADER.map(String::from));
     let rule: String = widths
         .iter()
         .enumerate()
-        .map(|(i, w)| {
-            if i < 3 {
-                format!("|{}", "-".repeat(w + 2))
-            } else {
-                format!("|{}:", "-".repeat(w + 1))
-            }
-        })
+        .map(
+            |(i, w)| {
+                if i < 3 { format!("|{}", "-".repeat(w + 2)) } else { format!("|{}:", "-".repeat(w + 1)) }
+            },
+        )
         .collect();
     out.push_str(&rule);
     out.push_str("|\n");
@@ -143,10 +130,7 @@ pub fn rms_over_layer(rows: &[Row]) -> Vec<String> {
     let mut lines = Vec::new();
     for dir in Direction::ALL {
         let mut ratios = Vec::new();
-        for r in rows
-            .iter()
-            .filter(|r| r.op == Op::RmsNorm.name() && r.direction == dir.name())
-        {
+        for r in rows.iter().filter(|r| r.op == Op::RmsNorm.name() && r.direction == dir.name()) {
             let twin = rows.iter().find(|l| {
                 l.op == Op::LayerNorm.name()
                     && l.direction == dir.name()

@@ -14,33 +14,20 @@ fn tiny_run_writes_json_and_svg() {
     std::fs::create_dir_all(&dir).unwrap();
     let (json, svg) = (dir.join("out.json"), dir.join("out.svg"));
     let out = normbench()
-        .args([
-            "--shapes",
-            "4x64,3x100",
-            "--iters",
-            "2",
-            "--warmup",
-            "1",
-            "--json",
-        ])
+        .args(["--shapes", "4x64,3x100", "--iters", "2", "--warmup", "1", "--json"])
         .arg(&json)
         .arg("--plot")
         .arg(&svg)
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "stdout:\n{stdout}\nstderr:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("adapter: "), "{stdout}");
     assert!(stdout.contains("% of stream roofline"), "{stdout}");
     assert!(stdout.contains("byte model"), "{stdout}");
     assert!(stdout.contains("RMSNorm time / LayerNorm time"), "{stdout}");
 
-    let doc: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let doc: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     for key in ["name", "backend", "driver", "device_type"] {
         assert!(doc["adapter"][key].is_string(), "adapter.{key}");
     }
@@ -55,20 +42,11 @@ fn tiny_run_writes_json_and_svg() {
         assert!(["forward", "backward"].contains(&r["direction"].as_str().unwrap()));
         assert_eq!(r["dtype"], "f32");
         assert!(r["rows"].as_u64().unwrap() > 0 && r["cols"].as_u64().unwrap() > 0);
-        for key in [
-            "gpu_ms",
-            "gpu_gbps",
-            "roofline_fraction",
-            "cpu_ref_ms",
-            "cpu_fast_ms",
-            "max_rel_err",
-        ] {
+        for key in ["gpu_ms", "gpu_gbps", "roofline_fraction", "cpu_ref_ms", "cpu_fast_ms", "max_rel_err"] {
             assert!(r[key].as_f64().unwrap() >= 0.0, "{key} in {r}");
         }
         let fraction = r["gpu_gbps"].as_f64().unwrap() / doc["stream_gbps"].as_f64().unwrap();
-        assert!(
-            (r["roofline_fraction"].as_f64().unwrap() - fraction).abs() <= 1e-9 * fraction.max(1.0)
-        );
+        assert!((r["roofline_fraction"].as_f64().unwrap() - fraction).abs() <= 1e-9 * fraction.max(1.0));
         assert!(r["max_rel_err"].as_f64().unwrap() < 1e-5, "{r}");
     }
     let svg_text = std::fs::read_to_string(&svg).unwrap();
@@ -97,18 +75,12 @@ fn bad_arguments_exit_non_zero_with_a_message() {
 /// A shape over the adapter's limits is refused before anything runs.
 #[test]
 fn shape_over_the_adapter_limits_is_an_error() {
-    let out = normbench()
-        .args(["--shapes", "100000x100000"])
-        .output()
-        .unwrap();
+    let out = normbench().args(["--shapes", "100000x100000"]).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("normbench: error:"), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
-    let out = normbench()
-        .args(["--shapes", "65535x65535"])
-        .output()
-        .unwrap();
+    let out = normbench().args(["--shapes", "65535x65535"]).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("limit"), "{stderr}");

@@ -20,20 +20,14 @@ pub fn ctx() -> &'static NormContext {
 pub fn ctx_workgroup() -> &'static NormContext {
     static CTX: OnceLock<NormContext> = OnceLock::new();
     CTX.get_or_init(|| {
-        NormContext::with_options(ContextOptions {
-            reduction: Reduction::Workgroup,
-            ..Default::default()
-        })
-        .expect("no adapter: install mesa-vulkan-drivers")
+        NormContext::with_options(ContextOptions { reduction: Reduction::Workgroup, ..Default::default() })
+            .expect("no adapter: install mesa-vulkan-drivers")
     })
 }
 
 /// Both reduction paths, named.
 pub fn contexts() -> [(&'static str, &'static NormContext); 2] {
-    assert!(
-        ctx().uses_subgroups(),
-        "the test adapter should have subgroups"
-    );
+    assert!(ctx().uses_subgroups(), "the test adapter should have subgroups");
     assert!(!ctx_workgroup().uses_subgroups());
     [("subgroup", ctx()), ("workgroup", ctx_workgroup())]
 }
@@ -76,9 +70,7 @@ pub fn rng(seed: u64) -> StdRng {
 }
 
 pub fn randn(rng: &mut StdRng, n: usize) -> Vec<f32> {
-    (0..n)
-        .map(|_| rng.sample::<f32, _>(StandardNormal))
-        .collect()
+    (0..n).map(|_| rng.sample::<f32, _>(StandardNormal)).collect()
 }
 
 pub fn input(rng: &mut StdRng, kind: Input, shape: Shape) -> Vec<f32> {
@@ -90,9 +82,7 @@ pub fn input(rng: &mut StdRng, kind: Input, shape: Shape) -> Vec<f32> {
         Input::Small => randn(rng, n).iter().map(|v| 1e-3 * v).collect(),
         Input::Huge => randn(rng, n).iter().map(|v| 1e15 * v).collect(),
         Input::Tiny => randn(rng, n).iter().map(|v| 1e-15 * v).collect(),
-        Input::Constant => (0..n)
-            .map(|i| 3.7 * (i / shape.cols) as f32 + 1.0)
-            .collect(),
+        Input::Constant => (0..n).map(|i| 3.7 * (i / shape.cols) as f32 + 1.0).collect(),
         Input::Zeros => vec![0.0; n],
     }
 }
@@ -111,11 +101,7 @@ pub fn rel_err(gpu: &[f32], want: &[f64]) -> f64 {
         num += (f64::from(*g) - w).powi(2);
         den += w * w;
     }
-    if den == 0.0 {
-        num.sqrt()
-    } else {
-        (num / den).sqrt()
-    }
+    if den == 0.0 { num.sqrt() } else { (num / den).sqrt() }
 }
 
 /// A bar for one output: relative norm error, and elementwise |gpu - ref| <= atol + rtol |ref|.
@@ -126,34 +112,18 @@ pub struct Bar {
     pub rtol: f64,
 }
 
-pub const FORWARD: Bar = Bar {
-    rel: 1e-6,
-    atol: 1e-5,
-    rtol: 1e-5,
-};
-pub const DX: Bar = Bar {
-    rel: 1e-5,
-    atol: 1e-4,
-    rtol: 1e-4,
-};
+pub const FORWARD: Bar = Bar { rel: 1e-6, atol: 1e-5, rtol: 1e-5 };
+pub const DX: Bar = Bar { rel: 1e-5, atol: 1e-4, rtol: 1e-4 };
 
 /// The bar for a column sum over `rows` rows whose terms have root-mean-square `term_rms`:
 /// f32 summation error grows like sqrt(rows) times the size of a term.
 pub fn column_sum_bar(rows: usize, term_rms: f64) -> Bar {
-    Bar {
-        rel: 1e-5,
-        atol: 1e-6 * (rows as f64).sqrt() * term_rms.max(1e-30) * 10.0,
-        rtol: 1e-5,
-    }
+    Bar { rel: 1e-5, atol: 1e-6 * (rows as f64).sqrt() * term_rms.max(1e-30) * 10.0, rtol: 1e-5 }
 }
 
 /// Root mean square of the products a * b.
 pub fn product_rms(a: &[f32], b: &[f64]) -> f64 {
-    let s: f64 = a
-        .iter()
-        .zip(b)
-        .map(|(a, b)| (f64::from(*a) * b).powi(2))
-        .sum();
+    let s: f64 = a.iter().zip(b).map(|(a, b)| (f64::from(*a) * b).powi(2)).sum();
     (s / a.len().max(1) as f64).sqrt()
 }
 
@@ -183,17 +153,9 @@ pub fn check_at_scale(what: &str, gpu: &[f32], want: &[f64], bar: Bar, terms: f6
     let den = wnorm.max(terms * (want.len() as f64).sqrt());
     // The relative bar means something only where the reference is not all round-off.
     if den > 1e-30 {
-        let num = gpu
-            .iter()
-            .zip(want)
-            .map(|(g, w)| (f64::from(*g) - w).powi(2))
-            .sum::<f64>();
+        let num = gpu.iter().zip(want).map(|(g, w)| (f64::from(*g) - w).powi(2)).sum::<f64>();
         let e = num.sqrt() / den;
-        assert!(
-            e <= bar.rel,
-            "{what}: relative error {e:e} > {:e} ({context})",
-            bar.rel
-        );
+        assert!(e <= bar.rel, "{what}: relative error {e:e} > {:e} ({context})", bar.rel);
     }
 }
 
@@ -217,14 +179,7 @@ pub struct Case {
 
 impl Case {
     pub fn new(rows: usize, cols: usize, input: Input, eps: f32, seed: u64) -> Self {
-        Case {
-            shape: Shape::new(rows, cols),
-            input,
-            eps,
-            seed,
-            saved: true,
-            affine: true,
-        }
+        Case { shape: Shape::new(rows, cols), input, eps, seed, saved: true, affine: true }
     }
 }
 
@@ -250,55 +205,33 @@ fn dx_terms(rstd: &[f64], gamma: Option<&[f32]>, dy: &[f32], cols: usize) -> f64
 
 /// `bar` with its absolute part scaled to the size of the reference values.
 fn scaled(bar: Bar, want: &[f64]) -> Bar {
-    Bar {
-        atol: bar.atol * scale_of(want),
-        ..bar
-    }
+    Bar { atol: bar.atol * scale_of(want), ..bar }
 }
 
-const STATS: Bar = Bar {
-    rel: 1e-6,
-    atol: 0.0,
-    rtol: 1e-5,
-};
+const STATS: Bar = Bar { rel: 1e-6, atol: 0.0, rtol: 1e-5 };
 
 /// RMSNorm forward and backward of `case` on `ctx` against the reference.
 pub fn check_rms(ctx: &NormContext, label: &str, case: &Case, placement: wgpu_norm::EpsPlacement) {
     use wgpu_norm::{RmsNormConfig, reference};
-    let Case {
-        shape,
-        input: kind,
-        eps,
-        seed,
-        saved,
-        affine,
-    } = *case;
+    let Case { shape, input: kind, eps, seed, saved, affine } = *case;
     let mut r = rng(seed);
     let x = input(&mut r, kind, shape);
     let dy = randn(&mut r, shape.elements());
     let (g, _) = random_affine(&mut r, shape.cols);
     let gamma = affine.then_some(&g[..]);
-    let cfg = RmsNormConfig {
-        eps,
-        eps_placement: placement,
-    };
+    let cfg = RmsNormConfig { eps, eps_placement: placement, ..Default::default() };
     let context = format!("rms_norm, {label}, {case:?}, {placement:?}");
-    let out = ctx
-        .rms_norm_forward(&x, gamma, shape, &cfg)
-        .expect(&context);
+    let out = ctx.rms_norm_forward(&x, gamma, shape, &cfg).expect(&context);
     let want = reference::rms_norm_forward(&x, gamma, shape, &cfg).unwrap();
     check("y", &out.y, &want.y, scaled(FORWARD, &want.y), &context);
     check("rstd", &out.rstd, &want.rstd, STATS, &context);
-    let grads = ctx
-        .rms_norm_backward(&x, gamma, &dy, saved.then_some(&out.rstd[..]), shape, &cfg)
-        .expect(&context);
+    let grads =
+        ctx.rms_norm_backward(&x, gamma, &dy, saved.then_some(&out.rstd[..]), shape, &cfg).expect(&context);
     let want_grads = reference::rms_norm_backward(&x, gamma, &dy, shape, &cfg).unwrap();
     let terms = dx_terms(&want.rstd, gamma, &dy, shape.cols);
     check_at_scale("dx", &grads.dx, &want_grads.dx, DX, terms, &context);
     let want = want_grads;
-    let xhat = reference::rms_norm_forward(&x, None, shape, &cfg)
-        .unwrap()
-        .y;
+    let xhat = reference::rms_norm_forward(&x, None, shape, &cfg).unwrap().y;
     let bar = column_sum_bar(shape.rows, product_rms(&dy, &xhat));
     check("dgamma", &grads.dgamma, &want.dgamma, bar, &context);
 }
@@ -306,49 +239,29 @@ pub fn check_rms(ctx: &NormContext, label: &str, case: &Case, placement: wgpu_no
 /// LayerNorm forward and backward of `case` on `ctx` against the reference.
 pub fn check_layer(ctx: &NormContext, label: &str, case: &Case) {
     use wgpu_norm::{LayerNormConfig, reference};
-    let Case {
-        shape,
-        input: kind,
-        eps,
-        seed,
-        saved,
-        affine,
-    } = *case;
+    let Case { shape, input: kind, eps, seed, saved, affine } = *case;
     let mut r = rng(seed);
     let x = input(&mut r, kind, shape);
     let dy = randn(&mut r, shape.elements());
     let (g, b) = random_affine(&mut r, shape.cols);
     let (gamma, beta) = (affine.then_some(&g[..]), affine.then_some(&b[..]));
-    let cfg = LayerNormConfig { eps };
+    let cfg = LayerNormConfig { eps, ..Default::default() };
     let context = format!("layer_norm, {label}, {case:?}");
-    let out = ctx
-        .layer_norm_forward(&x, gamma, beta, shape, &cfg)
-        .expect(&context);
+    let out = ctx.layer_norm_forward(&x, gamma, beta, shape, &cfg).expect(&context);
     let want = reference::layer_norm_forward(&x, gamma, beta, shape, &cfg).unwrap();
     check("y", &out.y, &want.y, scaled(FORWARD, &want.y), &context);
     // The mean's error matters relative to the spread of x, not to the mean (near 0 for randn).
     let x64: Vec<f64> = x.iter().map(|&v| f64::from(v)).collect();
-    let mean_bar = Bar {
-        rel: f64::INFINITY,
-        atol: 1e-6 * scale_of(&x64),
-        rtol: 1e-6,
-    };
+    let mean_bar = Bar { rel: f64::INFINITY, atol: 1e-6 * scale_of(&x64), rtol: 1e-6 };
     check("mean", &out.mean, &want.mean, mean_bar, &context);
     check("rstd", &out.rstd, &want.rstd, STATS, &context);
-    let (mean, rstd) = (
-        saved.then_some(&out.mean[..]),
-        saved.then_some(&out.rstd[..]),
-    );
-    let grads = ctx
-        .layer_norm_backward(&x, gamma, &dy, mean, rstd, shape, &cfg)
-        .expect(&context);
+    let (mean, rstd) = (saved.then_some(&out.mean[..]), saved.then_some(&out.rstd[..]));
+    let grads = ctx.layer_norm_backward(&x, gamma, &dy, mean, rstd, shape, &cfg).expect(&context);
     let want_grads = reference::layer_norm_backward(&x, gamma, &dy, shape, &cfg).unwrap();
     let terms = dx_terms(&want.rstd, gamma, &dy, shape.cols);
     check_at_scale("dx", &grads.dx, &want_grads.dx, DX, terms, &context);
     let want = want_grads;
-    let xhat = reference::layer_norm_forward(&x, None, None, shape, &cfg)
-        .unwrap()
-        .y;
+    let xhat = reference::layer_norm_forward(&x, None, None, shape, &cfg).unwrap().y;
     let bar = column_sum_bar(shape.rows, product_rms(&dy, &xhat));
     check("dgamma", &grads.dgamma, &want.dgamma, bar, &context);
     let ones = vec![1.0; dy.len()];
