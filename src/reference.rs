@@ -9,6 +9,8 @@ use crate::layer_norm::LayerNormConfig;
 use crate::rms_norm::RmsNormConfig;
 use crate::shape::{EpsPlacement, Shape, check_eps, check_len};
 
+// The reference works on contiguous rows: a strided view is gathered by the caller.
+
 /// RMSNorm forward results.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RmsOutput {
@@ -53,16 +55,18 @@ fn to_f64<T: Copy + Into<f64>>(v: &[T]) -> Vec<f64> {
     v.iter().map(|&e| e.into()).collect()
 }
 
-fn scale_or_ones<T: Copy + Into<f64>>(
+/// gamma + offset (the offset applies only to a given gamma), or `fill` everywhere.
+fn scale_or<T: Copy + Into<f64>>(
     what: &'static str,
     v: Option<&[T]>,
     cols: usize,
+    offset: f64,
     fill: f64,
 ) -> Result<Vec<f64>> {
     match v {
         Some(v) => {
             check_len(what, cols, v.len())?;
-            Ok(to_f64(v))
+            Ok(v.iter().map(|&e| offset + e.into()).collect())
         }
         None => Ok(vec![fill; cols]),
     }
@@ -84,7 +88,8 @@ fn mean_square(row: &[f64]) -> f64 {
     row.iter().map(|v| v * v).sum::<f64>() / row.len() as f64
 }
 
-/// RMSNorm forward: `y = x * rstd * gamma`.
+/// RMSNorm forward: `y = x * rstd * (gamma_offset + gamma)`, the RMS taken over the first
+/// `config.norm_cols(cols)` elements of each row (partial RMSNorm).
 pub fn rms_norm_forward<T: Copy + Into<f64>>(
     x: &[T],
     gamma: Option<&[T]>,
@@ -92,21 +97,23 @@ pub fn rms_norm_forward<T: Copy + Into<f64>>(
     config: &RmsNormConfig,
 ) -> Result<RmsOutput> {
     check_rows(shape, x)?;
-    check_eps(config.eps)?;
-    let g = scale_or_ones("gamma", gamma, shape.cols, 1.0)?;
+    config.check()?;
+    let g = scale_or("gamma", gamma, shape.cols, f64::from(config.gamma_offset), 1.0)?;
     let x = to_f64(x);
     let eps = f64::from(config.eps);
+    let k = config.norm_cols(shape.cols);
     let mut y = Vec::with_capacity(x.len());
     let mut rstd = Vec::with_capacity(shape.rows);
     for row in x.chunks(shape.cols) {
-        let r = rms_scale(mean_square(row), eps, config.eps_placement);
+        let r = rms_scale(mean_square(&row[..k]), eps, config.eps_placement);
         y.extend(row.iter().zip(&g).map(|(v, g)| v * r * g));
         rstd.push(r);
     }
     Ok(RmsOutput { y, rstd })
 }
 
-/// RMSNorm backward: the exact gradient, with statistics recomputed in f64.
+/// RMSNorm backward: the exact gradient, with statistics recomputed in f64. With partial
+/// RMSNorm the gradient of the RMS estimate reaches only the elements it was taken from.
 pub fn rms_norm_backward<T: Copy + Into<f64>>(
     x: &[T],
     gamma: Option<&[T]>,
@@ -116,15 +123,16 @@ pub fn rms_norm_backward<T: Copy + Into<f64>>(
 ) -> Result<RmsGrads> {
     check_rows(shape, x)?;
     check_len("dy", shape.elements(), dy.len())?;
-    check_eps(config.eps)?;
-    let g = scale_or_ones("gamma", gamma, shape.cols, 1.0)?;
+    config.check()?;
+    let g = scale_or("gamma", gamma, shape.cols, f64::from(config.gamma_offset), 1.0)?;
     let (x, dy) = (to_f64(x), to_f64(dy));
     let eps = f64::from(config.eps);
-    let n = shape.cols as f64;
+    let k = config.norm_cols(shape.cols);
+    let n = k as f64;
     let mut dx = Vec::with_capacity(x.len());
     let mut dgamma = vec![0.0; shape.cols];
     for (row, drow) in x.chunks(shape.cols).zip(dy.chunks(shape.cols)) {
-        let ms = mean_square(row);
+        let ms = mean_square(&row[..k]);
         let r = rms_scale(ms, eps, config.eps_placement);
         let c = match config.eps_placement {
             EpsPlacement::InsideSqrt => r * r * r / n,
@@ -135,7 +143,8 @@ pub fn rms_norm_backward<T: Copy + Into<f64>>(
         };
         let sum_ux: f64 = row.iter().zip(drow).zip(&g).map(|((v, d), g)| d * g * v).sum();
         for (j, (v, d)) in row.iter().zip(drow).enumerate() {
-            dx.push(r * d * g[j] - c * v * sum_ux);
+            let through_rms = if j < k { c * v * sum_ux } else { 0.0 };
+            dx.push(r * d * g[j] - through_rms);
             dgamma[j] += d * v * r;
         }
     }
@@ -150,7 +159,8 @@ fn mean_var(row: &[f64]) -> (f64, f64) {
     (mean, var)
 }
 
-/// LayerNorm forward: `y = (x - mean) * rstd * gamma + beta`, two-pass, biased variance.
+/// LayerNorm forward: `y = (x - mean) * rstd * (gamma_offset + gamma) + beta`, two-pass,
+/// biased variance.
 pub fn layer_norm_forward<T: Copy + Into<f64>>(
     x: &[T],
     gamma: Option<&[T]>,
@@ -160,8 +170,8 @@ pub fn layer_norm_forward<T: Copy + Into<f64>>(
 ) -> Result<LayerOutput> {
     check_rows(shape, x)?;
     check_eps(config.eps)?;
-    let g = scale_or_ones("gamma", gamma, shape.cols, 1.0)?;
-    let b = scale_or_ones("beta", beta, shape.cols, 0.0)?;
+    let g = scale_or("gamma", gamma, shape.cols, f64::from(config.gamma_offset), 1.0)?;
+    let b = scale_or("beta", beta, shape.cols, 0.0, 0.0)?;
     let x = to_f64(x);
     let eps = f64::from(config.eps);
     let mut y = Vec::with_capacity(x.len());
@@ -187,7 +197,7 @@ pub fn layer_norm_backward<T: Copy + Into<f64>>(
     check_rows(shape, x)?;
     check_len("dy", shape.elements(), dy.len())?;
     check_eps(config.eps)?;
-    let g = scale_or_ones("gamma", gamma, shape.cols, 1.0)?;
+    let g = scale_or("gamma", gamma, shape.cols, f64::from(config.gamma_offset), 1.0)?;
     let (x, dy) = (to_f64(x), to_f64(dy));
     let eps = f64::from(config.eps);
     let n = shape.cols as f64;
