@@ -84,7 +84,8 @@ fn cpu_model(embed: &[f32], gammas: &[Vec<f32>], ws: &[Vec<f32>], eps: f32) -> V
             norm(&stream, &gammas[b], &mut normed);
             for t in 0..TOKENS {
                 for o in 0..HIDDEN {
-                    let acc: f64 = (0..HIDDEN).map(|i| normed[t * HIDDEN + i] * f64::from(ws[b][i * HIDDEN + o])).sum();
+                    let acc: f64 =
+                        (0..HIDDEN).map(|i| normed[t * HIDDEN + i] * f64::from(ws[b][i * HIDDEN + o])).sum();
                     block_out[t * HIDDEN + o] = round_f16(acc);
                 }
             }
@@ -111,7 +112,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let n = TOKENS * HIDDEN;
     let embed = noise(n, 1, 1.0);
-    let gammas: Vec<Vec<f32>> = (0..=BLOCKS).map(|b| noise(HIDDEN, 10 + b as u64, 0.2).iter().map(|v| 1.0 + v).collect()).collect();
+    let gammas: Vec<Vec<f32>> =
+        (0..=BLOCKS).map(|b| noise(HIDDEN, 10 + b as u64, 0.2).iter().map(|v| 1.0 + v).collect()).collect();
     let ws: Vec<Vec<f32>> =
         (0..BLOCKS).map(|b| noise(HIDDEN * HIDDEN, 20 + b as u64, 1.0 / (HIDDEN as f32).sqrt())).collect();
 

@@ -57,28 +57,45 @@ const F32: u64 = 4;
 
 impl NormContext {
     /// Bytes `op` in `direction` moves to and from device memory for `shape` on this
+    /// context, in f32 with gamma (and beta) given: [`NormContext::bytes_moved_as`] with
+    /// f32 storage and no fused residual.
+    pub fn bytes_moved(&self, op: Op, direction: Direction, shape: Shape) -> Result<u64> {
+        self.bytes_moved_as(op, direction, shape, Storage::default(), false)
+    }
+
+    /// Bytes `op` in `direction` moves to and from device memory for `shape` on this
     /// context, with gamma (and beta) given:
     ///
-    /// - forward: read x, write y, read gamma (and beta) once;
+    /// - forward: read x, write y, read gamma (and beta) once; with a fused residual also
+    ///   read the residual and write h;
     /// - backward: read x and dy, write dx, read gamma and the saved statistics (rstd, and
     ///   the mean for LayerNorm), write the partial sums and read them back, write dgamma
-    ///   (and dbeta).
+    ///   (and dbeta); with a fused residual also read the gradient arriving on h.
     ///
     /// The floor of a memory-bound kernel's time is these bytes over the bandwidth.
-    pub fn bytes_moved(&self, op: Op, direction: Direction, shape: Shape) -> Result<u64> {
+    pub fn bytes_moved_as(
+        &self,
+        op: Op,
+        direction: Direction,
+        shape: Shape,
+        storage: Storage,
+        fused_residual: bool,
+    ) -> Result<u64> {
         let (rows, cols) = shape.checked()?;
         let (n, r, c) = (shape.elements() as u64, u64::from(rows), u64::from(cols));
+        let (act, param) = (storage.activations.size(), storage.params.size());
         let params = match op {
             Op::RmsNorm => 1,
             Op::LayerNorm => 2,
         };
+        let fused = u64::from(fused_residual);
         Ok(match direction {
-            Direction::Forward => F32 * (2 * n + params * c),
+            Direction::Forward => act * (2 + 2 * fused) * n + param * params * c,
             Direction::Backward => {
                 let stats = params; // rstd, and mean for LayerNorm
                 let partial_rows = u64::from(self.row_launch(rows, cols, true).partial_rows());
-                let partials = 2 * params * partial_rows * c;
-                F32 * (3 * n + c + stats * r + partials + params * c)
+                let sums = F32 * (2 * params * partial_rows * c + params * c);
+                act * (3 + fused) * n + param * c + F32 * stats * r + sums
             }
         })
     }

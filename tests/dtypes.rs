@@ -9,14 +9,14 @@ use std::sync::OnceLock;
 use common::{Input, column_sum_bar, ctx, input, product_rms, randn, rng};
 use wgpu_norm::half::{bf16, f16};
 use wgpu_norm::{
-    ContextOptions, DType, Element, F16Path, LayerNormConfig, NormContext, RmsNormConfig, Shape,
-    reference,
+    ContextOptions, DType, Element, F16Path, LayerNormConfig, NormContext, RmsNormConfig, Shape, reference,
 };
 
 fn ctx_packed_f16() -> &'static NormContext {
     static CTX: OnceLock<NormContext> = OnceLock::new();
     CTX.get_or_init(|| {
-        NormContext::with_options(ContextOptions { f16: F16Path::Packed, ..Default::default() }).expect("adapter")
+        NormContext::with_options(ContextOptions { f16: F16Path::Packed, ..Default::default() })
+            .expect("adapter")
     })
 }
 
@@ -72,19 +72,27 @@ fn check_dtype<T: Element>(ctx: &NormContext, label: &str, shape: Shape, kind: I
     let out = ctx.layer_norm_forward(&x, Some(&g), Some(&b), shape, &ln).expect(&context);
     let want = reference::layer_norm_forward(&x64, Some(&g64), Some(&b64), shape, &ln).unwrap();
     close("ln y", &out.y, &want.y, fwd_tol, fwd_tol, &context);
-    let grads =
-        ctx.layer_norm_backward(&x, Some(&g), &dy, Some(&out.mean), Some(&out.rstd), shape, &ln).expect(&context);
+    let grads = ctx
+        .layer_norm_backward(&x, Some(&g), &dy, Some(&out.mean), Some(&out.rstd), shape, &ln)
+        .expect(&context);
     let wg = reference::layer_norm_backward(&x64, Some(&g64), &dy64, shape, &ln).unwrap();
     close("ln dx", &grads.dx, &wg.dx, bwd_tol, bwd_tol, &context);
     let xhat = reference::layer_norm_forward(&x64, None, None, shape, &ln).unwrap().y;
     let bar = column_sum_bar(shape.rows, product_rms(&dyf, &xhat));
     common::check("ln dgamma", &grads.dgamma, &wg.dgamma, bar, &context);
     let ones = vec![1.0; dyf.len()];
-    common::check("ln dbeta", &grads.dbeta, &wg.dbeta, column_sum_bar(shape.rows, product_rms(&dyf, &ones)), &context);
+    common::check(
+        "ln dbeta",
+        &grads.dbeta,
+        &wg.dbeta,
+        column_sum_bar(shape.rows, product_rms(&dyf, &ones)),
+        &context,
+    );
 }
 
 /// Odd hidden sizes put row boundaries mid-word: those halves go through atomics.
-const SHAPES: [(usize, usize); 8] = [(3, 1), (5, 3), (4, 7), (3, 128), (7, 1001), (2, 4096), (3, 4097), (2, 20_001)];
+const SHAPES: [(usize, usize); 8] =
+    [(3, 1), (5, 3), (4, 7), (3, 128), (7, 1001), (2, 4096), (3, 4097), (2, 20_001)];
 
 #[test]
 fn f16_native_and_packed() {
@@ -104,7 +112,14 @@ fn bf16() {
     for (i, &(rows, cols)) in SHAPES.iter().enumerate() {
         let kind = [Input::Randn, Input::Shifted, Input::LargeMean][i % 3];
         check_dtype::<bf16>(ctx(), "bf16", Shape::new(rows, cols), kind, 1.0, 60 + i as u64);
-        check_dtype::<bf16>(common::ctx_workgroup(), "bf16 workgroup", Shape::new(rows, cols), kind, 1.0, 80 + i as u64);
+        check_dtype::<bf16>(
+            common::ctx_workgroup(),
+            "bf16 workgroup",
+            Shape::new(rows, cols),
+            kind,
+            1.0,
+            80 + i as u64,
+        );
     }
 }
 

@@ -73,7 +73,8 @@ fn fused_residual<T: Element>(shape: Shape, seed: u64, tol: f64) {
     let h64: Vec<f64> = widen(&x).iter().zip(widen(&res)).map(|(a, b)| a + b).collect();
     let context = format!("{:?}, seed {seed}, {shape:?}", T::DTYPE);
     let storage = Storage::uniform(T::DTYPE);
-    let (xb, rb, gb, dyb, dhb) = (upload(c, &x), upload(c, &res), upload(c, &g), upload(c, &dy), upload(c, &dh));
+    let (xb, rb, gb, dyb, dhb) =
+        (upload(c, &x), upload(c, &res), upload(c, &g), upload(c, &dy), upload(c, &dh));
     for norm in ["rms", "layer"] {
         let (y, h, dx) = (nan_buffer::<T>(c, n), nan_buffer::<T>(c, n), nan_buffer::<T>(c, n));
         let (mean, rstd) = (nan_buffer::<f32>(c, shape.rows), nan_buffer::<f32>(c, shape.rows));
@@ -143,7 +144,10 @@ fn fused_residual<T: Element>(shape: Shape, seed: u64, tol: f64) {
         let close = |what: &str, got: &[T], want: &[f64]| {
             for (i, (a, b)) in got.iter().zip(want).enumerate() {
                 let a = a.to_f64();
-                assert!((a - b).abs() <= tol * (1.0 + b.abs()), "{what}[{i}] = {a:e}, reference {b:e} ({ctx_n})");
+                assert!(
+                    (a - b).abs() <= tol * (1.0 + b.abs()),
+                    "{what}[{i}] = {a:e}, reference {b:e} ({ctx_n})"
+                );
             }
         };
         close("y", &y, &want_y);
@@ -165,9 +169,8 @@ fn fused_residual_add_forward_and_backward() {
 #[test]
 fn gamma_offset_and_partial_rms_norm() {
     let c = ctx();
-    for (i, &(rows, cols, p)) in [(3, 8, 0.25_f32), (4, 1000, 0.5), (2, 4097, 0.1), (2, 20_000, 0.01), (3, 5, 0.01)]
-        .iter()
-        .enumerate()
+    for (i, &(rows, cols, p)) in
+        [(3, 8, 0.25_f32), (4, 1000, 0.5), (2, 4097, 0.1), (2, 20_000, 0.01), (3, 5, 0.01)].iter().enumerate()
     {
         let shape = Shape::new(rows, cols);
         let mut r = rng(50 + i as u64);
@@ -223,7 +226,14 @@ fn in_place<T: Element + PartialEq + std::fmt::Debug>(shape: Shape, seed: u64) {
                         workspace: None,
                     };
                     c.encode_rms_norm_backward(enc, shape, &cfg, &b).unwrap();
-                    let f = RmsNormForward { x: (&xb).into(), residual: None, gamma: None, y: y_t, h: None, rstd: None };
+                    let f = RmsNormForward {
+                        x: (&xb).into(),
+                        residual: None,
+                        gamma: None,
+                        y: y_t,
+                        h: None,
+                        rstd: None,
+                    };
                     c.encode_rms_norm_forward(enc, shape, &cfg, &f).unwrap();
                 } else {
                     let cfg = LayerNormConfig { storage, ..Default::default() };
@@ -288,7 +298,14 @@ fn row_stride_views_normalize_in_place() {
     let cfg = RmsNormConfig::default();
     submit(c, |enc| {
         let view = Tensor::new(&buf, 4 * first as u64);
-        let f = RmsNormForward { x: view, residual: None, gamma: Some((&gb).into()), y: view, h: None, rstd: None };
+        let f = RmsNormForward {
+            x: view,
+            residual: None,
+            gamma: Some((&gb).into()),
+            y: view,
+            h: None,
+            rstd: None,
+        };
         c.encode_rms_norm_forward(enc, shape, &cfg, &f).unwrap();
     });
     let got = read::<f32>(c, &buf, qkv.len());
@@ -318,8 +335,12 @@ fn f32_params_with_16_bit_activations() {
     let x: Vec<f16> = narrow(&randn(&mut rng(5), shape.elements()));
     let g = randn(&mut rng(6), shape.cols);
     let b = randn(&mut rng(7), shape.cols);
-    let (xb, gb, bb, yb) = (upload(c, &x), upload(c, &g), upload(c, &b), nan_buffer::<f16>(c, shape.elements()));
-    let cfg = LayerNormConfig { storage: Storage { activations: DType::F16, params: DType::F32 }, ..Default::default() };
+    let (xb, gb, bb, yb) =
+        (upload(c, &x), upload(c, &g), upload(c, &b), nan_buffer::<f16>(c, shape.elements()));
+    let cfg = LayerNormConfig {
+        storage: Storage { activations: DType::F16, params: DType::F32 },
+        ..Default::default()
+    };
     submit(c, |enc| {
         let f = LayerNormForward {
             x: (&xb).into(),
@@ -334,11 +355,15 @@ fn f32_params_with_16_bit_activations() {
         c.encode_layer_norm_forward(enc, shape, &cfg, &f).unwrap();
     });
     let y = read::<f16>(c, &yb, shape.elements());
-    let want = reference::layer_norm_forward(&widen(&x), Some(&widen(&g)), Some(&widen(&b)), shape, &cfg).unwrap();
+    let want =
+        reference::layer_norm_forward(&widen(&x), Some(&widen(&g)), Some(&widen(&b)), shape, &cfg).unwrap();
     for (a, w) in y.iter().zip(&want.y) {
         assert!((a.to_f64() - w).abs() <= 1e-3 * (1.0 + w.abs()), "{a} vs {w}");
     }
-    let bad = LayerNormConfig { storage: Storage { activations: DType::F16, params: DType::BF16 }, ..Default::default() };
+    let bad = LayerNormConfig {
+        storage: Storage { activations: DType::F16, params: DType::BF16 },
+        ..Default::default()
+    };
     let mut enc = c.device().create_command_encoder(&Default::default());
     let f = LayerNormForward {
         x: (&xb).into(),
@@ -369,7 +394,8 @@ fn threads_share_one_context() {
                     let context = format!("thread {t}, run {k}");
                     if (t + k) % 2 == 0 {
                         let out = c.rms_norm_forward(&x, None, shape, &RmsNormConfig::default()).unwrap();
-                        let want = reference::rms_norm_forward(&x, None, shape, &RmsNormConfig::default()).unwrap();
+                        let want =
+                            reference::rms_norm_forward(&x, None, shape, &RmsNormConfig::default()).unwrap();
                         check("y", &out.y, &want.y, FORWARD, &context);
                     } else {
                         let cfg = LayerNormConfig::default();

@@ -110,7 +110,8 @@ fn reference_known_values() {
 /// differences (the RMS estimate's gradient reaches only the first k elements).
 #[test]
 fn partial_rms_norm_and_gamma_offset_match_finite_differences() {
-    for (i, &(rows, cols, p)) in [(2, 8, 0.25_f32), (3, 7, 0.5), (1, 5, 1.0), (2, 33, 0.1)].iter().enumerate() {
+    for (i, &(rows, cols, p)) in [(2, 8, 0.25_f32), (3, 7, 0.5), (1, 5, 1.0), (2, 33, 0.1)].iter().enumerate()
+    {
         for placement in [EpsPlacement::InsideSqrt, EpsPlacement::OutsideSqrt] {
             let seed = 300 + i as u64;
             let shape = Shape::new(rows, cols);
@@ -121,7 +122,8 @@ fn partial_rms_norm_and_gamma_offset_match_finite_differences() {
                 partial: Some(p),
                 ..Default::default()
             };
-            let (x, g, w) = (randn64(seed, rows * cols), randn64(seed + 1, cols), randn64(seed + 2, rows * cols));
+            let (x, g, w) =
+                (randn64(seed, rows * cols), randn64(seed + 1, cols), randn64(seed + 2, rows * cols));
             let context = format!("seed {seed}, {rows}x{cols}, p {p}, {placement:?}");
             let grads = reference::rms_norm_backward(&x, Some(&g), &w, shape, &cfg).unwrap();
             let fwd = |x: &[f64], g: &[f64]| reference::rms_norm_forward(x, Some(g), shape, &cfg).unwrap().y;
@@ -133,7 +135,8 @@ fn partial_rms_norm_and_gamma_offset_match_finite_differences() {
     let shape = Shape::new(2, 9);
     let (x, g, b, w) = (randn64(1, 18), randn64(2, 9), randn64(3, 9), randn64(4, 18));
     let grads = reference::layer_norm_backward(&x, Some(&g), &w, shape, &cfg).unwrap();
-    let fwd = |x: &[f64], g: &[f64]| reference::layer_norm_forward(x, Some(g), Some(&b), shape, &cfg).unwrap().y;
+    let fwd =
+        |x: &[f64], g: &[f64]| reference::layer_norm_forward(x, Some(g), Some(&b), shape, &cfg).unwrap().y;
     assert_close("dx", &grads.dx, &numeric_grad(&x, |x| loss(&fwd(x, &g), &w)), "layer_norm offset");
     assert_close("dgamma", &grads.dgamma, &numeric_grad(&g, |g| loss(&fwd(&x, g), &w)), "layer_norm offset");
 }

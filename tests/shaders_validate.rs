@@ -23,7 +23,10 @@ fn every_variant_parses_and_validates() {
     for family in Family::ALL {
         for subgroups in [false, true] {
             for (storage, native_f16) in storages() {
-                let what = format!("{} (subgroups {subgroups}, {storage:?}, native f16 {native_f16})", family.file_name());
+                let what = format!(
+                    "{} (subgroups {subgroups}, {storage:?}, native f16 {native_f16})",
+                    family.file_name()
+                );
                 let source = wgsl_source(family, subgroups, storage, native_f16);
                 let module = naga::front::wgsl::parse_str(&source)
                     .unwrap_or_else(|e| panic!("{what}:\n{}", e.emit_to_string(&source)));

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::Parser;
-use wgpu_norm::{Direction, Op, Shape};
+use wgpu_norm::{DType, Direction, Op, Shape};
 
 /// LLM-typical shapes: decode (1 token), small and large prefill batches, BERT-base's 768
 /// and the long rows of large models.
@@ -29,6 +29,13 @@ pub struct Args {
     /// Untimed runs before the timed ones.
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(0..=1_000))]
     pub warmup: u32,
+    /// Storage dtype of the activations and parameters: f32, f16 or bf16 (sums are f32).
+    #[arg(long, value_parser = parse_dtype, default_value = "f32")]
+    pub dtype: DType,
+    /// Fuse the residual add: forward normalizes x + residual and writes h out; backward
+    /// adds the gradient arriving on h.
+    #[arg(long)]
+    pub fused_residual: bool,
     /// Write the results as JSON to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -51,6 +58,13 @@ pub fn parse_shape(s: &str) -> Result<Shape, String> {
         Ok(n)
     };
     Ok(Shape::new(num(r, "rows")?, num(c, "columns")?))
+}
+
+fn parse_dtype(s: &str) -> Result<DType, String> {
+    [DType::F32, DType::F16, DType::BF16]
+        .into_iter()
+        .find(|d| d.name() == s.trim())
+        .ok_or_else(|| format!("unknown dtype `{s}`: f32, f16 or bf16"))
 }
 
 fn parse_op(s: &str) -> Result<Op, String> {

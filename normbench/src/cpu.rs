@@ -4,7 +4,7 @@
 
 use wgpu_norm::{Direction, Op, Shape};
 
-use crate::gpu::{LN, RMS};
+use crate::gpu::{LN, RMS, Workload};
 
 const LANES: usize = 8;
 
@@ -31,6 +31,29 @@ pub struct CpuOut {
     pub main: Vec<f32>,
     pub dgamma: Vec<f32>,
     pub dbeta: Vec<f32>,
+}
+
+/// One run of `w`'s case on all cores: the fused residual add is one more pass over the
+/// rows (h = x + residual, which is also an output), the gradient arriving on h one more
+/// add. 16-bit cases run on f32 copies of the same values.
+pub fn fast_case(w: &Workload) -> Vec<Vec<f32>> {
+    let c = &w.case;
+    let add = |a: &[f32], b: &[f32]| -> Vec<f32> { a.iter().zip(b).map(|(p, q)| p + q).collect() };
+    match c.direction {
+        Direction::Forward if c.fused_residual => {
+            let h = add(&w.x, &w.residual);
+            let out = fast(c.op, c.direction, c.shape, &h, &w.dy, &w.gamma, &w.beta);
+            vec![out.main, h]
+        }
+        Direction::Forward => vec![fast(c.op, c.direction, c.shape, &w.x, &w.dy, &w.gamma, &w.beta).main],
+        Direction::Backward => {
+            let mut out = fast(c.op, c.direction, c.shape, &w.x, &w.dy, &w.gamma, &w.beta);
+            if c.fused_residual {
+                out.main = add(&out.main, &w.dh);
+            }
+            vec![out.main, out.dgamma, out.dbeta]
+        }
+    }
 }
 
 /// One op in one direction on all cores.
@@ -136,33 +159,40 @@ fn rows(
     (dg, db)
 }
 
-/// The f64 reference's outputs, in the same order as the GPU's.
-pub fn reference(
-    op: Op,
-    dir: Direction,
-    shape: Shape,
-    x: &[f32],
-    dy: &[f32],
-    gamma: &[f32],
-    beta: &[f32],
-) -> wgpu_norm::Result<Vec<Vec<f64>>> {
+/// The f64 reference's outputs for `w`'s case, in the same order as the GPU's.
+pub fn reference_case(w: &Workload) -> wgpu_norm::Result<Vec<Vec<f64>>> {
     use wgpu_norm::reference as r;
-    Ok(match (op, dir) {
-        (Op::RmsNorm, Direction::Forward) => {
-            vec![r::rms_norm_forward(x, Some(gamma), shape, &RMS)?.y]
-        }
+    let c = &w.case;
+    let wide = |v: &[f32]| -> Vec<f64> { v.iter().map(|&e| f64::from(e)).collect() };
+    let (g, b, dy) = (wide(&w.gamma), wide(&w.beta), wide(&w.dy));
+    // Forward with a fused residual normalizes h = x + residual (exact in f64).
+    let h: Vec<f64> = if c.fused_residual && c.direction == Direction::Forward {
+        w.x.iter().zip(&w.residual).map(|(p, q)| f64::from(*p) + f64::from(*q)).collect()
+    } else {
+        wide(&w.x)
+    };
+    let (rms, ln) = (c.rms(), c.ln());
+    Ok(match (c.op, c.direction) {
+        (Op::RmsNorm, Direction::Forward) => vec![r::rms_norm_forward(&h, Some(&g), c.shape, &rms)?.y, h],
         (Op::LayerNorm, Direction::Forward) => {
-            vec![r::layer_norm_forward(x, Some(gamma), Some(beta), shape, &LN)?.y]
+            vec![r::layer_norm_forward(&h, Some(&g), Some(&b), c.shape, &ln)?.y, h]
         }
         (Op::RmsNorm, Direction::Backward) => {
-            let g = r::rms_norm_backward(x, Some(gamma), dy, shape, &RMS)?;
-            vec![g.dx, g.dgamma]
+            let grads = r::rms_norm_backward(&h, Some(&g), &dy, c.shape, &rms)?;
+            vec![with_dh(grads.dx, w), grads.dgamma]
         }
         (Op::LayerNorm, Direction::Backward) => {
-            let g = r::layer_norm_backward(x, Some(gamma), dy, shape, &LN)?;
-            vec![g.dx, g.dgamma, g.dbeta]
+            let grads = r::layer_norm_backward(&h, Some(&g), &dy, c.shape, &ln)?;
+            vec![with_dh(grads.dx, w), grads.dgamma, grads.dbeta]
         }
     })
+}
+
+fn with_dh(dx: Vec<f64>, w: &Workload) -> Vec<f64> {
+    if !w.case.fused_residual {
+        return dx;
+    }
+    dx.iter().zip(&w.dh).map(|(a, b)| a + f64::from(*b)).collect()
 }
 
 /// ||a - b|| / ||b||: the error metric of the table.

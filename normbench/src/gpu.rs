@@ -4,9 +4,10 @@
 use std::time::Instant;
 
 use wgpu::util::DeviceExt as _;
+use wgpu_norm::half::{bf16, f16};
 use wgpu_norm::{
-    Direction, LayerNormBackward, LayerNormConfig, LayerNormForward, NormContext, Op, Recorder,
-    RmsNormBackward, RmsNormConfig, RmsNormForward, Shape, Tensor,
+    DType, Direction, LayerNormBackward, LayerNormConfig, LayerNormForward, NormContext, Op, Recorder,
+    RmsNormBackward, RmsNormConfig, RmsNormForward, Shape, Storage, Tensor,
 };
 
 use crate::BenchError;
@@ -224,8 +225,21 @@ impl Gpu {
         }
     }
 
-    /// Copies `buffer` back to the host.
+    /// A storage buffer holding `bytes` (a multiple of 4 long after padding).
+    pub fn buffer_bytes(&self, label: &str, bytes: &[u8]) -> Result<wgpu::Buffer, BenchError> {
+        let mut padded = bytes.to_vec();
+        padded.resize(bytes.len().next_multiple_of(4).max(4), 0);
+        let words: Vec<f32> = bytemuck::pod_collect_to_vec(&padded);
+        self.buffer(label, words.len(), Some(&words))
+    }
+
+    /// Copies `buffer` back to the host as f32.
     pub fn read(&self, buffer: &wgpu::Buffer) -> Result<Vec<f32>, BenchError> {
+        Ok(bytemuck::pod_collect_to_vec(&self.read_bytes(buffer)?))
+    }
+
+    /// Copies `buffer` back to the host.
+    pub fn read_bytes(&self, buffer: &wgpu::Buffer) -> Result<Vec<u8>, BenchError> {
         let device = self.ctx.device();
         let staging = device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("normbench.read"),
@@ -239,27 +253,58 @@ impl Gpu {
         staging.slice(..).map_async(wgpu::MapMode::Read, |_| {});
         self.wait()?;
         let view = staging.slice(..).get_mapped_range().map_err(|e| BenchError::Gpu(e.to_string()))?;
-        Ok(bytemuck::cast_slice(&view).to_vec())
+        Ok(view.to_vec())
     }
 }
 
-/// One set of activations: what a run reads and writes.
+/// One set of activations: what a run reads and writes (tensors a workload does not use
+/// are one element).
 struct Set {
     x: wgpu::Buffer,
+    residual: wgpu::Buffer,
     dy: wgpu::Buffer,
+    dh: wgpu::Buffer,
     y: wgpu::Buffer,
+    h: wgpu::Buffer,
     dx: wgpu::Buffer,
     mean: wgpu::Buffer,
     rstd: wgpu::Buffer,
 }
 
-/// Everything one row of the table runs on, and the host copy of set 0's inputs.
-pub struct Workload {
+/// What one row of the table measures.
+#[derive(Clone, Copy, Debug)]
+pub struct Case {
     pub op: Op,
     pub direction: Direction,
     pub shape: Shape,
+    pub dtype: DType,
+    /// Forward: the input is x + residual and h is written out. Backward: the gradient
+    /// arriving on h is added to dx.
+    pub fused_residual: bool,
+}
+
+impl Case {
+    pub fn storage(&self) -> Storage {
+        Storage::uniform(self.dtype)
+    }
+
+    pub fn rms(&self) -> RmsNormConfig {
+        RmsNormConfig { storage: self.storage(), ..RMS }
+    }
+
+    pub fn ln(&self) -> LayerNormConfig {
+        LayerNormConfig { storage: self.storage(), ..LN }
+    }
+}
+
+/// Everything one row of the table runs on, and the host copy of set 0's inputs (already
+/// rounded to the dtype, so the CPU sees what the GPU sees).
+pub struct Workload {
+    pub case: Case,
     pub x: Vec<f32>,
+    pub residual: Vec<f32>,
     pub dy: Vec<f32>,
+    pub dh: Vec<f32>,
     pub gamma: Vec<f32>,
     pub beta: Vec<f32>,
     sets: Vec<Set>,
@@ -270,8 +315,7 @@ pub struct Workload {
     workspace: wgpu::Buffer,
 }
 
-const F32: wgpu_norm::Storage =
-    wgpu_norm::Storage { activations: wgpu_norm::DType::F32, params: wgpu_norm::DType::F32 };
+const F32: Storage = Storage { activations: DType::F32, params: DType::F32 };
 pub const RMS: RmsNormConfig = RmsNormConfig {
     eps: 1e-6,
     eps_placement: wgpu_norm::EpsPlacement::InsideSqrt,
@@ -281,31 +325,80 @@ pub const RMS: RmsNormConfig = RmsNormConfig {
 };
 pub const LN: LayerNormConfig = LayerNormConfig { eps: 1e-5, gamma_offset: 0.0, storage: F32 };
 
-/// Inputs for the benchmark: x = noise + 0.5 (not centred), dy noise, gamma near 1.
-pub fn inputs(shape: Shape, seed: u64) -> (Vec<f32>, Vec<f32>) {
-    let x = noise(shape.elements(), seed).iter().map(|v| v + 0.5).collect();
-    (x, noise(shape.elements(), seed + 1))
+/// `v` rounded to `dtype` and back.
+pub fn round_to(v: &[f32], dtype: DType) -> Vec<f32> {
+    match dtype {
+        DType::F32 => v.to_vec(),
+        DType::F16 => v.iter().map(|&e| f16::from_f32(e).to_f32()).collect(),
+        DType::BF16 => v.iter().map(|&e| bf16::from_f32(e).to_f32()).collect(),
+    }
+}
+
+/// `v` as `dtype`'s bytes.
+fn encode(v: &[f32], dtype: DType) -> Vec<u8> {
+    match dtype {
+        DType::F32 => bytemuck::cast_slice(v).to_vec(),
+        DType::F16 => v.iter().flat_map(|&e| f16::from_f32(e).to_le_bytes()).collect(),
+        DType::BF16 => v.iter().flat_map(|&e| bf16::from_f32(e).to_le_bytes()).collect(),
+    }
+}
+
+/// The first `len` elements of `dtype` in `bytes`, as f32.
+fn decode(bytes: &[u8], dtype: DType, len: usize) -> Vec<f32> {
+    match dtype {
+        DType::F32 => bytemuck::pod_collect_to_vec(&bytes[..4 * len]),
+        DType::F16 => {
+            bytes[..2 * len].chunks_exact(2).map(|b| f16::from_le_bytes([b[0], b[1]]).to_f32()).collect()
+        }
+        DType::BF16 => {
+            bytes[..2 * len].chunks_exact(2).map(|b| bf16::from_le_bytes([b[0], b[1]]).to_f32()).collect()
+        }
+    }
+}
+
+/// Inputs for the benchmark: x = noise + 0.5 (not centred), the others noise.
+pub fn inputs(n: usize, seed: u64) -> [Vec<f32>; 4] {
+    [
+        noise(n, seed).iter().map(|v| v + 0.5).collect(),
+        noise(n, seed + 1),
+        noise(n, seed + 2),
+        noise(n, seed + 3),
+    ]
 }
 
 impl Workload {
-    pub fn new(gpu: &Gpu, op: Op, direction: Direction, shape: Shape) -> Result<Workload, BenchError> {
+    pub fn new(gpu: &Gpu, case: Case) -> Result<Workload, BenchError> {
         let ctx = &gpu.ctx;
+        let Case { op, direction, shape, dtype, fused_residual } = case;
         let n = shape.elements();
-        let moved = ctx.bytes_moved(op, direction, shape)?;
+        let moved = ctx.bytes_moved_as(op, direction, shape, case.storage(), fused_residual)?;
         let sets = ROTATE_BYTES.div_ceil(moved.max(1)).clamp(2, MAX_SETS) as usize;
-        let gamma: Vec<f32> = noise(shape.cols, 7).iter().map(|v| 1.0 + 0.1 * v).collect();
-        let beta: Vec<f32> = noise(shape.cols, 8).iter().map(|v| 0.1 * v).collect();
-        let (x, dy) = inputs(shape, 1);
-        let backward = direction == Direction::Backward;
+        let gamma = round_to(&noise(shape.cols, 7).iter().map(|v| 1.0 + 0.1 * v).collect::<Vec<_>>(), dtype);
+        let beta = round_to(&noise(shape.cols, 8).iter().map(|v| 0.1 * v).collect::<Vec<_>>(), dtype);
+        let [x, residual, dy, dh] = inputs(n, 1).map(|v| round_to(&v, dtype));
+        let (fwd, bwd) = (direction == Direction::Forward, direction == Direction::Backward);
+        let up = |label: &str, used: bool, data: &[f32]| -> Result<wgpu::Buffer, BenchError> {
+            if used { gpu.buffer_bytes(label, &encode(data, dtype)) } else { gpu.buffer("unused", 1, None) }
+        };
+        let out = |label: &str, used: bool| -> Result<wgpu::Buffer, BenchError> {
+            gpu.buffer_bytes(
+                label,
+                &vec![0; if used { (n * dtype.size() as usize).next_multiple_of(4) } else { 4 }],
+            )
+        };
         let mut built = Vec::with_capacity(sets);
         for s in 0..sets {
-            let data = if s == 0 { None } else { Some(inputs(shape, 1 + 2 * s as u64)) };
-            let (xs, dys) = data.as_ref().map_or((&x, &dy), |(a, b)| (a, b));
+            let fresh = (s > 0).then(|| inputs(n, 1 + 4 * s as u64));
+            let [xs, rs, dys, dhs] =
+                fresh.as_ref().map_or([&x, &residual, &dy, &dh], |[a, b, c, d]| [a, b, c, d]);
             built.push(Set {
-                x: gpu.buffer("x", n, Some(xs))?,
-                dy: gpu.buffer("dy", if backward { n } else { 1 }, backward.then_some(&dys[..]))?,
-                y: gpu.buffer("y", if backward { 1 } else { n }, None)?,
-                dx: gpu.buffer("dx", if backward { n } else { 1 }, None)?,
+                x: up("x", true, xs)?,
+                residual: up("residual", fwd && fused_residual, rs)?,
+                dy: up("dy", bwd, dys)?,
+                dh: up("dh", bwd && fused_residual, dhs)?,
+                y: out("y", fwd)?,
+                h: out("h", fwd && fused_residual)?,
+                dx: out("dx", bwd)?,
                 mean: gpu.buffer("mean", shape.rows, None)?,
                 rstd: gpu.buffer("rstd", shape.rows, None)?,
             });
@@ -315,21 +408,21 @@ impl Workload {
             Op::LayerNorm => ctx.layer_norm_backward_workspace_size(shape)?,
         };
         let w = Workload {
-            op,
-            direction,
-            shape,
-            gamma_buf: gpu.buffer("gamma", shape.cols, Some(&gamma))?,
-            beta_buf: gpu.buffer("beta", shape.cols, Some(&beta))?,
+            case,
+            gamma_buf: gpu.buffer_bytes("gamma", &encode(&gamma, dtype))?,
+            beta_buf: gpu.buffer_bytes("beta", &encode(&beta, dtype))?,
             dgamma: gpu.buffer("dgamma", shape.cols, None)?,
             dbeta: gpu.buffer("dbeta", shape.cols, None)?,
             workspace: gpu.buffer("workspace", (ws as usize / 4).max(1), None)?,
             x,
+            residual,
             dy,
+            dh,
             gamma,
             beta,
             sets: built,
         };
-        if backward {
+        if bwd {
             // The statistics a training step saves in its forward pass.
             let mut enc = ctx.device().create_command_encoder(&Default::default());
             for s in 0..w.sets.len() {
@@ -348,35 +441,40 @@ impl Workload {
         keep_stats: bool,
     ) -> Result<(), BenchError> {
         let s = &self.sets[set];
-        // In the backward workload y is a placeholder; the forward only fills the stats.
-        let y = if self.direction == Direction::Forward { &s.y } else { &s.dx };
-        match self.op {
+        let c = &self.case;
+        let t = Tensor::from;
+        // In the backward workload the forward only fills the statistics; y goes to dx.
+        let forward = c.direction == Direction::Forward;
+        let y = if forward { &s.y } else { &s.dx };
+        let residual = (forward && c.fused_residual).then(|| t(&s.residual));
+        let h = (forward && c.fused_residual).then(|| t(&s.h));
+        match c.op {
             Op::RmsNorm => ctx.encode_rms_norm_forward(
                 enc,
-                self.shape,
-                &RMS,
+                c.shape,
+                &c.rms(),
                 &RmsNormForward {
-                    residual: None,
-                    h: None,
-                    x: (&s.x).into(),
-                    gamma: Some((&self.gamma_buf).into()),
-                    y: y.into(),
-                    rstd: keep_stats.then_some((&s.rstd).into()),
+                    x: t(&s.x),
+                    residual,
+                    gamma: Some(t(&self.gamma_buf)),
+                    y: t(y),
+                    h,
+                    rstd: keep_stats.then(|| t(&s.rstd)),
                 },
             )?,
             Op::LayerNorm => ctx.encode_layer_norm_forward(
                 enc,
-                self.shape,
-                &LN,
+                c.shape,
+                &c.ln(),
                 &LayerNormForward {
-                    residual: None,
-                    h: None,
-                    x: (&s.x).into(),
-                    gamma: Some((&self.gamma_buf).into()),
-                    beta: Some((&self.beta_buf).into()),
-                    y: y.into(),
-                    mean: keep_stats.then_some((&s.mean).into()),
-                    rstd: keep_stats.then_some((&s.rstd).into()),
+                    x: t(&s.x),
+                    residual,
+                    gamma: Some(t(&self.gamma_buf)),
+                    beta: Some(t(&self.beta_buf)),
+                    y: t(y),
+                    h,
+                    mean: keep_stats.then(|| t(&s.mean)),
+                    rstd: keep_stats.then(|| t(&s.rstd)),
                 },
             )?,
         }
@@ -386,21 +484,23 @@ impl Workload {
     /// Records this workload's kernel on buffer set `run % sets`.
     pub fn record(&self, ctx: &NormContext, enc: &mut impl Recorder, run: usize) -> Result<(), BenchError> {
         let set = run % self.sets.len();
-        if self.direction == Direction::Forward {
+        let c = &self.case;
+        if c.direction == Direction::Forward {
             return self.record_forward(ctx, enc, set, false);
         }
         let s = &self.sets[set];
         let t = Tensor::from;
-        match self.op {
+        let dh = c.fused_residual.then(|| t(&s.dh));
+        match c.op {
             Op::RmsNorm => ctx.encode_rms_norm_backward(
                 enc,
-                self.shape,
-                &RMS,
+                c.shape,
+                &c.rms(),
                 &RmsNormBackward {
-                    dh: None,
                     x: t(&s.x),
                     gamma: Some(t(&self.gamma_buf)),
                     dy: t(&s.dy),
+                    dh,
                     rstd: Some(t(&s.rstd)),
                     dx: t(&s.dx),
                     dgamma: Some(t(&self.dgamma)),
@@ -409,13 +509,13 @@ impl Workload {
             )?,
             Op::LayerNorm => ctx.encode_layer_norm_backward(
                 enc,
-                self.shape,
-                &LN,
+                c.shape,
+                &c.ln(),
                 &LayerNormBackward {
-                    dh: None,
                     x: t(&s.x),
                     gamma: Some(t(&self.gamma_buf)),
                     dy: t(&s.dy),
+                    dh,
                     mean: Some(t(&s.mean)),
                     rstd: Some(t(&s.rstd)),
                     dx: t(&s.dx),
@@ -428,14 +528,21 @@ impl Workload {
         Ok(())
     }
 
-    /// The outputs of the last run on set 0 (record run 0 first): y, or dx, dgamma and dbeta.
+    /// The outputs of the last run on set 0 (record run 0 first), as f32: y (and h), or
+    /// dx, dgamma (and dbeta).
     pub fn outputs(&self, gpu: &Gpu) -> Result<Vec<Vec<f32>>, BenchError> {
         let s = &self.sets[0];
-        Ok(match (self.direction, self.op) {
-            (Direction::Forward, _) => vec![gpu.read(&s.y)?],
-            (Direction::Backward, Op::RmsNorm) => vec![gpu.read(&s.dx)?, gpu.read(&self.dgamma)?],
+        let c = &self.case;
+        let n = c.shape.elements();
+        let act = |b: &wgpu::Buffer| -> Result<Vec<f32>, BenchError> {
+            Ok(decode(&gpu.read_bytes(b)?, c.dtype, n))
+        };
+        Ok(match (c.direction, c.op) {
+            (Direction::Forward, _) if c.fused_residual => vec![act(&s.y)?, act(&s.h)?],
+            (Direction::Forward, _) => vec![act(&s.y)?],
+            (Direction::Backward, Op::RmsNorm) => vec![act(&s.dx)?, gpu.read(&self.dgamma)?],
             (Direction::Backward, Op::LayerNorm) => {
-                vec![gpu.read(&s.dx)?, gpu.read(&self.dgamma)?, gpu.read(&self.dbeta)?]
+                vec![act(&s.dx)?, gpu.read(&self.dgamma)?, gpu.read(&self.dbeta)?]
             }
         })
     }

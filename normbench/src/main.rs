@@ -15,7 +15,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use wgpu_norm::{Direction, Op, RmsNormForward, Shape};
 
 use args::Args;
-use gpu::{Gpu, Workload};
+use gpu::{Case, Gpu, Workload};
 use report::{Report, Row, median, min};
 
 #[derive(Debug, thiserror::Error)]
@@ -84,7 +84,7 @@ fn run(args: &Args) -> Result<(), BenchError> {
     let (copy_gbps, stream_gbps) = rooflines(&gpu, args)?;
     bar.inc(2);
     bar.set_message("encode + submit overhead");
-    let encode_submit_us = encode_submit_overhead(&gpu)?;
+    let (encode_submit_us, encode_us) = encode_submit_overhead(&gpu)?;
     bar.inc(1);
     println!(
         "rooflines ({}x{} f32, read + write): copy_buffer_to_buffer {copy_gbps:.2} GB/s, \
@@ -92,7 +92,8 @@ fn run(args: &Args) -> Result<(), BenchError> {
         ROOFLINE_SHAPE.rows, ROOFLINE_SHAPE.cols
     );
     println!(
-        "host overhead: encode + submit of one 1x4096 rms_norm forward: {encode_submit_us:.1} us (median of {HOST_CALLS})"
+        "host overhead: encode + submit of one 1x4096 rms_norm forward: {encode_submit_us:.1} us, of which \
+         encoding {encode_us:.1} us (medians of {HOST_CALLS})"
     );
 
     let mut rows = Vec::new();
@@ -100,7 +101,14 @@ fn run(args: &Args) -> Result<(), BenchError> {
         for &op in &args.ops {
             for &dir in &args.dirs {
                 bar.set_message(format!("{} {} {}x{}", op.name(), dir.name(), shape.rows, shape.cols));
-                rows.push(measure(&gpu, args, op, dir, shape, stream_gbps)?);
+                let case = Case {
+                    op,
+                    direction: dir,
+                    shape,
+                    dtype: args.dtype,
+                    fused_residual: args.fused_residual,
+                };
+                rows.push(measure(&gpu, args, case, stream_gbps)?);
                 bar.inc(1);
             }
         }
@@ -108,6 +116,15 @@ fn run(args: &Args) -> Result<(), BenchError> {
     bar.finish_and_clear();
 
     println!();
+    println!(
+        "storage: {} activations and parameters (f32 statistics and sums); fused residual add: {}",
+        args.dtype.name(),
+        if args.fused_residual {
+            "on (forward: x + residual in, y and h out; backward: + dh)"
+        } else {
+            "off"
+        }
+    );
     print!("{}", report::table(&rows));
     println!();
     println!(
@@ -140,6 +157,7 @@ fn run(args: &Args) -> Result<(), BenchError> {
             copy_gbps,
             stream_gbps,
             encode_submit_us,
+            encode_us,
             results: rows.clone(),
         };
         let text = serde_json::to_string_pretty(&doc).map_err(|e| io_err(path, e))?;
@@ -173,51 +191,42 @@ fn check_shapes(gpu: &Gpu, shapes: &[Shape]) -> Result<(), BenchError> {
     Ok(())
 }
 
-fn measure(
-    gpu: &Gpu,
-    args: &Args,
-    op: Op,
-    dir: Direction,
-    shape: Shape,
-    stream_gbps: f64,
-) -> Result<Row, BenchError> {
+fn measure(gpu: &Gpu, args: &Args, case: Case, stream_gbps: f64) -> Result<Row, BenchError> {
     let ctx = &gpu.ctx;
-    let w = Workload::new(gpu, op, dir, shape)?;
+    let w = Workload::new(gpu, case)?;
     let times = gpu.time_pass(args.warmup, args.iters, |pass, i| w.record(ctx, pass, i))?;
     // One more run on set 0, whose inputs the host holds, to check the outputs.
     gpu.time_pass(0, 1, |pass, _| w.record(ctx, pass, 0))?;
     let outputs = w.outputs(gpu)?;
 
-    let cpu_iters = args.iters.min(3) as usize;
     let mut ref_times = Vec::new();
     let mut want = Vec::new();
-    for _ in 0..cpu_iters {
+    for _ in 0..args.iters.min(3) {
         let t = Instant::now();
-        want = cpu::reference(op, dir, shape, &w.x, &w.dy, &w.gamma, &w.beta)?;
+        want = cpu::reference_case(&w)?;
         ref_times.push(t.elapsed().as_secs_f64() * 1e3);
     }
     let mut fast_times = Vec::new();
-    let mut fast = None;
+    let mut fast = Vec::new();
     for _ in 0..args.iters.min(10) {
         let t = Instant::now();
-        fast = Some(cpu::fast(op, dir, shape, &w.x, &w.dy, &w.gamma, &w.beta));
+        fast = cpu::fast_case(&w);
         fast_times.push(t.elapsed().as_secs_f64() * 1e3);
     }
-    let fast = fast.expect("at least one iteration");
-    let fast_outputs = [fast.main, fast.dgamma, fast.dbeta];
-    let max_rel_err = outputs.iter().zip(&want).map(|(g, r)| cpu::rel_err(g, r)).fold(0.0, f64::max);
-    let cpu_fast_rel_err =
-        fast_outputs.iter().zip(&want).map(|(c, r)| cpu::rel_err(c, r)).fold(0.0, f64::max);
+    let max_err =
+        |got: &[Vec<f32>]| got.iter().zip(&want).map(|(g, r)| cpu::rel_err(g, r)).fold(0.0, f64::max);
 
-    let bytes = ctx.bytes_moved(op, dir, shape)?;
+    let bytes =
+        ctx.bytes_moved_as(case.op, case.direction, case.shape, case.storage(), case.fused_residual)?;
     let gpu_ms = median(&times);
     let gpu_gbps = bytes as f64 / (gpu_ms * 1e6);
     Ok(Row {
-        op: op.name(),
-        direction: dir.name(),
-        dtype: "f32",
-        rows: shape.rows,
-        cols: shape.cols,
+        op: case.op.name(),
+        direction: case.direction.name(),
+        dtype: case.dtype.name(),
+        fused_residual: case.fused_residual,
+        rows: case.shape.rows,
+        cols: case.shape.cols,
         bytes,
         gpu_ms,
         gpu_min_ms: min(&times),
@@ -225,8 +234,8 @@ fn measure(
         roofline_fraction: gpu_gbps / stream_gbps,
         cpu_ref_ms: median(&ref_times),
         cpu_fast_ms: median(&fast_times),
-        max_rel_err,
-        cpu_fast_rel_err,
+        max_rel_err: max_err(&outputs),
+        cpu_fast_rel_err: max_err(&fast),
     })
 }
 
@@ -251,31 +260,34 @@ fn rooflines(gpu: &Gpu, args: &Args) -> Result<(f64, f64), BenchError> {
     Ok((bytes / (median(&copy) * 1e6), bytes / (median(&stream) * 1e6)))
 }
 
-/// Median CPU time to encode and submit one 1x4096 RMSNorm forward, without waiting: the
-/// cost that matters in a decode loop.
-fn encode_submit_overhead(gpu: &Gpu) -> Result<f64, BenchError> {
+/// Median CPU time to encode and submit one 1x4096 RMSNorm forward, without waiting (the
+/// cost that matters in a decode loop), and the encode part alone, in microseconds.
+fn encode_submit_overhead(gpu: &Gpu) -> Result<(f64, f64), BenchError> {
     let ctx = &gpu.ctx;
     let shape = Shape::new(1, 4096);
     let x = gpu.buffer("decode.x", shape.elements(), Some(&gpu::noise(shape.elements(), 5)))?;
     let y = gpu.buffer("decode.y", shape.elements(), None)?;
     let g = gpu.buffer("decode.gamma", shape.cols, Some(&vec![1.0; shape.cols]))?;
     let args = RmsNormForward {
-        residual: None,
-        h: None,
         x: (&x).into(),
+        residual: None,
         gamma: Some((&g).into()),
         y: (&y).into(),
+        h: None,
         rstd: None,
     };
-    let mut times = Vec::with_capacity(HOST_CALLS);
+    let (mut total, mut encode) = (Vec::with_capacity(HOST_CALLS), Vec::with_capacity(HOST_CALLS));
     for i in 0..HOST_CALLS + 10 {
         let t = Instant::now();
         let mut enc = ctx.device().create_command_encoder(&Default::default());
         ctx.encode_rms_norm_forward(&mut enc, shape, &gpu::RMS, &args)?;
-        ctx.queue().submit([enc.finish()]);
+        let commands = enc.finish();
+        let encoded = t.elapsed().as_secs_f64() * 1e6;
+        ctx.queue().submit([commands]);
         let us = t.elapsed().as_secs_f64() * 1e6;
         if i >= 10 {
-            times.push(us);
+            total.push(us);
+            encode.push(encoded);
         }
         if i % 32 == 31 {
             ctx.device()
@@ -284,5 +296,5 @@ fn encode_submit_overhead(gpu: &Gpu) -> Result<f64, BenchError> {
         }
     }
     ctx.device().poll(wgpu::PollType::wait_indefinitely()).map_err(|e| BenchError::Gpu(e.to_string()))?;
-    Ok(median(&times))
+    Ok((median(&total), median(&encode)))
 }

@@ -9,6 +9,8 @@ pub struct Row {
     pub op: &'static str,
     pub direction: &'static str,
     pub dtype: &'static str,
+    /// Forward: x + residual normalized, h written out; backward: dh added to dx.
+    pub fused_residual: bool,
     pub rows: usize,
     pub cols: usize,
     /// Bytes moved, by the byte model.
@@ -43,6 +45,8 @@ pub struct Report {
     pub copy_gbps: f64,
     pub stream_gbps: f64,
     pub encode_submit_us: f64,
+    /// The encoding part of encode_submit_us.
+    pub encode_us: f64,
     pub results: Vec<Row>,
 }
 

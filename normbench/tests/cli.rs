@@ -63,6 +63,7 @@ fn bad_arguments_exit_non_zero_with_a_message() {
         (vec!["--ops", "batch_norm"], "unknown op"),
         (vec!["--dirs", "sideways"], "unknown direction"),
         (vec!["--iters", "0"], "iters"),
+        (vec!["--dtype", "f64"], "unknown dtype"),
     ] {
         let out = normbench().args(&args).output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
@@ -84,4 +85,41 @@ fn shape_over_the_adapter_limits_is_an_error() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("limit"), "{stderr}");
+}
+
+/// 16-bit storage and the fused residual add run end to end and report their dtype.
+#[test]
+fn bf16_and_f16_with_fused_residual() {
+    let dir = std::env::temp_dir().join(format!("normbench-dtype-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for dtype in ["bf16", "f16"] {
+        let json = dir.join(format!("{dtype}.json"));
+        let out = normbench()
+            .args([
+                "--shapes",
+                "3x7,4x130",
+                "--iters",
+                "1",
+                "--warmup",
+                "0",
+                "--dtype",
+                dtype,
+                "--fused-residual",
+            ])
+            .arg("--json")
+            .arg(&json)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+        assert!(stdout.contains(&format!("storage: {dtype}")), "{stdout}");
+        let doc: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+        for r in doc["results"].as_array().unwrap() {
+            assert_eq!(r["dtype"], dtype);
+            assert_eq!(r["fused_residual"], true);
+            let bar = if dtype == "bf16" { 1e-2 } else { 1e-3 };
+            assert!(r["max_rel_err"].as_f64().unwrap() < bar, "{r}");
+        }
+    }
+    std::fs::remove_dir_all(&dir).ok();
 }
