@@ -408,3 +408,71 @@ fn threads_share_one_context() {
         }
     });
 }
+
+/// Backward on strided views (dy and dx spaced like x), for both norms, and LayerNorm's
+/// backward with a gamma offset.
+#[test]
+fn row_stride_and_gamma_offset_backward() {
+    let c = ctx();
+    let (rows, cols, stride, first) = (6, 100, 384, 128);
+    let shape = Shape::new(rows, cols).with_row_stride(stride);
+    let span = (rows - 1) * stride + cols;
+    let total = first + span + 7;
+    let mut r = rng(11);
+    let (xs, dys) = (randn(&mut r, total), randn(&mut r, total));
+    let g: Vec<f32> = randn(&mut r, cols).iter().map(|v| 0.1 * v).collect();
+    let gather = |v: &[f32]| -> Vec<f32> {
+        (0..rows).flat_map(|t| v[first + t * stride..][..cols].to_vec()).collect()
+    };
+    let (x, dy) = (gather(&xs), gather(&dys));
+    let (xb, dyb, gb) = (upload(c, &xs), upload(c, &dys), upload(c, &g));
+    let off = 4 * first as u64;
+    for norm in ["rms", "layer"] {
+        let dxb = upload(c, &vec![777.0_f32; total]);
+        let rms = RmsNormConfig { gamma_offset: 1.0, ..Default::default() };
+        let ln = LayerNormConfig { gamma_offset: 1.0, ..Default::default() };
+        submit(c, |enc| {
+            if norm == "rms" {
+                let b = RmsNormBackward {
+                    x: Tensor::new(&xb, off),
+                    gamma: Some((&gb).into()),
+                    dy: Tensor::new(&dyb, off),
+                    dh: None,
+                    rstd: None,
+                    dx: Tensor::new(&dxb, off),
+                    dgamma: None,
+                    workspace: None,
+                };
+                c.encode_rms_norm_backward(enc, shape, &rms, &b).unwrap();
+            } else {
+                let b = LayerNormBackward {
+                    x: Tensor::new(&xb, off),
+                    gamma: Some((&gb).into()),
+                    dy: Tensor::new(&dyb, off),
+                    dh: None,
+                    mean: None,
+                    rstd: None,
+                    dx: Tensor::new(&dxb, off),
+                    dgamma: None,
+                    dbeta: None,
+                    workspace: None,
+                };
+                c.encode_layer_norm_backward(enc, shape, &ln, &b).unwrap();
+            }
+        });
+        let got = read::<f32>(c, &dxb, total);
+        let dense = Shape::new(rows, cols);
+        let want = if norm == "rms" {
+            reference::rms_norm_backward(&x, Some(&g), &dy, dense, &rms).unwrap().dx
+        } else {
+            reference::layer_norm_backward(&x, Some(&g), &dy, dense, &ln).unwrap().dx
+        };
+        check_at_scale(&format!("{norm} dx"), &gather(&got), &want, DX, 1.0, norm);
+        for (i, v) in got.iter().enumerate() {
+            let inside = i >= first && (i - first) % stride < cols && (i - first) / stride < rows;
+            if !inside {
+                assert_eq!(*v, 777.0, "{norm}: element {i} outside the view was written");
+            }
+        }
+    }
+}
