@@ -52,6 +52,8 @@ pub struct Tuning {
     /// Elements each thread should own when picking the threads per row: short rows get
     /// fewer threads and share a workgroup with other rows.
     pub elements_per_thread: u32,
+    /// Most threads that share one row (a power of two, at most `workgroup_size`).
+    pub max_row_threads: u32,
     /// Most workgroups a forward dispatch launches; more rows are looped over.
     pub max_forward_groups: u32,
     /// Workgroups of the persistent backward grid; each leaves one row of dgamma/dbeta
@@ -85,6 +87,7 @@ impl Tuning {
         Tuning {
             workgroup_size,
             elements_per_thread: 8,
+            max_row_threads: workgroup_size,
             max_forward_groups: limits.max_compute_workgroups_per_dimension.max(1),
             backward_groups,
             max_partials: 1 << 22,
@@ -218,6 +221,7 @@ impl NormContext {
         let mut tuning = options.tuning.unwrap_or_else(|| Tuning::for_device(info.device_type, &limits));
         tuning.workgroup_size = prev_power_of_two(tuning.workgroup_size.clamp(1, MAX_WORKGROUP));
         tuning.elements_per_thread = tuning.elements_per_thread.max(1);
+        tuning.max_row_threads = prev_power_of_two(tuning.max_row_threads.clamp(1, tuning.workgroup_size));
         tuning.max_forward_groups =
             tuning.max_forward_groups.clamp(1, limits.max_compute_workgroups_per_dimension.max(1));
         tuning.backward_groups =
@@ -288,7 +292,7 @@ impl NormContext {
         let t = &self.tuning;
         // Threads walk rows in pairs of elements.
         let wanted = cols.div_ceil(t.elements_per_thread.max(2)).max(1);
-        let row_threads = wanted.next_power_of_two().min(t.workgroup_size);
+        let row_threads = wanted.next_power_of_two().min(t.max_row_threads).min(t.workgroup_size);
         let rows_per_group = t.workgroup_size / row_threads;
         let blocks = rows.div_ceil(rows_per_group);
         let groups = if backward {

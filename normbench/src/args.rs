@@ -36,6 +36,15 @@ pub struct Args {
     /// adds the gradient arriving on h.
     #[arg(long)]
     pub fused_residual: bool,
+    /// Override the adapter's tuning: threads per workgroup.
+    #[arg(long)]
+    pub workgroup_size: Option<u32>,
+    /// Override the adapter's tuning: most threads sharing one row.
+    #[arg(long)]
+    pub max_row_threads: Option<u32>,
+    /// Override the adapter's tuning: elements each thread should own.
+    #[arg(long)]
+    pub elements_per_thread: Option<u32>,
     /// Write the results as JSON to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,

@@ -65,8 +65,13 @@ pub fn noise(n: usize, seed: u64) -> Vec<f32> {
 }
 
 impl Gpu {
-    pub fn new() -> Result<Gpu, BenchError> {
-        let ctx = NormContext::new()?;
+    /// The best adapter, with the tuning knobs `edit` changes from the adapter's defaults.
+    pub fn new(edit: impl Fn(&mut wgpu_norm::Tuning)) -> Result<Gpu, BenchError> {
+        let first = NormContext::new()?;
+        let mut tuning = *first.tuning();
+        edit(&mut tuning);
+        let options = wgpu_norm::ContextOptions { tuning: Some(tuning), ..Default::default() };
+        let ctx = NormContext::from_device(first.device().clone(), first.queue().clone(), options);
         let features = ctx.device().features();
         let queries = features.contains(wgpu::Features::TIMESTAMP_QUERY).then(|| {
             let device = ctx.device();

@@ -49,7 +49,17 @@ fn main() -> ExitCode {
 }
 
 fn run(args: &Args) -> Result<(), BenchError> {
-    let gpu = Gpu::new()?;
+    let gpu = Gpu::new(|t| {
+        if let Some(v) = args.workgroup_size {
+            t.workgroup_size = v;
+        }
+        if let Some(v) = args.max_row_threads {
+            t.max_row_threads = v;
+        }
+        if let Some(v) = args.elements_per_thread {
+            t.elements_per_thread = v;
+        }
+    })?;
     check_shapes(&gpu, &args.shapes)?;
     let info = gpu.ctx.adapter_info().clone();
     println!(
@@ -66,6 +76,11 @@ fn run(args: &Args) -> Result<(), BenchError> {
             gpu::Timing::Timestamp => "timestamp queries around the kernel passes",
             gpu::Timing::Wall => "wall clock around submit + wait (no timestamp queries)",
         }
+    );
+    let t = gpu.ctx.tuning();
+    println!(
+        "tuning: workgroup {} threads, at most {} threads per row, {} elements per thread, backward grid {} workgroups",
+        t.workgroup_size, t.max_row_threads, t.elements_per_thread, t.backward_groups
     );
     if gpu.copy_timing != gpu.timing {
         println!(
