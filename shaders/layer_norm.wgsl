@@ -57,14 +57,19 @@ fn centred_sums(h: vec2<f32>, m1: f32, j: u32, cnt: u32) -> vec2<f32> {
     return vec2<f32>(d.x + d.y, dot(d, d));
 }
 
-// Writes y (and h when asked) for the pair at j; st = (m2, rstd).
-fn store_forward(base: u32, j: u32, cnt: u32, h: vec2<f32>, m1: f32, st: vec2<f32>) {
+fn beta_pair(j: u32) -> vec2<f32> {
+    return vec2<f32>(beta_at(j), beta_at(j + 1u));
+}
+
+// Writes y (and h when asked) for the pair at j; st = (m2, rstd); g and bb are its
+// (offset + gamma) and beta.
+fn store_forward(base: u32, j: u32, cnt: u32, h: vec2<f32>, m1: f32, st: vec2<f32>, g: vec2<f32>, bb: vec2<f32>) {
     let len = pair_len(j, cnt);
     if (len == 0u) {
         return;
     }
     let xh = (h - vec2<f32>(m1) - vec2<f32>(st.x)) * st.y;
-    st_y(p.y_off + base + j, fma(xh, gamma_pair(j), vec2<f32>(beta_at(j), beta_at(j + 1u))), len);
+    st_y(p.y_off + base + j, fma(xh, g, bb), len);
     if (has(FLAG_H_OUT)) {
         st_h(p.h_off + base + j, h, len);
     }
@@ -82,12 +87,23 @@ fn layer_norm_forward(
     let slot = inv.index / ROW_THREADS;
     let blocks = row_blocks();
     let pairs = pairs_in_row();
-    for (var b = wid.x; b < blocks; b = b + nwg.x) {
-        let row = b * rows_per_group() + slot;
-        let live = row < p.rows;
-        let cnt = select(0u, n, live);
-        let base = row * p.stride;
-        if (row_is_cached()) {
+    if (row_is_cached()) {
+        // A thread's columns are the same in every row it visits: gamma and beta are read once.
+        var gc: array<vec2<f32>, MAX_CACHE>;
+        var bc: array<vec2<f32>, MAX_CACHE>;
+        for (var k = 0u; k < MAX_CACHE; k = k + 1u) {
+            if (k * ROW_THREADS >= pairs) {
+                break;
+            }
+            let j = 2u * (lane + k * ROW_THREADS);
+            gc[k] = gamma_pair(j);
+            bc[k] = beta_pair(j);
+        }
+        for (var b = wid.x; b < blocks; b = b + nwg.x) {
+            let row = b * rows_per_group() + slot;
+            let live = row < p.rows;
+            let cnt = select(0u, n, live);
+            let base = row * p.stride;
             var v: array<vec2<f32>, MAX_CACHE>;
             var s = 0.0;
             for (var k = 0u; k < MAX_CACHE; k = k + 1u) {
@@ -113,10 +129,16 @@ fn layer_norm_forward(
                 if (k * ROW_THREADS >= pairs) {
                     break;
                 }
-                store_forward(base, 2u * (lane + k * ROW_THREADS), cnt, v[k], m1, st);
+                store_forward(base, 2u * (lane + k * ROW_THREADS), cnt, v[k], m1, st, gc[k], bc[k]);
             }
             save_stats(row, lane, live, m1 + st.x, st.y);
-        } else {
+        }
+    } else {
+        for (var b = wid.x; b < blocks; b = b + nwg.x) {
+            let row = b * rows_per_group() + slot;
+            let live = row < p.rows;
+            let cnt = select(0u, n, live);
+            let base = row * p.stride;
             var s = 0.0;
             for (var j = 2u * lane; j < cnt; j = j + 2u * ROW_THREADS) {
                 let h = input_pair(base, j, cnt);
@@ -130,7 +152,7 @@ fn layer_norm_forward(
             let t = row_sum(vec4<f32>(c, 0.0, 0.0));
             let st = centred_stats(t.x, t.y);
             for (var j = 2u * lane; j < cnt; j = j + 2u * ROW_THREADS) {
-                store_forward(base, j, cnt, input_pair(base, j, cnt), m1, st);
+                store_forward(base, j, cnt, input_pair(base, j, cnt), m1, st, gamma_pair(j), beta_pair(j));
             }
             save_stats(row, lane, live, m1 + st.x, st.y);
         }
@@ -146,10 +168,10 @@ fn first_mean(s: f32, row: u32, live: bool) -> f32 {
     return row_sum(vec4<f32>(s, 0.0, 0.0, 0.0)).x / f32(p.cols);
 }
 
-// The pair's share of (sum(d), sum(d^2), sum(u), sum(u * d)), d = h - m1.
-fn backward_sums(h: vec2<f32>, dy: vec2<f32>, m1: f32, j: u32, cnt: u32) -> vec4<f32> {
+// The pair's share of (sum(d), sum(d^2), sum(u), sum(u * d)), d = h - m1, u = g * dy.
+fn backward_sums(h: vec2<f32>, dy: vec2<f32>, g: vec2<f32>, m1: f32, j: u32, cnt: u32) -> vec4<f32> {
     let d = (h - vec2<f32>(m1)) * pair_mask(j, cnt);
-    let u = dy * gamma_pair(j);
+    let u = dy * g;
     return vec4<f32>(d.x + d.y, dot(d, d), u.x + u.y, dot(u, d));
 }
 
@@ -165,9 +187,18 @@ fn backward_stats(t: vec4<f32>, row: u32, live: bool) -> vec4<f32> {
 }
 
 // Writes dx for the pair at j and returns xh (for dgamma); st as from backward_stats.
-fn store_backward(base: u32, j: u32, cnt: u32, h: vec2<f32>, dy: vec2<f32>, m1: f32, st: vec4<f32>) -> vec2<f32> {
+fn store_backward(
+    base: u32,
+    j: u32,
+    cnt: u32,
+    h: vec2<f32>,
+    dy: vec2<f32>,
+    g: vec2<f32>,
+    m1: f32,
+    st: vec4<f32>,
+) -> vec2<f32> {
     let xh = (h - vec2<f32>(m1) - vec2<f32>(st.x)) * st.y;
-    let u = dy * gamma_pair(j);
+    let u = dy * g;
     let dx = st.y * (u - vec2<f32>(st.z) - xh * st.w) + dh_pair(base, j, cnt);
     st_dx(p.dx_off + base + j, dx, pair_len(j, cnt));
     return xh;
@@ -193,6 +224,13 @@ fn layer_norm_backward(
     if (row_is_cached()) {
         var acc_g: array<vec2<f32>, MAX_CACHE>;
         var acc_b: array<vec2<f32>, MAX_CACHE>;
+        var gc: array<vec2<f32>, MAX_CACHE>;
+        for (var k = 0u; k < MAX_CACHE; k = k + 1u) {
+            if (k * ROW_THREADS >= pairs) {
+                break;
+            }
+            gc[k] = gamma_pair(2u * (lane + k * ROW_THREADS));
+        }
         for (var b = wid.x; b < blocks; b = b + nwg.x) {
             let row = b * rows_per_group() + slot;
             let live = row < p.rows;
@@ -217,7 +255,7 @@ fn layer_norm_backward(
                 if (k * ROW_THREADS >= pairs) {
                     break;
                 }
-                c = c + backward_sums(v[k], w[k], m1, 2u * (lane + k * ROW_THREADS), cnt);
+                c = c + backward_sums(v[k], w[k], gc[k], m1, 2u * (lane + k * ROW_THREADS), cnt);
             }
             let st = backward_stats(row_sum(c), row, live);
             for (var k = 0u; k < MAX_CACHE; k = k + 1u) {
@@ -226,7 +264,7 @@ fn layer_norm_backward(
                 }
                 let j = 2u * (lane + k * ROW_THREADS);
                 if (j < cnt) {
-                    let xh = store_backward(base, j, cnt, v[k], w[k], m1, st);
+                    let xh = store_backward(base, j, cnt, v[k], w[k], gc[k], m1, st);
                     acc_g[k] = fma(w[k], xh, acc_g[k]);
                     acc_b[k] = acc_b[k] + w[k];
                 }
@@ -278,12 +316,12 @@ fn layer_norm_backward(
             let m1 = first_mean(s, row, live);
             var c = vec4<f32>(0.0);
             for (var j = 2u * lane; j < cnt; j = j + 2u * ROW_THREADS) {
-                c = c + backward_sums(x_pair(base, j, cnt), dy_pair(base, j, cnt), m1, j, cnt);
+                c = c + backward_sums(x_pair(base, j, cnt), dy_pair(base, j, cnt), gamma_pair(j), m1, j, cnt);
             }
             let st = backward_stats(row_sum(c), row, live);
             for (var j = 2u * lane; j < cnt; j = j + 2u * ROW_THREADS) {
                 let d = dy_pair(base, j, cnt);
-                let xh = store_backward(base, j, cnt, x_pair(base, j, cnt), d, m1, st);
+                let xh = store_backward(base, j, cnt, x_pair(base, j, cnt), d, gamma_pair(j), m1, st);
                 let g = d * xh;
                 let len = pair_len(j, cnt);
                 for (var e = 0u; e < len; e = e + 1u) {

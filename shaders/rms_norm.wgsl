@@ -43,13 +43,13 @@ fn norm_sq(v: vec2<f32>, j: u32) -> f32 {
     return dot(v * v, pair_mask(j, p.norm_cols));
 }
 
-// Writes y (and h when asked) for the pair at j.
-fn store_forward(base: u32, j: u32, cnt: u32, h: vec2<f32>, r: f32) {
+// Writes y (and h when asked) for the pair at j; g is its (offset + gamma).
+fn store_forward(base: u32, j: u32, cnt: u32, h: vec2<f32>, r: f32, g: vec2<f32>) {
     let len = pair_len(j, cnt);
     if (len == 0u) {
         return;
     }
-    st_y(p.y_off + base + j, h * r * gamma_pair(j), len);
+    st_y(p.y_off + base + j, h * r * g, len);
     if (has(FLAG_H_OUT)) {
         st_h(p.h_off + base + j, h, len);
     }
@@ -66,13 +66,21 @@ fn rms_norm_forward(
     let slot = inv.index / ROW_THREADS;
     let blocks = row_blocks();
     let pairs = pairs_in_row();
-    for (var b = wid.x; b < blocks; b = b + nwg.x) {
-        let row = b * rows_per_group() + slot;
-        let live = row < p.rows;
-        // A slot past the last row sees an empty row but still joins every barrier.
-        let cnt = select(0u, p.cols, live);
-        let base = row * p.stride;
-        if (row_is_cached()) {
+    if (row_is_cached()) {
+        // A thread's columns are the same in every row it visits: gamma is read once.
+        var gc: array<vec2<f32>, MAX_CACHE>;
+        for (var k = 0u; k < MAX_CACHE; k = k + 1u) {
+            if (k * ROW_THREADS >= pairs) {
+                break;
+            }
+            gc[k] = gamma_pair(2u * (lane + k * ROW_THREADS));
+        }
+        for (var b = wid.x; b < blocks; b = b + nwg.x) {
+            let row = b * rows_per_group() + slot;
+            let live = row < p.rows;
+            // A slot past the last row sees an empty row but still joins every barrier.
+            let cnt = select(0u, p.cols, live);
+            let base = row * p.stride;
             var v: array<vec2<f32>, MAX_CACHE>;
             var ss = 0.0;
             for (var k = 0u; k < MAX_CACHE; k = k + 1u) {
@@ -89,17 +97,23 @@ fn rms_norm_forward(
                 if (k * ROW_THREADS >= pairs) {
                     break;
                 }
-                store_forward(base, 2u * (lane + k * ROW_THREADS), cnt, v[k], r);
+                store_forward(base, 2u * (lane + k * ROW_THREADS), cnt, v[k], r, gc[k]);
             }
             save_rstd(row, lane, live, r);
-        } else {
+        }
+    } else {
+        for (var b = wid.x; b < blocks; b = b + nwg.x) {
+            let row = b * rows_per_group() + slot;
+            let live = row < p.rows;
+            let cnt = select(0u, p.cols, live);
+            let base = row * p.stride;
             var ss = 0.0;
             for (var j = 2u * lane; j < cnt; j = j + 2u * ROW_THREADS) {
                 ss = ss + norm_sq(input_pair(base, j, cnt), j);
             }
             let r = scale_from_sum_sq(row_sum(vec4<f32>(ss, 0.0, 0.0, 0.0)).x);
             for (var j = 2u * lane; j < cnt; j = j + 2u * ROW_THREADS) {
-                store_forward(base, j, cnt, input_pair(base, j, cnt), r);
+                store_forward(base, j, cnt, input_pair(base, j, cnt), r, gamma_pair(j));
             }
             save_rstd(row, lane, live, r);
         }
@@ -128,8 +142,8 @@ fn backward_coefficients(sum_sq: f32, sum_uh: f32, row: u32, live: bool) -> vec2
 }
 
 // dx for the pair at j: r * u - c * h on the elements the RMS came from, plus dh.
-fn dx_pair(base: u32, j: u32, cnt: u32, h: vec2<f32>, w: vec2<f32>, rc: vec2<f32>) -> vec2<f32> {
-    return rc.x * w * gamma_pair(j) - rc.y * h * pair_mask(j, p.norm_cols) + dh_pair(base, j, cnt);
+fn dx_pair(base: u32, j: u32, cnt: u32, h: vec2<f32>, w: vec2<f32>, g: vec2<f32>, rc: vec2<f32>) -> vec2<f32> {
+    return rc.x * w * g - rc.y * h * pair_mask(j, p.norm_cols) + dh_pair(base, j, cnt);
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
@@ -149,6 +163,13 @@ fn rms_norm_backward(
     let pb = p.part_off + (wid.x * rows_per_group() + slot) * n;
     if (row_is_cached()) {
         var acc: array<vec2<f32>, MAX_CACHE>;
+        var gc: array<vec2<f32>, MAX_CACHE>;
+        for (var k = 0u; k < MAX_CACHE; k = k + 1u) {
+            if (k * ROW_THREADS >= pairs) {
+                break;
+            }
+            gc[k] = gamma_pair(2u * (lane + k * ROW_THREADS));
+        }
         for (var b = wid.x; b < blocks; b = b + nwg.x) {
             let row = b * rows_per_group() + slot;
             let live = row < p.rows;
@@ -167,7 +188,7 @@ fn rms_norm_backward(
                 v[k] = h;
                 w[k] = d;
                 s.x = s.x + norm_sq(h, j);
-                s.y = s.y + dot(d * gamma_pair(j), h);
+                s.y = s.y + dot(d * gc[k], h);
             }
             let t = row_sum(s);
             let rc = backward_coefficients(t.x, t.y, row, live);
@@ -178,7 +199,7 @@ fn rms_norm_backward(
                 let j = 2u * (lane + k * ROW_THREADS);
                 let len = pair_len(j, cnt);
                 if (len > 0u) {
-                    st_dx(p.dx_off + base + j, dx_pair(base, j, cnt, v[k], w[k], rc), len);
+                    st_dx(p.dx_off + base + j, dx_pair(base, j, cnt, v[k], w[k], gc[k], rc), len);
                     acc[k] = fma(w[k] * v[k], vec2<f32>(rc.x), acc[k]);
                 }
             }
@@ -221,7 +242,7 @@ fn rms_norm_backward(
                 let h = x_pair(base, j, cnt);
                 let d = dy_pair(base, j, cnt);
                 let len = pair_len(j, cnt);
-                st_dx(p.dx_off + base + j, dx_pair(base, j, cnt, h, d, rc), len);
+                st_dx(p.dx_off + base + j, dx_pair(base, j, cnt, h, d, gamma_pair(j), rc), len);
                 if (want_dgamma) {
                     let g = d * h * rc.x;
                     for (var e = 0u; e < len; e = e + 1u) {

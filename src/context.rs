@@ -64,32 +64,45 @@ pub struct Tuning {
 }
 
 impl Tuning {
-    /// Defaults for a device of this type and these limits.
+    /// Defaults for this adapter and these limits.
     ///
     /// 256 threads per workgroup is the size every vendor's occupancy guide lands near for
     /// a memory-bound kernel; 8 elements per thread keeps a row in registers without
-    /// starving occupancy. The backward grid is sized to keep every compute unit busy: a
-    /// few workgroups per core on a CPU adapter, where each workgroup is a loop on one
-    /// thread, and 512 on a GPU (about four per compute unit on the largest parts).
-    pub fn for_device(device_type: wgpu::DeviceType, limits: &wgpu::Limits) -> Tuning {
+    /// starving occupancy. On a GPU a long row gets the whole workgroup, so each row's bytes
+    /// are in flight at once; the backward grid is 512 workgroups (about four per compute
+    /// unit on the largest parts) and the forward grid one workgroup per row block.
+    ///
+    /// A CPU adapter (lavapipe) runs an invocation as one SIMD lane and a workgroup as a
+    /// loop on one core, where every barrier is a switch between the workgroup's subgroups:
+    /// there a row gets one subgroup (no barrier in any reduction), and both grids are a
+    /// few workgroups per core that loop over the rows, so per-workgroup costs and the
+    /// gamma loads are paid once per workgroup, not once per row. Neither rule would help a
+    /// GPU: one subgroup per long row leaves too few loads in flight per row, and a few
+    /// workgroups per core would idle most of a GPU's compute units.
+    pub fn for_device(info: &wgpu::AdapterInfo, limits: &wgpu::Limits) -> Tuning {
         let wg_cap = limits
             .max_compute_invocations_per_workgroup
             .min(limits.max_compute_workgroup_size_x)
             .min(MAX_WORKGROUP);
         let workgroup_size = prev_power_of_two(wg_cap.max(1));
-        let backward_groups = match device_type {
-            wgpu::DeviceType::Cpu => {
-                let cores = std::thread::available_parallelism().map_or(4, |n| n.get() as u32);
-                4 * cores
-            }
-            _ => 512,
-        };
+        let max_groups = limits.max_compute_workgroups_per_dimension.max(1);
+        if info.device_type == wgpu::DeviceType::Cpu {
+            let cores = std::thread::available_parallelism().map_or(4, |n| n.get() as u32);
+            return Tuning {
+                workgroup_size,
+                elements_per_thread: 8,
+                max_row_threads: info.subgroup_max_size.max(1),
+                max_forward_groups: 4 * cores,
+                backward_groups: 4 * cores,
+                max_partials: 1 << 22,
+            };
+        }
         Tuning {
             workgroup_size,
             elements_per_thread: 8,
             max_row_threads: workgroup_size,
-            max_forward_groups: limits.max_compute_workgroups_per_dimension.max(1),
-            backward_groups,
+            max_forward_groups: max_groups,
+            backward_groups: 512,
             max_partials: 1 << 22,
         }
     }
@@ -218,7 +231,7 @@ impl NormContext {
             options.reduction == Reduction::Auto && device.features().contains(wgpu::Features::SUBGROUP);
         let native_f16 =
             options.f16 == F16Path::Auto && device.features().contains(wgpu::Features::SHADER_F16);
-        let mut tuning = options.tuning.unwrap_or_else(|| Tuning::for_device(info.device_type, &limits));
+        let mut tuning = options.tuning.unwrap_or_else(|| Tuning::for_device(&info, &limits));
         tuning.workgroup_size = prev_power_of_two(tuning.workgroup_size.clamp(1, MAX_WORKGROUP));
         tuning.elements_per_thread = tuning.elements_per_thread.max(1);
         tuning.max_row_threads = prev_power_of_two(tuning.max_row_threads.clamp(1, tuning.workgroup_size));
