@@ -98,6 +98,12 @@ fn pairs_in_row() -> u32 {
     return (p.cols + 1u) / 2u;
 }
 
+// In a streamed walk (j = 2 * lane, stepping 2 * ROW_THREADS), true every 32nd pair: the
+// walk's partial sum is then added to its total, so a long walk rounds like a short one.
+fn flush_now(j: u32) -> bool {
+    return ((j / (2u * ROW_THREADS)) & 31u) == 31u;
+}
+
 // How many of the pair at j are inside a row of cnt elements: 0, 1 or 2.
 fn pair_len(j: u32, cnt: u32) -> u32 {
     return min(cnt - min(j, cnt), 2u);

@@ -139,16 +139,29 @@ fn layer_norm_forward(
             let live = row < p.rows;
             let cnt = select(0u, n, live);
             let base = row * p.stride;
+            // Blocked sums, as in rms_norm.wgsl.
             var s = 0.0;
+            var part = 0.0;
             for (var j = 2u * lane; j < cnt; j = j + 2u * ROW_THREADS) {
                 let h = input_pair(base, j, cnt);
-                s = s + h.x + h.y;
+                part = part + h.x + h.y;
+                if (flush_now(j)) {
+                    s = s + part;
+                    part = 0.0;
+                }
             }
+            s = s + part;
             let m1 = row_sum(vec4<f32>(s, 0.0, 0.0, 0.0)).x / f32(n);
             var c = vec2<f32>(0.0);
+            var cpart = vec2<f32>(0.0);
             for (var j = 2u * lane; j < cnt; j = j + 2u * ROW_THREADS) {
-                c = c + centred_sums(input_pair(base, j, cnt), m1, j, cnt);
+                cpart = cpart + centred_sums(input_pair(base, j, cnt), m1, j, cnt);
+                if (flush_now(j)) {
+                    c = c + cpart;
+                    cpart = vec2<f32>(0.0);
+                }
             }
+            c = c + cpart;
             let t = row_sum(vec4<f32>(c, 0.0, 0.0));
             let st = centred_stats(t.x, t.y);
             for (var j = 2u * lane; j < cnt; j = j + 2u * ROW_THREADS) {
@@ -308,16 +321,28 @@ fn layer_norm_backward(
             let base = row * p.stride;
             var s = 0.0;
             if (!has(FLAG_MEAN)) {
+                var part = 0.0;
                 for (var j = 2u * lane; j < cnt; j = j + 2u * ROW_THREADS) {
                     let h = x_pair(base, j, cnt);
-                    s = s + h.x + h.y;
+                    part = part + h.x + h.y;
+                    if (flush_now(j)) {
+                        s = s + part;
+                        part = 0.0;
+                    }
                 }
+                s = s + part;
             }
             let m1 = first_mean(s, row, live);
             var c = vec4<f32>(0.0);
+            var cpart = vec4<f32>(0.0);
             for (var j = 2u * lane; j < cnt; j = j + 2u * ROW_THREADS) {
-                c = c + backward_sums(x_pair(base, j, cnt), dy_pair(base, j, cnt), gamma_pair(j), m1, j, cnt);
+                cpart = cpart + backward_sums(x_pair(base, j, cnt), dy_pair(base, j, cnt), gamma_pair(j), m1, j, cnt);
+                if (flush_now(j)) {
+                    c = c + cpart;
+                    cpart = vec4<f32>(0.0);
+                }
             }
+            c = c + cpart;
             let st = backward_stats(row_sum(c), row, live);
             for (var j = 2u * lane; j < cnt; j = j + 2u * ROW_THREADS) {
                 let d = dy_pair(base, j, cnt);

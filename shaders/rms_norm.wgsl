@@ -107,10 +107,18 @@ fn rms_norm_forward(
             let live = row < p.rows;
             let cnt = select(0u, p.cols, live);
             let base = row * p.stride;
+            // Blocked sums: a thread may walk thousands of pairs when few threads share a
+            // row; flushing every 32 keeps the error near 32 + trips / 32 roundings.
             var ss = 0.0;
+            var part = 0.0;
             for (var j = 2u * lane; j < cnt; j = j + 2u * ROW_THREADS) {
-                ss = ss + norm_sq(input_pair(base, j, cnt), j);
+                part = part + norm_sq(input_pair(base, j, cnt), j);
+                if (flush_now(j)) {
+                    ss = ss + part;
+                    part = 0.0;
+                }
             }
+            ss = ss + part;
             let r = scale_from_sum_sq(row_sum(vec4<f32>(ss, 0.0, 0.0, 0.0)).x);
             for (var j = 2u * lane; j < cnt; j = j + 2u * ROW_THREADS) {
                 store_forward(base, j, cnt, input_pair(base, j, cnt), r, gamma_pair(j));
@@ -231,11 +239,17 @@ fn rms_norm_backward(
             let cnt = select(0u, n, live);
             let base = row * p.stride;
             var s = vec4<f32>(0.0);
+            var part = vec4<f32>(0.0);
             for (var j = 2u * lane; j < cnt; j = j + 2u * ROW_THREADS) {
                 let h = x_pair(base, j, cnt);
-                s.x = s.x + norm_sq(h, j);
-                s.y = s.y + dot(dy_pair(base, j, cnt) * gamma_pair(j), h);
+                part.x = part.x + norm_sq(h, j);
+                part.y = part.y + dot(dy_pair(base, j, cnt) * gamma_pair(j), h);
+                if (flush_now(j)) {
+                    s = s + part;
+                    part = vec4<f32>(0.0);
+                }
             }
+            s = s + part;
             let t = row_sum(s);
             let rc = backward_coefficients(t.x, t.y, row, live);
             for (var j = 2u * lane; j < cnt; j = j + 2u * ROW_THREADS) {

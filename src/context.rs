@@ -54,6 +54,14 @@ pub struct Tuning {
     pub elements_per_thread: u32,
     /// Most threads that share one row (a power of two, at most `workgroup_size`).
     pub max_row_threads: u32,
+    /// Most iterations any one loop of a kernel may run per thread. Mesa's llvmpipe (the
+    /// engine under lavapipe) stops every shader loop after 65,535 iterations, counted
+    /// across the loops of an invocation, so a CPU adapter keeps each thread's trips over
+    /// a row and over row blocks well under that by widening rows and grids.
+    pub max_loop_trips: u32,
+    /// Pairs of a row's elements each thread holds in registers: rows up to
+    /// `2 * threads per row * register_pairs` are read from memory once, longer rows twice.
+    pub register_pairs: u32,
     /// Most workgroups a forward dispatch launches; more rows are looped over.
     pub max_forward_groups: u32,
     /// Workgroups of the persistent backward grid; each leaves one row of dgamma/dbeta
@@ -92,6 +100,11 @@ impl Tuning {
                 workgroup_size,
                 elements_per_thread: 8,
                 max_row_threads: info.subgroup_max_size.max(1),
+                // Measured on lavapipe (BENCHMARKS.md): rows up to 1024 elements stay in
+                // registers with one subgroup of 8 per row; more unrolled code beyond that
+                // costs more than the second read it saves.
+                register_pairs: 64,
+                max_loop_trips: 2048,
                 max_forward_groups: 4 * cores,
                 backward_groups: 4 * cores,
                 max_partials: 1 << 22,
@@ -101,6 +114,8 @@ impl Tuning {
             workgroup_size,
             elements_per_thread: 8,
             max_row_threads: workgroup_size,
+            register_pairs: shader::MAX_CACHE,
+            max_loop_trips: u32::MAX,
             max_forward_groups: max_groups,
             backward_groups: 512,
             max_partials: 1 << 22,
@@ -156,6 +171,9 @@ impl RowLaunch {
     }
 }
 
+/// Most rows of backward partial sums per gradient.
+const MAX_PARTIAL_ROWS: u32 = 8192;
+
 /// Entries past which the cache of parameter blocks is emptied; bind groups keep the
 /// buffers they use alive, so dropping entries is always safe.
 const UNIFORM_CACHE_LIMIT: usize = 4096;
@@ -177,7 +195,7 @@ pub struct NormContext {
     tuning: Tuning,
     /// Bound where a kernel's optional tensor is absent; never written (its flag is off).
     placeholder: wgpu::Buffer,
-    modules: Mutex<HashMap<(Family, bool, Io, Io), wgpu::ShaderModule>>,
+    modules: Mutex<HashMap<(Family, bool, Io, Io, u32), wgpu::ShaderModule>>,
     pipelines: Mutex<HashMap<PipelineKey, Arc<wgpu::ComputePipeline>>>,
     uniforms: Mutex<HashMap<Params, wgpu::Buffer>>,
 }
@@ -234,6 +252,8 @@ impl NormContext {
         let mut tuning = options.tuning.unwrap_or_else(|| Tuning::for_device(&info, &limits));
         tuning.workgroup_size = prev_power_of_two(tuning.workgroup_size.clamp(1, MAX_WORKGROUP));
         tuning.elements_per_thread = tuning.elements_per_thread.max(1);
+        tuning.register_pairs = tuning.register_pairs.clamp(1, 1024);
+        tuning.max_loop_trips = tuning.max_loop_trips.max(1);
         tuning.max_row_threads = prev_power_of_two(tuning.max_row_threads.clamp(1, tuning.workgroup_size));
         tuning.max_forward_groups =
             tuning.max_forward_groups.clamp(1, limits.max_compute_workgroups_per_dimension.max(1));
@@ -300,19 +320,41 @@ impl NormContext {
         &self.placeholder
     }
 
+    /// Rows longer than the workgroup can walk within max_loop_trips are refused.
+    pub(crate) fn check_cols(&self, cols: u32) -> Result<()> {
+        let t = &self.tuning;
+        let max = 2 * u64::from(t.workgroup_size) * u64::from(t.max_loop_trips);
+        if u64::from(cols) > max {
+            return Err(NormError::RowTooLong { cols: cols as usize, max, trips: t.max_loop_trips });
+        }
+        Ok(())
+    }
+
     /// Threads per row, rows per workgroup and grid size for a row kernel.
     pub(crate) fn row_launch(&self, rows: u32, cols: u32, backward: bool) -> RowLaunch {
         let t = &self.tuning;
         // Threads walk rows in pairs of elements.
         let wanted = cols.div_ceil(t.elements_per_thread.max(2)).max(1);
-        let row_threads = wanted.next_power_of_two().min(t.max_row_threads).min(t.workgroup_size);
+        // Enough threads per row that no thread walks more than max_loop_trips pairs.
+        let for_trips = cols.div_ceil(2).div_ceil(t.max_loop_trips).next_power_of_two();
+        let row_threads =
+            wanted.next_power_of_two().min(t.max_row_threads).max(for_trips).min(t.workgroup_size);
         let rows_per_group = t.workgroup_size / row_threads;
         let blocks = rows.div_ceil(rows_per_group);
+        // Enough workgroups that none loops over more than max_loop_trips row blocks.
+        let min_groups = blocks.div_ceil(t.max_loop_trips);
         let groups = if backward {
             let by_workspace = (t.max_partials / (rows_per_group as u64 * cols as u64)).max(1);
-            blocks.min(t.backward_groups).min(by_workspace.min(u32::MAX as u64) as u32)
+            // reduce_columns walks every partial row: keep them within the loop bound and
+            // few enough that the column pass stays a small fraction of the work.
+            let by_column_pass = (t.max_loop_trips.min(MAX_PARTIAL_ROWS) / rows_per_group).max(1);
+            blocks
+                .min(t.backward_groups)
+                .min(by_workspace.min(u32::MAX as u64) as u32)
+                .min(by_column_pass)
+                .max(min_groups.min(by_column_pass))
         } else {
-            blocks.min(t.max_forward_groups)
+            blocks.min(t.max_forward_groups).max(min_groups)
         };
         RowLaunch {
             row_threads,
@@ -391,12 +433,14 @@ impl NormContext {
             subgroups,
             Io::of(storage.activations, self.native_f16),
             Io::of(storage.params, self.native_f16),
+            self.tuning.register_pairs,
         );
         let mut modules = lock(&self.modules);
         if let Some(m) = modules.get(&key) {
             return Ok(m.clone());
         }
-        let source = shader::wgsl_source(family, subgroups, storage, self.native_f16);
+        let source =
+            shader::wgsl_source_with(family, subgroups, storage, self.native_f16, self.tuning.register_pairs);
         let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let module = self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
             label: Some(family.file_name()),

@@ -169,6 +169,7 @@ pub(crate) fn record(
 ) -> Result<()> {
     let mut ready = Vec::with_capacity(dispatches.len());
     for d in &dispatches {
+        ctx.check_cols(d.params.cols)?;
         let mut params = d.params;
         let mut bound = Vec::with_capacity(d.slots.len());
         for slot in &d.slots {

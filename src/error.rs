@@ -40,6 +40,19 @@ pub enum NormError {
         /// Largest element count supported.
         max: u64,
     },
+    /// A row is longer than this adapter's kernels can walk.
+    #[error(
+        "rows of {cols} elements are longer than this adapter can normalize (at most {max}: \
+         its shader loops are limited to {trips} iterations per thread)"
+    )]
+    RowTooLong {
+        /// Columns asked for.
+        cols: usize,
+        /// Longest row supported.
+        max: u64,
+        /// The tuning's max_loop_trips.
+        trips: u32,
+    },
     /// A host slice has the wrong length for the shape.
     #[error("`{what}` has {actual} elements, expected {expected}")]
     LengthMismatch {

@@ -9,8 +9,9 @@ use std::fmt::Write as _;
 
 use crate::dtype::{Io, Storage};
 
-/// Pairs of elements of a row each thread keeps in registers; rows up to
-/// `2 * threads per row * MAX_CACHE` elements are read from memory once.
+/// Pairs of elements of a row each thread keeps in registers by default
+/// ([`Tuning::register_pairs`](crate::Tuning::register_pairs)); rows up to
+/// `2 * threads per row * register pairs` elements are read from memory once.
 pub const MAX_CACHE: u32 = 16;
 /// Largest workgroup the kernels are written for (the size of their workgroup scratch).
 pub const MAX_WORKGROUP: u32 = 256;
@@ -142,6 +143,17 @@ impl Kernel {
 /// assert!(text.contains("fn st_y(i: u32, v: vec2<f32>, len: u32)"));
 /// ```
 pub fn wgsl_source(family: Family, subgroups: bool, storage: Storage, native_f16: bool) -> String {
+    wgsl_source_with(family, subgroups, storage, native_f16, MAX_CACHE)
+}
+
+/// [`wgsl_source`] with `register_pairs` pairs of a row held per thread.
+pub fn wgsl_source_with(
+    family: Family,
+    subgroups: bool,
+    storage: Storage,
+    native_f16: bool,
+    register_pairs: u32,
+) -> String {
     let subgroups = subgroups && family.reduces_rows();
     let act = Io::of(storage.activations, native_f16);
     let param = Io::of(storage.params, native_f16);
@@ -153,7 +165,7 @@ pub fn wgsl_source(family: Family, subgroups: bool, storage: Storage, native_f16
     // builtins whenever the device has `Features::SUBGROUP`.
     let _ = writeln!(s, "// variant: {}", if subgroups { "subgroup" } else { "workgroup" });
     // Infallible: writing to a String.
-    let _ = writeln!(s, "const MAX_CACHE: u32 = {MAX_CACHE}u;");
+    let _ = writeln!(s, "const MAX_CACHE: u32 = {}u;", register_pairs.max(1));
     let _ = writeln!(s, "const MAX_WORKGROUP: u32 = {MAX_WORKGROUP}u;");
     s.push_str(COMMON);
     if family.reduces_rows() {

@@ -216,3 +216,27 @@ fn no_adapter_is_an_error() {
         assert!(e.to_string().contains("mesa-vulkan-drivers"), "{e}");
     }
 }
+
+/// On a CPU adapter, whose shader loops stop after 65,535 iterations, a row longer than the
+/// kernels can walk within the tuning's loop bound is refused instead of half-written.
+#[test]
+fn rows_longer_than_the_loop_limit_are_refused() {
+    let c = ctx();
+    let t = c.tuning();
+    let max = 2 * t.workgroup_size as usize * t.max_loop_trips as usize;
+    assert_eq!(c.adapter_info().device_type, wgpu::DeviceType::Cpu, "lavapipe is the test adapter");
+    let x = vec![1.0_f32; max + 2];
+    let e = c.rms_norm_forward(&x, None, Shape::new(1, max + 2), &RmsNormConfig::default()).unwrap_err();
+    assert!(matches!(e, NormError::RowTooLong { .. }), "{e}");
+    let out = c.layer_norm_backward(
+        &x[..max],
+        None,
+        &x[..max],
+        None,
+        None,
+        Shape::new(1, max),
+        &Default::default(),
+    );
+    let grads = out.unwrap();
+    assert!(grads.dx.iter().all(|v| v.is_finite()));
+}

@@ -42,6 +42,9 @@ pub struct Args {
     /// Override the adapter's tuning: most threads sharing one row.
     #[arg(long)]
     pub max_row_threads: Option<u32>,
+    /// Override the adapter's tuning: pairs of a row each thread holds in registers.
+    #[arg(long)]
+    pub register_pairs: Option<u32>,
     /// Override the adapter's tuning: elements each thread should own.
     #[arg(long)]
     pub elements_per_thread: Option<u32>,

@@ -59,6 +59,9 @@ fn run(args: &Args) -> Result<(), BenchError> {
         if let Some(v) = args.elements_per_thread {
             t.elements_per_thread = v;
         }
+        if let Some(v) = args.register_pairs {
+            t.register_pairs = v;
+        }
     })?;
     check_shapes(&gpu, &args.shapes)?;
     let info = gpu.ctx.adapter_info().clone();
@@ -79,8 +82,9 @@ fn run(args: &Args) -> Result<(), BenchError> {
     );
     let t = gpu.ctx.tuning();
     println!(
-        "tuning: workgroup {} threads, at most {} threads per row, {} elements per thread, backward grid {} workgroups",
-        t.workgroup_size, t.max_row_threads, t.elements_per_thread, t.backward_groups
+        "tuning: workgroup {} threads, at most {} threads per row, {} elements per thread, {} register pairs, \
+         backward grid {} workgroups",
+        t.workgroup_size, t.max_row_threads, t.elements_per_thread, t.register_pairs, t.backward_groups
     );
     if gpu.copy_timing != gpu.timing {
         println!(

@@ -25,11 +25,27 @@ pub fn ctx_workgroup() -> &'static NormContext {
     })
 }
 
-/// Both reduction paths, named.
-pub fn contexts() -> [(&'static str, &'static NormContext); 2] {
+/// The test adapter's device with the launch a discrete GPU gets (a workgroup per long row,
+/// multi-subgroup reductions, a grid per row block), so that path runs on lavapipe too.
+pub fn ctx_gpu_launch() -> &'static NormContext {
+    static CTX: OnceLock<NormContext> = OnceLock::new();
+    CTX.get_or_init(|| {
+        let base = ctx();
+        let mut info = base.adapter_info().clone();
+        info.device_type = wgpu::DeviceType::DiscreteGpu;
+        let mut tuning = wgpu_norm::Tuning::for_device(&info, base.limits());
+        // Still lavapipe underneath: keep its loop bound.
+        tuning.max_loop_trips = base.tuning().max_loop_trips;
+        let options = ContextOptions { tuning: Some(tuning), ..Default::default() };
+        NormContext::from_device(base.device().clone(), base.queue().clone(), options)
+    })
+}
+
+/// Both reduction paths, and the GPU launch, named.
+pub fn contexts() -> [(&'static str, &'static NormContext); 3] {
     assert!(ctx().uses_subgroups(), "the test adapter should have subgroups");
     assert!(!ctx_workgroup().uses_subgroups());
-    [("subgroup", ctx()), ("workgroup", ctx_workgroup())]
+    [("subgroup", ctx()), ("workgroup", ctx_workgroup()), ("gpu launch", ctx_gpu_launch())]
 }
 
 /// Input distributions that break naive kernels.
