@@ -171,6 +171,9 @@ impl RowLaunch {
     }
 }
 
+/// A shader module's identity: family, subgroups, activation and parameter I/O, register pairs.
+type ModuleKey = (Family, bool, Io, Io, u32);
+
 /// Most rows of backward partial sums per gradient.
 const MAX_PARTIAL_ROWS: u32 = 8192;
 
@@ -195,7 +198,7 @@ pub struct NormContext {
     tuning: Tuning,
     /// Bound where a kernel's optional tensor is absent; never written (its flag is off).
     placeholder: wgpu::Buffer,
-    modules: Mutex<HashMap<(Family, bool, Io, Io, u32), wgpu::ShaderModule>>,
+    modules: Mutex<HashMap<ModuleKey, wgpu::ShaderModule>>,
     pipelines: Mutex<HashMap<PipelineKey, Arc<wgpu::ComputePipeline>>>,
     uniforms: Mutex<HashMap<Params, wgpu::Buffer>>,
 }
