@@ -100,15 +100,21 @@ fn run(args: &Args) -> Result<(), BenchError> {
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     bar.set_message("rooflines");
-    let (copy_gbps, stream_gbps) = rooflines(&gpu, args)?;
+    let (copy_gbps, stream_gbps, stream_sweep) = rooflines(&gpu, args)?;
     bar.inc(2);
     bar.set_message("encode + submit overhead");
     let (encode_submit_us, encode_us) = encode_submit_overhead(&gpu)?;
     bar.inc(1);
     println!(
         "rooflines ({}x{} f32, read + write): copy_buffer_to_buffer {copy_gbps:.2} GB/s, \
-         stream-copy shader {stream_gbps:.2} GB/s",
-        ROOFLINE_SHAPE.rows, ROOFLINE_SHAPE.cols
+         stream-copy shader {stream_gbps:.2} GB/s (best of the sweep: {})",
+        ROOFLINE_SHAPE.rows,
+        ROOFLINE_SHAPE.cols,
+        stream_sweep
+            .iter()
+            .map(|p| format!("wg {} T<={} {:.2}", p.workgroup_size, p.max_row_threads, p.gbps))
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     println!(
         "host overhead: encode + submit of one 1x4096 rms_norm forward: {encode_submit_us:.1} us, of which \
@@ -177,6 +183,7 @@ fn run(args: &Args) -> Result<(), BenchError> {
             stream_gbps,
             encode_submit_us,
             encode_us,
+            stream_sweep,
             results: rows.clone(),
         };
         let text = serde_json::to_string_pretty(&doc).map_err(|e| io_err(path, e))?;
@@ -259,8 +266,11 @@ fn measure(gpu: &Gpu, args: &Args, case: Case, stream_gbps: f64) -> Result<Row, 
 }
 
 /// GB/s of copy_buffer_to_buffer and of the stream-copy shader on ROOFLINE_SHAPE, each
-/// rotating over two buffer pairs (256 MiB in all).
-fn rooflines(gpu: &Gpu, args: &Args) -> Result<(f64, f64), BenchError> {
+/// rotating over two buffer pairs (256 MiB in all). The stream copy is swept over launch
+/// settings (threads per row, workgroup size, besides the adapter's own) and the best is
+/// the roofline, so no kernel's share is inflated by a badly launched copy. Returns the
+/// copy's GB/s, the roofline and the sweep.
+fn rooflines(gpu: &Gpu, args: &Args) -> Result<(f64, f64, Vec<report::SweepPoint>), BenchError> {
     let shape = ROOFLINE_SHAPE;
     let n = shape.elements();
     let data = gpu::noise(n, 99);
@@ -272,11 +282,34 @@ fn rooflines(gpu: &Gpu, args: &Args) -> Result<(f64, f64), BenchError> {
         let (s, d) = &pairs[i % 2];
         enc.copy_buffer_to_buffer(s, 0, d, 0, s.size());
     })?;
-    let stream = gpu.time_pass(args.warmup, args.iters, |pass, i| {
-        let (s, d) = &pairs[i % 2];
-        Ok(gpu.ctx.encode_stream_copy(pass, shape, wgpu_norm::DType::F32, s.into(), d.into())?)
-    })?;
-    Ok((bytes / (median(&copy) * 1e6), bytes / (median(&stream) * 1e6)))
+    let base = *gpu.ctx.tuning();
+    let sg = gpu.ctx.adapter_info().subgroup_max_size.max(1);
+    let mut configs = vec![(base.workgroup_size, base.max_row_threads)];
+    for wg in [64, 256] {
+        for t in [sg, 32, wg] {
+            if t <= wg && !configs.contains(&(wg, t)) {
+                configs.push((wg, t));
+            }
+        }
+    }
+    let mut sweep = Vec::new();
+    for (wg, t) in configs {
+        let tuning = wgpu_norm::Tuning { workgroup_size: wg, max_row_threads: t, ..base };
+        let options = wgpu_norm::ContextOptions { tuning: Some(tuning), ..Default::default() };
+        let ctx =
+            wgpu_norm::NormContext::from_device(gpu.ctx.device().clone(), gpu.ctx.queue().clone(), options);
+        let times = gpu.time_pass(args.warmup, args.iters, |pass, i| {
+            let (s, d) = &pairs[i % 2];
+            Ok(ctx.encode_stream_copy(pass, shape, wgpu_norm::DType::F32, s.into(), d.into())?)
+        })?;
+        sweep.push(report::SweepPoint {
+            workgroup_size: wg,
+            max_row_threads: t,
+            gbps: bytes / (median(&times) * 1e6),
+        });
+    }
+    let best = sweep.iter().map(|p| p.gbps).fold(0.0, f64::max);
+    Ok((bytes / (median(&copy) * 1e6), best, sweep))
 }
 
 /// Median CPU time to encode and submit one 1x4096 RMSNorm forward, without waiting (the

@@ -29,6 +29,14 @@ pub struct Row {
     pub cpu_fast_rel_err: f64,
 }
 
+/// One launch of the stream-copy roofline sweep.
+#[derive(Clone, Debug, Serialize)]
+pub struct SweepPoint {
+    pub workgroup_size: u32,
+    pub max_row_threads: u32,
+    pub gbps: f64,
+}
+
 #[derive(Debug, Serialize)]
 pub struct AdapterJson {
     pub name: String,
@@ -47,6 +55,8 @@ pub struct Report {
     pub encode_submit_us: f64,
     /// The encoding part of encode_submit_us.
     pub encode_us: f64,
+    /// The stream copy under each launch tried; stream_gbps is the best.
+    pub stream_sweep: Vec<SweepPoint>,
     pub results: Vec<Row>,
 }
 
