@@ -10,7 +10,7 @@ use rand_distr::StandardNormal;
 use wgpu_norm::{ContextOptions, NormContext, Reduction, Shape};
 
 /// The default context: subgroup reductions where the adapter has them (lavapipe does).
-/// No adapter is a failure, never a skip.
+/// A missing adapter fails every test that uses it.
 pub fn ctx() -> &'static NormContext {
     static CTX: OnceLock<NormContext> = OnceLock::new();
     CTX.get_or_init(|| NormContext::new().expect("no adapter: install mesa-vulkan-drivers"))
