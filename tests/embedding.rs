@@ -26,18 +26,7 @@ fn caller_device() -> (wgpu::Device, wgpu::Queue) {
 }
 
 fn read(device: &wgpu::Device, queue: &wgpu::Queue, buffer: &wgpu::Buffer) -> Vec<f32> {
-    let staging = device.create_buffer(&wgpu::BufferDescriptor {
-        label: None,
-        size: buffer.size(),
-        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-        mapped_at_creation: false,
-    });
-    let mut enc = device.create_command_encoder(&Default::default());
-    enc.copy_buffer_to_buffer(buffer, 0, &staging, 0, buffer.size());
-    queue.submit([enc.finish()]);
-    staging.slice(..).map_async(wgpu::MapMode::Read, |r| r.expect("map"));
-    device.poll(wgpu::PollType::wait_indefinitely()).expect("poll");
-    bytemuck::cast_slice(&staging.slice(..).get_mapped_range().unwrap()).to_vec()
+    bytemuck::pod_collect_to_vec(&common::read_bytes(device, queue, buffer))
 }
 
 /// Element offsets of consecutive regions with a few guard elements between them.

@@ -28,18 +28,7 @@ fn nan_buffer<T: Element>(c: &NormContext, len: usize) -> wgpu::Buffer {
 }
 
 fn read<T: Element>(c: &NormContext, b: &wgpu::Buffer, len: usize) -> Vec<T> {
-    let staging = c.device().create_buffer(&wgpu::BufferDescriptor {
-        label: None,
-        size: b.size(),
-        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-        mapped_at_creation: false,
-    });
-    let mut enc = c.device().create_command_encoder(&Default::default());
-    enc.copy_buffer_to_buffer(b, 0, &staging, 0, b.size());
-    c.queue().submit([enc.finish()]);
-    staging.slice(..).map_async(wgpu::MapMode::Read, |r| r.unwrap());
-    c.device().poll(wgpu::PollType::wait_indefinitely()).unwrap();
-    let bytes = staging.slice(..).get_mapped_range().unwrap().to_vec();
+    let bytes = common::read_bytes(c.device(), c.queue(), b);
     bytemuck::pod_collect_to_vec(&bytes[..len * std::mem::size_of::<T>()])
 }
 

@@ -27,18 +27,7 @@ fn stream_copy_copies_every_element() {
         let mut enc = c.device().create_command_encoder(&Default::default());
         c.encode_stream_copy(&mut enc, shape, DType::F32, (&src).into(), (&dst).into()).unwrap();
         c.queue().submit([enc.finish()]);
-        let staging = c.device().create_buffer(&wgpu::BufferDescriptor {
-            label: None,
-            size: dst.size(),
-            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
-        let mut enc = c.device().create_command_encoder(&Default::default());
-        enc.copy_buffer_to_buffer(&dst, 0, &staging, 0, dst.size());
-        c.queue().submit([enc.finish()]);
-        staging.slice(..).map_async(wgpu::MapMode::Read, |r| r.unwrap());
-        c.device().poll(wgpu::PollType::wait_indefinitely()).unwrap();
-        let got: Vec<f32> = bytemuck::cast_slice(&staging.slice(..).get_mapped_range().unwrap()).to_vec();
+        let got: Vec<f32> = bytemuck::pod_collect_to_vec(&common::read_bytes(c.device(), c.queue(), &dst));
         assert!(got.iter().zip(&x).all(|(a, b)| a.to_bits() == b.to_bits()), "{shape:?}");
     }
 }

@@ -48,6 +48,22 @@ pub fn contexts() -> [(&'static str, &'static NormContext); 3] {
     [("subgroup", ctx()), ("workgroup", ctx_workgroup()), ("gpu launch", ctx_gpu_launch())]
 }
 
+/// The bytes of `buffer`, copied to a mappable buffer after everything already submitted.
+pub fn read_bytes(device: &wgpu::Device, queue: &wgpu::Queue, buffer: &wgpu::Buffer) -> Vec<u8> {
+    let staging = device.create_buffer(&wgpu::BufferDescriptor {
+        label: None,
+        size: buffer.size(),
+        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+        mapped_at_creation: false,
+    });
+    let mut enc = device.create_command_encoder(&Default::default());
+    enc.copy_buffer_to_buffer(buffer, 0, &staging, 0, buffer.size());
+    queue.submit([enc.finish()]);
+    staging.slice(..).map_async(wgpu::MapMode::Read, |r| r.expect("map"));
+    device.poll(wgpu::PollType::wait_indefinitely()).expect("poll");
+    staging.slice(..).get_mapped_range().expect("mapped").to_vec()
+}
+
 /// Input distributions that break naive kernels.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Input {
