@@ -1,13 +1,13 @@
 // Shared by every kernel family: the parameter block, flag bits, the row mapping
 // and the workgroup-memory reduction that the subgroup path falls back to.
 //
-// The host prepends `const MAX_CACHE` and `const MAX_WORKGROUP` (one source of truth in
-// src/shader.rs) and appends the load/store helpers of the storage dtype (src/shader.rs,
-// shaders/io_*.wgsl).
+// The host prepends the constants MAX_CACHE, MAX_WORKGROUP and WHOLE_QUADS (src/shader.rs)
+// and appends the load/store helpers of each tensor (src/shader.rs, shaders/io_*.wgsl).
 //
-// Rows are walked in pairs of elements: thread `lane` of a row owns the pairs
-// (2q, 2q + 1), q = lane + k * ROW_THREADS. A pair is one u32 word of a 16-bit dtype when
-// the row starts on an even element, so packed stores need no read-modify-write there.
+// Rows are walked in quads of four elements: thread `lane` of a row owns the quads
+// starting at j = 4 * (lane + k * ROW_THREADS), so consecutive threads touch consecutive
+// 16-byte vectors (coalesced on a GPU). Where every tensor of a call is quad-aligned the
+// helpers move a quad with one vector load or store; elsewhere with four scalar ones.
 
 // Mirrored field for field by `Params` in src/params.rs (a test compares the sizes).
 // Offsets are in elements from the start of each binding, so callers can keep tensors
@@ -66,16 +66,26 @@ override WORKGROUP_SIZE: u32 = 256u;
 override ROW_THREADS: u32 = 256u;
 // 0: workgroup-memory tree. 1: subgroup butterfly (ROW_THREADS <= subgroup size).
 // 2: subgroupAdd, then one exchange through workgroup memory (ROW_THREADS a multiple of
-// the subgroup size). Chosen by the host from the adapter's subgroup size range.
+// the subgroup size). Chosen by the host from the adapter's subgroup size range. Mode 1
+// leaves no barrier in the pipeline once the other branches fold away.
 override SUBGROUP_MODE: u32 = 0u;
+// The row is held in registers: MAX_CACHE quads per thread cover it (the host compiles the
+// module with MAX_CACHE = the quads each thread needs, so the cached loops have a trip
+// count known at compile time and unroll into registers). Otherwise rows are streamed.
+override CACHED: bool = true;
 
 @group(0) @binding(15) var<uniform> p: Params;
 
 var<workgroup> red: array<vec4<f32>, MAX_WORKGROUP>;
 var<private> local_index: u32;
 
+// The call's FLAG_* bits. An override rather than a uniform, so each pipeline is
+// specialized for the tensors a call has: the tests of absent ones fold away, and no
+// branch on them is left around a load or store.
+override FLAGS: u32 = 0u;
+
 fn has(flag: u32) -> bool {
-    return (p.flags & flag) != 0u;
+    return (FLAGS & flag) != 0u;
 }
 
 fn rows_per_group() -> u32 {
@@ -89,104 +99,76 @@ fn row_blocks() -> u32 {
     return (p.rows + r - 1u) / r;
 }
 
-// A row fits in registers when every thread holds at most MAX_CACHE pairs of it.
-fn row_is_cached() -> bool {
-    return pairs_in_row() <= ROW_THREADS * MAX_CACHE;
+// First element of this thread's k-th quad of a row.
+fn quad_at(lane: u32, k: u32) -> u32 {
+    return 4u * (lane + k * ROW_THREADS);
 }
 
-fn pairs_in_row() -> u32 {
-    return (p.cols + 1u) / 2u;
-}
-
-// In a streamed walk (j = 2 * lane, stepping 2 * ROW_THREADS), true every 32nd pair: the
+// In a streamed walk (j = 4 * lane, stepping 4 * ROW_THREADS), true every 32nd quad: the
 // walk's partial sum is then added to its total, so a long walk rounds like a short one.
 fn flush_now(j: u32) -> bool {
-    return ((j / (2u * ROW_THREADS)) & 31u) == 31u;
+    return ((j / (4u * ROW_THREADS)) & 31u) == 31u;
 }
 
-// How many of the pair at j are inside a row of cnt elements: 0, 1 or 2.
-fn pair_len(j: u32, cnt: u32) -> u32 {
-    return min(cnt - min(j, cnt), 2u);
+// How many of the quad at j are inside a row of cnt elements: 0 to 4.
+fn quad_len(j: u32, cnt: u32) -> u32 {
+    return min(cnt - min(j, cnt), 4u);
 }
 
-// 1 for each element of the pair at j that lies before `limit`, else 0.
-fn pair_mask(j: u32, limit: u32) -> vec2<f32> {
-    return vec2<f32>(select(0.0, 1.0, j < limit), select(0.0, 1.0, j + 1u < limit));
+// quad_len for a streamed walk, where every quad starts inside the row. With whole quads
+// (WHOLE_QUADS, the vector layout) it is the constant 4, which the compiler folds into the
+// loads and stores: no bounds test per quad.
+fn walk_len(j: u32, cnt: u32) -> u32 {
+    if (WHOLE_QUADS) {
+        return 4u;
+    }
+    return quad_len(j, cnt);
 }
 
-// Element i of a row (i = row * stride + j) of the norm's input: x, plus the residual
-// when it is fused.
-fn input(i: u32) -> f32 {
-    var v = ld_x(p.x_off + i);
+// 1 for each element of the quad at j that lies before `limit`, else 0.
+fn quad_mask(j: u32, limit: u32) -> vec4<f32> {
+    return select(vec4<f32>(0.0), vec4<f32>(1.0), vec4<u32>(j) + vec4<u32>(0u, 1u, 2u, 3u) < vec4<u32>(limit));
+}
+
+// The quad helpers below take `len`, how many elements of the quad at j lie inside the
+// row (quad_len or walk_len), and return zeros past them.
+
+// The norm's input quad at j of the row starting at base: x, plus the residual when it is
+// fused.
+fn input_quad(base: u32, j: u32, len: u32) -> vec4<f32> {
+    var v = ld_x(p.x_off + base + j, len);
     if (has(FLAG_RESIDUAL)) {
-        v = v + ld_res(p.res_off + i);
+        v = v + ld_res(p.res_off + base + j, len);
     }
     return v;
 }
 
-// The input pair at j of the row starting at base, zero past cnt elements; written out
-// as h when the forward asks for it.
-fn input_pair(base: u32, j: u32, cnt: u32) -> vec2<f32> {
-    var v = vec2<f32>(0.0);
-    let len = pair_len(j, cnt);
-    if (len > 0u) {
-        v.x = input(base + j);
+// (gamma_shift + gamma) of the quad at j; ones without gamma. Past the row it holds
+// anything finite: it only ever multiplies zeros there.
+fn gamma_quad(j: u32, len: u32) -> vec4<f32> {
+    if (has(FLAG_GAMMA)) {
+        return vec4<f32>(p.gamma_shift) + ld_gamma(p.gamma_off + j, len);
     }
-    if (len > 1u) {
-        v.y = input(base + j + 1u);
-    }
-    return v;
+    return vec4<f32>(1.0);
 }
 
-fn gamma_at(j: u32) -> f32 {
-    if (has(FLAG_GAMMA) && j < p.cols) {
-        return p.gamma_shift + ld_gamma(p.gamma_off + j);
-    }
-    return 1.0;
-}
-
-fn gamma_pair(j: u32) -> vec2<f32> {
-    return vec2<f32>(gamma_at(j), gamma_at(j + 1u));
-}
-
-// The backward's input pair: x is the forward's h (fused residual already added), so the
+// The backward's input quad: x is the forward's h (fused residual already added), so the
 // backward binds one tensor fewer and stays within 8 storage buffers, WebGPU's default
 // max_storage_buffers_per_shader_stage.
-fn x_pair(base: u32, j: u32, cnt: u32) -> vec2<f32> {
-    var v = vec2<f32>(0.0);
-    let len = pair_len(j, cnt);
-    if (len > 0u) {
-        v.x = ld_x(p.x_off + base + j);
-    }
-    if (len > 1u) {
-        v.y = ld_x(p.x_off + base + j + 1u);
-    }
-    return v;
+fn x_quad(base: u32, j: u32, len: u32) -> vec4<f32> {
+    return ld_x(p.x_off + base + j, len);
 }
 
-fn dy_pair(base: u32, j: u32, cnt: u32) -> vec2<f32> {
-    var v = vec2<f32>(0.0);
-    let len = pair_len(j, cnt);
-    if (len > 0u) {
-        v.x = ld_dy(p.dy_off + base + j);
-    }
-    if (len > 1u) {
-        v.y = ld_dy(p.dy_off + base + j + 1u);
-    }
-    return v;
+fn dy_quad(base: u32, j: u32, len: u32) -> vec4<f32> {
+    return ld_dy(p.dy_off + base + j, len);
 }
 
 // The gradient arriving on h (fused residual), zero when there is none.
-fn dh_pair(base: u32, j: u32, cnt: u32) -> vec2<f32> {
-    var v = vec2<f32>(0.0);
-    let len = pair_len(j, cnt);
-    if (has(FLAG_DH) && len > 0u) {
-        v.x = ld_dh(p.dh_off + base + j);
-        if (len > 1u) {
-            v.y = ld_dh(p.dh_off + base + j + 1u);
-        }
+fn dh_quad(base: u32, j: u32, len: u32) -> vec4<f32> {
+    if (has(FLAG_DH)) {
+        return ld_dh(p.dh_off + base + j, len);
     }
-    return v;
+    return vec4<f32>(0.0);
 }
 
 // Sums v over the ROW_THREADS threads that share this thread's row. The leading barrier

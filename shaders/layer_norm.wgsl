@@ -17,19 +17,18 @@
 //   A saved mean is used as m1 and corrected the same way; a saved rstd is used as is.
 //   dx is dh: x and the residual receive the same gradient. Backward reads h as its x.
 //
-// Rows that fit in registers (pairs <= ROW_THREADS * MAX_CACHE) are read once; longer rows
+// Rows that fit in registers (CACHED: MAX_CACHE quads per thread) are read once; longer rows
 // are streamed from device memory once per pass (three passes forward, two backward).
 // Backward partial sums are deterministic, as in rms_norm.wgsl.
 
 @group(0) @binding(4) var<storage, read_write> mean: array<f32>;
 @group(0) @binding(5) var<storage, read_write> rstd: array<f32>;
-@group(0) @binding(8) var<storage, read_write> partial: array<f32>;
 
-fn beta_at(j: u32) -> f32 {
-    if (has(FLAG_BETA) && j < p.cols) {
-        return ld_beta(p.beta_off + j);
+fn beta_quad(j: u32, len: u32) -> vec4<f32> {
+    if (has(FLAG_BETA)) {
+        return ld_beta(p.beta_off + j, len);
     }
-    return 0.0;
+    return vec4<f32>(0.0);
 }
 
 // (m2, rstd) from sum(d) and sum(d^2) of the values centred on m1.
@@ -51,24 +50,16 @@ fn save_stats(row: u32, lane: u32, live: bool, m: f32, r: f32) {
     }
 }
 
-// (sum(d), sum(d^2)) of the pair at j, centred on m1, over its elements inside the row.
-fn centred_sums(h: vec2<f32>, m1: f32, j: u32, cnt: u32) -> vec2<f32> {
-    let d = (h - vec2<f32>(m1)) * pair_mask(j, cnt);
-    return vec2<f32>(d.x + d.y, dot(d, d));
+// (sum(d), sum(d^2)) of the quad at j, centred on m1, over its elements inside the row.
+fn centred_sums(h: vec4<f32>, m1: f32, j: u32, cnt: u32) -> vec2<f32> {
+    let d = (h - vec4<f32>(m1)) * quad_mask(j, cnt);
+    return vec2<f32>(dot(d, vec4<f32>(1.0)), dot(d, d));
 }
 
-fn beta_pair(j: u32) -> vec2<f32> {
-    return vec2<f32>(beta_at(j), beta_at(j + 1u));
-}
-
-// Writes y (and h when asked) for the pair at j; st = (m2, rstd); g and bb are its
+// Writes y (and h when asked) for the quad at j; st = (m2, rstd); g and bb are its
 // (offset + gamma) and beta.
-fn store_forward(base: u32, j: u32, cnt: u32, h: vec2<f32>, m1: f32, st: vec2<f32>, g: vec2<f32>, bb: vec2<f32>) {
-    let len = pair_len(j, cnt);
-    if (len == 0u) {
-        return;
-    }
-    let xh = (h - vec2<f32>(m1) - vec2<f32>(st.x)) * st.y;
+fn store_forward(base: u32, j: u32, len: u32, h: vec4<f32>, m1: f32, st: vec2<f32>, g: vec4<f32>, bb: vec4<f32>) {
+    let xh = (h - vec4<f32>(m1) - vec4<f32>(st.x)) * st.y;
     st_y(p.y_off + base + j, fma(xh, g, bb), len);
     if (has(FLAG_H_OUT)) {
         st_h(p.h_off + base + j, h, len);
@@ -86,50 +77,39 @@ fn layer_norm_forward(
     let lane = inv.index % ROW_THREADS;
     let slot = inv.index / ROW_THREADS;
     let blocks = row_blocks();
-    let pairs = pairs_in_row();
-    if (row_is_cached()) {
+    if (CACHED) {
         // A thread's columns are the same in every row it visits: gamma and beta are read once.
-        var gc: array<vec2<f32>, MAX_CACHE>;
-        var bc: array<vec2<f32>, MAX_CACHE>;
+        var gc: array<vec4<f32>, MAX_CACHE>;
+        var bc: array<vec4<f32>, MAX_CACHE>;
         for (var k = 0u; k < MAX_CACHE; k = k + 1u) {
-            if (k * ROW_THREADS >= pairs) {
-                break;
-            }
-            let j = 2u * (lane + k * ROW_THREADS);
-            gc[k] = gamma_pair(j);
-            bc[k] = beta_pair(j);
+            let j = quad_at(lane, k);
+            let len = quad_len(j, p.cols);
+            gc[k] = gamma_quad(j, len);
+            bc[k] = beta_quad(j, len);
         }
         for (var b = wid.x; b < blocks; b = b + nwg.x) {
             let row = b * rows_per_group() + slot;
             let live = row < p.rows;
             let cnt = select(0u, n, live);
             let base = row * p.stride;
-            var v: array<vec2<f32>, MAX_CACHE>;
+            var v: array<vec4<f32>, MAX_CACHE>;
             var s = 0.0;
             for (var k = 0u; k < MAX_CACHE; k = k + 1u) {
-                if (k * ROW_THREADS >= pairs) {
-                    break;
-                }
-                let j = 2u * (lane + k * ROW_THREADS);
-                let h = input_pair(base, j, cnt);
+                let j = quad_at(lane, k);
+                let h = input_quad(base, j, quad_len(j, cnt));
                 v[k] = h;
-                s = s + h.x + h.y;
+                s = s + dot(h, vec4<f32>(1.0));
             }
             let m1 = row_sum(vec4<f32>(s, 0.0, 0.0, 0.0)).x / f32(n);
             var c = vec2<f32>(0.0);
             for (var k = 0u; k < MAX_CACHE; k = k + 1u) {
-                if (k * ROW_THREADS >= pairs) {
-                    break;
-                }
-                c = c + centred_sums(v[k], m1, 2u * (lane + k * ROW_THREADS), cnt);
+                c = c + centred_sums(v[k], m1, quad_at(lane, k), cnt);
             }
             let t = row_sum(vec4<f32>(c, 0.0, 0.0));
             let st = centred_stats(t.x, t.y);
             for (var k = 0u; k < MAX_CACHE; k = k + 1u) {
-                if (k * ROW_THREADS >= pairs) {
-                    break;
-                }
-                store_forward(base, 2u * (lane + k * ROW_THREADS), cnt, v[k], m1, st, gc[k], bc[k]);
+                let j = quad_at(lane, k);
+                store_forward(base, j, quad_len(j, cnt), v[k], m1, st, gc[k], bc[k]);
             }
             save_stats(row, lane, live, m1 + st.x, st.y);
         }
@@ -142,9 +122,8 @@ fn layer_norm_forward(
             // Blocked sums, as in rms_norm.wgsl.
             var s = 0.0;
             var part = 0.0;
-            for (var j = 2u * lane; j < cnt; j = j + 2u * ROW_THREADS) {
-                let h = input_pair(base, j, cnt);
-                part = part + h.x + h.y;
+            for (var j = 4u * lane; j < cnt; j = j + 4u * ROW_THREADS) {
+                part = part + dot(input_quad(base, j, walk_len(j, cnt)), vec4<f32>(1.0));
                 if (flush_now(j)) {
                     s = s + part;
                     part = 0.0;
@@ -154,8 +133,8 @@ fn layer_norm_forward(
             let m1 = row_sum(vec4<f32>(s, 0.0, 0.0, 0.0)).x / f32(n);
             var c = vec2<f32>(0.0);
             var cpart = vec2<f32>(0.0);
-            for (var j = 2u * lane; j < cnt; j = j + 2u * ROW_THREADS) {
-                cpart = cpart + centred_sums(input_pair(base, j, cnt), m1, j, cnt);
+            for (var j = 4u * lane; j < cnt; j = j + 4u * ROW_THREADS) {
+                cpart = cpart + centred_sums(input_quad(base, j, walk_len(j, cnt)), m1, j, cnt);
                 if (flush_now(j)) {
                     c = c + cpart;
                     cpart = vec2<f32>(0.0);
@@ -164,8 +143,9 @@ fn layer_norm_forward(
             c = c + cpart;
             let t = row_sum(vec4<f32>(c, 0.0, 0.0));
             let st = centred_stats(t.x, t.y);
-            for (var j = 2u * lane; j < cnt; j = j + 2u * ROW_THREADS) {
-                store_forward(base, j, cnt, input_pair(base, j, cnt), m1, st, gamma_pair(j), beta_pair(j));
+            for (var j = 4u * lane; j < cnt; j = j + 4u * ROW_THREADS) {
+                let len = walk_len(j, cnt);
+                store_forward(base, j, len, input_quad(base, j, len), m1, st, gamma_quad(j, len), beta_quad(j, len));
             }
             save_stats(row, lane, live, m1 + st.x, st.y);
         }
@@ -181,11 +161,12 @@ fn first_mean(s: f32, row: u32, live: bool) -> f32 {
     return row_sum(vec4<f32>(s, 0.0, 0.0, 0.0)).x / f32(p.cols);
 }
 
-// The pair's share of (sum(d), sum(d^2), sum(u), sum(u * d)), d = h - m1, u = g * dy.
-fn backward_sums(h: vec2<f32>, dy: vec2<f32>, g: vec2<f32>, m1: f32, j: u32, cnt: u32) -> vec4<f32> {
-    let d = (h - vec2<f32>(m1)) * pair_mask(j, cnt);
+// The quad's share of (sum(d), sum(d^2), sum(u), sum(u * d)), d = h - m1, u = g * dy.
+fn backward_sums(h: vec4<f32>, dy: vec4<f32>, g: vec4<f32>, m1: f32, j: u32, cnt: u32) -> vec4<f32> {
+    let d = (h - vec4<f32>(m1)) * quad_mask(j, cnt);
     let u = dy * g;
-    return vec4<f32>(d.x + d.y, dot(d, d), u.x + u.y, dot(u, d));
+    let one = vec4<f32>(1.0);
+    return vec4<f32>(dot(d, one), dot(d, d), dot(u, one), dot(u, d));
 }
 
 // (m2, rstd, mean(u), mean(u * xh)) from the sums of d, d^2, u and u * d, d = h - m1.
@@ -199,21 +180,21 @@ fn backward_stats(t: vec4<f32>, row: u32, live: bool) -> vec4<f32> {
     return vec4<f32>(st.x, st.y, t.z / n, st.y * (t.w - st.x * t.z) / n);
 }
 
-// Writes dx for the pair at j and returns xh (for dgamma); st as from backward_stats.
+// Writes dx for the quad at j and returns xh (for dgamma); st as from backward_stats.
 fn store_backward(
     base: u32,
     j: u32,
-    cnt: u32,
-    h: vec2<f32>,
-    dy: vec2<f32>,
-    g: vec2<f32>,
+    len: u32,
+    h: vec4<f32>,
+    dy: vec4<f32>,
+    g: vec4<f32>,
     m1: f32,
     st: vec4<f32>,
-) -> vec2<f32> {
-    let xh = (h - vec2<f32>(m1) - vec2<f32>(st.x)) * st.y;
+) -> vec4<f32> {
+    let xh = (h - vec4<f32>(m1) - vec4<f32>(st.x)) * st.y;
     let u = dy * g;
-    let dx = st.y * (u - vec2<f32>(st.z) - xh * st.w) + dh_pair(base, j, cnt);
-    st_dx(p.dx_off + base + j, dx, pair_len(j, cnt));
+    let dx = st.y * (u - vec4<f32>(st.z) - xh * st.w) + dh_quad(base, j, len);
+    st_dx(p.dx_off + base + j, dx, len);
     return xh;
 }
 
@@ -228,90 +209,70 @@ fn layer_norm_backward(
     let lane = inv.index % ROW_THREADS;
     let slot = inv.index / ROW_THREADS;
     let blocks = row_blocks();
-    let pairs = pairs_in_row();
     let want_dgamma = has(FLAG_DGAMMA);
     let want_dbeta = has(FLAG_DBETA);
     // This slot's rows of partial sums: dgamma in the first half, dbeta in the second.
     let pb = p.part_off + (wid.x * rows_per_group() + slot) * n;
     let pbb = pb + p.part_rows * n;
-    if (row_is_cached()) {
-        var acc_g: array<vec2<f32>, MAX_CACHE>;
-        var acc_b: array<vec2<f32>, MAX_CACHE>;
-        var gc: array<vec2<f32>, MAX_CACHE>;
+    if (CACHED) {
+        var acc_g: array<vec4<f32>, MAX_CACHE>;
+        var acc_b: array<vec4<f32>, MAX_CACHE>;
+        var gc: array<vec4<f32>, MAX_CACHE>;
         for (var k = 0u; k < MAX_CACHE; k = k + 1u) {
-            if (k * ROW_THREADS >= pairs) {
-                break;
-            }
-            gc[k] = gamma_pair(2u * (lane + k * ROW_THREADS));
+            let j = quad_at(lane, k);
+            gc[k] = gamma_quad(j, quad_len(j, p.cols));
+            acc_g[k] = vec4<f32>(0.0);
+            acc_b[k] = vec4<f32>(0.0);
         }
         for (var b = wid.x; b < blocks; b = b + nwg.x) {
             let row = b * rows_per_group() + slot;
             let live = row < p.rows;
             let cnt = select(0u, n, live);
             let base = row * p.stride;
-            var v: array<vec2<f32>, MAX_CACHE>;
-            var w: array<vec2<f32>, MAX_CACHE>;
+            var v: array<vec4<f32>, MAX_CACHE>;
+            var w: array<vec4<f32>, MAX_CACHE>;
             var s = 0.0;
             for (var k = 0u; k < MAX_CACHE; k = k + 1u) {
-                if (k * ROW_THREADS >= pairs) {
-                    break;
-                }
-                let j = 2u * (lane + k * ROW_THREADS);
-                let h = x_pair(base, j, cnt);
+                let j = quad_at(lane, k);
+                let len = quad_len(j, cnt);
+                let h = x_quad(base, j, len);
                 v[k] = h;
-                w[k] = dy_pair(base, j, cnt);
-                s = s + h.x + h.y;
+                w[k] = dy_quad(base, j, len);
+                s = s + dot(h, vec4<f32>(1.0));
             }
             let m1 = first_mean(s, row, live);
             var c = vec4<f32>(0.0);
             for (var k = 0u; k < MAX_CACHE; k = k + 1u) {
-                if (k * ROW_THREADS >= pairs) {
-                    break;
-                }
-                c = c + backward_sums(v[k], w[k], gc[k], m1, 2u * (lane + k * ROW_THREADS), cnt);
+                c = c + backward_sums(v[k], w[k], gc[k], m1, quad_at(lane, k), cnt);
             }
             let st = backward_stats(row_sum(c), row, live);
             for (var k = 0u; k < MAX_CACHE; k = k + 1u) {
-                if (k * ROW_THREADS >= pairs) {
-                    break;
-                }
-                let j = 2u * (lane + k * ROW_THREADS);
-                if (j < cnt) {
-                    let xh = store_backward(base, j, cnt, v[k], w[k], gc[k], m1, st);
-                    acc_g[k] = fma(w[k], xh, acc_g[k]);
-                    acc_b[k] = acc_b[k] + w[k];
-                }
+                let j = quad_at(lane, k);
+                let xh = store_backward(base, j, quad_len(j, cnt), v[k], w[k], gc[k], m1, st);
+                // w is zero past the row, so neither sum picks up xh there.
+                acc_g[k] = fma(w[k], xh, acc_g[k]);
+                acc_b[k] = acc_b[k] + w[k];
             }
         }
         for (var k = 0u; k < MAX_CACHE; k = k + 1u) {
-            let j = 2u * (lane + k * ROW_THREADS);
-            if (j >= n) {
-                break;
-            }
+            let j = quad_at(lane, k);
+            let len = quad_len(j, n);
             if (want_dgamma) {
-                partial[pb + j] = acc_g[k].x;
-                if (j + 1u < n) {
-                    partial[pb + j + 1u] = acc_g[k].y;
-                }
+                st_partial(pb + j, acc_g[k], len);
             }
             if (want_dbeta) {
-                partial[pbb + j] = acc_b[k].x;
-                if (j + 1u < n) {
-                    partial[pbb + j + 1u] = acc_b[k].y;
-                }
+                st_partial(pbb + j, acc_b[k], len);
             }
         }
     } else {
-        // Zeroed by the thread that accumulates into it: the pair mapping.
-        for (var j = 2u * lane; j < n; j = j + 2u * ROW_THREADS) {
-            let len = pair_len(j, n);
-            for (var e = 0u; e < len; e = e + 1u) {
-                if (want_dgamma) {
-                    partial[pb + j + e] = 0.0;
-                }
-                if (want_dbeta) {
-                    partial[pbb + j + e] = 0.0;
-                }
+        // Zeroed by the thread that accumulates into it: the quad mapping.
+        for (var j = 4u * lane; j < n; j = j + 4u * ROW_THREADS) {
+            let len = walk_len(j, n);
+            if (want_dgamma) {
+                st_partial(pb + j, vec4<f32>(0.0), len);
+            }
+            if (want_dbeta) {
+                st_partial(pbb + j, vec4<f32>(0.0), len);
             }
         }
         for (var b = wid.x; b < blocks; b = b + nwg.x) {
@@ -322,9 +283,8 @@ fn layer_norm_backward(
             var s = 0.0;
             if (!has(FLAG_MEAN)) {
                 var part = 0.0;
-                for (var j = 2u * lane; j < cnt; j = j + 2u * ROW_THREADS) {
-                    let h = x_pair(base, j, cnt);
-                    part = part + h.x + h.y;
+                for (var j = 4u * lane; j < cnt; j = j + 4u * ROW_THREADS) {
+                    part = part + dot(x_quad(base, j, walk_len(j, cnt)), vec4<f32>(1.0));
                     if (flush_now(j)) {
                         s = s + part;
                         part = 0.0;
@@ -335,8 +295,10 @@ fn layer_norm_backward(
             let m1 = first_mean(s, row, live);
             var c = vec4<f32>(0.0);
             var cpart = vec4<f32>(0.0);
-            for (var j = 2u * lane; j < cnt; j = j + 2u * ROW_THREADS) {
-                cpart = cpart + backward_sums(x_pair(base, j, cnt), dy_pair(base, j, cnt), gamma_pair(j), m1, j, cnt);
+            for (var j = 4u * lane; j < cnt; j = j + 4u * ROW_THREADS) {
+                let len = walk_len(j, cnt);
+                let sums = backward_sums(x_quad(base, j, len), dy_quad(base, j, len), gamma_quad(j, len), m1, j, cnt);
+                cpart = cpart + sums;
                 if (flush_now(j)) {
                     c = c + cpart;
                     cpart = vec4<f32>(0.0);
@@ -344,18 +306,15 @@ fn layer_norm_backward(
             }
             c = c + cpart;
             let st = backward_stats(row_sum(c), row, live);
-            for (var j = 2u * lane; j < cnt; j = j + 2u * ROW_THREADS) {
-                let d = dy_pair(base, j, cnt);
-                let xh = store_backward(base, j, cnt, x_pair(base, j, cnt), d, gamma_pair(j), m1, st);
-                let g = d * xh;
-                let len = pair_len(j, cnt);
-                for (var e = 0u; e < len; e = e + 1u) {
-                    if (want_dgamma) {
-                        partial[pb + j + e] = partial[pb + j + e] + g[e];
-                    }
-                    if (want_dbeta) {
-                        partial[pbb + j + e] = partial[pbb + j + e] + d[e];
-                    }
+            for (var j = 4u * lane; j < cnt; j = j + 4u * ROW_THREADS) {
+                let len = walk_len(j, cnt);
+                let d = dy_quad(base, j, len);
+                let xh = store_backward(base, j, len, x_quad(base, j, len), d, gamma_quad(j, len), m1, st);
+                if (want_dgamma) {
+                    st_partial(pb + j, fma(d, xh, ld_partial(pb + j, len)), len);
+                }
+                if (want_dbeta) {
+                    st_partial(pbb + j, ld_partial(pbb + j, len) + d, len);
                 }
             }
         }

@@ -22,27 +22,26 @@ fn enter(inv: Invocation) {
 }
 
 fn row_sum(v: vec4<f32>) -> vec4<f32> {
-    if (SUBGROUP_MODE == 0u) {
-        return tree_row_sum(v);
-    }
+    var t = v;
     if (SUBGROUP_MODE == 1u) {
-        var s = v;
         for (var o = ROW_THREADS / 2u; o > 0u; o = o / 2u) {
-            s = s + subgroupShuffleXor(s, o);
+            t = t + subgroupShuffleXor(t, o);
         }
-        return s;
-    }
-    let s = subgroupAdd(v);
-    workgroupBarrier();
-    if (sg_lane == 0u) {
-        red[local_index / sg_size] = s;
-    }
-    workgroupBarrier();
-    let per_row = ROW_THREADS / sg_size;
-    let first = (local_index / ROW_THREADS) * per_row;
-    var t = vec4<f32>(0.0);
-    for (var i = 0u; i < per_row; i = i + 1u) {
-        t = t + red[first + i];
+    } else if (SUBGROUP_MODE == 2u) {
+        let s = subgroupAdd(v);
+        workgroupBarrier();
+        if (sg_lane == 0u) {
+            red[local_index / sg_size] = s;
+        }
+        workgroupBarrier();
+        let per_row = ROW_THREADS / sg_size;
+        let first = (local_index / ROW_THREADS) * per_row;
+        t = vec4<f32>(0.0);
+        for (var i = 0u; i < per_row; i = i + 1u) {
+            t = t + red[first + i];
+        }
+    } else {
+        t = tree_row_sum(v);
     }
     return t;
 }

@@ -12,8 +12,8 @@
 //             dgamma = sum over rows of dy * h * r
 //   dx is dh: x and the residual receive the same gradient. Backward reads h as its x.
 //
-// Fused single pass: while a row fits in registers (pairs <= ROW_THREADS * MAX_CACHE) each
-// element is read once and written once. A longer row is streamed twice from device
+// Fused single pass: while a row fits in registers (CACHED: MAX_CACHE quads per thread)
+// each element is read once and written once. A longer row is streamed twice from device
 // memory (sum of squares, then scale); the second read usually hits L2 on a GPU, and
 // correctness does not depend on it.
 //
@@ -22,7 +22,6 @@
 // those rows in a fixed order. No atomics.
 
 @group(0) @binding(5) var<storage, read_write> rstd: array<f32>;
-@group(0) @binding(8) var<storage, read_write> partial: array<f32>;
 
 fn scale_from_sum_sq(sum_sq: f32) -> f32 {
     let ms = sum_sq / f32(p.norm_cols);
@@ -38,17 +37,13 @@ fn save_rstd(row: u32, lane: u32, live: bool, r: f32) {
     }
 }
 
-// h^2 summed over the elements of the pair at j that the RMS is estimated from.
-fn norm_sq(v: vec2<f32>, j: u32) -> f32 {
-    return dot(v * v, pair_mask(j, p.norm_cols));
+// h^2 summed over the elements of the quad at j that the RMS is estimated from.
+fn norm_sq(v: vec4<f32>, j: u32) -> f32 {
+    return dot(v * v, quad_mask(j, p.norm_cols));
 }
 
-// Writes y (and h when asked) for the pair at j; g is its (offset + gamma).
-fn store_forward(base: u32, j: u32, cnt: u32, h: vec2<f32>, r: f32, g: vec2<f32>) {
-    let len = pair_len(j, cnt);
-    if (len == 0u) {
-        return;
-    }
+// Writes y (and h when asked) for the quad at j; g is its (offset + gamma).
+fn store_forward(base: u32, j: u32, len: u32, h: vec4<f32>, r: f32, g: vec4<f32>) {
     st_y(p.y_off + base + j, h * r * g, len);
     if (has(FLAG_H_OUT)) {
         st_h(p.h_off + base + j, h, len);
@@ -65,39 +60,31 @@ fn rms_norm_forward(
     let lane = inv.index % ROW_THREADS;
     let slot = inv.index / ROW_THREADS;
     let blocks = row_blocks();
-    let pairs = pairs_in_row();
-    if (row_is_cached()) {
+    if (CACHED) {
         // A thread's columns are the same in every row it visits: gamma is read once.
-        var gc: array<vec2<f32>, MAX_CACHE>;
+        var gc: array<vec4<f32>, MAX_CACHE>;
         for (var k = 0u; k < MAX_CACHE; k = k + 1u) {
-            if (k * ROW_THREADS >= pairs) {
-                break;
-            }
-            gc[k] = gamma_pair(2u * (lane + k * ROW_THREADS));
+            let j = quad_at(lane, k);
+            gc[k] = gamma_quad(j, quad_len(j, p.cols));
         }
         for (var b = wid.x; b < blocks; b = b + nwg.x) {
             let row = b * rows_per_group() + slot;
             let live = row < p.rows;
-            // A slot past the last row sees an empty row but still joins every barrier.
+            // A slot past the last row sees an empty row but still joins every reduction.
             let cnt = select(0u, p.cols, live);
             let base = row * p.stride;
-            var v: array<vec2<f32>, MAX_CACHE>;
+            var v: array<vec4<f32>, MAX_CACHE>;
             var ss = 0.0;
             for (var k = 0u; k < MAX_CACHE; k = k + 1u) {
-                if (k * ROW_THREADS >= pairs) {
-                    break;
-                }
-                let j = 2u * (lane + k * ROW_THREADS);
-                let h = input_pair(base, j, cnt);
+                let j = quad_at(lane, k);
+                let h = input_quad(base, j, quad_len(j, cnt));
                 v[k] = h;
                 ss = ss + norm_sq(h, j);
             }
             let r = scale_from_sum_sq(row_sum(vec4<f32>(ss, 0.0, 0.0, 0.0)).x);
             for (var k = 0u; k < MAX_CACHE; k = k + 1u) {
-                if (k * ROW_THREADS >= pairs) {
-                    break;
-                }
-                store_forward(base, 2u * (lane + k * ROW_THREADS), cnt, v[k], r, gc[k]);
+                let j = quad_at(lane, k);
+                store_forward(base, j, quad_len(j, cnt), v[k], r, gc[k]);
             }
             save_rstd(row, lane, live, r);
         }
@@ -107,12 +94,12 @@ fn rms_norm_forward(
             let live = row < p.rows;
             let cnt = select(0u, p.cols, live);
             let base = row * p.stride;
-            // Blocked sums: a thread may walk thousands of pairs when few threads share a
+            // Blocked sums: a thread may walk thousands of quads when few threads share a
             // row; flushing every 32 keeps the error near 32 + trips / 32 roundings.
             var ss = 0.0;
             var part = 0.0;
-            for (var j = 2u * lane; j < cnt; j = j + 2u * ROW_THREADS) {
-                part = part + norm_sq(input_pair(base, j, cnt), j);
+            for (var j = 4u * lane; j < cnt; j = j + 4u * ROW_THREADS) {
+                part = part + norm_sq(input_quad(base, j, walk_len(j, cnt)), j);
                 if (flush_now(j)) {
                     ss = ss + part;
                     part = 0.0;
@@ -120,8 +107,9 @@ fn rms_norm_forward(
             }
             ss = ss + part;
             let r = scale_from_sum_sq(row_sum(vec4<f32>(ss, 0.0, 0.0, 0.0)).x);
-            for (var j = 2u * lane; j < cnt; j = j + 2u * ROW_THREADS) {
-                store_forward(base, j, cnt, input_pair(base, j, cnt), r, gamma_pair(j));
+            for (var j = 4u * lane; j < cnt; j = j + 4u * ROW_THREADS) {
+                let len = walk_len(j, cnt);
+                store_forward(base, j, len, input_quad(base, j, len), r, gamma_quad(j, len));
             }
             save_rstd(row, lane, live, r);
         }
@@ -149,9 +137,9 @@ fn backward_coefficients(sum_sq: f32, sum_uh: f32, row: u32, live: bool) -> vec2
     return vec2<f32>(r, (sum_uh * r) / k * r * r);
 }
 
-// dx for the pair at j: r * u - c * h on the elements the RMS came from, plus dh.
-fn dx_pair(base: u32, j: u32, cnt: u32, h: vec2<f32>, w: vec2<f32>, g: vec2<f32>, rc: vec2<f32>) -> vec2<f32> {
-    return rc.x * w * g - rc.y * h * pair_mask(j, p.norm_cols) + dh_pair(base, j, cnt);
+// dx for the quad at j: r * u - c * h on the elements the RMS came from, plus dh.
+fn dx_quad(base: u32, j: u32, len: u32, h: vec4<f32>, w: vec4<f32>, g: vec4<f32>, rc: vec2<f32>) -> vec4<f32> {
+    return rc.x * w * g - rc.y * h * quad_mask(j, p.norm_cols) + dh_quad(base, j, len);
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
@@ -165,34 +153,30 @@ fn rms_norm_backward(
     let lane = inv.index % ROW_THREADS;
     let slot = inv.index / ROW_THREADS;
     let blocks = row_blocks();
-    let pairs = pairs_in_row();
     let want_dgamma = has(FLAG_DGAMMA);
     // This slot's own row of dgamma partial sums in the workspace.
     let pb = p.part_off + (wid.x * rows_per_group() + slot) * n;
-    if (row_is_cached()) {
-        var acc: array<vec2<f32>, MAX_CACHE>;
-        var gc: array<vec2<f32>, MAX_CACHE>;
+    if (CACHED) {
+        var acc: array<vec4<f32>, MAX_CACHE>;
+        var gc: array<vec4<f32>, MAX_CACHE>;
         for (var k = 0u; k < MAX_CACHE; k = k + 1u) {
-            if (k * ROW_THREADS >= pairs) {
-                break;
-            }
-            gc[k] = gamma_pair(2u * (lane + k * ROW_THREADS));
+            let j = quad_at(lane, k);
+            gc[k] = gamma_quad(j, quad_len(j, p.cols));
+            acc[k] = vec4<f32>(0.0);
         }
         for (var b = wid.x; b < blocks; b = b + nwg.x) {
             let row = b * rows_per_group() + slot;
             let live = row < p.rows;
             let cnt = select(0u, n, live);
             let base = row * p.stride;
-            var v: array<vec2<f32>, MAX_CACHE>;
-            var w: array<vec2<f32>, MAX_CACHE>;
+            var v: array<vec4<f32>, MAX_CACHE>;
+            var w: array<vec4<f32>, MAX_CACHE>;
             var s = vec4<f32>(0.0);
             for (var k = 0u; k < MAX_CACHE; k = k + 1u) {
-                if (k * ROW_THREADS >= pairs) {
-                    break;
-                }
-                let j = 2u * (lane + k * ROW_THREADS);
-                let h = x_pair(base, j, cnt);
-                let d = dy_pair(base, j, cnt);
+                let j = quad_at(lane, k);
+                let len = quad_len(j, cnt);
+                let h = x_quad(base, j, len);
+                let d = dy_quad(base, j, len);
                 v[k] = h;
                 w[k] = d;
                 s.x = s.x + norm_sq(h, j);
@@ -201,36 +185,24 @@ fn rms_norm_backward(
             let t = row_sum(s);
             let rc = backward_coefficients(t.x, t.y, row, live);
             for (var k = 0u; k < MAX_CACHE; k = k + 1u) {
-                if (k * ROW_THREADS >= pairs) {
-                    break;
-                }
-                let j = 2u * (lane + k * ROW_THREADS);
-                let len = pair_len(j, cnt);
-                if (len > 0u) {
-                    st_dx(p.dx_off + base + j, dx_pair(base, j, cnt, v[k], w[k], gc[k], rc), len);
-                    acc[k] = fma(w[k] * v[k], vec2<f32>(rc.x), acc[k]);
-                }
+                let j = quad_at(lane, k);
+                let len = quad_len(j, cnt);
+                st_dx(p.dx_off + base + j, dx_quad(base, j, len, v[k], w[k], gc[k], rc), len);
+                // Zero past the row: v and w are.
+                acc[k] = fma(w[k] * v[k], vec4<f32>(rc.x), acc[k]);
             }
         }
         if (want_dgamma) {
             for (var k = 0u; k < MAX_CACHE; k = k + 1u) {
-                let j = 2u * (lane + k * ROW_THREADS);
-                if (j >= n) {
-                    break;
-                }
-                partial[pb + j] = acc[k].x;
-                if (j + 1u < n) {
-                    partial[pb + j + 1u] = acc[k].y;
-                }
+                let j = quad_at(lane, k);
+                st_partial(pb + j, acc[k], quad_len(j, n));
             }
         }
     } else {
         if (want_dgamma) {
-            // Zeroed by the thread that accumulates into it: the pair mapping.
-            for (var j = 2u * lane; j < n; j = j + 2u * ROW_THREADS) {
-                for (var e = 0u; e < pair_len(j, n); e = e + 1u) {
-                    partial[pb + j + e] = 0.0;
-                }
+            // Zeroed by the thread that accumulates into it: the quad mapping.
+            for (var j = 4u * lane; j < n; j = j + 4u * ROW_THREADS) {
+                st_partial(pb + j, vec4<f32>(0.0), walk_len(j, n));
             }
         }
         for (var b = wid.x; b < blocks; b = b + nwg.x) {
@@ -240,10 +212,11 @@ fn rms_norm_backward(
             let base = row * p.stride;
             var s = vec4<f32>(0.0);
             var part = vec4<f32>(0.0);
-            for (var j = 2u * lane; j < cnt; j = j + 2u * ROW_THREADS) {
-                let h = x_pair(base, j, cnt);
+            for (var j = 4u * lane; j < cnt; j = j + 4u * ROW_THREADS) {
+                let len = walk_len(j, cnt);
+                let h = x_quad(base, j, len);
                 part.x = part.x + norm_sq(h, j);
-                part.y = part.y + dot(dy_pair(base, j, cnt) * gamma_pair(j), h);
+                part.y = part.y + dot(dy_quad(base, j, len) * gamma_quad(j, len), h);
                 if (flush_now(j)) {
                     s = s + part;
                     part = vec4<f32>(0.0);
@@ -252,16 +225,13 @@ fn rms_norm_backward(
             s = s + part;
             let t = row_sum(s);
             let rc = backward_coefficients(t.x, t.y, row, live);
-            for (var j = 2u * lane; j < cnt; j = j + 2u * ROW_THREADS) {
-                let h = x_pair(base, j, cnt);
-                let d = dy_pair(base, j, cnt);
-                let len = pair_len(j, cnt);
-                st_dx(p.dx_off + base + j, dx_pair(base, j, cnt, h, d, gamma_pair(j), rc), len);
+            for (var j = 4u * lane; j < cnt; j = j + 4u * ROW_THREADS) {
+                let len = walk_len(j, cnt);
+                let h = x_quad(base, j, len);
+                let d = dy_quad(base, j, len);
+                st_dx(p.dx_off + base + j, dx_quad(base, j, len, h, d, gamma_quad(j, len), rc), len);
                 if (want_dgamma) {
-                    let g = d * h * rc.x;
-                    for (var e = 0u; e < len; e = e + 1u) {
-                        partial[pb + j + e] = partial[pb + j + e] + g[e];
-                    }
+                    st_partial(pb + j, fma(d * h, vec4<f32>(rc.x), ld_partial(pb + j, len)), len);
                 }
             }
         }

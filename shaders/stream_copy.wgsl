@@ -1,7 +1,8 @@
 // Stream copy, y = x: the bandwidth roofline the benchmark measures the norms against.
-// Launched with the forward kernels' row mapping and pair walk (same workgroup size,
-// threads per row, load and store helpers of the same dtype), so a norm's share of it is
-// what its reductions and arithmetic cost on top of moving the same bytes the same way.
+// Launched with the forward kernels' row mapping and quad walk (same workgroup size,
+// threads per row, load and store helpers of the same dtype and layout), so a norm's share
+// of it is what its reductions and arithmetic cost on top of moving the same bytes the
+// same way.
 
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn stream_copy(
@@ -16,13 +17,18 @@ fn stream_copy(
         let row = b * rows_per_group() + slot;
         let cnt = select(0u, p.cols, row < p.rows);
         let base = row * p.stride;
-        for (var j = 2u * lane; j < cnt; j = j + 2u * ROW_THREADS) {
-            let len = pair_len(j, cnt);
-            var v = vec2<f32>(ld_x(p.x_off + base + j), 0.0);
-            if (len > 1u) {
-                v.y = ld_x(p.x_off + base + j + 1u);
+        if (CACHED) {
+            // The norms' cached walk: a trip count known at compile time.
+            for (var k = 0u; k < MAX_CACHE; k = k + 1u) {
+                let j = quad_at(lane, k);
+                let len = quad_len(j, cnt);
+                st_y(p.y_off + base + j, ld_x(p.x_off + base + j, len), len);
             }
-            st_y(p.y_off + base + j, v, len);
+        } else {
+            for (var j = 4u * lane; j < cnt; j = j + 4u * ROW_THREADS) {
+                let len = walk_len(j, cnt);
+                st_y(p.y_off + base + j, ld_x(p.x_off + base + j, len), len);
+            }
         }
     }
 }

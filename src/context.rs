@@ -5,10 +5,10 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use crate::dtype::{Io, Storage};
+use crate::dtype::Storage;
 use crate::error::{NormError, Result};
 use crate::params::Params;
-use crate::shader::{self, Family, Kernel, MAX_WORKGROUP};
+use crate::shader::{self, Family, Kernel, Layout, MAX_WORKGROUP, Variant};
 
 /// Which adapter [`NormContext::new`] picks. The environment variable `WGPU_NORM_ADAPTER`
 /// (`hardware`, `software` or `auto`) overrides [`AdapterChoice::Auto`].
@@ -59,9 +59,15 @@ pub struct Tuning {
     /// across the loops of an invocation, so a CPU adapter keeps each thread's trips over
     /// a row and over row blocks well under that by widening rows and grids.
     pub max_loop_trips: u32,
-    /// Pairs of a row's elements each thread holds in registers: rows up to
-    /// `2 * threads per row * register_pairs` are read from memory once, longer rows twice.
-    pub register_pairs: u32,
+    /// Most quads (4 elements) of a row each thread holds in registers: rows up to
+    /// `4 * threads per row * register_quads` are read from memory once, longer rows twice.
+    /// A row that fits gets a tile of exactly the quads it needs, fixed in the shader text,
+    /// so the compiler can unroll the tile's loops and keep it in registers.
+    pub register_quads: u32,
+    /// Move a quad with one 16-byte (f32) or 8-byte (16-bit) vector access wherever every
+    /// tensor of a call allows it (element offsets, row stride and row length multiples of
+    /// 4); four scalar accesses otherwise, or everywhere when false.
+    pub vector_access: bool,
     /// Most workgroups a forward dispatch launches; more rows are looped over.
     pub max_forward_groups: u32,
     /// Workgroups of the persistent backward grid; each leaves one row of dgamma/dbeta
@@ -100,10 +106,11 @@ impl Tuning {
                 workgroup_size,
                 elements_per_thread: 8,
                 max_row_threads: info.subgroup_max_size.max(1),
-                // Measured on lavapipe (BENCHMARKS.md): rows up to 1024 elements stay in
-                // registers with one subgroup of 8 per row; more unrolled code beyond that
-                // costs more than the second read it saves.
-                register_pairs: 64,
+                // Measured on lavapipe (BENCHMARKS.md): Mesa unrolls a tile of up to 24 quads
+                // into registers (rows up to 768 elements with a subgroup of 8 per row); a
+                // bigger tile stays a memory array, which costs more than a second read.
+                register_quads: 24,
+                vector_access: true,
                 max_loop_trips: 2048,
                 max_forward_groups: 4 * cores,
                 backward_groups: 4 * cores,
@@ -114,7 +121,10 @@ impl Tuning {
             workgroup_size,
             elements_per_thread: 8,
             max_row_threads: workgroup_size,
-            register_pairs: shader::MAX_CACHE,
+            // 32 elements per thread: rows up to 8192 elements in registers with 256
+            // threads per row, a tile small enough to leave room for occupancy.
+            register_quads: shader::MAX_CACHE,
+            vector_access: true,
             max_loop_trips: u32::MAX,
             max_forward_groups: max_groups,
             backward_groups: 512,
@@ -146,12 +156,12 @@ pub struct ContextOptions {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 struct PipelineKey {
     kernel: Kernel,
-    subgroups: bool,
-    act: Io,
-    param: Io,
+    variant: Variant,
     workgroup_size: u32,
     row_threads: u32,
     subgroup_mode: u32,
+    cached: bool,
+    flags: u32,
 }
 
 /// How a row kernel is launched for one shape: derived from the shape and the tuning only,
@@ -162,6 +172,8 @@ pub(crate) struct RowLaunch {
     pub rows_per_group: u32,
     pub groups: u32,
     pub subgroup_mode: u32,
+    /// Quads per thread of the register tile holding the row; 0 when rows are streamed.
+    pub register_quads: u32,
 }
 
 impl RowLaunch {
@@ -171,8 +183,8 @@ impl RowLaunch {
     }
 }
 
-/// A shader module's identity: family, subgroups, activation and parameter I/O, register pairs.
-type ModuleKey = (Family, bool, Io, Io, u32);
+/// A shader module's identity.
+type ModuleKey = (Family, Variant);
 
 /// Most rows of backward partial sums per gradient.
 const MAX_PARTIAL_ROWS: u32 = 8192;
@@ -255,7 +267,7 @@ impl NormContext {
         let mut tuning = options.tuning.unwrap_or_else(|| Tuning::for_device(&info, &limits));
         tuning.workgroup_size = prev_power_of_two(tuning.workgroup_size.clamp(1, MAX_WORKGROUP));
         tuning.elements_per_thread = tuning.elements_per_thread.max(1);
-        tuning.register_pairs = tuning.register_pairs.clamp(1, 1024);
+        tuning.register_quads = tuning.register_quads.clamp(1, 256);
         tuning.max_loop_trips = tuning.max_loop_trips.max(1);
         tuning.max_row_threads = prev_power_of_two(tuning.max_row_threads.clamp(1, tuning.workgroup_size));
         tuning.max_forward_groups =
@@ -326,7 +338,7 @@ impl NormContext {
     /// Rows longer than the workgroup can walk within max_loop_trips are refused.
     pub(crate) fn check_cols(&self, cols: u32) -> Result<()> {
         let t = &self.tuning;
-        let max = 2 * u64::from(t.workgroup_size) * u64::from(t.max_loop_trips);
+        let max = 4 * u64::from(t.workgroup_size) * u64::from(t.max_loop_trips);
         if u64::from(cols) > max {
             return Err(NormError::RowTooLong { cols: cols as usize, max, trips: t.max_loop_trips });
         }
@@ -336,12 +348,15 @@ impl NormContext {
     /// Threads per row, rows per workgroup and grid size for a row kernel.
     pub(crate) fn row_launch(&self, rows: u32, cols: u32, backward: bool) -> RowLaunch {
         let t = &self.tuning;
-        // Threads walk rows in pairs of elements.
-        let wanted = cols.div_ceil(t.elements_per_thread.max(2)).max(1);
-        // Enough threads per row that no thread walks more than max_loop_trips pairs.
-        let for_trips = cols.div_ceil(2).div_ceil(t.max_loop_trips).next_power_of_two();
+        // Threads walk rows in quads of elements.
+        let quads = cols.div_ceil(4).max(1);
+        let wanted = cols.div_ceil(t.elements_per_thread.max(4)).max(1);
+        // Enough threads per row that no thread walks more than max_loop_trips quads.
+        let for_trips = quads.div_ceil(t.max_loop_trips).next_power_of_two();
         let row_threads =
             wanted.next_power_of_two().min(t.max_row_threads).max(for_trips).min(t.workgroup_size);
+        let per_thread = quads.div_ceil(row_threads);
+        let register_quads = if per_thread <= t.register_quads { per_thread } else { 0 };
         let rows_per_group = t.workgroup_size / row_threads;
         let blocks = rows.div_ceil(rows_per_group);
         // Enough workgroups that none loops over more than max_loop_trips row blocks.
@@ -364,6 +379,7 @@ impl NormContext {
             rows_per_group,
             groups: groups.max(1),
             subgroup_mode: self.subgroup_mode(row_threads),
+            register_quads,
         }
     }
 
@@ -387,27 +403,42 @@ impl NormContext {
         kernel: Kernel,
         storage: Storage,
         launch: Option<&RowLaunch>,
+        layout: Layout,
+        flags: u32,
     ) -> Result<Arc<wgpu::ComputePipeline>> {
         let subgroups = self.subgroups && kernel.family().reduces_rows();
+        let tile = launch.map_or(0, |l| l.register_quads);
+        let variant = Variant {
+            subgroups,
+            storage,
+            native_f16: self.native_f16,
+            layout,
+            // Streamed launches share one module, whatever tile they would have had.
+            register_quads: tile.max(1),
+        };
         let key = PipelineKey {
             kernel,
-            subgroups,
-            act: Io::of(storage.activations, self.native_f16),
-            param: Io::of(storage.params, self.native_f16),
+            variant,
             workgroup_size: self.tuning.workgroup_size,
             row_threads: launch.map_or(1, |l| l.row_threads),
             subgroup_mode: launch.map_or(0, |l| l.subgroup_mode),
+            cached: tile > 0,
+            flags,
         };
         let mut pipelines = lock(&self.pipelines);
         if let Some(p) = pipelines.get(&key) {
             return Ok(p.clone());
         }
-        let module = self.module(kernel.family(), subgroups, storage)?;
-        let constants = [
+        let module = self.module(kernel.family(), variant)?;
+        let mut constants = vec![
             ("WORKGROUP_SIZE", key.workgroup_size as f64),
             ("ROW_THREADS", key.row_threads as f64),
             ("SUBGROUP_MODE", key.subgroup_mode as f64),
+            ("FLAGS", key.flags as f64),
         ];
+        if kernel.family() != Family::ReduceColumns {
+            constants.push(("CACHED", if key.cached { 1.0 } else { 0.0 }));
+        }
         let label = format!("wgpu_norm.{}", kernel.name());
         let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let pipeline = self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
@@ -430,20 +461,13 @@ impl NormContext {
         Ok(pipeline)
     }
 
-    fn module(&self, family: Family, subgroups: bool, storage: Storage) -> Result<wgpu::ShaderModule> {
-        let key = (
-            family,
-            subgroups,
-            Io::of(storage.activations, self.native_f16),
-            Io::of(storage.params, self.native_f16),
-            self.tuning.register_pairs,
-        );
+    fn module(&self, family: Family, variant: Variant) -> Result<wgpu::ShaderModule> {
+        let key = (family, variant);
         let mut modules = lock(&self.modules);
         if let Some(m) = modules.get(&key) {
             return Ok(m.clone());
         }
-        let source =
-            shader::wgsl_source_with(family, subgroups, storage, self.native_f16, self.tuning.register_pairs);
+        let source = shader::wgsl_variant(family, &variant);
         let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let module = self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
             label: Some(family.file_name()),

@@ -4,7 +4,7 @@ use crate::context::{NormContext, RowLaunch};
 use crate::dtype::{DType, Storage};
 use crate::error::{NormError, Result};
 use crate::params::Params;
-use crate::shader::Kernel;
+use crate::shader::{Kernel, Layout};
 
 const F32_BYTES: u64 = 4;
 
@@ -112,7 +112,9 @@ fn bind<'a>(ctx: &'a NormContext, slot: &Slot<'a>) -> Result<(Bound<'a>, u32)> {
     if end > buffer_size {
         return Err(NormError::BufferTooSmall { what, offset: t.offset, end, size: buffer_size });
     }
-    let align = u64::from(ctx.limits().min_storage_buffer_offset_alignment.max(4));
+    // At least 16 bytes, so a tensor on a 16-byte boundary gets an element offset that is a
+    // multiple of 4 and can take the vector layout.
+    let align = u64::from(ctx.limits().min_storage_buffer_offset_alignment.max(16));
     let base = t.offset - t.offset % align;
     // Bindings are whole 4-byte words: a 16-bit tensor ending mid-word takes the word.
     let size = end.next_multiple_of(F32_BYTES).min(buffer_size) - base;
@@ -149,6 +151,25 @@ fn set_offset(p: &mut Params, binding: u32, off: u32) {
     *field = off;
 }
 
+/// Tensors a row kernel moves in quads through the io helpers (the rest are per-row
+/// statistics or the column pass's).
+fn moved_in_quads(binding: u32) -> bool {
+    use binding::*;
+    matches!(binding, X | GAMMA | BETA | Y | DY | DX | PARTIAL | RESIDUAL | H | DH)
+}
+
+/// The vector layout where the tuning allows it and every quad of every tensor the kernel
+/// moves in quads is aligned and whole.
+fn layout_for(ctx: &NormContext, d: &Dispatch<'_>, offsets: &[u32]) -> Layout {
+    let p = &d.params;
+    let aligned = d.launch.is_some()
+        && ctx.tuning().vector_access
+        && p.cols.is_multiple_of(4)
+        && p.stride.is_multiple_of(4)
+        && d.slots.iter().zip(offsets).all(|(s, off)| !moved_in_quads(s.binding) || off.is_multiple_of(4));
+    if aligned { Layout::Vector } else { Layout::Scalar }
+}
+
 /// One dispatch to record: a kernel, how it is launched, its parameters and tensors.
 pub(crate) struct Dispatch<'a> {
     pub kernel: Kernel,
@@ -172,12 +193,15 @@ pub(crate) fn record(
         ctx.check_cols(d.params.cols)?;
         let mut params = d.params;
         let mut bound = Vec::with_capacity(d.slots.len());
+        let mut offsets = Vec::with_capacity(d.slots.len());
         for slot in &d.slots {
             let (b, off) = bind(ctx, slot)?;
             set_offset(&mut params, slot.binding, off);
             bound.push(b);
+            offsets.push(off);
         }
-        let pipeline = ctx.pipeline(d.kernel, d.storage, d.launch.as_ref())?;
+        let layout = layout_for(ctx, d, &offsets);
+        let pipeline = ctx.pipeline(d.kernel, d.storage, d.launch.as_ref(), layout, params.flags)?;
         let uniform = ctx.uniform(&params);
         let mut entries: Vec<wgpu::BindGroupEntry<'_>> = bound
             .iter()

@@ -1,18 +1,19 @@
 //! WGSL sources: one file per kernel family in `shaders/`, assembled with the shared helpers.
 //!
 //! No template engine: a variant is the family's file, `common.wgsl` and one of the two
-//! reduction files, concatenated behind a few generated constants. Everything that varies
-//! per launch (workgroup size, threads per row, reduction mode) is an `override` constant,
-//! so the text depends only on the family and on whether subgroups are used.
+//! reduction files, concatenated behind a few generated constants and the load/store
+//! helpers of each tensor. What varies per launch (workgroup size, threads per row,
+//! reduction mode, cached or streamed rows) is an `override` constant; the text depends on
+//! the family, subgroups, the dtypes, the memory layout and the register tile (function
+//! arrays need a size fixed in the text).
 
 use std::fmt::Write as _;
 
 use crate::dtype::{Io, Storage};
 
-/// Pairs of elements of a row each thread keeps in registers by default
-/// ([`Tuning::register_pairs`](crate::Tuning::register_pairs)); rows up to
-/// `2 * threads per row * register pairs` elements are read from memory once.
-pub const MAX_CACHE: u32 = 16;
+/// Quads (4 elements) of a row each thread may keep in registers on a GPU by default
+/// ([`Tuning::register_quads`](crate::Tuning::register_quads)).
+pub const MAX_CACHE: u32 = 8;
 /// Largest workgroup the kernels are written for (the size of their workgroup scratch).
 pub const MAX_WORKGROUP: u32 = 256;
 
@@ -23,8 +24,7 @@ const RMS_NORM: &str = include_str!("../shaders/rms_norm.wgsl");
 const LAYER_NORM: &str = include_str!("../shaders/layer_norm.wgsl");
 const REDUCE_COLUMNS: &str = include_str!("../shaders/reduce_columns.wgsl");
 const STREAM_COPY: &str = include_str!("../shaders/stream_copy.wgsl");
-const IO_F32: &str = include_str!("../shaders/io_f32.wgsl");
-const IO_F16: &str = include_str!("../shaders/io_f16.wgsl");
+const IO_NATIVE: &str = include_str!("../shaders/io_native.wgsl");
 const IO_PACKED: &str = include_str!("../shaders/io_packed.wgsl");
 const CVT_F16: &str = include_str!("../shaders/cvt_f16.wgsl");
 const CVT_BF16: &str = include_str!("../shaders/cvt_bf16.wgsl");
@@ -35,6 +35,8 @@ const INPUTS: [(&str, u32); 4] = [("x", 0), ("dy", 6), ("res", 11), ("dh", 13)];
 const OUTPUTS: [(&str, u32); 3] = [("y", 3), ("dx", 7), ("h", 12)];
 /// Parameter tensors.
 const PARAMS: [(&str, u32); 2] = [("gamma", 1), ("beta", 2)];
+/// The backward's f32 workspace of partial sums (row families only).
+const PARTIAL: (&str, u32) = ("partial", 8);
 
 /// A kernel: one WGSL entry point, one pipeline label, one name everywhere.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -130,9 +132,47 @@ impl Kernel {
     }
 }
 
+/// How row tensors sit in memory, which decides how a quad is moved.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Layout {
+    /// Any element alignment: four scalar loads or stores per quad.
+    #[default]
+    Scalar,
+    /// Every quad aligned and whole (offsets, row stride and row length multiples of 4):
+    /// one 16-byte (f32) or 8-byte (16-bit) vector access per quad.
+    Vector,
+}
+
+/// Everything besides the family that changes a module's text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Variant {
+    /// Subgroup reductions (row families only).
+    pub subgroups: bool,
+    /// Dtypes of the activations and parameters.
+    pub storage: Storage,
+    /// 16-bit floats as `array<f16>` (else packed in u32 words).
+    pub native_f16: bool,
+    /// How row tensors are accessed.
+    pub layout: Layout,
+    /// Quads of a row each thread holds in registers (the size of the register tile).
+    pub register_quads: u32,
+}
+
+impl Default for Variant {
+    fn default() -> Self {
+        Variant {
+            subgroups: false,
+            storage: Storage::default(),
+            native_f16: false,
+            layout: Layout::Scalar,
+            register_quads: MAX_CACHE,
+        }
+    }
+}
+
 /// The complete WGSL module of `family`, with subgroup reductions or without, for tensors
 /// stored as `storage` (16-bit floats as `array<f16>` when `native_f16`, else packed in u32
-/// words).
+/// words), scalar layout, the default register tile.
 ///
 /// ```
 /// use wgpu_norm::shader::{wgsl_source, Family};
@@ -140,33 +180,30 @@ impl Kernel {
 /// let text = wgsl_source(Family::RmsNorm, true, Storage::uniform(DType::BF16), false);
 /// assert!(text.contains("subgroupAdd"));
 /// assert!(text.contains("fn rms_norm_forward"));
-/// assert!(text.contains("fn st_y(i: u32, v: vec2<f32>, len: u32)"));
+/// assert!(text.contains("fn st_y(i: u32, v: vec4<f32>, len: u32)"));
 /// ```
 pub fn wgsl_source(family: Family, subgroups: bool, storage: Storage, native_f16: bool) -> String {
-    wgsl_source_with(family, subgroups, storage, native_f16, MAX_CACHE)
+    wgsl_variant(family, &Variant { subgroups, storage, native_f16, ..Variant::default() })
 }
 
-/// [`wgsl_source`] with `register_pairs` pairs of a row held per thread.
-pub fn wgsl_source_with(
-    family: Family,
-    subgroups: bool,
-    storage: Storage,
-    native_f16: bool,
-    register_pairs: u32,
-) -> String {
-    let subgroups = subgroups && family.reduces_rows();
-    let act = Io::of(storage.activations, native_f16);
-    let param = Io::of(storage.params, native_f16);
+/// The WGSL module of `family` as `variant`.
+pub fn wgsl_variant(family: Family, variant: &Variant) -> String {
+    let subgroups = variant.subgroups && family.reduces_rows();
+    let act = Io::of(variant.storage.activations, variant.native_f16);
+    let param = Io::of(variant.storage.params, variant.native_f16);
+    let layout = variant.layout;
     let mut s = String::new();
     if act == Io::F16 || param == Io::F16 {
         s.push_str("enable f16;\n");
     }
     // WGSL spells this `enable subgroups;`, which naga does not parse yet; it accepts the
     // builtins whenever the device has `Features::SUBGROUP`.
-    let _ = writeln!(s, "// variant: {}", if subgroups { "subgroup" } else { "workgroup" });
     // Infallible: writing to a String.
-    let _ = writeln!(s, "const MAX_CACHE: u32 = {}u;", register_pairs.max(1));
+    let _ =
+        writeln!(s, "// variant: {}, {layout:?} layout", if subgroups { "subgroup" } else { "workgroup" });
+    let _ = writeln!(s, "const MAX_CACHE: u32 = {}u;", variant.register_quads.max(1));
     let _ = writeln!(s, "const MAX_WORKGROUP: u32 = {MAX_WORKGROUP}u;");
+    let _ = writeln!(s, "const WHOLE_QUADS: bool = {};", layout == Layout::Vector);
     s.push_str(COMMON);
     if family.reduces_rows() {
         s.push_str(if subgroups { REDUCE_SUBGROUP } else { REDUCE_WORKGROUP });
@@ -177,28 +214,64 @@ pub fn wgsl_source_with(
         _ => {}
     }
     for (name, binding) in INPUTS {
-        s.push_str(&io_helper(act, true, name, binding));
+        s.push_str(&io_helper(act, layout, Access::Load, name, binding));
     }
     for (name, binding) in OUTPUTS {
-        s.push_str(&io_helper(act, false, name, binding));
+        s.push_str(&io_helper(act, layout, Access::Store, name, binding));
     }
     for (name, binding) in PARAMS {
-        s.push_str(&io_helper(param, true, name, binding));
+        s.push_str(&io_helper(param, layout, Access::Load, name, binding));
+    }
+    if family.reduces_rows() {
+        let (name, binding) = PARTIAL;
+        s.push_str(&io_helper(Io::F32, layout, Access::LoadStore, name, binding));
     }
     s.push_str(family.text());
     s
 }
 
-/// The load (or store) half of `io`'s template, for tensor `name` at `binding`.
-fn io_helper(io: Io, load: bool, name: &str, binding: u32) -> String {
-    let template = match io {
-        Io::F32 => IO_F32,
-        Io::F16 => IO_F16,
-        Io::PackedF16 | Io::PackedBf16 => IO_PACKED,
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Access {
+    Load,
+    Store,
+    LoadStore,
+}
+
+/// The declaration of tensor `name` at `binding` and its load and/or store helper, from
+/// `io`'s template.
+fn io_helper(io: Io, layout: Layout, access: Access, name: &str, binding: u32) -> String {
+    let (template, elem) = match io {
+        Io::F32 => (IO_NATIVE, "f32"),
+        Io::F16 => (IO_NATIVE, "f16"),
+        Io::PackedF16 | Io::PackedBf16 => (IO_PACKED, "u32"),
     };
-    // The template is `header //! load ... //! store ...`; both markers are always there.
-    let (_, rest) = template.split_once("//! load\n").unwrap_or(("", template));
-    let (load_part, store_part) = rest.split_once("//! store\n").unwrap_or((rest, ""));
-    let part = if load { load_part } else { store_part };
-    part.replace("NAME", name).replace("BINDING", &binding.to_string())
+    let packed = template == IO_PACKED;
+    let ty = match (layout, packed) {
+        (Layout::Vector, false) => format!("vec4<{elem}>"),
+        (Layout::Vector, true) => "vec2<u32>".to_string(),
+        // Scalar packed stores are atomic: two threads may write the two halves of a word.
+        (Layout::Scalar, true) if access != Access::Load => "atomic<u32>".to_string(),
+        (Layout::Scalar, _) => elem.to_string(),
+    };
+    let layout_name = match layout {
+        Layout::Scalar => "scalar",
+        Layout::Vector => "vector",
+    };
+    let mut s = format!("@group(0) @binding({binding}) var<storage, read_write> {name}: array<{ty}>;\n");
+    if access != Access::Store {
+        s.push_str(&template_section(template, &format!("load {layout_name}")));
+    }
+    if access != Access::Load {
+        s.push_str(&template_section(template, &format!("store {layout_name}")));
+    }
+    s.replace("NAME", name).replace("ELEM", elem)
+}
+
+/// The lines after `//! {section}` up to the next `//!` marker.
+fn template_section(template: &str, section: &str) -> String {
+    let marker = format!("//! {section}\n");
+    let Some((_, rest)) = template.split_once(&marker) else {
+        return String::new();
+    };
+    rest.split("//! ").next().unwrap_or("").to_string()
 }

@@ -29,7 +29,7 @@ fn hidden_cases() -> impl Iterator<Item = Case> {
 fn rms_norm_every_hidden_size() {
     for (_, c) in contexts() {
         let t = c.tuning();
-        assert!(2 * t.max_row_threads * t.register_pairs < 65536, "{t:?}");
+        assert!(4 * t.max_row_threads * t.register_quads < 65536, "{t:?}");
     }
     for (label, ctx) in contexts() {
         for (i, case) in hidden_cases().enumerate() {

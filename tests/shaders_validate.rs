@@ -2,7 +2,7 @@
 //! here with the file's name and a readable message.
 
 use naga::valid::{Capabilities, ValidationFlags, Validator};
-use wgpu_norm::shader::{Family, wgsl_source};
+use wgpu_norm::shader::{Family, Layout, Variant, wgsl_source, wgsl_variant};
 use wgpu_norm::{DType, Storage};
 
 /// Every storage the kernels are built for, with f16 native and packed.
@@ -21,13 +21,20 @@ fn storages() -> Vec<(Storage, bool)> {
 #[test]
 fn every_variant_parses_and_validates() {
     for family in Family::ALL {
-        for subgroups in [false, true] {
+        for (subgroups, layout, register_quads) in [
+            (false, Layout::Scalar, 1),
+            (true, Layout::Scalar, 24),
+            (false, Layout::Vector, 8),
+            (true, Layout::Vector, 3),
+        ] {
             for (storage, native_f16) in storages() {
                 let what = format!(
-                    "{} (subgroups {subgroups}, {storage:?}, native f16 {native_f16})",
+                    "{} (subgroups {subgroups}, {layout:?} layout, tile {register_quads}, {storage:?}, native f16 \
+                     {native_f16})",
                     family.file_name()
                 );
-                let source = wgsl_source(family, subgroups, storage, native_f16);
+                let variant = Variant { subgroups, storage, native_f16, layout, register_quads };
+                let source = wgsl_variant(family, &variant);
                 let module = naga::front::wgsl::parse_str(&source)
                     .unwrap_or_else(|e| panic!("{what}:\n{}", e.emit_to_string(&source)));
                 let mut caps = Capabilities::SHADER_FLOAT16 | Capabilities::SHADER_FLOAT16_IN_FLOAT32;

@@ -42,9 +42,13 @@ pub struct Args {
     /// Override the adapter's tuning: most threads sharing one row.
     #[arg(long)]
     pub max_row_threads: Option<u32>,
-    /// Override the adapter's tuning: pairs of a row each thread holds in registers.
+    /// Override the adapter's tuning: most quads of a row each thread holds in registers.
     #[arg(long)]
-    pub register_pairs: Option<u32>,
+    pub register_quads: Option<u32>,
+    /// Override the adapter's tuning: four scalar accesses per quad even where tensors are
+    /// aligned for one vector access.
+    #[arg(long)]
+    pub scalar_access: bool,
     /// Override the adapter's tuning: elements each thread should own.
     #[arg(long)]
     pub elements_per_thread: Option<u32>,

@@ -59,8 +59,11 @@ fn run(args: &Args) -> Result<(), BenchError> {
         if let Some(v) = args.elements_per_thread {
             t.elements_per_thread = v;
         }
-        if let Some(v) = args.register_pairs {
-            t.register_pairs = v;
+        if let Some(v) = args.register_quads {
+            t.register_quads = v;
+        }
+        if args.scalar_access {
+            t.vector_access = false;
         }
     })?;
     check_shapes(&gpu, &args.shapes)?;
@@ -82,9 +85,14 @@ fn run(args: &Args) -> Result<(), BenchError> {
     );
     let t = gpu.ctx.tuning();
     println!(
-        "tuning: workgroup {} threads, at most {} threads per row, {} elements per thread, {} register pairs, \
-         backward grid {} workgroups",
-        t.workgroup_size, t.max_row_threads, t.elements_per_thread, t.register_pairs, t.backward_groups
+        "tuning: workgroup {} threads, at most {} threads per row, {} elements per thread, at most {} register quads, \
+         {} access, backward grid {} workgroups",
+        t.workgroup_size,
+        t.max_row_threads,
+        t.elements_per_thread,
+        t.register_quads,
+        if t.vector_access { "vector" } else { "scalar" },
+        t.backward_groups
     );
     if gpu.copy_timing != gpu.timing {
         println!(
