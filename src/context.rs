@@ -186,6 +186,34 @@ impl RowLaunch {
 /// A shader module's identity.
 type ModuleKey = (Family, Variant);
 
+/// A launch chosen by [`NormContext::autotune`] holds for a kernel and a shape bucket:
+/// rows and columns rounded up to powers of two.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) struct LaunchKey {
+    pub kernel: Kernel,
+    pub rows_bucket: u32,
+    pub cols_bucket: u32,
+}
+
+impl LaunchKey {
+    pub fn of(kernel: Kernel, rows: u32, cols: u32) -> Self {
+        let bucket = |v: u32| v.checked_next_power_of_two().unwrap_or(1 << 31);
+        LaunchKey { kernel, rows_bucket: bucket(rows), cols_bucket: bucket(cols) }
+    }
+}
+
+/// What autotuning chooses for a bucket: threads per row, and whether a row that fits a
+/// register tile of up to [`MAX_TUNED_TILE`] quads per thread is held in one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct LaunchChoice {
+    pub row_threads: u32,
+    pub cached: bool,
+}
+
+/// Largest register tile (quads per thread) a tuned launch may use: autotuning measures
+/// whether a tile beyond [`Tuning::register_quads`] pays on the adapter at hand.
+pub(crate) const MAX_TUNED_TILE: u32 = 64;
+
 /// Most rows of backward partial sums per gradient.
 const MAX_PARTIAL_ROWS: u32 = 8192;
 
@@ -213,6 +241,9 @@ pub struct NormContext {
     modules: Mutex<HashMap<ModuleKey, wgpu::ShaderModule>>,
     pipelines: Mutex<HashMap<PipelineKey, Arc<wgpu::ComputePipeline>>>,
     uniforms: Mutex<HashMap<Params, wgpu::Buffer>>,
+    /// Launches chosen by autotuning; shapes outside them get the tuning's rules.
+    launches: Mutex<HashMap<LaunchKey, LaunchChoice>>,
+    options: ContextOptions,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -293,6 +324,8 @@ impl NormContext {
             modules: Mutex::new(HashMap::new()),
             pipelines: Mutex::new(HashMap::new()),
             uniforms: Mutex::new(HashMap::new()),
+            launches: Mutex::new(HashMap::new()),
+            options: ContextOptions { tuning: Some(tuning), ..options },
         }
     }
 
@@ -331,6 +364,25 @@ impl NormContext {
         &self.tuning
     }
 
+    /// The options this context was made with, its tuning filled in.
+    pub(crate) fn options(&self) -> &ContextOptions {
+        &self.options
+    }
+
+    pub(crate) fn launch_choice(&self, key: &LaunchKey) -> Option<LaunchChoice> {
+        lock(&self.launches).get(key).copied()
+    }
+
+    pub(crate) fn set_launch_choice(&self, key: LaunchKey, choice: LaunchChoice) {
+        lock(&self.launches).insert(key, choice);
+    }
+
+    pub(crate) fn launch_choices(&self) -> Vec<(LaunchKey, LaunchChoice)> {
+        let mut v: Vec<_> = lock(&self.launches).iter().map(|(k, c)| (*k, *c)).collect();
+        v.sort_by_key(|(k, _)| *k);
+        v
+    }
+
     pub(crate) fn placeholder(&self) -> &wgpu::Buffer {
         &self.placeholder
     }
@@ -346,17 +398,24 @@ impl NormContext {
     }
 
     /// Threads per row, rows per workgroup and grid size for a row kernel.
-    pub(crate) fn row_launch(&self, rows: u32, cols: u32, backward: bool) -> RowLaunch {
+    pub(crate) fn row_launch(&self, kernel: Kernel, rows: u32, cols: u32) -> RowLaunch {
         let t = &self.tuning;
+        let backward = kernel.is_backward();
+        let choice = self.launch_choice(&LaunchKey::of(kernel, rows, cols));
         // Threads walk rows in quads of elements.
         let quads = cols.div_ceil(4).max(1);
         let wanted = cols.div_ceil(t.elements_per_thread.max(4)).max(1);
         // Enough threads per row that no thread walks more than max_loop_trips quads.
         let for_trips = quads.div_ceil(t.max_loop_trips).next_power_of_two();
-        let row_threads =
-            wanted.next_power_of_two().min(t.max_row_threads).max(for_trips).min(t.workgroup_size);
+        let preferred = choice.map_or(wanted.next_power_of_two().min(t.max_row_threads), |c| c.row_threads);
+        let row_threads = preferred.max(for_trips).min(t.workgroup_size);
         let per_thread = quads.div_ceil(row_threads);
-        let register_quads = if per_thread <= t.register_quads { per_thread } else { 0 };
+        let tile = match choice {
+            Some(c) if c.cached => MAX_TUNED_TILE,
+            Some(_) => 0,
+            None => t.register_quads,
+        };
+        let register_quads = if per_thread <= tile { per_thread } else { 0 };
         let rows_per_group = t.workgroup_size / row_threads;
         let blocks = rows.div_ceil(rows_per_group);
         // Enough workgroups that none loops over more than max_loop_trips row blocks.

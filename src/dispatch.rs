@@ -259,9 +259,11 @@ impl Recorder for wgpu::ComputePass<'_> {
     }
 }
 
-/// Bytes of backward workspace for `gradients` gradients (dgamma, dbeta) of `rows x cols`.
-pub(crate) fn workspace_bytes(ctx: &NormContext, rows: u32, cols: u32, gradients: u64) -> u64 {
-    let launch = ctx.row_launch(rows, cols, true);
+/// Bytes of workspace `backward` needs for `rows x cols`: partial rows of dgamma, and of
+/// dbeta for LayerNorm.
+pub(crate) fn workspace_bytes(ctx: &NormContext, backward: Kernel, rows: u32, cols: u32) -> u64 {
+    let launch = ctx.row_launch(backward, rows, cols);
+    let gradients = if backward == Kernel::LayerNormBackward { 2 } else { 1 };
     u64::from(launch.partial_rows()) * u64::from(cols) * gradients * F32_BYTES
 }
 

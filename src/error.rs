@@ -14,6 +14,15 @@ pub enum NormError {
         /// What was looked for and what was seen.
         detail: String,
     },
+    /// The launch cache file of [`NormContext::autotune`](crate::NormContext::autotune)
+    /// could not be read, parsed or written.
+    #[error("launch cache file {path}: {message}")]
+    TuningFile {
+        /// The file.
+        path: String,
+        /// What went wrong.
+        message: String,
+    },
     /// The adapter refused to create a device.
     #[error("could not create a device on adapter {adapter:?}: {message}")]
     RequestDevice {

@@ -127,7 +127,7 @@ impl NormContext {
         set_if(f, flags::RSTD, args.rstd.is_some());
         set_if(f, flags::RESIDUAL, args.residual.is_some());
         set_if(f, flags::H_OUT, args.h.is_some());
-        let launch = self.row_launch(params.rows, params.cols, false);
+        let launch = self.row_launch(Kernel::LayerNormForward, params.rows, params.cols);
         let r = shape.rows as u64;
         let d = Dispatch {
             kernel: Kernel::LayerNormForward,
@@ -152,7 +152,7 @@ impl NormContext {
     /// Bytes of workspace [`LayerNormBackward::workspace`] needs for `shape` on this context.
     pub fn layer_norm_backward_workspace_size(&self, shape: Shape) -> Result<u64> {
         let (rows, cols) = shape.checked()?;
-        Ok(dispatch::workspace_bytes(self, rows, cols, 2))
+        Ok(dispatch::workspace_bytes(self, Kernel::LayerNormBackward, rows, cols))
     }
 
     /// Records a LayerNorm backward (dx, and dgamma/dbeta when asked) into `encoder` (or an
@@ -174,7 +174,7 @@ impl NormContext {
             });
         }
         let st = config.storage;
-        let launch = self.row_launch(params.rows, params.cols, true);
+        let launch = self.row_launch(Kernel::LayerNormBackward, params.rows, params.cols);
         params.part_rows = launch.partial_rows();
         let f = &mut params.flags;
         set_if(f, flags::GAMMA, args.gamma.is_some());

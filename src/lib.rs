@@ -18,6 +18,7 @@
 //! # Ok::<(), wgpu_norm::NormError>(())
 //! ```
 
+mod autotune;
 mod context;
 mod dispatch;
 mod dtype;
@@ -31,6 +32,7 @@ mod roofline;
 pub mod shader;
 mod shape;
 
+pub use autotune::TunedLaunch;
 pub use context::{AdapterChoice, ContextOptions, F16Path, NormContext, Reduction, Tuning};
 pub use dispatch::{Recorder, Tensor};
 pub use dtype::{DType, Element, Storage};

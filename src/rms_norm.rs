@@ -184,7 +184,7 @@ impl NormContext {
         set_if(f, flags::RSTD, args.rstd.is_some());
         set_if(f, flags::RESIDUAL, args.residual.is_some());
         set_if(f, flags::H_OUT, args.h.is_some());
-        let launch = self.row_launch(params.rows, params.cols, false);
+        let launch = self.row_launch(Kernel::RmsNormForward, params.rows, params.cols);
         let d = Dispatch {
             kernel: Kernel::RmsNormForward,
             storage: st,
@@ -206,7 +206,7 @@ impl NormContext {
     /// Bytes of workspace [`RmsNormBackward::workspace`] needs for `shape` on this context.
     pub fn rms_norm_backward_workspace_size(&self, shape: Shape) -> Result<u64> {
         let (rows, cols) = shape.checked()?;
-        Ok(dispatch::workspace_bytes(self, rows, cols, 1))
+        Ok(dispatch::workspace_bytes(self, Kernel::RmsNormBackward, rows, cols))
     }
 
     /// Records an RMSNorm backward (dx, and dgamma when asked) into `encoder` (or an open
@@ -227,7 +227,7 @@ impl NormContext {
             });
         }
         let st = config.storage;
-        let launch = self.row_launch(params.rows, params.cols, true);
+        let launch = self.row_launch(Kernel::RmsNormBackward, params.rows, params.cols);
         params.part_rows = launch.partial_rows();
         let f = &mut params.flags;
         set_if(f, flags::GAMMA, args.gamma.is_some());

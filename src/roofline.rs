@@ -84,16 +84,16 @@ impl NormContext {
         let (rows, cols) = shape.checked()?;
         let (n, r, c) = (shape.elements() as u64, u64::from(rows), u64::from(cols));
         let (act, param) = (storage.activations.size(), storage.params.size());
-        let params = match op {
-            Op::RmsNorm => 1,
-            Op::LayerNorm => 2,
+        let (params, backward) = match op {
+            Op::RmsNorm => (1, Kernel::RmsNormBackward),
+            Op::LayerNorm => (2, Kernel::LayerNormBackward),
         };
         let fused = u64::from(fused_residual);
         Ok(match direction {
             Direction::Forward => act * (2 + 2 * fused) * n + param * params * c,
             Direction::Backward => {
                 let stats = params; // rstd, and mean for LayerNorm
-                let partial_rows = u64::from(self.row_launch(rows, cols, true).partial_rows());
+                let partial_rows = u64::from(self.row_launch(backward, rows, cols).partial_rows());
                 let sums = F32 * (2 * params * partial_rows * c + params * c);
                 act * (3 + fused) * n + param * c + F32 * stats * r + sums
             }
@@ -111,7 +111,7 @@ impl NormContext {
         y: Tensor<'_>,
     ) -> Result<()> {
         let params = row_params(shape, 0.0, 0.0)?;
-        let launch = self.row_launch(params.rows, params.cols, false);
+        let launch = self.row_launch(Kernel::StreamCopy, params.rows, params.cols);
         let storage = Storage::uniform(dtype);
         let d = Dispatch {
             kernel: Kernel::StreamCopy,

@@ -39,7 +39,7 @@ const PARAMS: [(&str, u32); 2] = [("gamma", 1), ("beta", 2)];
 const PARTIAL: (&str, u32) = ("partial", 8);
 
 /// A kernel: one WGSL entry point, one pipeline label, one name everywhere.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Kernel {
     /// `rms_norm_forward` in `shaders/rms_norm.wgsl`.
     RmsNormForward,
@@ -119,6 +119,11 @@ impl Kernel {
             Kernel::ReduceColumns => "reduce_columns",
             Kernel::StreamCopy => "stream_copy",
         }
+    }
+
+    /// Whether the kernel is a backward (it leaves partial sums for the column pass).
+    pub fn is_backward(self) -> bool {
+        matches!(self, Kernel::RmsNormBackward | Kernel::LayerNormBackward)
     }
 
     /// The file that defines the kernel.

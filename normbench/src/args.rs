@@ -52,6 +52,14 @@ pub struct Args {
     /// Override the adapter's tuning: elements each thread should own.
     #[arg(long)]
     pub elements_per_thread: Option<u32>,
+    /// Autotune every kernel for the benchmark's shapes (and the roofline's) before timing:
+    /// the launches it picks are the ones measured.
+    #[arg(long)]
+    pub autotune: bool,
+    /// Autotune, reading and writing the chosen launches in this file (a second run on the
+    /// same adapter takes them without timing).
+    #[arg(long)]
+    pub launch_cache: Option<PathBuf>,
     /// Write the results as JSON to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,

@@ -101,6 +101,10 @@ fn run(args: &Args) -> Result<(), BenchError> {
         );
     }
 
+    if args.autotune || args.launch_cache.is_some() {
+        autotune(&gpu, args)?;
+    }
+
     let jobs = args.shapes.len() * args.ops.len() * args.dirs.len() + 3;
     let bar = ProgressBar::new(jobs as u64);
     bar.set_style(
@@ -111,7 +115,7 @@ fn run(args: &Args) -> Result<(), BenchError> {
     let (copy_gbps, stream_gbps, stream_sweep) = rooflines(&gpu, args)?;
     bar.inc(2);
     bar.set_message("encode + submit overhead");
-    let (encode_submit_us, encode_us) = encode_submit_overhead(&gpu)?;
+    let (encode_submit_us, encode_us, empty_pass_submit_us) = encode_submit_overhead(&gpu)?;
     bar.inc(1);
     println!(
         "rooflines ({}x{} f32, read + write): copy_buffer_to_buffer {copy_gbps:.2} GB/s, \
@@ -126,7 +130,8 @@ fn run(args: &Args) -> Result<(), BenchError> {
     );
     println!(
         "host overhead: encode + submit of one 1x4096 rms_norm forward: {encode_submit_us:.1} us, of which \
-         encoding {encode_us:.1} us (medians of {HOST_CALLS})"
+         encoding {encode_us:.1} us; submitting an empty compute pass: {empty_pass_submit_us:.1} us (medians of \
+         {HOST_CALLS})"
     );
 
     let mut rows = Vec::new();
@@ -191,6 +196,7 @@ fn run(args: &Args) -> Result<(), BenchError> {
             stream_gbps,
             encode_submit_us,
             encode_us,
+            empty_pass_submit_us,
             stream_sweep,
             results: rows.clone(),
         };
@@ -273,6 +279,36 @@ fn measure(gpu: &Gpu, args: &Args, case: Case, stream_gbps: f64) -> Result<Row, 
     })
 }
 
+/// Tunes the launches of every kernel for the benchmark's shapes and the roofline's, and
+/// prints what was chosen against the tuning's rules.
+fn autotune(gpu: &Gpu, args: &Args) -> Result<(), BenchError> {
+    let mut shapes = args.shapes.clone();
+    if !shapes.contains(&ROOFLINE_SHAPE) {
+        shapes.push(ROOFLINE_SHAPE);
+    }
+    let storage = wgpu_norm::Storage::uniform(args.dtype);
+    let started = Instant::now();
+    let tuned = gpu.ctx.autotune(&shapes, storage, args.launch_cache.as_deref())?;
+    println!(
+        "autotune ({:.1} s): chosen launch per kernel and shape bucket",
+        started.elapsed().as_secs_f64()
+    );
+    for t in tuned {
+        let timing = match (t.micros, t.default_micros) {
+            (Some(us), Some(rule)) => format!("{us:.1} us, the rules' launch {rule:.1} us"),
+            _ => "from the launch cache".to_string(),
+        };
+        println!(
+            "  {:<20} {:>11}: {:>3} threads per row, {:<6} ({timing})",
+            t.kernel,
+            format!("{}x{}", t.shape.rows, t.shape.cols),
+            t.row_threads,
+            if t.register_tile { "tile" } else { "stream" }
+        );
+    }
+    Ok(())
+}
+
 /// GB/s of copy_buffer_to_buffer and of the stream-copy shader on ROOFLINE_SHAPE, each
 /// rotating over two buffer pairs (256 MiB in all). The stream copy is swept over launch
 /// settings (threads per row, workgroup size, besides the adapter's own) and the best is
@@ -301,11 +337,13 @@ fn rooflines(gpu: &Gpu, args: &Args) -> Result<(f64, f64, Vec<report::SweepPoint
         }
     }
     let mut sweep = Vec::new();
-    for (wg, t) in configs {
+    for (k, (wg, t)) in configs.into_iter().enumerate() {
         let tuning = wgpu_norm::Tuning { workgroup_size: wg, max_row_threads: t, ..base };
         let options = wgpu_norm::ContextOptions { tuning: Some(tuning), ..Default::default() };
-        let ctx =
+        let other =
             wgpu_norm::NormContext::from_device(gpu.ctx.device().clone(), gpu.ctx.queue().clone(), options);
+        // The first point is the benchmark's own context, with any autotuned launch.
+        let ctx = if k == 0 { &gpu.ctx } else { &other };
         let times = gpu.time_pass(args.warmup, args.iters, |pass, i| {
             let (s, d) = &pairs[i % 2];
             Ok(ctx.encode_stream_copy(pass, shape, wgpu_norm::DType::F32, s.into(), d.into())?)
@@ -321,8 +359,9 @@ fn rooflines(gpu: &Gpu, args: &Args) -> Result<(f64, f64, Vec<report::SweepPoint
 }
 
 /// Median CPU time to encode and submit one 1x4096 RMSNorm forward, without waiting (the
-/// cost that matters in a decode loop), and the encode part alone, in microseconds.
-fn encode_submit_overhead(gpu: &Gpu) -> Result<(f64, f64), BenchError> {
+/// cost that matters in a decode loop), the encode part alone, and the submission of an
+/// empty compute pass (what the adapter charges for any submission), in microseconds.
+fn encode_submit_overhead(gpu: &Gpu) -> Result<(f64, f64, f64), BenchError> {
     let ctx = &gpu.ctx;
     let shape = Shape::new(1, 4096);
     let x = gpu.buffer("decode.x", shape.elements(), Some(&gpu::noise(shape.elements(), 5)))?;
@@ -337,6 +376,23 @@ fn encode_submit_overhead(gpu: &Gpu) -> Result<(f64, f64), BenchError> {
         rstd: None,
     };
     let (mut total, mut encode) = (Vec::with_capacity(HOST_CALLS), Vec::with_capacity(HOST_CALLS));
+    let mut empty = Vec::with_capacity(HOST_CALLS);
+    let wait =
+        || ctx.device().poll(wgpu::PollType::wait_indefinitely()).map_err(|e| BenchError::Gpu(e.to_string()));
+    for i in 0..HOST_CALLS + 10 {
+        let mut enc = ctx.device().create_command_encoder(&Default::default());
+        drop(enc.begin_compute_pass(&Default::default()));
+        let commands = enc.finish();
+        let t = Instant::now();
+        ctx.queue().submit([commands]);
+        if i >= 10 {
+            empty.push(t.elapsed().as_secs_f64() * 1e6);
+        }
+        if i % 32 == 31 {
+            wait()?;
+        }
+    }
+    wait()?;
     for i in 0..HOST_CALLS + 10 {
         let t = Instant::now();
         let mut enc = ctx.device().create_command_encoder(&Default::default());
@@ -350,11 +406,9 @@ fn encode_submit_overhead(gpu: &Gpu) -> Result<(f64, f64), BenchError> {
             encode.push(encoded);
         }
         if i % 32 == 31 {
-            ctx.device()
-                .poll(wgpu::PollType::wait_indefinitely())
-                .map_err(|e| BenchError::Gpu(e.to_string()))?;
+            wait()?;
         }
     }
-    ctx.device().poll(wgpu::PollType::wait_indefinitely()).map_err(|e| BenchError::Gpu(e.to_string()))?;
-    Ok((median(&total), median(&encode)))
+    wait()?;
+    Ok((median(&total), median(&encode), median(&empty)))
 }

@@ -55,6 +55,9 @@ pub struct Report {
     pub encode_submit_us: f64,
     /// The encoding part of encode_submit_us.
     pub encode_us: f64,
+    /// Submitting a command buffer holding one empty compute pass: the adapter's own floor
+    /// under encode_submit_us (on lavapipe submission runs the work in the caller's thread).
+    pub empty_pass_submit_us: f64,
     /// The stream copy under each launch tried; stream_gbps is the best.
     pub stream_sweep: Vec<SweepPoint>,
     pub results: Vec<Row>,

@@ -1,0 +1,382 @@
+//! Opt-in autotuning: time candidate launches of each kernel for the caller's shapes on the
+//! device at hand, keep the fastest per shape bucket, and optionally remember the choices
+//! in a file so the next process on the same adapter skips the timing.
+//!
+//! The rules of [`Tuning::for_device`](crate::Tuning::for_device) are a good start on any
+//! adapter; autotuning checks them where it matters, on the hardware that runs the model.
+
+use std::path::Path;
+use std::time::Instant;
+
+use crate::context::{LaunchChoice, LaunchKey, MAX_TUNED_TILE, NormContext};
+use crate::dispatch::Tensor;
+use crate::dtype::{DType, Storage};
+use crate::error::{NormError, Result};
+use crate::layer_norm::{LayerNormBackward, LayerNormConfig, LayerNormForward};
+use crate::rms_norm::{RmsNormBackward, RmsNormConfig, RmsNormForward};
+use crate::shader::Kernel;
+use crate::shape::Shape;
+
+/// The kernels autotuning times: both norms in both directions, and the stream copy the
+/// benchmark measures them against (tuned as hard as they are).
+const TUNED: [Kernel; 5] = [
+    Kernel::RmsNormForward,
+    Kernel::RmsNormBackward,
+    Kernel::LayerNormForward,
+    Kernel::LayerNormBackward,
+    Kernel::StreamCopy,
+];
+
+/// Timed submissions per candidate (the median counts), each recording the kernel
+/// `RECORDS` times so that submission latency weighs little.
+const SAMPLES: usize = 5;
+const RECORDS: usize = 3;
+
+const FILE_HEADER: &str = "# wgpu-norm launch cache v1: adapter, kernel, rows bucket, cols bucket, \
+                           threads per row, register tile";
+
+/// A launch [`NormContext::autotune`] settled on for one kernel and shape.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TunedLaunch {
+    /// The kernel's name (its WGSL entry point).
+    pub kernel: &'static str,
+    /// The shape it was tuned for; the choice holds for every shape in its bucket (rows
+    /// and columns rounded up to powers of two).
+    pub shape: Shape,
+    /// Threads sharing one row.
+    pub row_threads: u32,
+    /// Whether a row is held in a register tile (else streamed).
+    pub register_tile: bool,
+    /// Median time of the chosen launch in microseconds; `None` when read from the file.
+    pub micros: Option<f64>,
+    /// Median time of the launch the tuning's rules give, in the same run.
+    pub default_micros: Option<f64>,
+}
+
+impl NormContext {
+    /// Times candidate launches (threads per row, register tile or streamed) of RMSNorm and
+    /// LayerNorm, forward and backward, and of the benchmark's stream copy, for each of
+    /// `shapes` stored as `storage`; the fastest is used from then on for every shape in the
+    /// same bucket (rows and columns rounded up to powers of two).
+    ///
+    /// With `cache_file`, choices already in the file for this adapter are taken without
+    /// timing, and the file is rewritten with every choice of this context (entries of other
+    /// adapters are kept). Blocks while it times; each candidate compiles a pipeline once.
+    ///
+    /// Run it before sizing backward workspaces: the size depends on the launch. Other
+    /// threads may encode meanwhile: the timing runs on a context of its own.
+    ///
+    /// ```no_run
+    /// use wgpu_norm::{NormContext, Shape, Storage};
+    /// let ctx = NormContext::new()?;
+    /// let path = std::env::temp_dir().join("wgpu-norm-launches.txt");
+    /// for t in ctx.autotune(&[Shape::new(4096, 4096)], Storage::default(), Some(&path))? {
+    ///     println!("{} {:?}: {} threads per row", t.kernel, t.shape, t.row_threads);
+    /// }
+    /// # Ok::<(), wgpu_norm::NormError>(())
+    /// ```
+    pub fn autotune(
+        &self,
+        shapes: &[Shape],
+        storage: Storage,
+        cache_file: Option<&Path>,
+    ) -> Result<Vec<TunedLaunch>> {
+        storage.check()?;
+        let adapter = self.adapter_key();
+        let mut others = Vec::new();
+        if let Some(path) = cache_file {
+            others = self.load_launches(path, &adapter)?;
+        }
+        // Candidates are timed on a context of their own, so that this one only ever sees
+        // final choices.
+        let trial =
+            NormContext::from_device(self.device().clone(), self.queue().clone(), self.options().clone());
+        let mut out = Vec::new();
+        for &shape in shapes {
+            let (rows, cols) = shape.checked()?;
+            self.check_cols(cols)?;
+            let bench = Bench::new(&trial, shape, storage)?;
+            for kernel in TUNED {
+                let key = LaunchKey::of(kernel, rows, cols);
+                if let Some(c) = self.launch_choice(&key) {
+                    out.push(TunedLaunch {
+                        kernel: kernel.name(),
+                        shape,
+                        row_threads: c.row_threads,
+                        register_tile: c.cached,
+                        micros: None,
+                        default_micros: None,
+                    });
+                    continue;
+                }
+                let default_micros = bench.time(kernel)?;
+                let mut best: Option<(f64, LaunchChoice)> = None;
+                for choice in self.candidates(cols) {
+                    trial.set_launch_choice(key, choice);
+                    // A candidate the device refuses is no candidate.
+                    let Ok(us) = bench.time(kernel) else { continue };
+                    if best.is_none_or(|(b, _)| us < b) {
+                        best = Some((us, choice));
+                    }
+                }
+                let Some((us, choice)) = best else { continue };
+                self.set_launch_choice(key, choice);
+                out.push(TunedLaunch {
+                    kernel: kernel.name(),
+                    shape,
+                    row_threads: choice.row_threads,
+                    register_tile: choice.cached,
+                    micros: Some(us),
+                    default_micros: Some(default_micros),
+                });
+            }
+        }
+        if let Some(path) = cache_file {
+            self.save_launches(path, &adapter, &others)?;
+        }
+        Ok(out)
+    }
+
+    /// Powers of two from an eighth of the rule's threads per row up to the workgroup
+    /// (no more threads than quads), each with a register tile when the row fits one.
+    fn candidates(&self, cols: u32) -> Vec<LaunchChoice> {
+        let t = self.tuning();
+        let quads = cols.div_ceil(4).max(1);
+        let rule =
+            cols.div_ceil(t.elements_per_thread.max(4)).max(1).next_power_of_two().min(t.max_row_threads);
+        let top = quads.next_power_of_two().min(t.workgroup_size);
+        let mut v = Vec::new();
+        let mut threads = (rule / 8).max(1);
+        while threads <= top {
+            if quads.div_ceil(threads) <= MAX_TUNED_TILE {
+                v.push(LaunchChoice { row_threads: threads, cached: true });
+            }
+            v.push(LaunchChoice { row_threads: threads, cached: false });
+            threads *= 2;
+        }
+        v
+    }
+
+    /// Identifies the adapter, driver and workgroup size a cached choice was measured with.
+    fn adapter_key(&self) -> String {
+        let i = self.adapter_info();
+        let key = format!(
+            "{} | {:?} | {} {} | wg {}",
+            i.name,
+            i.backend,
+            i.driver,
+            i.driver_info,
+            self.tuning().workgroup_size
+        );
+        key.replace(['\t', '\n', '\r'], " ")
+    }
+
+    /// Takes this adapter's entries of `path` (a missing file has none) and returns the
+    /// other adapters' lines, to be written back.
+    fn load_launches(&self, path: &Path, adapter: &str) -> Result<Vec<String>> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(file_error(path, &e.to_string())),
+        };
+        let mut others = Vec::new();
+        for (n, line) in text.lines().enumerate() {
+            if line.starts_with('#') || line.trim().is_empty() {
+                continue;
+            }
+            let fields: Vec<&str> = line.split('\t').collect();
+            if fields.first() != Some(&adapter) {
+                others.push(line.to_string());
+                continue;
+            }
+            let parsed = parse_entry(&fields).ok_or_else(|| {
+                file_error(path, &format!("line {} is not a launch entry: {line:?}", n + 1))
+            })?;
+            self.set_launch_choice(parsed.0, parsed.1);
+        }
+        Ok(others)
+    }
+
+    fn save_launches(&self, path: &Path, adapter: &str, others: &[String]) -> Result<()> {
+        let mut text = format!("{FILE_HEADER}\n");
+        for line in others {
+            text.push_str(line);
+            text.push('\n');
+        }
+        for (k, c) in self.launch_choices() {
+            text.push_str(&format!(
+                "{adapter}\t{}\t{}\t{}\t{}\t{}\n",
+                k.kernel.name(),
+                k.rows_bucket,
+                k.cols_bucket,
+                c.row_threads,
+                if c.cached { "tile" } else { "stream" }
+            ));
+        }
+        // Written whole and renamed, so a reader never sees half a file.
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, text).map_err(|e| file_error(&tmp, &e.to_string()))?;
+        std::fs::rename(&tmp, path).map_err(|e| file_error(path, &e.to_string()))
+    }
+}
+
+fn parse_entry(fields: &[&str]) -> Option<(LaunchKey, LaunchChoice)> {
+    let [_, kernel, rows, cols, threads, tile] = fields else { return None };
+    let kernel = TUNED.into_iter().find(|k| k.name() == *kernel)?;
+    let pow2 = |s: &str| s.parse::<u32>().ok().filter(|v| v.is_power_of_two());
+    let key = LaunchKey { kernel, rows_bucket: pow2(rows)?, cols_bucket: pow2(cols)? };
+    let cached = match *tile {
+        "tile" => true,
+        "stream" => false,
+        _ => return None,
+    };
+    Some((key, LaunchChoice { row_threads: pow2(threads)?, cached }))
+}
+
+fn file_error(path: &Path, message: &str) -> NormError {
+    NormError::TuningFile { path: path.display().to_string(), message: message.to_string() }
+}
+
+/// Buffers of one shape and the kernels recorded on them.
+struct Bench<'a> {
+    ctx: &'a NormContext,
+    shape: Shape,
+    storage: Storage,
+    x: wgpu::Buffer,
+    y: wgpu::Buffer,
+    dy: wgpu::Buffer,
+    params: wgpu::Buffer,
+    stats: wgpu::Buffer,
+    grads: wgpu::Buffer,
+}
+
+impl<'a> Bench<'a> {
+    fn new(ctx: &'a NormContext, shape: Shape, storage: Storage) -> Result<Self> {
+        let n = shape.elements() as u64;
+        let act = storage.activations;
+        let make = |label: &str, bytes: u64, fill: bool| {
+            let size = bytes.next_multiple_of(16).max(16);
+            let buffer = ctx.device().create_buffer(&wgpu::BufferDescriptor {
+                label: Some(label),
+                size,
+                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            });
+            if fill {
+                ctx.queue().write_buffer(&buffer, 0, &noise_bytes(act, size));
+            }
+            buffer
+        };
+        let cols = shape.cols as u64;
+        Ok(Bench {
+            ctx,
+            shape,
+            storage,
+            x: make("autotune.x", n * act.size(), true),
+            y: make("autotune.y", n * act.size(), false),
+            dy: make("autotune.dy", n * act.size(), true),
+            // gamma then beta, each padded to 16 bytes.
+            params: make("autotune.params", 2 * (cols * storage.params.size()).next_multiple_of(16), true),
+            // mean then rstd.
+            stats: make("autotune.stats", 2 * (shape.rows as u64 * 4).next_multiple_of(16), false),
+            // dgamma then dbeta.
+            grads: make("autotune.grads", 2 * (cols * 4).next_multiple_of(16), false),
+        })
+    }
+
+    /// Median microseconds of one `kernel` on these buffers with the context's launch.
+    fn time(&self, kernel: Kernel) -> Result<f64> {
+        let ctx = self.ctx;
+        let workspace_bytes = match kernel {
+            Kernel::RmsNormBackward => ctx.rms_norm_backward_workspace_size(self.shape)?,
+            Kernel::LayerNormBackward => ctx.layer_norm_backward_workspace_size(self.shape)?,
+            _ => 0,
+        };
+        let workspace = ctx.device().create_buffer(&wgpu::BufferDescriptor {
+            label: Some("autotune.workspace"),
+            size: workspace_bytes.next_multiple_of(16).max(16),
+            usage: wgpu::BufferUsages::STORAGE,
+            mapped_at_creation: false,
+        });
+        let mut samples = Vec::with_capacity(SAMPLES);
+        // The first submission compiles and warms up; it is not counted.
+        for i in 0..=SAMPLES {
+            let mut encoder = ctx.device().create_command_encoder(&Default::default());
+            for _ in 0..RECORDS {
+                self.record(&mut encoder, kernel, &workspace)?;
+            }
+            let start = Instant::now();
+            ctx.queue().submit([encoder.finish()]);
+            ctx.device()
+                .poll(wgpu::PollType::wait_indefinitely())
+                .map_err(|e| NormError::Wgpu { during: "autotune", message: e.to_string() })?;
+            if i > 0 {
+                samples.push(start.elapsed().as_secs_f64() * 1e6 / RECORDS as f64);
+            }
+        }
+        samples.sort_by(f64::total_cmp);
+        Ok(samples[samples.len() / 2])
+    }
+
+    fn record(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        kernel: Kernel,
+        workspace: &wgpu::Buffer,
+    ) -> Result<()> {
+        let ctx = self.ctx;
+        let (shape, storage) = (self.shape, self.storage);
+        let at = |b, offset| Some(Tensor::new(b, offset));
+        let second_param = (shape.cols as u64 * storage.params.size()).next_multiple_of(16);
+        let second_stat = (shape.rows as u64 * 4).next_multiple_of(16);
+        let second_grad = (shape.cols as u64 * 4).next_multiple_of(16);
+        let (gamma, beta) = (at(&self.params, 0), at(&self.params, second_param));
+        let (mean, rstd) = (at(&self.stats, 0), at(&self.stats, second_stat));
+        let (dgamma, dbeta) = (at(&self.grads, 0), at(&self.grads, second_grad));
+        let (x, y, dy) = ((&self.x).into(), (&self.y).into(), (&self.dy).into());
+        let rms = RmsNormConfig { storage, ..Default::default() };
+        let ln = LayerNormConfig { storage, ..Default::default() };
+        let workspace = Some(workspace.into());
+        match kernel {
+            Kernel::RmsNormForward => {
+                let args = RmsNormForward { x, residual: None, gamma, y, h: None, rstd };
+                ctx.encode_rms_norm_forward(encoder, shape, &rms, &args)
+            }
+            Kernel::RmsNormBackward => {
+                let args = RmsNormBackward { x, gamma, dy, dh: None, rstd, dx: y, dgamma, workspace };
+                ctx.encode_rms_norm_backward(encoder, shape, &rms, &args)
+            }
+            Kernel::LayerNormForward => {
+                let args = LayerNormForward { x, residual: None, gamma, beta, y, h: None, mean, rstd };
+                ctx.encode_layer_norm_forward(encoder, shape, &ln, &args)
+            }
+            Kernel::LayerNormBackward => {
+                let args =
+                    LayerNormBackward { x, gamma, dy, dh: None, mean, rstd, dx: y, dgamma, dbeta, workspace };
+                ctx.encode_layer_norm_backward(encoder, shape, &ln, &args)
+            }
+            _ => ctx.encode_stream_copy(encoder, shape, storage.activations, x, y),
+        }
+    }
+}
+
+/// Finite values of order one in `dtype`, `bytes` long: inputs for timing.
+fn noise_bytes(dtype: DType, bytes: u64) -> Vec<u8> {
+    let mut state = 0x9E37_79B9_7F4A_7C15_u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+    };
+    let n = (bytes / dtype.size()) as usize;
+    match dtype {
+        DType::F32 => bytemuck::cast_slice(&(0..n).map(|_| next()).collect::<Vec<f32>>()).to_vec(),
+        DType::F16 => {
+            bytemuck::cast_slice(&(0..n).map(|_| half::f16::from_f32(next())).collect::<Vec<_>>()).to_vec()
+        }
+        DType::BF16 => {
+            bytemuck::cast_slice(&(0..n).map(|_| half::bf16::from_f32(next())).collect::<Vec<_>>()).to_vec()
+        }
+    }
+}
