@@ -58,6 +58,8 @@ const FLAG_RESIDUAL: u32 = 128u;
 const FLAG_H_OUT: u32 = 256u;
 // Backward: add the gradient arriving on h to dx.
 const FLAG_DH: u32 = 512u;
+// RMSNorm: the RMS comes from the first norm_cols < cols elements (partial RMSNorm).
+const FLAG_PARTIAL: u32 = 1024u;
 
 // Threads of a workgroup.
 override WORKGROUP_SIZE: u32 = 256u;
@@ -125,9 +127,11 @@ fn walk_len(j: u32, cnt: u32) -> u32 {
     return quad_len(j, cnt);
 }
 
-// 1 for each element of the quad at j that lies before `limit`, else 0.
-fn quad_mask(j: u32, limit: u32) -> vec4<f32> {
-    return select(vec4<f32>(0.0), vec4<f32>(1.0), vec4<u32>(j) + vec4<u32>(0u, 1u, 2u, 3u) < vec4<u32>(limit));
+// 1 for each of the first `len` elements of a quad, else 0: the quad's elements inside the
+// row when len is its quad_len. (Cheap on purpose: it sits in the register tile's loops,
+// which the compiler unrolls only while their bodies stay small.)
+fn len_mask(len: u32) -> vec4<f32> {
+    return select(vec4<f32>(0.0), vec4<f32>(1.0), vec4<u32>(0u, 1u, 2u, 3u) < vec4<u32>(len));
 }
 
 // The quad helpers below take `len`, how many elements of the quad at j lie inside the

@@ -50,9 +50,9 @@ fn save_stats(row: u32, lane: u32, live: bool, m: f32, r: f32) {
     }
 }
 
-// (sum(d), sum(d^2)) of the quad at j, centred on m1, over its elements inside the row.
-fn centred_sums(h: vec4<f32>, m1: f32, j: u32, cnt: u32) -> vec2<f32> {
-    let d = (h - vec4<f32>(m1)) * quad_mask(j, cnt);
+// (sum(d), sum(d^2)) of a quad, centred on m1, over its `len` elements inside the row.
+fn centred_sums(h: vec4<f32>, m1: f32, len: u32) -> vec2<f32> {
+    let d = (h - vec4<f32>(m1)) * len_mask(len);
     return vec2<f32>(dot(d, vec4<f32>(1.0)), dot(d, d));
 }
 
@@ -103,7 +103,7 @@ fn layer_norm_forward(
             let m1 = row_sum(vec4<f32>(s, 0.0, 0.0, 0.0)).x / f32(n);
             var c = vec2<f32>(0.0);
             for (var k = 0u; k < MAX_CACHE; k = k + 1u) {
-                c = c + centred_sums(v[k], m1, quad_at(lane, k), cnt);
+                c = c + centred_sums(v[k], m1, quad_len(quad_at(lane, k), cnt));
             }
             let t = row_sum(vec4<f32>(c, 0.0, 0.0));
             let st = centred_stats(t.x, t.y);
@@ -134,7 +134,8 @@ fn layer_norm_forward(
             var c = vec2<f32>(0.0);
             var cpart = vec2<f32>(0.0);
             for (var j = 4u * lane; j < cnt; j = j + 4u * ROW_THREADS) {
-                cpart = cpart + centred_sums(input_quad(base, j, walk_len(j, cnt)), m1, j, cnt);
+                let len = walk_len(j, cnt);
+                cpart = cpart + centred_sums(input_quad(base, j, len), m1, len);
                 if (flush_now(j)) {
                     c = c + cpart;
                     cpart = vec2<f32>(0.0);
@@ -161,9 +162,10 @@ fn first_mean(s: f32, row: u32, live: bool) -> f32 {
     return row_sum(vec4<f32>(s, 0.0, 0.0, 0.0)).x / f32(p.cols);
 }
 
-// The quad's share of (sum(d), sum(d^2), sum(u), sum(u * d)), d = h - m1, u = g * dy.
-fn backward_sums(h: vec4<f32>, dy: vec4<f32>, g: vec4<f32>, m1: f32, j: u32, cnt: u32) -> vec4<f32> {
-    let d = (h - vec4<f32>(m1)) * quad_mask(j, cnt);
+// The quad's share of (sum(d), sum(d^2), sum(u), sum(u * d)), d = h - m1, u = g * dy,
+// over its `len` elements inside the row.
+fn backward_sums(h: vec4<f32>, dy: vec4<f32>, g: vec4<f32>, m1: f32, len: u32) -> vec4<f32> {
+    let d = (h - vec4<f32>(m1)) * len_mask(len);
     let u = dy * g;
     let one = vec4<f32>(1.0);
     return vec4<f32>(dot(d, one), dot(d, d), dot(u, one), dot(u, d));
@@ -243,7 +245,7 @@ fn layer_norm_backward(
             let m1 = first_mean(s, row, live);
             var c = vec4<f32>(0.0);
             for (var k = 0u; k < MAX_CACHE; k = k + 1u) {
-                c = c + backward_sums(v[k], w[k], gc[k], m1, quad_at(lane, k), cnt);
+                c = c + backward_sums(v[k], w[k], gc[k], m1, quad_len(quad_at(lane, k), cnt));
             }
             let st = backward_stats(row_sum(c), row, live);
             for (var k = 0u; k < MAX_CACHE; k = k + 1u) {
@@ -297,8 +299,7 @@ fn layer_norm_backward(
             var cpart = vec4<f32>(0.0);
             for (var j = 4u * lane; j < cnt; j = j + 4u * ROW_THREADS) {
                 let len = walk_len(j, cnt);
-                let sums = backward_sums(x_quad(base, j, len), dy_quad(base, j, len), gamma_quad(j, len), m1, j, cnt);
-                cpart = cpart + sums;
+                cpart = cpart + backward_sums(x_quad(base, j, len), dy_quad(base, j, len), gamma_quad(j, len), m1, len);
                 if (flush_now(j)) {
                     c = c + cpart;
                     cpart = vec4<f32>(0.0);

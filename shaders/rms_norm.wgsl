@@ -37,9 +37,18 @@ fn save_rstd(row: u32, lane: u32, live: bool, r: f32) {
     }
 }
 
-// h^2 summed over the elements of the quad at j that the RMS is estimated from.
+// The elements of the quad at j that the RMS is estimated from: all but past norm_cols.
+fn norm_mask(j: u32) -> vec4<f32> {
+    if (has(FLAG_PARTIAL)) {
+        return len_mask(quad_len(j, p.norm_cols));
+    }
+    return vec4<f32>(1.0);
+}
+
+// h^2 summed over the elements of the quad at j that the RMS is estimated from (h is zero
+// past the row).
 fn norm_sq(v: vec4<f32>, j: u32) -> f32 {
-    return dot(v * v, quad_mask(j, p.norm_cols));
+    return dot(v * v, norm_mask(j));
 }
 
 // Writes y (and h when asked) for the quad at j; g is its (offset + gamma).
@@ -139,7 +148,7 @@ fn backward_coefficients(sum_sq: f32, sum_uh: f32, row: u32, live: bool) -> vec2
 
 // dx for the quad at j: r * u - c * h on the elements the RMS came from, plus dh.
 fn dx_quad(base: u32, j: u32, len: u32, h: vec4<f32>, w: vec4<f32>, g: vec4<f32>, rc: vec2<f32>) -> vec4<f32> {
-    return rc.x * w * g - rc.y * h * quad_mask(j, p.norm_cols) + dh_quad(base, j, len);
+    return rc.x * w * g - rc.y * h * norm_mask(j) + dh_quad(base, j, len);
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)

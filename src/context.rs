@@ -106,9 +106,10 @@ impl Tuning {
                 workgroup_size,
                 elements_per_thread: 8,
                 max_row_threads: info.subgroup_max_size.max(1),
-                // Measured on lavapipe (BENCHMARKS.md): Mesa unrolls a tile of up to 24 quads
-                // into registers (rows up to 768 elements with a subgroup of 8 per row); a
-                // bigger tile stays a memory array, which costs more than a second read.
+                // Measured on lavapipe (BENCHMARKS.md): Mesa unrolls a forward tile of up to
+                // 16 quads into registers and a backward tile of 8; bigger tiles stay memory
+                // arrays, still faster than a second read of the row up to 24 quads (rows of
+                // 768 elements with a subgroup of 8 per row), slower from 32.
                 register_quads: 24,
                 vector_access: true,
                 max_loop_trips: 2048,

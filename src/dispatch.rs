@@ -291,3 +291,52 @@ pub(crate) fn column_sums<'a>(
         ],
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rms_norm::row_slot;
+    use crate::shape::Shape;
+
+    fn copy<'a>(ctx: &NormContext, shape: Shape, x: Tensor<'a>, y: Tensor<'a>) -> Dispatch<'a> {
+        let params = crate::rms_norm::row_params(shape, 0.0, 0.0).unwrap();
+        let st = Storage::default();
+        Dispatch {
+            kernel: Kernel::StreamCopy,
+            storage: st,
+            launch: Some(ctx.row_launch(Kernel::StreamCopy, params.rows, params.cols)),
+            groups: 1,
+            params,
+            slots: vec![
+                row_slot(binding::X, "x", Some(x), shape, st),
+                row_slot(binding::Y, "y", Some(y), shape, st),
+            ],
+        }
+    }
+
+    /// The vector layout is taken exactly when every quad is aligned and whole.
+    #[test]
+    fn vector_layout_needs_aligned_whole_quads() {
+        let ctx = NormContext::new().unwrap();
+        let buffer = ctx.device().create_buffer(&wgpu::BufferDescriptor {
+            label: None,
+            size: 1 << 16,
+            usage: wgpu::BufferUsages::STORAGE,
+            mapped_at_creation: false,
+        });
+        let at = |offset| Tensor::new(&buffer, offset);
+        let layout = |d: &Dispatch<'_>, offsets: &[u32]| layout_for(&ctx, d, offsets);
+        let s = Shape::new(8, 64);
+        assert_eq!(layout(&copy(&ctx, s, at(0), at(4096)), &[0, 0]), Layout::Vector);
+        assert_eq!(layout(&copy(&ctx, s, at(0), at(4096)), &[0, 2]), Layout::Scalar, "y off a quad");
+        assert_eq!(layout(&copy(&ctx, Shape::new(8, 62), at(0), at(4096)), &[0, 0]), Layout::Scalar, "cols");
+        let strided = s.with_row_stride(66);
+        assert_eq!(layout(&copy(&ctx, strided, at(0), at(8192)), &[0, 0]), Layout::Scalar, "stride");
+        let scalar = NormContext::with_options(crate::ContextOptions {
+            tuning: Some(crate::Tuning { vector_access: false, ..*ctx.tuning() }),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(layout_for(&scalar, &copy(&scalar, s, at(0), at(4096)), &[0, 0]), Layout::Scalar);
+    }
+}

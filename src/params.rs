@@ -46,4 +46,5 @@ pub(crate) mod flags {
     pub const RESIDUAL: u32 = 128;
     pub const H_OUT: u32 = 256;
     pub const DH: u32 = 512;
+    pub const PARTIAL: u32 = 1024;
 }

@@ -61,6 +61,9 @@ impl RmsNormConfig {
         self.check()?;
         let mut p = row_params(shape, self.eps, self.gamma_offset)?;
         p.norm_cols = self.norm_cols(shape.cols) as u32;
+        if p.norm_cols < p.cols {
+            p.flags |= flags::PARTIAL;
+        }
         if self.eps_placement == EpsPlacement::OutsideSqrt {
             p.flags |= flags::EPS_OUTSIDE;
         }
