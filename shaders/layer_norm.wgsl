@@ -211,10 +211,12 @@ fn layer_norm_backward(
     let lane = inv.index % ROW_THREADS;
     let slot = inv.index / ROW_THREADS;
     let blocks = row_blocks();
-    let want_dgamma = has(FLAG_DGAMMA);
-    let want_dbeta = has(FLAG_DBETA);
-    // This slot's rows of partial sums: dgamma in the first half, dbeta in the second.
-    let pb = p.part_off + (wid.x * rows_per_group() + slot) * n;
+    // This slot's rows of partial sums: dgamma in the first half, dbeta in the second; a
+    // slot that visits no row has none.
+    let first_row = wid.x * rows_per_group() + slot;
+    let want_dgamma = has(FLAG_DGAMMA) && first_row < p.rows;
+    let want_dbeta = has(FLAG_DBETA) && first_row < p.rows;
+    let pb = p.part_off + first_row * n;
     let pbb = pb + p.part_rows * n;
     if (CACHED) {
         var acc_g: array<vec4<f32>, MAX_CACHE>;

@@ -1,15 +1,11 @@
-// Column sums of the backward partials: dgamma[j] = sum over p of partial[p][j] (and dbeta
-// from the second half), always in the order p = 0, 1, ..., so two runs agree bit for bit.
-// Consecutive threads take consecutive columns, so every load is coalesced.
+// Column sums of the backward partials: dgamma[j] = sum over r of partial[r][j] (and dbeta
+// from the second half), always in the order r = 0, 1, ..., so two runs agree bit for bit.
+// Consecutive threads take consecutive quads of columns, so every load is coalesced.
 
-@group(0) @binding(8) var<storage, read_write> partial: array<f32>;
-@group(0) @binding(9) var<storage, read_write> dgamma: array<f32>;
-@group(0) @binding(10) var<storage, read_write> dbeta: array<f32>;
-
-fn column_sum(first: u32, j: u32) -> f32 {
-    var s = 0.0;
+fn column_sum(first: u32, j: u32, len: u32) -> vec4<f32> {
+    var s = vec4<f32>(0.0);
     for (var r = 0u; r < p.part_rows; r = r + 1u) {
-        s = s + partial[first + r * p.cols + j];
+        s = s + ld_partial(first + r * p.cols + j, len);
     }
     return s;
 }
@@ -20,13 +16,14 @@ fn reduce_columns(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let stride = nwg.x * WORKGROUP_SIZE;
-    for (var j = wid.x * WORKGROUP_SIZE + lid; j < p.cols; j = j + stride) {
+    let step = 4u * nwg.x * WORKGROUP_SIZE;
+    for (var j = 4u * (wid.x * WORKGROUP_SIZE + lid); j < p.cols; j = j + step) {
+        let len = walk_len(j, p.cols);
         if (has(FLAG_DGAMMA)) {
-            dgamma[p.dgamma_off + j] = column_sum(p.part_off, j);
+            st_dgamma(p.dgamma_off + j, column_sum(p.part_off, j, len), len);
         }
         if (has(FLAG_DBETA)) {
-            dbeta[p.dbeta_off + j] = column_sum(p.part_off + p.part_rows * p.cols, j);
+            st_dbeta(p.dbeta_off + j, column_sum(p.part_off + p.part_rows * p.cols, j, len), len);
         }
     }
 }

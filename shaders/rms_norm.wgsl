@@ -162,9 +162,11 @@ fn rms_norm_backward(
     let lane = inv.index % ROW_THREADS;
     let slot = inv.index / ROW_THREADS;
     let blocks = row_blocks();
-    let want_dgamma = has(FLAG_DGAMMA);
-    // This slot's own row of dgamma partial sums in the workspace.
-    let pb = p.part_off + (wid.x * rows_per_group() + slot) * n;
+    // This slot's own row of dgamma partial sums in the workspace; a slot that visits no
+    // row has none.
+    let first_row = wid.x * rows_per_group() + slot;
+    let want_dgamma = has(FLAG_DGAMMA) && first_row < p.rows;
+    let pb = p.part_off + first_row * n;
     if (CACHED) {
         var acc: array<vec4<f32>, MAX_CACHE>;
         var gc: array<vec4<f32>, MAX_CACHE>;

@@ -175,13 +175,10 @@ pub(crate) struct RowLaunch {
     pub subgroup_mode: u32,
     /// Quads per thread of the register tile holding the row; 0 when rows are streamed.
     pub register_quads: u32,
-}
-
-impl RowLaunch {
-    /// Rows of partial sums the backward grid leaves per gradient.
-    pub fn partial_rows(&self) -> u32 {
-        self.groups * self.rows_per_group
-    }
+    /// Rows of partial sums the backward grid leaves per gradient: one per row slot that
+    /// visits a row (slot s of workgroup w first visits row w * rows_per_group + s, so the
+    /// slots past the row count visit none and leave nothing).
+    pub partial_rows: u32,
 }
 
 /// A shader module's identity.
@@ -440,6 +437,7 @@ impl NormContext {
             groups: groups.max(1),
             subgroup_mode: self.subgroup_mode(row_threads),
             register_quads,
+            partial_rows: (groups.max(1) * rows_per_group).min(rows.max(1)),
         }
     }
 

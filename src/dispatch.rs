@@ -151,19 +151,18 @@ fn set_offset(p: &mut Params, binding: u32, off: u32) {
     *field = off;
 }
 
-/// Tensors a row kernel moves in quads through the io helpers (the rest are per-row
-/// statistics or the column pass's).
+/// Tensors the kernels move in quads through the io helpers (the rest are per-row
+/// statistics).
 fn moved_in_quads(binding: u32) -> bool {
     use binding::*;
-    matches!(binding, X | GAMMA | BETA | Y | DY | DX | PARTIAL | RESIDUAL | H | DH)
+    matches!(binding, X | GAMMA | BETA | Y | DY | DX | PARTIAL | DGAMMA | DBETA | RESIDUAL | H | DH)
 }
 
 /// The vector layout where the tuning allows it and every quad of every tensor the kernel
 /// moves in quads is aligned and whole.
 fn layout_for(ctx: &NormContext, d: &Dispatch<'_>, offsets: &[u32]) -> Layout {
     let p = &d.params;
-    let aligned = d.launch.is_some()
-        && ctx.tuning().vector_access
+    let aligned = ctx.tuning().vector_access
         && p.cols.is_multiple_of(4)
         && p.stride.is_multiple_of(4)
         && d.slots.iter().zip(offsets).all(|(s, off)| !moved_in_quads(s.binding) || off.is_multiple_of(4));
@@ -264,7 +263,7 @@ impl Recorder for wgpu::ComputePass<'_> {
 pub(crate) fn workspace_bytes(ctx: &NormContext, backward: Kernel, rows: u32, cols: u32) -> u64 {
     let launch = ctx.row_launch(backward, rows, cols);
     let gradients = if backward == Kernel::LayerNormBackward { 2 } else { 1 };
-    u64::from(launch.partial_rows()) * u64::from(cols) * gradients * F32_BYTES
+    u64::from(launch.partial_rows) * u64::from(cols) * gradients * F32_BYTES
 }
 
 /// The dispatch that sums the backward partials into dgamma and dbeta.
@@ -277,7 +276,8 @@ pub(crate) fn column_sums<'a>(
     dbeta: Option<Tensor<'a>>,
 ) -> Dispatch<'a> {
     let cols = u64::from(params.cols);
-    let groups = params.cols.div_ceil(ctx.tuning().workgroup_size).min(ctx.tuning().max_forward_groups);
+    let quads = params.cols.div_ceil(4);
+    let groups = quads.div_ceil(ctx.tuning().workgroup_size).min(ctx.tuning().max_forward_groups);
     Dispatch {
         kernel: Kernel::ReduceColumns,
         storage: Storage::default(),

@@ -175,7 +175,7 @@ impl NormContext {
         }
         let st = config.storage;
         let launch = self.row_launch(Kernel::LayerNormBackward, params.rows, params.cols);
-        params.part_rows = launch.partial_rows();
+        params.part_rows = launch.partial_rows;
         let f = &mut params.flags;
         set_if(f, flags::GAMMA, args.gamma.is_some());
         set_if(f, flags::MEAN, args.mean.is_some());
@@ -184,7 +184,7 @@ impl NormContext {
         set_if(f, flags::DBETA, args.dbeta.is_some());
         set_if(f, flags::DH, args.dh.is_some());
         let r = shape.rows as u64;
-        let ws = 2 * u64::from(launch.partial_rows()) * shape.cols as u64;
+        let ws = 2 * u64::from(launch.partial_rows) * shape.cols as u64;
         let workspace = args.workspace.filter(|_| wants_sums);
         let mut dispatches = vec![Dispatch {
             kernel: Kernel::LayerNormBackward,

@@ -231,13 +231,13 @@ impl NormContext {
         }
         let st = config.storage;
         let launch = self.row_launch(Kernel::RmsNormBackward, params.rows, params.cols);
-        params.part_rows = launch.partial_rows();
+        params.part_rows = launch.partial_rows;
         let f = &mut params.flags;
         set_if(f, flags::GAMMA, args.gamma.is_some());
         set_if(f, flags::RSTD, args.rstd.is_some());
         set_if(f, flags::DGAMMA, args.dgamma.is_some());
         set_if(f, flags::DH, args.dh.is_some());
-        let ws = u64::from(launch.partial_rows()) * shape.cols as u64;
+        let ws = u64::from(launch.partial_rows) * shape.cols as u64;
         let workspace = args.workspace.filter(|_| args.dgamma.is_some());
         let mut dispatches = vec![Dispatch {
             kernel: Kernel::RmsNormBackward,

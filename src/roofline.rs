@@ -93,7 +93,7 @@ impl NormContext {
             Direction::Forward => act * (2 + 2 * fused) * n + param * params * c,
             Direction::Backward => {
                 let stats = params; // rstd, and mean for LayerNorm
-                let partial_rows = u64::from(self.row_launch(backward, rows, cols).partial_rows());
+                let partial_rows = u64::from(self.row_launch(backward, rows, cols).partial_rows);
                 let sums = F32 * (2 * params * partial_rows * c + params * c);
                 act * (3 + fused) * n + param * c + F32 * stats * r + sums
             }

@@ -35,8 +35,10 @@ const INPUTS: [(&str, u32); 4] = [("x", 0), ("dy", 6), ("res", 11), ("dh", 13)];
 const OUTPUTS: [(&str, u32); 3] = [("y", 3), ("dx", 7), ("h", 12)];
 /// Parameter tensors.
 const PARAMS: [(&str, u32); 2] = [("gamma", 1), ("beta", 2)];
-/// The backward's f32 workspace of partial sums (row families only).
+/// The backward's f32 workspace of partial sums.
 const PARTIAL: (&str, u32) = ("partial", 8);
+/// The column pass's f32 outputs.
+const PARAM_GRADS: [(&str, u32); 2] = [("dgamma", 9), ("dbeta", 10)];
 
 /// A kernel: one WGSL entry point, one pipeline label, one name everywhere.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -218,6 +220,8 @@ pub fn wgsl_variant(family: Family, variant: &Variant) -> String {
         (Io::PackedF16, _) | (_, Io::PackedF16) => s.push_str(CVT_F16),
         _ => {}
     }
+    // Every family gets the row helpers (common.wgsl refers to them); bindings a kernel
+    // does not use stay out of its pipeline's layout.
     for (name, binding) in INPUTS {
         s.push_str(&io_helper(act, layout, Access::Load, name, binding));
     }
@@ -227,7 +231,12 @@ pub fn wgsl_variant(family: Family, variant: &Variant) -> String {
     for (name, binding) in PARAMS {
         s.push_str(&io_helper(param, layout, Access::Load, name, binding));
     }
-    if family.reduces_rows() {
+    if family == Family::ReduceColumns {
+        for (name, binding) in PARAM_GRADS {
+            s.push_str(&io_helper(Io::F32, layout, Access::Store, name, binding));
+        }
+    }
+    if family != Family::StreamCopy {
         let (name, binding) = PARTIAL;
         s.push_str(&io_helper(Io::F32, layout, Access::LoadStore, name, binding));
     }
