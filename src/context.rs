@@ -48,6 +48,8 @@ pub enum F16Path {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Tuning {
     /// Threads per workgroup: a power of two, at most 256 and at most the device allows.
+    /// Launches of few rows use smaller workgroups (down to one subgroup) so that their
+    /// row blocks still spread over `max_forward_groups` (`backward_groups`) workgroups.
     pub workgroup_size: u32,
     /// Elements each thread should own when picking the threads per row: short rows get
     /// fewer threads and share a workgroup with other rows.
@@ -169,6 +171,7 @@ struct PipelineKey {
 /// so the same shape always gets the same launch (and bitwise the same gradients).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct RowLaunch {
+    pub workgroup_size: u32,
     pub row_threads: u32,
     pub rows_per_group: u32,
     pub groups: u32,
@@ -414,7 +417,16 @@ impl NormContext {
             None => t.register_quads,
         };
         let register_quads = if per_thread <= tile { per_thread } else { 0 };
-        let rows_per_group = t.workgroup_size / row_threads;
+        // Few rows: smaller workgroups (down to one subgroup) until the row blocks can fill
+        // the grid the tuning asks for, so 32 rows of 8 threads each are not one
+        // workgroup on one core of a CPU adapter, or on one compute unit of a GPU.
+        let target = if backward { t.backward_groups } else { t.max_forward_groups };
+        let smallest = row_threads.max(self.info.subgroup_max_size);
+        let mut workgroup_size = t.workgroup_size;
+        while workgroup_size > smallest && rows.div_ceil(workgroup_size / row_threads) < target {
+            workgroup_size /= 2;
+        }
+        let rows_per_group = workgroup_size / row_threads;
         let blocks = rows.div_ceil(rows_per_group);
         // Enough workgroups that none loops over more than max_loop_trips row blocks.
         let min_groups = blocks.div_ceil(t.max_loop_trips);
@@ -432,6 +444,7 @@ impl NormContext {
             blocks.min(t.max_forward_groups).max(min_groups)
         };
         RowLaunch {
+            workgroup_size,
             row_threads,
             rows_per_group,
             groups: groups.max(1),
@@ -477,7 +490,7 @@ impl NormContext {
         let key = PipelineKey {
             kernel,
             variant,
-            workgroup_size: self.tuning.workgroup_size,
+            workgroup_size: launch.map_or(self.tuning.workgroup_size, |l| l.workgroup_size),
             row_threads: launch.map_or(1, |l| l.row_threads),
             subgroup_mode: launch.map_or(0, |l| l.subgroup_mode),
             cached: tile > 0,
