@@ -23,7 +23,8 @@ pub struct Args {
     /// Directions: forward, backward (dx plus dgamma/dbeta).
     #[arg(long, value_delimiter = ',', value_parser = parse_direction, default_value = "forward,backward")]
     pub dirs: Vec<Direction>,
-    /// Timed runs per row of the table (median and min are reported).
+    /// Timed runs per row of the table (median and min are reported); short kernels run
+    /// more, until 100 ms of them are timed (at most 400 runs).
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub iters: u32,
     /// Untimed runs before the timed ones.

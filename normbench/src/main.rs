@@ -34,6 +34,10 @@ pub enum BenchError {
 
 /// The shape the rooflines are measured on: 64 MiB a buffer, past any last-level cache.
 const ROOFLINE_SHAPE: Shape = Shape { rows: 4096, cols: 4096, row_stride: 4096 };
+/// Timed kernel milliseconds each row of the table gathers at least (within MAX_RUNS runs).
+const MIN_TIMED_MS: f64 = 100.0;
+const MAX_RUNS: usize = 400;
+
 /// Encode + submit calls timed for the decode shape.
 const HOST_CALLS: usize = 300;
 
@@ -136,19 +140,20 @@ fn run(args: &Args) -> Result<(), BenchError> {
 
     let mut rows = Vec::new();
     for &shape in &args.shapes {
+        bar.set_message(format!("{}x{}", shape.rows, shape.cols));
+        let shape_copy = shape_copy_gbps(&gpu, args, shape)?;
+        let mut loads = Vec::new();
         for &op in &args.ops {
             for &dir in &args.dirs {
-                bar.set_message(format!("{} {} {}x{}", op.name(), dir.name(), shape.rows, shape.cols));
-                let case = Case {
-                    op,
-                    direction: dir,
-                    shape,
-                    dtype: args.dtype,
-                    fused_residual: args.fused_residual,
-                };
-                rows.push(measure(&gpu, args, case, stream_gbps)?);
-                bar.inc(1);
+                let fused_residual = args.fused_residual;
+                let case = Case { op, direction: dir, shape, dtype: args.dtype, fused_residual };
+                loads.push(Workload::new(&gpu, case)?);
             }
+        }
+        let times = interleaved_runs(&gpu, args, &loads)?;
+        for (w, t) in loads.iter().zip(&times) {
+            rows.push(measure(&gpu, args, w, t, stream_gbps, shape_copy)?);
+            bar.inc(1);
         }
     }
     bar.finish_and_clear();
@@ -169,7 +174,8 @@ fn run(args: &Args) -> Result<(), BenchError> {
         "byte model: forward = read x + write y + read gamma (and beta) once; backward = read x and dy + \
          write dx + read gamma and the saved stats (rstd, and mean for LayerNorm) + write and read the \
          dgamma/dbeta partial sums + write dgamma (and dbeta). GB/s = bytes / median GPU time; \
-         % = GB/s over the stream-copy shader's GB/s. CPU fast: f32 on {} threads; CPU ref: f64, one thread.",
+         % = GB/s over the stream-copy shader's GB/s (the roofline), and over the stream copy of the \
+         same shape (what this shape's bytes cost to move before any arithmetic). CPU fast: f32 on {} threads; CPU ref: f64, one thread.",
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
     println!("{}", report::h100_floor(&rows));
@@ -231,10 +237,64 @@ fn check_shapes(gpu: &Gpu, shapes: &[Shape]) -> Result<(), BenchError> {
     Ok(())
 }
 
-fn measure(gpu: &Gpu, args: &Args, case: Case, stream_gbps: f64) -> Result<Row, BenchError> {
+/// GPU ms of `args.iters` runs of `record` after `args.warmup`; short kernels are run again
+/// until MIN_TIMED_MS of them are timed, or their medians would follow this shared
+/// machine's bursts of load.
+fn timed_runs(
+    gpu: &Gpu,
+    args: &Args,
+    mut record: impl FnMut(&mut wgpu::ComputePass<'_>, usize) -> Result<(), BenchError>,
+) -> Result<Vec<f64>, BenchError> {
+    let mut times = gpu.time_pass(args.warmup, args.iters, &mut record)?;
+    while times.iter().sum::<f64>() < MIN_TIMED_MS && times.len() < MAX_RUNS {
+        times.extend(gpu.time_pass(0, args.iters, &mut record)?);
+    }
+    Ok(times)
+}
+
+/// GB/s of the stream copy on `shape` itself, launched as the forward kernels are for it:
+/// what moving this shape's bytes costs before any arithmetic.
+fn shape_copy_gbps(gpu: &Gpu, args: &Args, shape: Shape) -> Result<f64, BenchError> {
+    let n = shape.elements();
+    let x = gpu.buffer("shape_copy.x", n, Some(&gpu::noise(n, 7)))?;
+    let y = gpu.buffer("shape_copy.y", n, None)?;
+    let times = timed_runs(gpu, args, |pass, _| {
+        Ok(gpu.ctx.encode_stream_copy(pass, shape, args.dtype, (&x).into(), (&y).into())?)
+    })?;
+    Ok(2.0 * n as f64 * args.dtype.size() as f64 / (median(&times) * 1e6))
+}
+
+/// GPU ms of each workload, timed in turns (one run of each per round) so that all of a
+/// shape's kernels see the same moments of this shared machine and their ratios hold;
+/// rounds go on until every workload has MIN_TIMED_MS timed (within MAX_RUNS rounds).
+fn interleaved_runs(gpu: &Gpu, args: &Args, loads: &[Workload]) -> Result<Vec<Vec<f64>>, BenchError> {
     let ctx = &gpu.ctx;
-    let w = Workload::new(gpu, case)?;
-    let times = gpu.time_pass(args.warmup, args.iters, |pass, i| w.record(ctx, pass, i))?;
+    for w in loads {
+        gpu.time_pass(args.warmup, 0, |pass, i| w.record(ctx, pass, i))?;
+    }
+    let mut times = vec![Vec::new(); loads.len()];
+    for round in 0..MAX_RUNS {
+        let enough = times.iter().all(|t: &Vec<f64>| t.iter().sum::<f64>() >= MIN_TIMED_MS);
+        if round >= args.iters as usize && enough {
+            break;
+        }
+        for (w, t) in loads.iter().zip(&mut times) {
+            t.extend(gpu.time_pass(0, 1, |pass, _| w.record(ctx, pass, round))?);
+        }
+    }
+    Ok(times)
+}
+
+fn measure(
+    gpu: &Gpu,
+    args: &Args,
+    w: &Workload,
+    times: &[f64],
+    stream_gbps: f64,
+    shape_copy: f64,
+) -> Result<Row, BenchError> {
+    let ctx = &gpu.ctx;
+    let case = w.case;
     // One more run on set 0, whose inputs the host holds, to check the outputs.
     gpu.time_pass(0, 1, |pass, _| w.record(ctx, pass, 0))?;
     let outputs = w.outputs(gpu)?;
@@ -243,14 +303,14 @@ fn measure(gpu: &Gpu, args: &Args, case: Case, stream_gbps: f64) -> Result<Row, 
     let mut want = Vec::new();
     for _ in 0..args.iters.min(3) {
         let t = Instant::now();
-        want = cpu::reference_case(&w)?;
+        want = cpu::reference_case(w)?;
         ref_times.push(t.elapsed().as_secs_f64() * 1e3);
     }
     let mut fast_times = Vec::new();
     let mut fast = Vec::new();
     for _ in 0..args.iters.min(10) {
         let t = Instant::now();
-        fast = cpu::fast_case(&w);
+        fast = cpu::fast_case(w);
         fast_times.push(t.elapsed().as_secs_f64() * 1e3);
     }
     let max_err =
@@ -258,7 +318,7 @@ fn measure(gpu: &Gpu, args: &Args, case: Case, stream_gbps: f64) -> Result<Row, 
 
     let bytes =
         ctx.bytes_moved_as(case.op, case.direction, case.shape, case.storage(), case.fused_residual)?;
-    let gpu_ms = median(&times);
+    let gpu_ms = median(times);
     let gpu_gbps = bytes as f64 / (gpu_ms * 1e6);
     Ok(Row {
         op: case.op.name(),
@@ -269,9 +329,10 @@ fn measure(gpu: &Gpu, args: &Args, case: Case, stream_gbps: f64) -> Result<Row, 
         cols: case.shape.cols,
         bytes,
         gpu_ms,
-        gpu_min_ms: min(&times),
+        gpu_min_ms: min(times),
         gpu_gbps,
         roofline_fraction: gpu_gbps / stream_gbps,
+        shape_copy_fraction: gpu_gbps / shape_copy,
         cpu_ref_ms: median(&ref_times),
         cpu_fast_ms: median(&fast_times),
         max_rel_err: max_err(&outputs),

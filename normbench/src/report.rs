@@ -21,6 +21,8 @@ pub struct Row {
     pub gpu_gbps: f64,
     /// gpu_gbps / stream_gbps.
     pub roofline_fraction: f64,
+    /// gpu_gbps / GB/s of the stream copy of the same shape and dtype.
+    pub shape_copy_fraction: f64,
     pub cpu_ref_ms: f64,
     pub cpu_fast_ms: f64,
     /// Largest ||gpu - ref|| / ||ref|| over the outputs.
@@ -77,7 +79,7 @@ pub fn min(v: &[f64]) -> f64 {
     v.iter().copied().fold(f64::INFINITY, f64::min)
 }
 
-const HEADER: [&str; 11] = [
+const HEADER: [&str; 12] = [
     "op",
     "dir",
     "rows x cols",
@@ -85,6 +87,7 @@ const HEADER: [&str; 11] = [
     "GPU min ms",
     "GPU GB/s",
     "% of stream roofline",
+    "% of same-shape copy",
     "CPU ref ms",
     "CPU fast ms",
     "GPU speedup vs CPU fast",
@@ -93,7 +96,7 @@ const HEADER: [&str; 11] = [
 
 /// The table, as Markdown so it pastes into BENCHMARKS.md as it is.
 pub fn table(rows: &[Row]) -> String {
-    let cells: Vec<[String; 11]> = rows
+    let cells: Vec<[String; 12]> = rows
         .iter()
         .map(|r| {
             [
@@ -104,6 +107,7 @@ pub fn table(rows: &[Row]) -> String {
                 format!("{:.3}", r.gpu_min_ms),
                 format!("{:.2}", r.gpu_gbps),
                 format!("{:.1}%", 100.0 * r.roofline_fraction),
+                format!("{:.1}%", 100.0 * r.shape_copy_fraction),
                 format!("{:.2}", r.cpu_ref_ms),
                 format!("{:.3}", r.cpu_fast_ms),
                 format!("{:.2}x", r.cpu_fast_ms / r.gpu_ms),
