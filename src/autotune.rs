@@ -32,6 +32,10 @@ const TUNED: [Kernel; 5] = [
 const SAMPLES: usize = 5;
 const RECORDS: usize = 3;
 
+/// How much faster than the rules' launch another must be to replace it: less is within
+/// the noise of a shared machine.
+const MARGIN: f64 = 0.03;
+
 const FILE_HEADER: &str = "# wgpu-norm launch cache v1: adapter, kernel, rows bucket, cols bucket, \
                            threads per row, register tile";
 
@@ -109,17 +113,9 @@ impl NormContext {
                     });
                     continue;
                 }
-                let default_micros = bench.time(kernel)?;
-                let mut best: Option<(f64, LaunchChoice)> = None;
-                for choice in self.candidates(cols) {
-                    trial.set_launch_choice(key, choice);
-                    // A candidate the device refuses is no candidate.
-                    let Ok(us) = bench.time(kernel) else { continue };
-                    if best.is_none_or(|(b, _)| us < b) {
-                        best = Some((us, choice));
-                    }
-                }
-                let Some((us, choice)) = best else { continue };
+                let Some((choice, us, rule_us)) = self.tune(&trial, &bench, kernel, rows, cols)? else {
+                    continue;
+                };
                 self.set_launch_choice(key, choice);
                 out.push(TunedLaunch {
                     kernel: kernel.name(),
@@ -127,7 +123,7 @@ impl NormContext {
                     row_threads: choice.row_threads,
                     register_tile: choice.cached,
                     micros: Some(us),
-                    default_micros: Some(default_micros),
+                    default_micros: Some(rule_us),
                 });
             }
         }
@@ -137,16 +133,58 @@ impl NormContext {
         Ok(out)
     }
 
-    /// Powers of two from an eighth of the rule's threads per row up to the workgroup
-    /// (no more threads than quads), each with a register tile when the row fits one.
+    /// The launch for `kernel` on rows x cols and its median time and the rules' launch's,
+    /// both in microseconds. The rules' launch is a candidate too, and another replaces it
+    /// only when faster by more than MARGIN. Candidates are timed in turns, one submission
+    /// of each per round, so all see the same moments of the machine; a candidate the device
+    /// refuses is dropped. `None` when the device refuses every candidate.
+    fn tune(
+        &self,
+        trial: &NormContext,
+        bench: &Bench<'_>,
+        kernel: Kernel,
+        rows: u32,
+        cols: u32,
+    ) -> Result<Option<(LaunchChoice, f64, f64)>> {
+        let key = LaunchKey::of(kernel, rows, cols);
+        let rule = trial.row_launch(kernel, rows, cols);
+        let rule = LaunchChoice { row_threads: rule.row_threads, cached: rule.register_quads > 0 };
+        let mut candidates = vec![rule];
+        candidates.extend(self.candidates(cols).into_iter().filter(|c| *c != rule));
+        // The first submission of each compiles its pipelines and is not counted.
+        candidates.retain(|&c| {
+            trial.set_launch_choice(key, c);
+            bench.time(kernel).is_ok()
+        });
+        let mut samples = vec![Vec::with_capacity(SAMPLES); candidates.len()];
+        for _ in 0..SAMPLES {
+            for (c, times) in candidates.iter().zip(&mut samples) {
+                trial.set_launch_choice(key, *c);
+                times.push(bench.time(kernel)?);
+            }
+        }
+        let medians: Vec<f64> = samples.iter_mut().map(|t| median(t)).collect();
+        let Some(&rule_us) = medians.first() else { return Ok(None) };
+        let (mut choice, mut us) = (candidates[0], rule_us);
+        for (c, &m) in candidates.iter().zip(&medians).skip(1) {
+            if m < us && m < rule_us * (1.0 - MARGIN) {
+                (choice, us) = (*c, m);
+            }
+        }
+        Ok(Some((choice, us, rule_us)))
+    }
+
+    /// Powers of two from a quarter of the rules' threads per row to four times as many
+    /// (no more than the workgroup, nor than the row has quads), each with a register tile
+    /// when the row fits one.
     fn candidates(&self, cols: u32) -> Vec<LaunchChoice> {
         let t = self.tuning();
         let quads = cols.div_ceil(4).max(1);
         let rule =
             cols.div_ceil(t.elements_per_thread.max(4)).max(1).next_power_of_two().min(t.max_row_threads);
-        let top = quads.next_power_of_two().min(t.workgroup_size);
+        let top = quads.next_power_of_two().min(t.workgroup_size).min(rule * 4);
         let mut v = Vec::new();
-        let mut threads = (rule / 8).max(1);
+        let mut threads = (rule / 4).max(1);
         while threads <= top {
             if quads.div_ceil(threads) <= MAX_TUNED_TILE {
                 v.push(LaunchChoice { row_threads: threads, cached: true });
@@ -220,6 +258,11 @@ impl NormContext {
     }
 }
 
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
 fn parse_entry(fields: &[&str]) -> Option<(LaunchKey, LaunchChoice)> {
     let [_, kernel, rows, cols, threads, tile] = fields else { return None };
     let kernel = TUNED.into_iter().find(|k| k.name() == *kernel)?;
@@ -284,7 +327,8 @@ impl<'a> Bench<'a> {
         })
     }
 
-    /// Median microseconds of one `kernel` on these buffers with the context's launch.
+    /// Microseconds per `kernel` of one submission recording it RECORDS times on these
+    /// buffers, with the context's launch.
     fn time(&self, kernel: Kernel) -> Result<f64> {
         let ctx = self.ctx;
         let workspace_bytes = match kernel {
@@ -298,24 +342,16 @@ impl<'a> Bench<'a> {
             usage: wgpu::BufferUsages::STORAGE,
             mapped_at_creation: false,
         });
-        let mut samples = Vec::with_capacity(SAMPLES);
-        // The first submission compiles and warms up; it is not counted.
-        for i in 0..=SAMPLES {
-            let mut encoder = ctx.device().create_command_encoder(&Default::default());
-            for _ in 0..RECORDS {
-                self.record(&mut encoder, kernel, &workspace)?;
-            }
-            let start = Instant::now();
-            ctx.queue().submit([encoder.finish()]);
-            ctx.device()
-                .poll(wgpu::PollType::wait_indefinitely())
-                .map_err(|e| NormError::Wgpu { during: "autotune", message: e.to_string() })?;
-            if i > 0 {
-                samples.push(start.elapsed().as_secs_f64() * 1e6 / RECORDS as f64);
-            }
+        let mut encoder = ctx.device().create_command_encoder(&Default::default());
+        for _ in 0..RECORDS {
+            self.record(&mut encoder, kernel, &workspace)?;
         }
-        samples.sort_by(f64::total_cmp);
-        Ok(samples[samples.len() / 2])
+        let start = Instant::now();
+        ctx.queue().submit([encoder.finish()]);
+        ctx.device()
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| NormError::Wgpu { during: "autotune", message: e.to_string() })?;
+        Ok(start.elapsed().as_secs_f64() * 1e6 / RECORDS as f64)
     }
 
     fn record(

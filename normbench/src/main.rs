@@ -141,7 +141,6 @@ fn run(args: &Args) -> Result<(), BenchError> {
     let mut rows = Vec::new();
     for &shape in &args.shapes {
         bar.set_message(format!("{}x{}", shape.rows, shape.cols));
-        let shape_copy = shape_copy_gbps(&gpu, args, shape)?;
         let mut loads = Vec::new();
         for &op in &args.ops {
             for &dir in &args.dirs {
@@ -150,7 +149,21 @@ fn run(args: &Args) -> Result<(), BenchError> {
                 loads.push(Workload::new(&gpu, case)?);
             }
         }
-        let times = interleaved_runs(&gpu, args, &loads)?;
+        // The shape's stream copy is timed in the same turns as its kernels.
+        let n = shape.elements();
+        let copy_x = gpu.buffer("shape_copy.x", n, Some(&gpu::noise(n, 7)))?;
+        let copy_y = gpu.buffer("shape_copy.y", n, None)?;
+        let ctx = &gpu.ctx;
+        let copy = |pass: &mut wgpu::ComputePass<'_>, _: usize| -> Result<(), BenchError> {
+            Ok(ctx.encode_stream_copy(pass, shape, args.dtype, (&copy_x).into(), (&copy_y).into())?)
+        };
+        let mut records: Vec<&Record<'_>> = vec![&copy];
+        let kernels: Vec<_> =
+            loads.iter().map(|w| move |pass: &mut wgpu::ComputePass<'_>, i| w.record(ctx, pass, i)).collect();
+        records.extend(kernels.iter().map(|k| k as &Record<'_>));
+        let mut times = interleaved_runs(&gpu, args, &records)?;
+        let copy_times = times.remove(0);
+        let shape_copy = 2.0 * n as f64 * args.dtype.size() as f64 / (median(&copy_times) * 1e6);
         for (w, t) in loads.iter().zip(&times) {
             rows.push(measure(&gpu, args, w, t, stream_gbps, shape_copy)?);
             bar.inc(1);
@@ -237,49 +250,25 @@ fn check_shapes(gpu: &Gpu, shapes: &[Shape]) -> Result<(), BenchError> {
     Ok(())
 }
 
-/// GPU ms of `args.iters` runs of `record` after `args.warmup`; short kernels are run again
-/// until MIN_TIMED_MS of them are timed, or their medians would follow this shared
-/// machine's bursts of load.
-fn timed_runs(
-    gpu: &Gpu,
-    args: &Args,
-    mut record: impl FnMut(&mut wgpu::ComputePass<'_>, usize) -> Result<(), BenchError>,
-) -> Result<Vec<f64>, BenchError> {
-    let mut times = gpu.time_pass(args.warmup, args.iters, &mut record)?;
-    while times.iter().sum::<f64>() < MIN_TIMED_MS && times.len() < MAX_RUNS {
-        times.extend(gpu.time_pass(0, args.iters, &mut record)?);
-    }
-    Ok(times)
-}
+/// Records one run of a timed kernel on buffer set `i`.
+type Record<'a> = dyn Fn(&mut wgpu::ComputePass<'_>, usize) -> Result<(), BenchError> + 'a;
 
-/// GB/s of the stream copy on `shape` itself, launched as the forward kernels are for it:
-/// what moving this shape's bytes costs before any arithmetic.
-fn shape_copy_gbps(gpu: &Gpu, args: &Args, shape: Shape) -> Result<f64, BenchError> {
-    let n = shape.elements();
-    let x = gpu.buffer("shape_copy.x", n, Some(&gpu::noise(n, 7)))?;
-    let y = gpu.buffer("shape_copy.y", n, None)?;
-    let times = timed_runs(gpu, args, |pass, _| {
-        Ok(gpu.ctx.encode_stream_copy(pass, shape, args.dtype, (&x).into(), (&y).into())?)
-    })?;
-    Ok(2.0 * n as f64 * args.dtype.size() as f64 / (median(&times) * 1e6))
-}
-
-/// GPU ms of each workload, timed in turns (one run of each per round) so that all of a
+/// GPU ms of each record, timed in turns (one run of each per round) so that all of a
 /// shape's kernels see the same moments of this shared machine and their ratios hold;
-/// rounds go on until every workload has MIN_TIMED_MS timed (within MAX_RUNS rounds).
-fn interleaved_runs(gpu: &Gpu, args: &Args, loads: &[Workload]) -> Result<Vec<Vec<f64>>, BenchError> {
-    let ctx = &gpu.ctx;
-    for w in loads {
-        gpu.time_pass(args.warmup, 0, |pass, i| w.record(ctx, pass, i))?;
+/// rounds go on until each has MIN_TIMED_MS timed (within MAX_RUNS rounds), or short
+/// kernels' medians would follow the machine's bursts of load.
+fn interleaved_runs(gpu: &Gpu, args: &Args, records: &[&Record<'_>]) -> Result<Vec<Vec<f64>>, BenchError> {
+    for record in records {
+        gpu.time_pass(args.warmup, 0, record)?;
     }
-    let mut times = vec![Vec::new(); loads.len()];
+    let mut times = vec![Vec::new(); records.len()];
     for round in 0..MAX_RUNS {
         let enough = times.iter().all(|t: &Vec<f64>| t.iter().sum::<f64>() >= MIN_TIMED_MS);
         if round >= args.iters as usize && enough {
             break;
         }
-        for (w, t) in loads.iter().zip(&mut times) {
-            t.extend(gpu.time_pass(0, 1, |pass, _| w.record(ctx, pass, round))?);
+        for (record, t) in records.iter().zip(&mut times) {
+            t.extend(gpu.time_pass(0, 1, |pass, _| record(pass, round))?);
         }
     }
     Ok(times)
