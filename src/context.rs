@@ -49,7 +49,8 @@ pub enum F16Path {
 pub struct Tuning {
     /// Threads per workgroup: a power of two, at most 256 and at most the device allows.
     /// Launches of few rows use smaller workgroups (down to one subgroup) so that their
-    /// row blocks still spread over `max_forward_groups` (`backward_groups`) workgroups.
+    /// row blocks still spread over `backward_groups` workgroups, the count that fills the
+    /// device.
     pub workgroup_size: u32,
     /// Elements each thread should own when picking the threads per row: short rows get
     /// fewer threads and share a workgroup with other rows.
@@ -127,6 +128,9 @@ impl Tuning {
             // 32 elements per thread: rows up to 8192 elements in registers with 256
             // threads per row, a tile small enough to leave room for occupancy.
             register_quads: shader::MAX_CACHE,
+            // 16-byte loads by consecutive threads are whole, coalesced transactions on
+            // every GPU and a quarter of the load instructions: the usual choice of fast
+            // norm kernels (vectorized loads in Apex, QuACK, Liger).
             vector_access: true,
             max_loop_trips: u32::MAX,
             max_forward_groups: max_groups,
@@ -417,10 +421,12 @@ impl NormContext {
             None => t.register_quads,
         };
         let register_quads = if per_thread <= tile { per_thread } else { 0 };
-        // Few rows: smaller workgroups (down to one subgroup) until the row blocks can fill
-        // the grid the tuning asks for, so 32 rows of 8 threads each are not one
-        // workgroup on one core of a CPU adapter, or on one compute unit of a GPU.
-        let target = if backward { t.backward_groups } else { t.max_forward_groups };
+        // Few rows: smaller workgroups (down to one subgroup) until the row blocks reach the
+        // workgroups that fill the device (the persistent backward grid's size), so 32 rows
+        // of 8 threads each are not one workgroup on one core of a CPU adapter, or on one
+        // compute unit of a GPU. More rows keep full workgroups: occupancy on a GPU is
+        // capped per workgroup as well as per thread.
+        let target = t.backward_groups;
         let smallest = row_threads.max(self.info.subgroup_max_size);
         let mut workgroup_size = t.workgroup_size;
         while workgroup_size > smallest && rows.div_ceil(workgroup_size / row_threads) < target {
