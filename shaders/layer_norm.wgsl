@@ -286,6 +286,8 @@ fn layer_norm_backward(
             let base = row * p.stride;
             var s = 0.0;
             if (!has(FLAG_MEAN)) {
+                // x_quad, not input_quad: a kernel that names `res` at all binds it, and the
+                // backward must stay within 8 storage buffers.
                 var part = 0.0;
                 for (var j = 4u * lane; j < cnt; j = j + 4u * ROW_THREADS) {
                     part = part + dot(x_quad(base, j, walk_len(j, cnt)), vec4<f32>(1.0));

@@ -67,3 +67,40 @@ fn params_struct_matches_wgsl() {
     assert_eq!(span as usize, wgpu_norm::params_size());
     assert_eq!(members.len() * 4, wgpu_norm::params_size());
 }
+
+/// No kernel names more than 8 storage buffers, WebGPU's default
+/// max_storage_buffers_per_shader_stage. A binding counts as soon as the entry point's code
+/// refers to it, even under a flag that is off: pipelines derive their layout from the text.
+#[test]
+fn every_kernel_binds_at_most_8_storage_buffers() {
+    for family in Family::ALL {
+        let variant = Variant {
+            subgroups: true,
+            storage: Storage::default(),
+            native_f16: false,
+            layout: Layout::Vector,
+            register_quads: 4,
+        };
+        let source = wgsl_variant(family, &variant);
+        let module = naga::front::wgsl::parse_str(&source).unwrap();
+        let caps = Capabilities::SUBGROUP | Capabilities::SUBGROUP_BARRIER;
+        let info = Validator::new(ValidationFlags::all(), caps).validate(&module).unwrap();
+        for (i, entry) in module.entry_points.iter().enumerate() {
+            let uses = info.get_entry_point(i);
+            let storage: Vec<&str> = module
+                .global_variables
+                .iter()
+                .filter(|(h, g)| {
+                    matches!(g.space, naga::AddressSpace::Storage { .. }) && !uses[*h].is_empty()
+                })
+                .map(|(_, g)| g.name.as_deref().unwrap_or("?"))
+                .collect();
+            assert!(
+                storage.len() <= 8,
+                "{} binds {} storage buffers: {storage:?}",
+                entry.name,
+                storage.len()
+            );
+        }
+    }
+}
