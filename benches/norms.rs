@@ -7,7 +7,7 @@
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use wgpu::util::DeviceExt as _;
 use wgpu_norm::{
-    Direction, LayerNormBackward, LayerNormConfig, LayerNormForward, NormContext, Op, RmsNormBackward,
+    Direction, LayerNormBackward, LayerNormConfig, LayerNormForward, Norm, NormContext, RmsNormBackward,
     RmsNormConfig, RmsNormForward, Shape,
 };
 
@@ -52,7 +52,7 @@ fn buffers(ctx: &NormContext, shape: Shape) -> Buffers {
     };
     // Saved statistics for backward.
     let mut enc = ctx.device().create_command_encoder(&Default::default());
-    record(ctx, &mut enc, &b, Op::LayerNorm, Direction::Forward, shape, true);
+    record(ctx, &mut enc, &b, Norm::LayerNorm, Direction::Forward, shape, true);
     ctx.queue().submit([enc.finish()]);
     b
 }
@@ -61,7 +61,7 @@ fn record(
     ctx: &NormContext,
     enc: &mut wgpu::CommandEncoder,
     b: &Buffers,
-    op: Op,
+    op: Norm,
     dir: Direction,
     shape: Shape,
     keep_stats: bool,
@@ -70,7 +70,7 @@ fn record(
     let ln = LayerNormConfig::default();
     let stats = |t| keep_stats.then_some(t);
     match (op, dir) {
-        (Op::RmsNorm, Direction::Forward) => ctx.encode_rms_norm_forward(
+        (Norm::RmsNorm, Direction::Forward) => ctx.encode_rms_norm_forward(
             enc,
             shape,
             &rms,
@@ -83,7 +83,7 @@ fn record(
                 rstd: None,
             },
         ),
-        (Op::LayerNorm, Direction::Forward) => ctx.encode_layer_norm_forward(
+        (Norm::LayerNorm, Direction::Forward) => ctx.encode_layer_norm_forward(
             enc,
             shape,
             &ln,
@@ -98,7 +98,7 @@ fn record(
                 rstd: stats((&b.rstd).into()),
             },
         ),
-        (Op::RmsNorm, Direction::Backward) => ctx.encode_rms_norm_backward(
+        (Norm::RmsNorm, Direction::Backward) => ctx.encode_rms_norm_backward(
             enc,
             shape,
             &rms,
@@ -113,7 +113,7 @@ fn record(
                 workspace: Some((&b.workspace).into()),
             },
         ),
-        (Op::LayerNorm, Direction::Backward) => ctx.encode_layer_norm_backward(
+        (Norm::LayerNorm, Direction::Backward) => ctx.encode_layer_norm_backward(
             enc,
             shape,
             &ln,
@@ -139,7 +139,7 @@ fn norms(c: &mut Criterion) {
     for (rows, cols) in SHAPES {
         let shape = Shape::new(rows, cols);
         let b = buffers(&ctx, shape);
-        for op in Op::ALL {
+        for op in Norm::ALL {
             for dir in Direction::ALL {
                 let mut group = c.benchmark_group(format!("{}_{}", op.name(), dir.name()));
                 group.throughput(Throughput::Bytes(ctx.bytes_moved(op, dir, shape).unwrap()));

@@ -9,57 +9,62 @@
 // 16-byte vectors (coalesced on a GPU). Where every tensor of a call is quad-aligned the
 // helpers move a quad with one vector load or store; elsewhere with four scalar ones.
 
-// Mirrored field for field by `Params` in src/params.rs (a test compares the sizes).
-// Offsets are in elements from the start of each binding, so callers can keep tensors
-// at any 4-byte offset inside a larger buffer.
+// Mirrored field for field by `Params` in src/ops/params.rs. The offsets are in elements
+// from the start of each binding, so callers can keep tensors at any element offset inside
+// a larger buffer; there is one per binding number, in binding order, named after the
+// tensor bound there in the op tables of src/ops (a test checks both).
 struct Params {
     rows: u32,
     cols: u32,
     eps: f32,
     flags: u32,
     x_off: u32,
-    y_off: u32,
     gamma_off: u32,
     beta_off: u32,
+    y_off: u32,
     mean_off: u32,
     rstd_off: u32,
     dy_off: u32,
     dx_off: u32,
-    part_off: u32,
-    part_rows: u32,
+    workspace_off: u32,
     dgamma_off: u32,
     dbeta_off: u32,
-    res_off: u32,
+    residual_off: u32,
     h_off: u32,
     dh_off: u32,
+    unused14_off: u32,
+    unused15_off: u32,
+    // Rows of partial sums the backward leaves per gradient in the workspace.
+    partial_rows: u32,
     // Elements from one row to the next (>= cols): rows may be a view into a wider tensor.
     stride: u32,
     // RMSNorm: elements the RMS is estimated from (partial RMSNorm); cols otherwise.
     norm_cols: u32,
-    // Added to gamma in f32: y = xh * (gamma_shift + gamma).
-    gamma_shift: f32,
-    pad0: u32,
-    pad1: u32,
+    // Added to gamma in f32: y = xh * (gamma_offset + gamma).
+    gamma_offset: f32,
 }
 
-const FLAG_GAMMA: u32 = 1u;
-const FLAG_BETA: u32 = 2u;
+// A tensor that may be absent has the flag 1 << its binding number; the op tables of
+// src/ops derive the same bits (a test checks them).
+const FLAG_GAMMA: u32 = 2u;
+const FLAG_BETA: u32 = 4u;
 // Forward: write the per-row mean. Backward: read it instead of recomputing.
-const FLAG_MEAN: u32 = 4u;
+const FLAG_MEAN: u32 = 16u;
 // Forward: write the per-row rstd. Backward: read it instead of recomputing.
-const FLAG_RSTD: u32 = 8u;
-// RMSNorm: y = g * x / (rms + eps) instead of g * x / sqrt(mean(x^2) + eps).
-const FLAG_EPS_OUTSIDE: u32 = 16u;
-const FLAG_DGAMMA: u32 = 32u;
-const FLAG_DBETA: u32 = 64u;
+const FLAG_RSTD: u32 = 32u;
+const FLAG_DGAMMA: u32 = 512u;
+const FLAG_DBETA: u32 = 1024u;
 // Fused residual: the norm's input is x + residual.
-const FLAG_RESIDUAL: u32 = 128u;
+const FLAG_RESIDUAL: u32 = 2048u;
 // Forward: write the norm's input h = x + residual out.
-const FLAG_H_OUT: u32 = 256u;
+const FLAG_H: u32 = 4096u;
 // Backward: add the gradient arriving on h to dx.
-const FLAG_DH: u32 = 512u;
+const FLAG_DH: u32 = 8192u;
+// Options of the config rather than tensors, above the binding bits.
+// RMSNorm: y = g * x / (rms + eps) instead of g * x / sqrt(mean(x^2) + eps).
+const FLAG_EPS_OUTSIDE: u32 = 65536u;
 // RMSNorm: the RMS comes from the first norm_cols < cols elements (partial RMSNorm).
-const FLAG_PARTIAL: u32 = 1024u;
+const FLAG_PARTIAL: u32 = 131072u;
 
 // Threads of a workgroup.
 override WORKGROUP_SIZE: u32 = 256u;
@@ -142,16 +147,16 @@ fn len_mask(len: u32) -> vec4<f32> {
 fn input_quad(base: u32, j: u32, len: u32) -> vec4<f32> {
     var v = ld_x(p.x_off + base + j, len);
     if (has(FLAG_RESIDUAL)) {
-        v = v + ld_res(p.res_off + base + j, len);
+        v = v + ld_residual(p.residual_off + base + j, len);
     }
     return v;
 }
 
-// (gamma_shift + gamma) of the quad at j; ones without gamma. Past the row it holds
+// (gamma_offset + gamma) of the quad at j; ones without gamma. Past the row it holds
 // anything finite: it only ever multiplies zeros there.
 fn gamma_quad(j: u32, len: u32) -> vec4<f32> {
     if (has(FLAG_GAMMA)) {
-        return vec4<f32>(p.gamma_shift) + ld_gamma(p.gamma_off + j, len);
+        return vec4<f32>(p.gamma_offset) + ld_gamma(p.gamma_off + j, len);
     }
     return vec4<f32>(1.0);
 }

@@ -7,7 +7,7 @@
 //             m2  = sum(d) / n                     what the rounding of m1 lost
 //             var = sum(d^2) / n - m2^2            Chan-Golub-LeVeque corrected two-pass
 //             xh  = (d - m2) * rstd,   rstd = 1 / sqrt(var + eps)
-//             y   = xh * (gamma_shift + gamma) + beta
+//             y   = xh * (gamma_offset + gamma) + beta
 //   Carrying m1 + m2 instead of one f32 mean keeps rows like 1e4 + randn exact to f32
 //   rounding of the centred values, where fl(mean) alone would be off by half an ulp of
 //   1e4 (5e-4) in every output.
@@ -61,7 +61,7 @@ fn centred_sums(h: vec4<f32>, m1: f32, len: u32) -> vec2<f32> {
 fn store_forward(base: u32, j: u32, len: u32, h: vec4<f32>, m1: f32, st: vec2<f32>, g: vec4<f32>, bb: vec4<f32>) {
     let xh = (h - vec4<f32>(m1) - vec4<f32>(st.x)) * st.y;
     st_y(p.y_off + base + j, fma(xh, g, bb), len);
-    if (has(FLAG_H_OUT)) {
+    if (has(FLAG_H)) {
         st_h(p.h_off + base + j, h, len);
     }
 }
@@ -216,8 +216,8 @@ fn layer_norm_backward(
     let first_row = wid.x * rows_per_group() + slot;
     let want_dgamma = has(FLAG_DGAMMA) && first_row < p.rows;
     let want_dbeta = has(FLAG_DBETA) && first_row < p.rows;
-    let pb = p.part_off + first_row * n;
-    let pbb = pb + p.part_rows * n;
+    let pb = p.workspace_off + first_row * n;
+    let pbb = pb + p.partial_rows * n;
     if (CACHED) {
         var acc_g: array<vec4<f32>, MAX_CACHE>;
         var acc_b: array<vec4<f32>, MAX_CACHE>;
@@ -262,10 +262,10 @@ fn layer_norm_backward(
             let j = quad_at(lane, k);
             let len = quad_len(j, n);
             if (want_dgamma) {
-                st_partial(pb + j, acc_g[k], len);
+                st_workspace(pb + j, acc_g[k], len);
             }
             if (want_dbeta) {
-                st_partial(pbb + j, acc_b[k], len);
+                st_workspace(pbb + j, acc_b[k], len);
             }
         }
     } else {
@@ -273,10 +273,10 @@ fn layer_norm_backward(
         for (var j = 4u * lane; j < n; j = j + 4u * ROW_THREADS) {
             let len = walk_len(j, n);
             if (want_dgamma) {
-                st_partial(pb + j, vec4<f32>(0.0), len);
+                st_workspace(pb + j, vec4<f32>(0.0), len);
             }
             if (want_dbeta) {
-                st_partial(pbb + j, vec4<f32>(0.0), len);
+                st_workspace(pbb + j, vec4<f32>(0.0), len);
             }
         }
         for (var b = wid.x; b < blocks; b = b + nwg.x) {
@@ -286,7 +286,7 @@ fn layer_norm_backward(
             let base = row * p.stride;
             var s = 0.0;
             if (!has(FLAG_MEAN)) {
-                // x_quad, not input_quad: a kernel that names `res` at all binds it, and the
+                // x_quad, not input_quad: a kernel that names `residual` at all binds it, and the
                 // backward must stay within 8 storage buffers.
                 var part = 0.0;
                 for (var j = 4u * lane; j < cnt; j = j + 4u * ROW_THREADS) {
@@ -316,10 +316,10 @@ fn layer_norm_backward(
                 let d = dy_quad(base, j, len);
                 let xh = store_backward(base, j, len, x_quad(base, j, len), d, gamma_quad(j, len), m1, st);
                 if (want_dgamma) {
-                    st_partial(pb + j, fma(d, xh, ld_partial(pb + j, len)), len);
+                    st_workspace(pb + j, fma(d, xh, ld_workspace(pb + j, len)), len);
                 }
                 if (want_dbeta) {
-                    st_partial(pbb + j, ld_partial(pbb + j, len) + d, len);
+                    st_workspace(pbb + j, ld_workspace(pbb + j, len) + d, len);
                 }
             }
         }

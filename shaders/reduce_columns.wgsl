@@ -4,8 +4,8 @@
 
 fn column_sum(first: u32, j: u32, len: u32) -> vec4<f32> {
     var s = vec4<f32>(0.0);
-    for (var r = 0u; r < p.part_rows; r = r + 1u) {
-        s = s + ld_partial(first + r * p.cols + j, len);
+    for (var r = 0u; r < p.partial_rows; r = r + 1u) {
+        s = s + ld_workspace(first + r * p.cols + j, len);
     }
     return s;
 }
@@ -20,10 +20,10 @@ fn reduce_columns(
     for (var j = 4u * (wid.x * WORKGROUP_SIZE + lid); j < p.cols; j = j + step) {
         let len = walk_len(j, p.cols);
         if (has(FLAG_DGAMMA)) {
-            st_dgamma(p.dgamma_off + j, column_sum(p.part_off, j, len), len);
+            st_dgamma(p.dgamma_off + j, column_sum(p.workspace_off, j, len), len);
         }
         if (has(FLAG_DBETA)) {
-            st_dbeta(p.dbeta_off + j, column_sum(p.part_off + p.part_rows * p.cols, j, len), len);
+            st_dbeta(p.dbeta_off + j, column_sum(p.workspace_off + p.partial_rows * p.cols, j, len), len);
         }
     }
 }

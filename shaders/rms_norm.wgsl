@@ -3,7 +3,7 @@
 //   h  = x (+ residual when fused; h may be written out as the new residual stream)
 //   forward:  r = 1 / sqrt(mean_k(h^2) + eps)      (eps inside the root, the default)
 //             r = 1 / (sqrt(mean_k(h^2)) + eps)    (FLAG_EPS_OUTSIDE)
-//             y = h * r * (gamma_shift + gamma)
+//             y = h * r * (gamma_offset + gamma)
 //   mean_k is over the first k = norm_cols elements (partial RMSNorm; k = cols otherwise).
 //   backward: with u = g * dy,
 //             dh = r * u - [j < k] * c * h * sum(u * h)  (+ the gradient arriving on h)
@@ -54,7 +54,7 @@ fn norm_sq(v: vec4<f32>, j: u32) -> f32 {
 // Writes y (and h when asked) for the quad at j; g is its (offset + gamma).
 fn store_forward(base: u32, j: u32, len: u32, h: vec4<f32>, r: f32, g: vec4<f32>) {
     st_y(p.y_off + base + j, h * r * g, len);
-    if (has(FLAG_H_OUT)) {
+    if (has(FLAG_H)) {
         st_h(p.h_off + base + j, h, len);
     }
 }
@@ -166,7 +166,7 @@ fn rms_norm_backward(
     // row has none.
     let first_row = wid.x * rows_per_group() + slot;
     let want_dgamma = has(FLAG_DGAMMA) && first_row < p.rows;
-    let pb = p.part_off + first_row * n;
+    let pb = p.workspace_off + first_row * n;
     if (CACHED) {
         var acc: array<vec4<f32>, MAX_CACHE>;
         var gc: array<vec4<f32>, MAX_CACHE>;
@@ -206,14 +206,14 @@ fn rms_norm_backward(
         if (want_dgamma) {
             for (var k = 0u; k < MAX_CACHE; k = k + 1u) {
                 let j = quad_at(lane, k);
-                st_partial(pb + j, acc[k], quad_len(j, n));
+                st_workspace(pb + j, acc[k], quad_len(j, n));
             }
         }
     } else {
         if (want_dgamma) {
             // Zeroed by the thread that accumulates into it: the quad mapping.
             for (var j = 4u * lane; j < n; j = j + 4u * ROW_THREADS) {
-                st_partial(pb + j, vec4<f32>(0.0), walk_len(j, n));
+                st_workspace(pb + j, vec4<f32>(0.0), walk_len(j, n));
             }
         }
         for (var b = wid.x; b < blocks; b = b + nwg.x) {
@@ -242,7 +242,7 @@ fn rms_norm_backward(
                 let d = dy_quad(base, j, len);
                 st_dx(p.dx_off + base + j, dx_quad(base, j, len, h, d, gamma_quad(j, len), rc), len);
                 if (want_dgamma) {
-                    st_partial(pb + j, fma(d * h, vec4<f32>(rc.x), ld_partial(pb + j, len)), len);
+                    st_workspace(pb + j, fma(d * h, vec4<f32>(rc.x), ld_workspace(pb + j, len)), len);
                 }
             }
         }

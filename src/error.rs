@@ -150,6 +150,24 @@ pub enum NormError {
         /// Why it is needed.
         why: &'static str,
     },
+    /// A tensor the call writes overlaps another tensor of the call. Exact in-place pairs
+    /// (y = x, h = x or residual, dx = dy or dh, the very same range) are allowed.
+    #[error("`{written}` overlaps `{other}` in the same buffer; only exact in-place pairs may share memory")]
+    Aliasing {
+        /// The written tensor.
+        written: &'static str,
+        /// The tensor it overlaps.
+        other: &'static str,
+    },
+    /// [`BoundOp::set_rows`](crate::BoundOp::set_rows) asked for no rows or for more rows
+    /// than the op was bound for.
+    #[error("{rows} rows asked of an op bound for {bound}: between 1 and {bound}, or bind again")]
+    RowsOutsideBinding {
+        /// Rows asked for.
+        rows: u32,
+        /// Rows the op was bound for.
+        bound: u32,
+    },
     /// wgpu reported a validation or out-of-memory error for work this crate recorded.
     #[error("wgpu rejected {during}: {message}")]
     Wgpu {

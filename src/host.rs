@@ -3,12 +3,12 @@
 
 use wgpu::util::DeviceExt as _;
 
-use crate::context::NormContext;
-use crate::dispatch::Tensor;
 use crate::dtype::{Element, Storage};
 use crate::error::{NormError, Result};
-use crate::layer_norm::{LayerNormBackward, LayerNormConfig, LayerNormForward};
-use crate::rms_norm::{RmsNormBackward, RmsNormConfig, RmsNormForward};
+use crate::ops::layer_norm::{LayerNormBackward, LayerNormConfig, LayerNormForward};
+use crate::ops::rms_norm::{RmsNormBackward, RmsNormConfig, RmsNormForward};
+use crate::runtime::binding::Tensor;
+use crate::runtime::context::NormContext;
 use crate::shape::{Shape, check_len};
 
 /// Results of [`NormContext::rms_norm_forward`].

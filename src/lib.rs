@@ -18,35 +18,42 @@
 //! # Ok::<(), wgpu_norm::NormError>(())
 //! ```
 
-mod autotune;
-mod context;
-mod dispatch;
 mod dtype;
 mod error;
 mod host;
-mod layer_norm;
-mod params;
+mod ops;
 pub mod reference;
-mod rms_norm;
-mod roofline;
+mod runtime;
 pub mod shader;
 mod shape;
+mod tuning;
 
-pub use autotune::TunedLaunch;
-pub use context::{AdapterChoice, ContextOptions, F16Path, NormContext, Reduction, Tuning};
-pub use dispatch::{Recorder, Tensor};
 pub use dtype::{DType, Element, Storage};
 pub use error::{NormError, Result};
 pub use half;
 pub use host::{LayerNormGrads, LayerNormOutput, RmsNormGrads, RmsNormOutput};
-pub use layer_norm::{LayerNormBackward, LayerNormConfig, LayerNormForward};
-pub use rms_norm::{RmsNormBackward, RmsNormConfig, RmsNormForward};
-pub use roofline::{Direction, Op};
+pub use ops::layer_norm::{
+    LayerNormBackward, LayerNormBackwardKind, LayerNormBackwardOp, LayerNormConfig, LayerNormForward,
+    LayerNormForwardKind, LayerNormForwardOp,
+};
+pub use ops::op::{BoundOp, Op, OpKind};
+pub use ops::rms_norm::{
+    RmsNormBackward, RmsNormBackwardKind, RmsNormBackwardOp, RmsNormConfig, RmsNormForward,
+    RmsNormForwardKind, RmsNormForwardOp,
+};
+pub use ops::roofline::{Direction, Norm, StreamCopy, StreamCopyKind, StreamCopyOp};
+pub use ops::table;
+pub use runtime::binding::Tensor;
+pub use runtime::context::{AdapterChoice, ContextOptions, F16Path, NormContext, Reduction};
+pub use runtime::recorder::Recorder;
 pub use shape::{EpsPlacement, Shape};
+#[cfg(not(target_arch = "wasm32"))]
+pub use tuning::autotune::TunedLaunch;
+pub use tuning::rules::Tuning;
 
 #[doc(hidden)]
 pub fn params_size() -> usize {
-    std::mem::size_of::<params::Params>()
+    std::mem::size_of::<ops::params::Params>()
 }
 
 /// The README's examples, compiled and run as doctests.

@@ -5,8 +5,8 @@
 //! Inputs may be f32 or f64 (f32 converts exactly); outputs are f64.
 
 use crate::error::Result;
-use crate::layer_norm::LayerNormConfig;
-use crate::rms_norm::RmsNormConfig;
+use crate::ops::layer_norm::LayerNormConfig;
+use crate::ops::rms_norm::RmsNormConfig;
 use crate::shape::{EpsPlacement, Shape, check_eps, check_len};
 
 // The reference works on contiguous rows: a strided view is gathered by the caller.

@@ -10,6 +10,7 @@
 use std::fmt::Write as _;
 
 use crate::dtype::{Io, Storage};
+use crate::ops::table::{self, Class, Role, TensorSpec};
 
 /// Quads (4 elements) of a row each thread may keep in registers on a GPU by default
 /// ([`Tuning::register_quads`](crate::Tuning::register_quads)).
@@ -29,16 +30,19 @@ const IO_PACKED: &str = include_str!("../shaders/io_packed.wgsl");
 const CVT_F16: &str = include_str!("../shaders/cvt_f16.wgsl");
 const CVT_BF16: &str = include_str!("../shaders/cvt_bf16.wgsl");
 
-/// Activation tensors the kernels read: (name, binding).
-const INPUTS: [(&str, u32); 4] = [("x", 0), ("dy", 6), ("res", 11), ("dh", 13)];
-/// Activation tensors the kernels write.
-const OUTPUTS: [(&str, u32); 3] = [("y", 3), ("dx", 7), ("h", 12)];
-/// Parameter tensors.
-const PARAMS: [(&str, u32); 2] = [("gamma", 1), ("beta", 2)];
-/// The backward's f32 workspace of partial sums.
-const PARTIAL: (&str, u32) = ("partial", 8);
-/// The column pass's f32 outputs.
-const PARAM_GRADS: [(&str, u32); 2] = [("dgamma", 9), ("dbeta", 10)];
+/// Tensors every family gets load/store helpers for (common.wgsl refers to them); bindings a
+/// kernel does not use stay out of its pipeline's layout.
+const ROW_TENSORS: [TensorSpec; 9] = [
+    table::X,
+    table::DY,
+    table::RESIDUAL,
+    table::DH,
+    table::Y,
+    table::DX,
+    table::H,
+    table::GAMMA,
+    table::BETA,
+];
 
 /// A kernel: one WGSL entry point, one pipeline label, one name everywhere.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -120,6 +124,18 @@ impl Kernel {
             Kernel::LayerNormBackward => "layer_norm_backward",
             Kernel::ReduceColumns => "reduce_columns",
             Kernel::StreamCopy => "stream_copy",
+        }
+    }
+
+    /// The label of the compute pass a bound op of this kernel opens.
+    pub fn pass_label(self) -> &'static str {
+        match self {
+            Kernel::RmsNormForward => "wgpu_norm.rms_norm_forward",
+            Kernel::RmsNormBackward => "wgpu_norm.rms_norm_backward",
+            Kernel::LayerNormForward => "wgpu_norm.layer_norm_forward",
+            Kernel::LayerNormBackward => "wgpu_norm.layer_norm_backward",
+            Kernel::ReduceColumns => "wgpu_norm.reduce_columns",
+            Kernel::StreamCopy => "wgpu_norm.stream_copy",
         }
     }
 
@@ -220,25 +236,19 @@ pub fn wgsl_variant(family: Family, variant: &Variant) -> String {
         (Io::PackedF16, _) | (_, Io::PackedF16) => s.push_str(CVT_F16),
         _ => {}
     }
-    // Every family gets the row helpers (common.wgsl refers to them); bindings a kernel
-    // does not use stay out of its pipeline's layout.
-    for (name, binding) in INPUTS {
-        s.push_str(&io_helper(act, layout, Access::Load, name, binding));
-    }
-    for (name, binding) in OUTPUTS {
-        s.push_str(&io_helper(act, layout, Access::Store, name, binding));
-    }
-    for (name, binding) in PARAMS {
-        s.push_str(&io_helper(param, layout, Access::Load, name, binding));
+    for spec in ROW_TENSORS {
+        let io = if spec.class == Class::Param { param } else { act };
+        let access = if spec.role == Role::In { Access::Load } else { Access::Store };
+        s.push_str(&io_helper(io, layout, access, spec.name, spec.binding));
     }
     if family == Family::ReduceColumns {
-        for (name, binding) in PARAM_GRADS {
-            s.push_str(&io_helper(Io::F32, layout, Access::Store, name, binding));
+        for spec in [table::DGAMMA, table::DBETA] {
+            s.push_str(&io_helper(Io::F32, layout, Access::Store, spec.name, spec.binding));
         }
     }
     if family != Family::StreamCopy {
-        let (name, binding) = PARTIAL;
-        s.push_str(&io_helper(Io::F32, layout, Access::LoadStore, name, binding));
+        let spec = table::workspace(1);
+        s.push_str(&io_helper(Io::F32, layout, Access::LoadStore, spec.name, spec.binding));
     }
     s.push_str(family.text());
     s

@@ -5,7 +5,7 @@ mod common;
 
 use common::{ctx, randn, rng};
 use wgpu::util::DeviceExt as _;
-use wgpu_norm::{DType, Direction, NormError, Op, Shape};
+use wgpu_norm::{DType, Direction, Norm, NormError, Shape};
 
 #[test]
 fn stream_copy_copies_every_element() {
@@ -37,22 +37,22 @@ fn byte_model() {
     let c = ctx();
     let s = Shape::new(32, 4096);
     let n = 32 * 4096;
-    assert_eq!(c.bytes_moved(Op::RmsNorm, Direction::Forward, s).unwrap(), 4 * (2 * n + 4096));
-    assert_eq!(c.bytes_moved(Op::LayerNorm, Direction::Forward, s).unwrap(), 4 * (2 * n + 2 * 4096));
+    assert_eq!(c.bytes_moved(Norm::RmsNorm, Direction::Forward, s).unwrap(), 4 * (2 * n + 4096));
+    assert_eq!(c.bytes_moved(Norm::LayerNorm, Direction::Forward, s).unwrap(), 4 * (2 * n + 2 * 4096));
     // Backward: x, dy, dx; gamma; stats per row; partial sums written and read; the gradients.
     let rms_ws = c.rms_norm_backward_workspace_size(s).unwrap();
     let ln_ws = c.layer_norm_backward_workspace_size(s).unwrap();
     assert_eq!(ln_ws, 2 * rms_ws);
     assert_eq!(
-        c.bytes_moved(Op::RmsNorm, Direction::Backward, s).unwrap(),
+        c.bytes_moved(Norm::RmsNorm, Direction::Backward, s).unwrap(),
         4 * (3 * n + 4096 + 32 + 4096) + 2 * rms_ws
     );
     assert_eq!(
-        c.bytes_moved(Op::LayerNorm, Direction::Backward, s).unwrap(),
+        c.bytes_moved(Norm::LayerNorm, Direction::Backward, s).unwrap(),
         4 * (3 * n + 4096 + 2 * 32 + 2 * 4096) + 2 * ln_ws
     );
     assert!(matches!(
-        c.bytes_moved(Op::RmsNorm, Direction::Forward, Shape::new(0, 3)),
+        c.bytes_moved(Norm::RmsNorm, Direction::Forward, Shape::new(0, 3)),
         Err(NormError::EmptyShape { .. })
     ));
 }

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::Parser;
-use wgpu_norm::{DType, Direction, Op, Shape};
+use wgpu_norm::{DType, Direction, Norm, Shape};
 
 /// LLM-typical shapes: decode (1 token), small and large prefill batches, BERT-base's 768
 /// and the long rows of large models.
@@ -19,7 +19,7 @@ pub struct Args {
     pub shapes: Vec<Shape>,
     /// Ops: rms_norm, layer_norm.
     #[arg(long, value_delimiter = ',', value_parser = parse_op, default_value = "rms_norm,layer_norm")]
-    pub ops: Vec<Op>,
+    pub ops: Vec<Norm>,
     /// Directions: forward, backward (dx plus dgamma/dbeta).
     #[arg(long, value_delimiter = ',', value_parser = parse_direction, default_value = "forward,backward")]
     pub dirs: Vec<Direction>,
@@ -92,8 +92,8 @@ fn parse_dtype(s: &str) -> Result<DType, String> {
         .ok_or_else(|| format!("unknown dtype `{s}`: f32, f16 or bf16"))
 }
 
-fn parse_op(s: &str) -> Result<Op, String> {
-    Op::ALL
+fn parse_op(s: &str) -> Result<Norm, String> {
+    Norm::ALL
         .into_iter()
         .find(|o| o.name() == s.trim())
         .ok_or_else(|| format!("unknown op `{s}`: rms_norm or layer_norm"))

@@ -2,7 +2,7 @@
 //! contiguous block of rows per thread, loops over eight independent lanes that the
 //! compiler turns into SIMD), and the f64 reference.
 
-use wgpu_norm::{Direction, Op, Shape};
+use wgpu_norm::{Direction, Norm, Shape};
 
 use crate::gpu::{LN, RMS, Workload};
 
@@ -58,7 +58,7 @@ pub fn fast_case(w: &Workload) -> Vec<Vec<f32>> {
 
 /// One op in one direction on all cores.
 pub fn fast(
-    op: Op,
+    op: Norm,
     dir: Direction,
     shape: Shape,
     x: &[f32],
@@ -84,7 +84,7 @@ pub fn fast(
         handles.into_iter().map(|h| h.join().expect("CPU worker")).collect()
     });
     let mut dgamma = vec![0.0_f32; if dir == Direction::Backward { cols } else { 0 }];
-    let mut dbeta = vec![0.0_f32; if dir == Direction::Backward && op == Op::LayerNorm { cols } else { 0 }];
+    let mut dbeta = vec![0.0_f32; if dir == Direction::Backward && op == Norm::LayerNorm { cols } else { 0 }];
     for (g, b) in &partials {
         dgamma.iter_mut().zip(g).for_each(|(a, v)| *a += v);
         dbeta.iter_mut().zip(b).for_each(|(a, v)| *a += v);
@@ -95,7 +95,7 @@ pub fn fast(
 /// A block of rows on one thread; returns its dgamma and dbeta partial sums.
 #[expect(clippy::too_many_arguments, reason = "the tensors of one norm")]
 fn rows(
-    op: Op,
+    op: Norm,
     dir: Direction,
     cols: usize,
     x: &[f32],
@@ -107,16 +107,16 @@ fn rows(
     let n = cols as f32;
     let backward = dir == Direction::Backward;
     let mut dg = vec![0.0_f32; if backward { cols } else { 0 }];
-    let mut db = vec![0.0_f32; if backward && op == Op::LayerNorm { cols } else { 0 }];
+    let mut db = vec![0.0_f32; if backward && op == Norm::LayerNorm { cols } else { 0 }];
     for (i, (xr, o)) in x.chunks(cols).zip(out.chunks_mut(cols)).enumerate() {
         match (op, dir) {
-            (Op::RmsNorm, Direction::Forward) => {
+            (Norm::RmsNorm, Direction::Forward) => {
                 let r = 1.0 / (sum1(xr, |v| v * v) / n + RMS.eps).sqrt();
                 for j in 0..cols {
                     o[j] = xr[j] * r * gamma[j];
                 }
             }
-            (Op::LayerNorm, Direction::Forward) => {
+            (Norm::LayerNorm, Direction::Forward) => {
                 let mean = sum1(xr, |v| v) / n;
                 let var = sum1(xr, |v| (v - mean) * (v - mean)) / n;
                 let r = 1.0 / (var + LN.eps).sqrt();
@@ -124,7 +124,7 @@ fn rows(
                     o[j] = (xr[j] - mean) * r * gamma[j] + beta[j];
                 }
             }
-            (Op::RmsNorm, Direction::Backward) => {
+            (Norm::RmsNorm, Direction::Backward) => {
                 let dr = &dy[i * cols..(i + 1) * cols];
                 let r = 1.0 / (sum1(xr, |v| v * v) / n + RMS.eps).sqrt();
                 let mut ux = [0.0_f32; LANES];
@@ -137,7 +137,7 @@ fn rows(
                     dg[j] += dr[j] * xr[j] * r;
                 }
             }
-            (Op::LayerNorm, Direction::Backward) => {
+            (Norm::LayerNorm, Direction::Backward) => {
                 let dr = &dy[i * cols..(i + 1) * cols];
                 let mean = sum1(xr, |v| v) / n;
                 let r = 1.0 / (sum1(xr, |v| (v - mean) * (v - mean)) / n + LN.eps).sqrt();
@@ -173,15 +173,15 @@ pub fn reference_case(w: &Workload) -> wgpu_norm::Result<Vec<Vec<f64>>> {
     };
     let (rms, ln) = (c.rms(), c.ln());
     Ok(match (c.op, c.direction) {
-        (Op::RmsNorm, Direction::Forward) => vec![r::rms_norm_forward(&h, Some(&g), c.shape, &rms)?.y, h],
-        (Op::LayerNorm, Direction::Forward) => {
+        (Norm::RmsNorm, Direction::Forward) => vec![r::rms_norm_forward(&h, Some(&g), c.shape, &rms)?.y, h],
+        (Norm::LayerNorm, Direction::Forward) => {
             vec![r::layer_norm_forward(&h, Some(&g), Some(&b), c.shape, &ln)?.y, h]
         }
-        (Op::RmsNorm, Direction::Backward) => {
+        (Norm::RmsNorm, Direction::Backward) => {
             let grads = r::rms_norm_backward(&h, Some(&g), &dy, c.shape, &rms)?;
             vec![with_dh(grads.dx, w), grads.dgamma]
         }
-        (Op::LayerNorm, Direction::Backward) => {
+        (Norm::LayerNorm, Direction::Backward) => {
             let grads = r::layer_norm_backward(&h, Some(&g), &dy, c.shape, &ln)?;
             vec![with_dh(grads.dx, w), grads.dgamma, grads.dbeta]
         }

@@ -6,7 +6,7 @@ use std::time::Instant;
 use wgpu::util::DeviceExt as _;
 use wgpu_norm::half::{bf16, f16};
 use wgpu_norm::{
-    DType, Direction, LayerNormBackward, LayerNormConfig, LayerNormForward, NormContext, Op, Recorder,
+    DType, Direction, LayerNormBackward, LayerNormConfig, LayerNormForward, Norm, NormContext, Recorder,
     RmsNormBackward, RmsNormConfig, RmsNormForward, Shape, Storage, Tensor,
 };
 
@@ -279,7 +279,7 @@ struct Set {
 /// What one row of the table measures.
 #[derive(Clone, Copy, Debug)]
 pub struct Case {
-    pub op: Op,
+    pub op: Norm,
     pub direction: Direction,
     pub shape: Shape,
     pub dtype: DType,
@@ -409,8 +409,8 @@ impl Workload {
             });
         }
         let ws = match op {
-            Op::RmsNorm => ctx.rms_norm_backward_workspace_size(shape)?,
-            Op::LayerNorm => ctx.layer_norm_backward_workspace_size(shape)?,
+            Norm::RmsNorm => ctx.rms_norm_backward_workspace_size(shape)?,
+            Norm::LayerNorm => ctx.layer_norm_backward_workspace_size(shape)?,
         };
         let w = Workload {
             case,
@@ -454,7 +454,7 @@ impl Workload {
         let residual = (forward && c.fused_residual).then(|| t(&s.residual));
         let h = (forward && c.fused_residual).then(|| t(&s.h));
         match c.op {
-            Op::RmsNorm => ctx.encode_rms_norm_forward(
+            Norm::RmsNorm => ctx.encode_rms_norm_forward(
                 enc,
                 c.shape,
                 &c.rms(),
@@ -467,7 +467,7 @@ impl Workload {
                     rstd: keep_stats.then(|| t(&s.rstd)),
                 },
             )?,
-            Op::LayerNorm => ctx.encode_layer_norm_forward(
+            Norm::LayerNorm => ctx.encode_layer_norm_forward(
                 enc,
                 c.shape,
                 &c.ln(),
@@ -497,7 +497,7 @@ impl Workload {
         let t = Tensor::from;
         let dh = c.fused_residual.then(|| t(&s.dh));
         match c.op {
-            Op::RmsNorm => ctx.encode_rms_norm_backward(
+            Norm::RmsNorm => ctx.encode_rms_norm_backward(
                 enc,
                 c.shape,
                 &c.rms(),
@@ -512,7 +512,7 @@ impl Workload {
                     workspace: Some(t(&self.workspace)),
                 },
             )?,
-            Op::LayerNorm => ctx.encode_layer_norm_backward(
+            Norm::LayerNorm => ctx.encode_layer_norm_backward(
                 enc,
                 c.shape,
                 &c.ln(),
@@ -545,8 +545,8 @@ impl Workload {
         Ok(match (c.direction, c.op) {
             (Direction::Forward, _) if c.fused_residual => vec![act(&s.y)?, act(&s.h)?],
             (Direction::Forward, _) => vec![act(&s.y)?],
-            (Direction::Backward, Op::RmsNorm) => vec![act(&s.dx)?, gpu.read(&self.dgamma)?],
-            (Direction::Backward, Op::LayerNorm) => {
+            (Direction::Backward, Norm::RmsNorm) => vec![act(&s.dx)?, gpu.read(&self.dgamma)?],
+            (Direction::Backward, Norm::LayerNorm) => {
                 vec![act(&s.dx)?, gpu.read(&self.dgamma)?, gpu.read(&self.dbeta)?]
             }
         })

@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
-use wgpu_norm::{Direction, Op, RmsNormForward, Shape};
+use wgpu_norm::{Direction, Norm, RmsNormForward, Shape};
 
 use args::Args;
 use gpu::{Case, Gpu, Workload};
@@ -247,7 +247,7 @@ fn io_err(path: &std::path::Path, e: impl std::fmt::Display) -> BenchError {
 fn check_shapes(gpu: &Gpu, shapes: &[Shape]) -> Result<(), BenchError> {
     let limits = gpu.ctx.limits();
     for s in shapes {
-        gpu.ctx.bytes_moved(Op::RmsNorm, Direction::Forward, *s)?;
+        gpu.ctx.bytes_moved(Norm::RmsNorm, Direction::Forward, *s)?;
         let bytes = s.elements() as u64 * 4;
         let limit = limits.max_storage_buffer_binding_size.min(limits.max_buffer_size);
         if bytes > limit {

@@ -1,7 +1,7 @@
 //! The results: one row per op x direction x shape, printed as a table and written as JSON.
 
 use serde::Serialize;
-use wgpu_norm::{Direction, Op};
+use wgpu_norm::{Direction, Norm};
 
 /// One measured row.
 #[derive(Clone, Debug, Serialize)]
@@ -151,9 +151,9 @@ pub fn rms_over_layer(rows: &[Row]) -> Vec<String> {
     let mut lines = Vec::new();
     for dir in Direction::ALL {
         let mut ratios = Vec::new();
-        for r in rows.iter().filter(|r| r.op == Op::RmsNorm.name() && r.direction == dir.name()) {
+        for r in rows.iter().filter(|r| r.op == Norm::RmsNorm.name() && r.direction == dir.name()) {
             let twin = rows.iter().find(|l| {
-                l.op == Op::LayerNorm.name()
+                l.op == Norm::LayerNorm.name()
                     && l.direction == dir.name()
                     && (l.rows, l.cols) == (r.rows, r.cols)
             });

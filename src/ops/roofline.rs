@@ -1,32 +1,36 @@
 //! What speed is measured against: the bytes each kernel must move (the byte model behind
 //! every GB/s figure) and a stream copy launched like the kernels (the roofline).
 
-use crate::context::NormContext;
-use crate::dispatch::{self, Dispatch, Recorder, Tensor, binding};
 use crate::dtype::{DType, Storage};
 use crate::error::Result;
-use crate::rms_norm::{row_params, row_slot};
+use crate::ops::op::{Op, OpKind};
+use crate::ops::params::Params;
+use crate::ops::rms_norm::row_params;
+use crate::ops::table::{TensorSpec, X, Y};
+use crate::runtime::binding::Tensor;
+use crate::runtime::context::NormContext;
+use crate::runtime::recorder::Recorder;
 use crate::shader::Kernel;
 use crate::shape::Shape;
 
-/// A normalization.
+/// A normalization, as the benchmark and the byte model name it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Op {
+pub enum Norm {
     /// RMSNorm.
     RmsNorm,
     /// LayerNorm.
     LayerNorm,
 }
 
-impl Op {
+impl Norm {
     /// Both ops.
-    pub const ALL: [Op; 2] = [Op::RmsNorm, Op::LayerNorm];
+    pub const ALL: [Norm; 2] = [Norm::RmsNorm, Norm::LayerNorm];
 
     /// `rms_norm` or `layer_norm`.
     pub fn name(self) -> &'static str {
         match self {
-            Op::RmsNorm => "rms_norm",
-            Op::LayerNorm => "layer_norm",
+            Norm::RmsNorm => "rms_norm",
+            Norm::LayerNorm => "layer_norm",
         }
     }
 }
@@ -59,7 +63,7 @@ impl NormContext {
     /// Bytes `op` in `direction` moves to and from device memory for `shape` on this
     /// context, in f32 with gamma (and beta) given: [`NormContext::bytes_moved_as`] with
     /// f32 storage and no fused residual.
-    pub fn bytes_moved(&self, op: Op, direction: Direction, shape: Shape) -> Result<u64> {
+    pub fn bytes_moved(&self, op: Norm, direction: Direction, shape: Shape) -> Result<u64> {
         self.bytes_moved_as(op, direction, shape, Storage::default(), false)
     }
 
@@ -75,7 +79,7 @@ impl NormContext {
     /// The floor of a memory-bound kernel's time is these bytes over the bandwidth.
     pub fn bytes_moved_as(
         &self,
-        op: Op,
+        op: Norm,
         direction: Direction,
         shape: Shape,
         storage: Storage,
@@ -85,8 +89,8 @@ impl NormContext {
         let (n, r, c) = (shape.elements() as u64, u64::from(rows), u64::from(cols));
         let (act, param) = (storage.activations.size(), storage.params.size());
         let (params, backward) = match op {
-            Op::RmsNorm => (1, Kernel::RmsNormBackward),
-            Op::LayerNorm => (2, Kernel::LayerNormBackward),
+            Norm::RmsNorm => (1, Kernel::RmsNormBackward),
+            Norm::LayerNorm => (2, Kernel::LayerNormBackward),
         };
         let fused = u64::from(fused_residual);
         Ok(match direction {
@@ -110,20 +114,45 @@ impl NormContext {
         x: Tensor<'_>,
         y: Tensor<'_>,
     ) -> Result<()> {
-        let params = row_params(shape, 0.0, 0.0)?;
-        let launch = self.row_launch(Kernel::StreamCopy, params.rows, params.cols);
-        let storage = Storage::uniform(dtype);
-        let d = Dispatch {
-            kernel: Kernel::StreamCopy,
-            storage,
-            launch: Some(launch),
-            groups: launch.groups,
-            params,
-            slots: vec![
-                row_slot(binding::X, "x", Some(x), shape, storage),
-                row_slot(binding::Y, "y", Some(y), shape, storage),
-            ],
-        };
-        dispatch::record(self, encoder, "wgpu_norm.stream_copy", vec![d])
+        StreamCopyOp::new(self, dtype)?.encode(encoder, shape, &StreamCopy { x, y })
+    }
+}
+
+/// Tensors of the stream copy: `y = x`.
+#[derive(Clone, Copy, Debug)]
+pub struct StreamCopy<'a> {
+    /// Rows read.
+    pub x: Tensor<'a>,
+    /// Rows written.
+    pub y: Tensor<'a>,
+}
+
+/// The stream copy op: the benchmark's roofline, launched like the forward kernels.
+pub type StreamCopyOp = Op<StreamCopyKind>;
+
+/// [`OpKind`] of [`StreamCopyOp`]: its config is the rows' dtype.
+#[derive(Debug)]
+pub struct StreamCopyKind;
+
+impl OpKind for StreamCopyKind {
+    type Config = DType;
+    type Tensors<'a> = StreamCopy<'a>;
+    const KERNEL: Kernel = Kernel::StreamCopy;
+    const TABLE: &'static [TensorSpec] = &[X, Y];
+
+    fn check(_: &DType) -> Result<()> {
+        Ok(())
+    }
+
+    fn storage(dtype: &DType) -> Storage {
+        Storage::uniform(*dtype)
+    }
+
+    fn params(_: &DType, rows: u32, cols: u32, stride: u32) -> Params {
+        row_params(rows, cols, stride, 0.0, 0.0)
+    }
+
+    fn tensors<'a>(t: &Self::Tensors<'a>) -> Vec<Option<Tensor<'a>>> {
+        vec![Some(t.x), Some(t.y)]
     }
 }

@@ -8,14 +8,15 @@
 use std::path::Path;
 use std::time::Instant;
 
-use crate::context::{LaunchChoice, LaunchKey, MAX_TUNED_TILE, NormContext};
-use crate::dispatch::Tensor;
 use crate::dtype::{DType, Storage};
 use crate::error::{NormError, Result};
-use crate::layer_norm::{LayerNormBackward, LayerNormConfig, LayerNormForward};
-use crate::rms_norm::{RmsNormBackward, RmsNormConfig, RmsNormForward};
+use crate::ops::layer_norm::{LayerNormBackward, LayerNormConfig, LayerNormForward};
+use crate::ops::rms_norm::{RmsNormBackward, RmsNormConfig, RmsNormForward};
+use crate::runtime::binding::Tensor;
+use crate::runtime::context::NormContext;
 use crate::shader::Kernel;
 use crate::shape::Shape;
+use crate::tuning::{LaunchChoice, LaunchKey, MAX_TUNED_TILE};
 
 /// The kernels autotuning times: both norms in both directions, and the stream copy the
 /// benchmark measures them against (tuned as hard as they are).

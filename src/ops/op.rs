@@ -1,0 +1,387 @@
+//! Prepared ops: an [`Op`] is made once from a context and a config, bound once to its
+//! tensors and a shape ([`Op::bind`]), and the [`BoundOp`] then records itself with three
+//! calls per dispatch: no allocation, no lock, no error scope, no blocking.
+
+use std::marker::PhantomData;
+
+use crate::dtype::Storage;
+use crate::error::{NormError, Result};
+use crate::ops::params::Params;
+use crate::ops::table::{Extent, TensorSpec};
+use crate::runtime::binding::{self, Checked, Footprint, Tensor};
+use crate::runtime::context::NormContext;
+use crate::runtime::pipelines::PipelineKey;
+use crate::runtime::recorder::Recorder;
+use crate::runtime::verdict::{self, Verdict};
+use crate::shader::{Kernel, Layout, Variant};
+use crate::shape::Shape;
+use crate::tuning::RowLaunch;
+
+/// What one kind of op is: its kernel, its tensor table and how its config fills the
+/// parameter block. Implemented by the op kinds of this crate only.
+pub trait OpKind: Send + Sync + 'static {
+    /// Settings that do not change per call.
+    type Config: Copy + std::fmt::Debug + Send + Sync;
+    /// The op's tensors, one field per entry of `TABLE`.
+    type Tensors<'a>;
+    /// The row kernel.
+    const KERNEL: Kernel;
+    /// Every tensor of the op.
+    const TABLE: &'static [TensorSpec];
+    /// The config's own checks.
+    fn check(config: &Self::Config) -> Result<()>;
+    /// The tensors' dtypes.
+    fn storage(config: &Self::Config) -> Storage;
+    /// The parameter block for `shape`: shape, eps and option flags; tensor offsets and
+    /// presence flags are filled in by binding.
+    #[doc(hidden)]
+    fn params(config: &Self::Config, rows: u32, cols: u32, stride: u32) -> Params;
+    /// The tensors in `TABLE`'s order.
+    fn tensors<'a>(t: &Self::Tensors<'a>) -> Vec<Option<Tensor<'a>>>;
+}
+
+/// Bindings of the column pass (`reduce_columns`): the workspace, dgamma and dbeta.
+const COLUMN_BINDINGS: [u32; 3] = [8, 9, 10];
+/// The binding of the parameter block.
+const PARAMS_BINDING: u32 = 15;
+
+/// An op made from a context and a config: checked once, then bound to tensors as often
+/// as needed. Cheap to make and to clone; pipelines are shared through the context.
+///
+/// ```
+/// # #[cfg(not(target_arch = "wasm32"))] {
+/// use wgpu_norm::{NormContext, RmsNormConfig, RmsNormForward, RmsNormForwardOp, Shape};
+/// let ctx = NormContext::new()?;
+/// let op = RmsNormForwardOp::new(&ctx, RmsNormConfig::default())?;
+/// let buffer = |bytes| ctx.device().create_buffer(&wgpu::BufferDescriptor {
+///     label: None, size: bytes, usage: wgpu::BufferUsages::STORAGE, mapped_at_creation: false,
+/// });
+/// let (x, y) = (buffer(4 * 4096), buffer(4 * 4096));
+/// // Bind once: every check, the pipeline, the parameter block and the bind group.
+/// let bound = op.bind(Shape::new(1, 4096), &RmsNormForward::new(&x, &y))?;
+/// // Encode every step: three calls into an open pass.
+/// let mut encoder = ctx.device().create_command_encoder(&Default::default());
+/// {
+///     let mut pass = encoder.begin_compute_pass(&Default::default());
+///     bound.encode(&mut pass);
+/// }
+/// ctx.queue().submit([encoder.finish()]);
+/// # }
+/// # Ok::<(), wgpu_norm::NormError>(())
+/// ```
+pub struct Op<K: OpKind> {
+    ctx: NormContext,
+    config: K::Config,
+    kind: PhantomData<K>,
+}
+
+impl<K: OpKind> Clone for Op<K> {
+    fn clone(&self) -> Self {
+        Op { ctx: self.ctx.clone(), config: self.config, kind: PhantomData }
+    }
+}
+
+/// One dispatch of a bound op.
+struct Dispatch {
+    pipeline: wgpu::ComputePipeline,
+    bind_group: wgpu::BindGroup,
+    groups: u32,
+}
+
+/// An op bound to its tensors and a shape, ready to record. `Send + Sync`, and it keeps
+/// its buffers alive.
+pub struct BoundOp {
+    label: &'static str,
+    rows_pass: Dispatch,
+    columns_pass: Option<Dispatch>,
+    params: Params,
+    uniform: wgpu::Buffer,
+    launch: RowLaunch,
+    bound_rows: u32,
+}
+
+impl<K: OpKind> Op<K> {
+    /// Checks `config` and makes the op on `ctx`. Nothing is compiled until a launch is
+    /// first bound.
+    pub fn new(ctx: &NormContext, config: K::Config) -> Result<Self> {
+        K::check(&config)?;
+        Ok(Op { ctx: ctx.clone(), config, kind: PhantomData })
+    }
+
+    /// The op's config.
+    pub fn config(&self) -> &K::Config {
+        &self.config
+    }
+
+    /// Binds the op to `tensors` laid out as `shape`: checks every tensor (see
+    /// [`NormError`] for what is refused), compiles the pipelines this launch needs if the
+    /// context has not yet, and creates the parameter block and bind groups. Never blocks:
+    /// on native wgpu every error is known here; in a browser use [`Op::bind_async`] to wait
+    /// for wgpu's word on what was created.
+    pub fn bind(&self, shape: Shape, tensors: &K::Tensors<'_>) -> Result<BoundOp> {
+        let mut verdicts = Vec::new();
+        let bound = self.prepare(shape, tensors, &mut verdicts);
+        self.settle(bound, verdict::judge_now(verdicts))
+    }
+
+    /// [`Op::bind`], waiting for wgpu's word on every object it created (needed in a
+    /// browser, where that word comes back asynchronously).
+    pub async fn bind_async(&self, shape: Shape, tensors: &K::Tensors<'_>) -> Result<BoundOp> {
+        let mut verdicts = Vec::new();
+        let bound = self.prepare(shape, tensors, &mut verdicts);
+        self.settle(bound, verdict::judge_wait(verdicts).await)
+    }
+
+    /// Binds and records in one call, for scripts and tests; an engine that runs the same
+    /// op on the same tensors again binds once and keeps the [`BoundOp`].
+    pub fn encode(&self, into: &mut impl Recorder, shape: Shape, tensors: &K::Tensors<'_>) -> Result<()> {
+        self.bind(shape, tensors)?.encode(into);
+        Ok(())
+    }
+
+    /// Bytes of workspace the op needs for `shape` on this context (0 for ops that have
+    /// none).
+    pub fn workspace_size(&self, shape: Shape) -> Result<u64> {
+        let (rows, cols) = shape.checked()?;
+        let launch = self.ctx.row_launch(K::KERNEL, rows, cols);
+        Ok(K::TABLE
+            .iter()
+            .find_map(|s| match s.extent {
+                Extent::Workspace { gradients } => {
+                    Some(u64::from(gradients) * u64::from(launch.partial_rows) * u64::from(cols) * 4)
+                }
+                _ => None,
+            })
+            .unwrap_or(0))
+    }
+
+    fn settle(
+        &self,
+        bound: Result<BoundOp>,
+        errors: Vec<(NormError, Option<PipelineKey>)>,
+    ) -> Result<BoundOp> {
+        let mut first = None;
+        for (e, key) in errors {
+            if let Some(key) = key {
+                self.ctx.pipelines().forget(&key);
+            }
+            first.get_or_insert(e);
+        }
+        match first {
+            Some(e) => Err(e),
+            None => bound,
+        }
+    }
+
+    fn prepare(
+        &self,
+        shape: Shape,
+        tensors: &K::Tensors<'_>,
+        verdicts: &mut Vec<Verdict>,
+    ) -> Result<BoundOp> {
+        let ctx = &self.ctx;
+        let (rows, cols) = shape.checked()?;
+        ctx.check_cols(cols)?;
+        let storage = K::storage(&self.config);
+        let mut params = K::params(&self.config, rows, cols, shape.row_stride as u32);
+        let launch = ctx.row_launch(K::KERNEL, rows, cols);
+        params.partial_rows = launch.partial_rows;
+        let given = K::tensors(tensors);
+        // The column pass runs when one of its outputs is asked for, and needs the workspace.
+        let sums =
+            K::TABLE.iter().zip(&given).any(|(s, t)| s.pass.in_columns() && !s.pass.in_rows() && t.is_some());
+        let mut checked = Vec::with_capacity(given.len());
+        for (spec, t) in K::TABLE.iter().zip(&given) {
+            let workspace = matches!(spec.extent, Extent::Workspace { .. });
+            if workspace && sums && t.is_none() {
+                return Err(NormError::MissingArgument {
+                    what: spec.name,
+                    why: "the parameter gradients are summed over rows through it",
+                });
+            }
+            let Some(t) = t.filter(|_| !workspace || sums) else { continue };
+            let elem = spec.dtype(storage).size();
+            let footprint = footprint(spec.extent, shape, launch.partial_rows, t.offset, elem);
+            let c = binding::check(ctx.limits(), *spec, t, footprint, elem)?;
+            params.offsets[spec.binding as usize] = c.element_offset;
+            params.flags |= spec.flag();
+            checked.push(c);
+        }
+        binding::check_aliasing(&checked)?;
+        let uniform = ctx.device().create_buffer(&wgpu::BufferDescriptor {
+            label: Some("wgpu_norm.params"),
+            size: std::mem::size_of::<Params>() as u64,
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        ctx.queue().write_buffer(&uniform, 0, bytemuck::bytes_of(&params));
+        let rows_bindings: Vec<u32> =
+            K::TABLE.iter().filter(|s| s.pass.in_rows()).map(|s| s.binding).collect();
+        let tile = launch.register_quads;
+        let row_key = PipelineKey {
+            kernel: K::KERNEL,
+            variant: Variant {
+                subgroups: ctx.uses_subgroups() && K::KERNEL.family().reduces_rows(),
+                storage,
+                native_f16: ctx.uses_native_f16(),
+                layout: self.layout(&checked, &params, &rows_bindings),
+                // Streamed launches share one module, whatever tile they would have had.
+                register_quads: tile.max(1),
+            },
+            workgroup_size: launch.workgroup_size,
+            row_threads: launch.row_threads,
+            subgroup_mode: launch.subgroup_mode,
+            cached: tile > 0,
+            flags: params.flags,
+        };
+        let max_groups = ctx.limits().max_compute_workgroups_per_dimension.max(1);
+        let groups = launch.groups.min(max_groups);
+        let rows_pass = self.dispatch(row_key, &rows_bindings, &checked, &uniform, groups, verdicts);
+        let columns_pass = sums.then(|| {
+            let t = ctx.tuning();
+            let column_flags = K::TABLE
+                .iter()
+                .filter(|s| COLUMN_BINDINGS.contains(&s.binding))
+                .map(|s| s.flag())
+                .sum::<u32>();
+            let key = PipelineKey {
+                kernel: Kernel::ReduceColumns,
+                variant: Variant {
+                    subgroups: false,
+                    storage: Storage::default(),
+                    native_f16: ctx.uses_native_f16(),
+                    layout: self.layout(&checked, &params, &COLUMN_BINDINGS),
+                    register_quads: 1,
+                },
+                workgroup_size: t.workgroup_size,
+                row_threads: 1,
+                subgroup_mode: 0,
+                cached: false,
+                flags: params.flags & column_flags,
+            };
+            let groups =
+                cols.div_ceil(4).div_ceil(t.workgroup_size).min(t.max_forward_groups).min(max_groups);
+            self.dispatch(key, &COLUMN_BINDINGS, &checked, &uniform, groups, verdicts)
+        });
+        Ok(BoundOp {
+            label: K::KERNEL.pass_label(),
+            rows_pass,
+            columns_pass,
+            params,
+            uniform,
+            launch: RowLaunch { groups, ..launch },
+            bound_rows: rows,
+        })
+    }
+
+    /// The vector layout where the tuning allows it and every quad of every tensor the
+    /// pass moves in quads (all but the per-row statistics) is aligned and whole.
+    fn layout(&self, checked: &[Checked<'_>], params: &Params, bindings: &[u32]) -> Layout {
+        let aligned = self.ctx.tuning().vector_access
+            && params.cols.is_multiple_of(4)
+            && params.stride.is_multiple_of(4)
+            && checked.iter().all(|c| {
+                !bindings.contains(&c.spec.binding)
+                    || c.spec.extent == Extent::PerRow
+                    || c.element_offset.is_multiple_of(4)
+            });
+        if aligned { Layout::Vector } else { Layout::Scalar }
+    }
+
+    fn dispatch(
+        &self,
+        key: PipelineKey,
+        bindings: &[u32],
+        checked: &[Checked<'_>],
+        uniform: &wgpu::Buffer,
+        groups: u32,
+        verdicts: &mut Vec<Verdict>,
+    ) -> Dispatch {
+        let ctx = &self.ctx;
+        let pipeline = ctx.pipelines().get(ctx.device(), key, verdicts);
+        let placeholder = ctx.placeholder();
+        let mut entries: Vec<wgpu::BindGroupEntry<'_>> = bindings
+            .iter()
+            .map(|&b| {
+                let resource = match checked.iter().find(|c| c.spec.binding == b) {
+                    Some(c) => wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                        buffer: c.buffer,
+                        offset: c.bind_offset,
+                        size: wgpu::BufferSize::new(c.bind_size),
+                    }),
+                    None => placeholder.as_entire_binding(),
+                };
+                wgpu::BindGroupEntry { binding: b, resource }
+            })
+            .collect();
+        entries.push(wgpu::BindGroupEntry { binding: PARAMS_BINDING, resource: uniform.as_entire_binding() });
+        let scope = ctx.device().push_error_scope(wgpu::ErrorFilter::Validation);
+        let bind_group = ctx.device().create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some(key.kernel.name()),
+            layout: &pipeline.get_bind_group_layout(0),
+            entries: &entries,
+        });
+        verdicts.push(Verdict::new("bind group creation", scope));
+        Dispatch { pipeline, bind_group, groups }
+    }
+}
+
+/// Where a tensor of `extent` lies for `shape`, from byte `offset`.
+fn footprint(extent: Extent, shape: Shape, partial_rows: u32, offset: u64, elem: u64) -> Footprint {
+    let contiguous = |elements: u64| Footprint { start: offset, run: elements * elem, stride: 0, rows: 1 };
+    match extent {
+        Extent::Rows => Footprint {
+            start: offset,
+            run: shape.cols as u64 * elem,
+            stride: shape.row_stride as u64 * elem,
+            rows: shape.rows as u64,
+        },
+        Extent::Cols => contiguous(shape.cols as u64),
+        Extent::PerRow => contiguous(shape.rows as u64),
+        Extent::Workspace { gradients } => {
+            contiguous(u64::from(gradients) * u64::from(partial_rows) * shape.cols as u64)
+        }
+    }
+}
+
+impl BoundOp {
+    /// Records the op into `into`: a `wgpu::CommandEncoder` (in a compute pass of its own)
+    /// or an open `wgpu::ComputePass`. Three calls per dispatch; nothing is checked,
+    /// allocated or locked.
+    pub fn encode(&self, into: &mut impl Recorder) {
+        into.in_compute_pass(self.label, &mut |pass| {
+            for d in std::iter::once(&self.rows_pass).chain(&self.columns_pass) {
+                pass.set_pipeline(&d.pipeline);
+                pass.set_bind_group(0, &d.bind_group, &[]);
+                pass.dispatch_workgroups(d.groups, 1, 1);
+            }
+        });
+    }
+
+    /// Rows the op was bound for: the most [`BoundOp::set_rows`] accepts.
+    pub fn bound_rows(&self) -> u32 {
+        self.bound_rows
+    }
+
+    /// Rows the op runs over now.
+    pub fn rows(&self) -> u32 {
+        self.params.rows
+    }
+
+    /// Runs the bound op over the first `rows` rows from the next submission on, without
+    /// binding again: the parameter block is rewritten through `queue.write_buffer`, and
+    /// the pipelines, bind groups and tensors stay. For prefill steps whose row count
+    /// varies up to what was bound. The value holds for whole submissions: to run two row
+    /// counts in one submission, bind twice.
+    pub fn set_rows(&mut self, queue: &wgpu::Queue, rows: u32) -> Result<()> {
+        if rows == 0 || rows > self.bound_rows {
+            return Err(NormError::RowsOutsideBinding { rows, bound: self.bound_rows });
+        }
+        let launch = self.launch.over_rows(rows);
+        self.params.rows = rows;
+        self.params.partial_rows = launch.partial_rows;
+        self.rows_pass.groups = launch.groups;
+        queue.write_buffer(&self.uniform, 0, bytemuck::bytes_of(&self.params));
+        Ok(())
+    }
+}

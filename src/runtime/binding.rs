@@ -1,0 +1,165 @@
+//! Checking a caller's tensor against its table entry, the device's limits and the other
+//! tensors of the call, before anything is created.
+
+use crate::error::{NormError, Result};
+use crate::ops::table::{IN_PLACE, Role, TensorSpec};
+
+/// A tensor in a caller's buffer, starting at byte `offset`; its dtype comes from the
+/// call's [`Storage`](crate::Storage).
+///
+/// The offset needs only element alignment (4 bytes for f32, 2 for f16 and bf16): the crate
+/// binds from the nearest offset the device allows below it and passes the rest to the
+/// kernel, so activations can sit anywhere in one large buffer. The buffer needs
+/// `BufferUsages::STORAGE`.
+#[derive(Clone, Copy, Debug)]
+pub struct Tensor<'a> {
+    /// The buffer holding the elements.
+    pub buffer: &'a wgpu::Buffer,
+    /// Byte offset of the first element.
+    pub offset: u64,
+}
+
+impl<'a> Tensor<'a> {
+    /// The tensor at byte `offset` of `buffer`.
+    pub fn new(buffer: &'a wgpu::Buffer, offset: u64) -> Self {
+        Tensor { buffer, offset }
+    }
+}
+
+impl<'a> From<&'a wgpu::Buffer> for Tensor<'a> {
+    fn from(buffer: &'a wgpu::Buffer) -> Self {
+        Tensor { buffer, offset: 0 }
+    }
+}
+
+/// Where a tensor's elements lie in its buffer: `rows` runs of `run` bytes, `stride` bytes
+/// apart, from byte `start` (one run for a tensor that is not a view of rows).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Footprint {
+    pub start: u64,
+    pub run: u64,
+    pub stride: u64,
+    pub rows: u64,
+}
+
+impl Footprint {
+    pub fn end(&self) -> u64 {
+        self.start + (self.rows - 1) * self.stride + self.run
+    }
+}
+
+/// A checked tensor: the range to bind, and the element offset the kernel adds.
+pub(crate) struct Checked<'a> {
+    pub spec: TensorSpec,
+    pub buffer: &'a wgpu::Buffer,
+    pub footprint: Footprint,
+    pub bind_offset: u64,
+    pub bind_size: u64,
+    pub element_offset: u32,
+}
+
+/// Checks `t`, holding `footprint`'s elements of `elem` bytes each, against its buffer and
+/// the device's limits.
+pub(crate) fn check<'a>(
+    limits: &wgpu::Limits,
+    spec: TensorSpec,
+    t: Tensor<'a>,
+    footprint: Footprint,
+    elem: u64,
+) -> Result<Checked<'a>> {
+    let what = spec.name;
+    if !t.buffer.usage().contains(wgpu::BufferUsages::STORAGE) {
+        return Err(NormError::MissingUsage { what, usage: "STORAGE" });
+    }
+    if !t.offset.is_multiple_of(elem) {
+        return Err(NormError::UnalignedOffset { what, offset: t.offset, align: elem });
+    }
+    let end = footprint.end();
+    let buffer_size = t.buffer.size();
+    if end > buffer_size {
+        return Err(NormError::BufferTooSmall { what, offset: t.offset, end, size: buffer_size });
+    }
+    // At least 16 bytes, so a tensor on a 16-byte boundary gets an element offset that is a
+    // multiple of 4 and can take the vector layout.
+    let align = u64::from(limits.min_storage_buffer_offset_alignment.max(16));
+    let base = t.offset - t.offset % align;
+    // Bindings are whole 4-byte words: a 16-bit tensor ending mid-word takes the word.
+    let size = end.next_multiple_of(4).min(buffer_size) - base;
+    // Element indices are u32 in the kernels.
+    let limit = limits.max_storage_buffer_binding_size.min(u64::from(u32::MAX) * elem);
+    if size > limit {
+        return Err(NormError::BindingTooLarge { what, bytes: size, limit });
+    }
+    Ok(Checked {
+        spec,
+        buffer: t.buffer,
+        footprint,
+        bind_offset: base,
+        bind_size: size,
+        element_offset: ((t.offset - base) / elem) as u32,
+    })
+}
+
+/// Refuses any overlap between a tensor the call writes and another tensor of the call,
+/// except the exact in-place pairs of [`IN_PLACE`].
+pub(crate) fn check_aliasing(tensors: &[Checked<'_>]) -> Result<()> {
+    for (i, a) in tensors.iter().enumerate() {
+        for b in &tensors[i + 1..] {
+            let written = a.spec.role == Role::Out || b.spec.role == Role::Out;
+            if !written || a.buffer != b.buffer || !overlap(a.footprint, b.footprint) {
+                continue;
+            }
+            let pair = (a.spec.name, b.spec.name);
+            let in_place = IN_PLACE.iter().any(|&(w, r)| pair == (w, r) || pair == (r, w));
+            if in_place && a.footprint == b.footprint {
+                continue;
+            }
+            let (written, other) = if a.spec.role == Role::Out { pair } else { (pair.1, pair.0) };
+            return Err(NormError::Aliasing { written, other });
+        }
+    }
+    Ok(())
+}
+
+/// Whether two footprints share a byte. Views of rows share their stride (they are the
+/// rows of one shape); a single run is a view with one row.
+fn overlap(a: Footprint, b: Footprint) -> bool {
+    if a.end() <= b.start || b.end() <= a.start {
+        return false;
+    }
+    let stride = if a.rows > 1 { a.stride } else { b.stride };
+    if a.rows == 1 && b.rows == 1 || stride == 0 {
+        return true;
+    }
+    // Row i of a and row j of b overlap iff -b.run < d + (j - i) * stride < a.run, with
+    // d = b.start - a.start: an interval of t = j - i, to meet with the t that exist.
+    let (d, s) = (i128::from(b.start) - i128::from(a.start), i128::from(stride));
+    let lo = (-i128::from(b.run) - d).div_euclid(s) + 1;
+    let hi = (i128::from(a.run) - d - 1).div_euclid(s);
+    let (t_min, t_max) = (1 - i128::from(a.rows), i128::from(b.rows) - 1);
+    lo.max(t_min) <= hi.min(t_max)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rows(start: u64, run: u64, stride: u64, rows: u64) -> Footprint {
+        Footprint { start, run, stride, rows }
+    }
+
+    #[test]
+    fn interleaved_views_do_not_overlap() {
+        // Two heads of 16 bytes in rows of 48: q at 0, k at 16.
+        assert!(!overlap(rows(0, 16, 48, 100), rows(16, 16, 48, 100)));
+        assert!(overlap(rows(0, 16, 48, 100), rows(8, 16, 48, 100)));
+        // k shifted by one row onto q's next row.
+        assert!(overlap(rows(0, 16, 48, 100), rows(48, 16, 48, 100)));
+        // A single run in the gap between rows, and across one.
+        assert!(!overlap(rows(0, 16, 48, 100), rows(20, 20, 48, 1)));
+        assert!(overlap(rows(0, 16, 48, 100), rows(40, 20, 48, 1)));
+        // Past the last row.
+        assert!(!overlap(rows(0, 16, 48, 2), rows(96, 16, 48, 1)));
+        assert!(overlap(rows(0, 16, 48, 3), rows(96, 16, 48, 1)));
+    }
+}

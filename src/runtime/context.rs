@@ -1,0 +1,309 @@
+//! The context: a device and queue (the caller's or our own), what the adapter can do, the
+//! launch rules in force and the cache of compiled pipelines. No global state: everything a
+//! kernel needs hangs off a `NormContext`, and several may share one device.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use crate::error::{NormError, Result};
+use crate::runtime::pipelines::Pipelines;
+use crate::shader::{Kernel, MAX_WORKGROUP};
+use crate::tuning::{LaunchChoice, LaunchKey, RowLaunch, Tuning, prev_power_of_two};
+
+/// Which adapter [`NormContext::new`] picks. The environment variable `WGPU_NORM_ADAPTER`
+/// (`hardware`, `software` or `auto`) overrides [`AdapterChoice::Auto`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum AdapterChoice {
+    /// A hardware GPU if there is one (discrete first), else a software adapter.
+    #[default]
+    Auto,
+    /// Only a hardware GPU.
+    Hardware,
+    /// Only a software adapter such as Mesa's lavapipe.
+    Software,
+}
+
+/// How kernels sum along a row.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Reduction {
+    /// Subgroup operations where the device has `Features::SUBGROUP`, else workgroup memory.
+    #[default]
+    Auto,
+    /// Workgroup memory only, even where subgroups exist (the portable fallback).
+    Workgroup,
+}
+
+/// How f16 tensors are read and written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum F16Path {
+    /// `array<f16>` (`enable f16;`) where the device has `Features::SHADER_F16`, else packed.
+    #[default]
+    Auto,
+    /// Pairs of halves in u32 words through `unpack2x16float` / `pack2x16float`, which every
+    /// adapter has.
+    Packed,
+}
+
+/// Options for creating a [`NormContext`].
+#[derive(Clone, Debug, Default)]
+pub struct ContextOptions {
+    /// Which adapter to use when the context creates its own device.
+    pub adapter: AdapterChoice,
+    /// How rows are reduced.
+    pub reduction: Reduction,
+    /// Limits to request when the context creates its own device; `None` asks for all the
+    /// adapter offers.
+    pub limits: Option<wgpu::Limits>,
+    /// Launch knobs; `None` uses [`Tuning::for_device`].
+    pub tuning: Option<Tuning>,
+    /// How f16 tensors are accessed.
+    pub f16: F16Path,
+}
+
+/// Kernels bound to one `wgpu::Device`. Cloning is cheap and shares the pipelines; `Send +
+/// Sync`: threads may bind and encode at once.
+///
+/// ```no_run
+/// # #[cfg(not(target_arch = "wasm32"))] {
+/// let ctx = wgpu_norm::NormContext::new()?;
+/// println!("{}", ctx.adapter_info().name);
+/// # }
+/// # Ok::<(), wgpu_norm::NormError>(())
+/// ```
+#[derive(Clone)]
+pub struct NormContext {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    device: wgpu::Device,
+    queue: wgpu::Queue,
+    info: wgpu::AdapterInfo,
+    limits: wgpu::Limits,
+    subgroups: bool,
+    native_f16: bool,
+    tuning: Tuning,
+    /// Bound where a kernel's optional tensor is absent; never written (its flag is off).
+    placeholder: wgpu::Buffer,
+    pipelines: Pipelines,
+    /// Launches chosen by autotuning; shapes outside them get the tuning's rules.
+    launches: Mutex<HashMap<LaunchKey, LaunchChoice>>,
+    options: ContextOptions,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // The map stays consistent even if a holder panicked: entries are inserted whole.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl NormContext {
+    /// Creates a device of its own on the best adapter (see [`AdapterChoice`]). Blocks; not
+    /// on wasm32, where [`NormContext::with_options_async`] is the way.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn new() -> Result<Self> {
+        Self::with_options(ContextOptions::default())
+    }
+
+    /// Like [`NormContext::new`], with options. Blocks.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn with_options(options: ContextOptions) -> Result<Self> {
+        pollster::block_on(Self::with_options_async(options))
+    }
+
+    /// Creates a device of its own, asynchronously (native and browser).
+    pub async fn with_options_async(options: ContextOptions) -> Result<Self> {
+        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
+            // GL has no storage buffers in every driver and adds nothing lavapipe lacks;
+            // BROWSER_WEBGPU is the browser's WebGPU on wasm32.
+            backends: wgpu::Backends::PRIMARY | wgpu::Backends::BROWSER_WEBGPU,
+            ..wgpu::InstanceDescriptor::new_without_display_handle()
+        });
+        let adapter = choose_adapter(&instance, options.adapter).await?;
+        let info = adapter.get_info();
+        let wanted = wgpu::Features::SUBGROUP | wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::SHADER_F16;
+        let required_features = adapter.features() & wanted;
+        let required_limits = options.limits.clone().unwrap_or_else(|| adapter.limits());
+        let (device, queue) = adapter
+            .request_device(&wgpu::DeviceDescriptor {
+                label: Some("wgpu_norm"),
+                required_features,
+                required_limits,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| NormError::RequestDevice { adapter: info.name.clone(), message: e.to_string() })?;
+        Ok(Self::from_device(device, queue, options))
+    }
+
+    /// Wraps a device the caller owns. Kernels are recorded into the caller's encoders on
+    /// the caller's buffers; `options.adapter` and `options.limits` are not used. Nothing
+    /// is compiled here.
+    pub fn from_device(device: wgpu::Device, queue: wgpu::Queue, options: ContextOptions) -> Self {
+        let info = device.adapter_info();
+        let limits = device.limits();
+        let subgroups =
+            options.reduction == Reduction::Auto && device.features().contains(wgpu::Features::SUBGROUP);
+        let native_f16 =
+            options.f16 == F16Path::Auto && device.features().contains(wgpu::Features::SHADER_F16);
+        let mut tuning = options.tuning.unwrap_or_else(|| Tuning::for_device(&info, &limits));
+        tuning.workgroup_size = prev_power_of_two(tuning.workgroup_size.clamp(1, MAX_WORKGROUP));
+        tuning.elements_per_thread = tuning.elements_per_thread.max(1);
+        tuning.register_quads = tuning.register_quads.clamp(1, 256);
+        tuning.max_loop_trips = tuning.max_loop_trips.max(1);
+        tuning.max_row_threads = prev_power_of_two(tuning.max_row_threads.clamp(1, tuning.workgroup_size));
+        tuning.max_forward_groups =
+            tuning.max_forward_groups.clamp(1, limits.max_compute_workgroups_per_dimension.max(1));
+        tuning.backward_groups =
+            tuning.backward_groups.clamp(1, limits.max_compute_workgroups_per_dimension.max(1));
+        tuning.max_partials = tuning.max_partials.max(1);
+        let placeholder = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("wgpu_norm.placeholder"),
+            size: 16,
+            usage: wgpu::BufferUsages::STORAGE,
+            mapped_at_creation: false,
+        });
+        let shared = Shared {
+            device,
+            queue,
+            info,
+            limits,
+            subgroups,
+            native_f16,
+            tuning,
+            placeholder,
+            pipelines: Pipelines::default(),
+            launches: Mutex::new(HashMap::new()),
+            options: ContextOptions { tuning: Some(tuning), ..options },
+        };
+        NormContext { shared: Arc::new(shared) }
+    }
+
+    /// The device kernels run on.
+    pub fn device(&self) -> &wgpu::Device {
+        &self.shared.device
+    }
+
+    /// The queue the convenience calls submit to.
+    pub fn queue(&self) -> &wgpu::Queue {
+        &self.shared.queue
+    }
+
+    /// The adapter behind the device.
+    pub fn adapter_info(&self) -> &wgpu::AdapterInfo {
+        &self.shared.info
+    }
+
+    /// The device's limits.
+    pub fn limits(&self) -> &wgpu::Limits {
+        &self.shared.limits
+    }
+
+    /// Whether rows are reduced with subgroup operations.
+    pub fn uses_subgroups(&self) -> bool {
+        self.shared.subgroups
+    }
+
+    /// Whether f16 tensors are accessed as `array<f16>` (else packed in u32 words).
+    pub fn uses_native_f16(&self) -> bool {
+        self.shared.native_f16
+    }
+
+    /// The launch knobs in force.
+    pub fn tuning(&self) -> &Tuning {
+        &self.shared.tuning
+    }
+
+    /// Compute pipelines this context has compiled so far: each is compiled once, when an
+    /// op is first bound to a launch that needs it, and never while encoding.
+    pub fn pipelines_compiled(&self) -> u64 {
+        self.shared.pipelines.compiled()
+    }
+
+    /// The options this context was made with, its tuning filled in.
+    pub(crate) fn options(&self) -> &ContextOptions {
+        &self.shared.options
+    }
+
+    pub(crate) fn pipelines(&self) -> &Pipelines {
+        &self.shared.pipelines
+    }
+
+    pub(crate) fn launch_choice(&self, key: &LaunchKey) -> Option<LaunchChoice> {
+        lock(&self.shared.launches).get(key).copied()
+    }
+
+    pub(crate) fn set_launch_choice(&self, key: LaunchKey, choice: LaunchChoice) {
+        lock(&self.shared.launches).insert(key, choice);
+    }
+
+    pub(crate) fn launch_choices(&self) -> Vec<(LaunchKey, LaunchChoice)> {
+        let mut v: Vec<_> = lock(&self.shared.launches).iter().map(|(k, c)| (*k, *c)).collect();
+        v.sort_by_key(|(k, _)| *k);
+        v
+    }
+
+    pub(crate) fn placeholder(&self) -> &wgpu::Buffer {
+        &self.shared.placeholder
+    }
+
+    /// Rows longer than the workgroup can walk within max_loop_trips are refused.
+    pub(crate) fn check_cols(&self, cols: u32) -> Result<()> {
+        let t = self.tuning();
+        let max = 4 * u64::from(t.workgroup_size) * u64::from(t.max_loop_trips);
+        if u64::from(cols) > max {
+            return Err(NormError::RowTooLong { cols: cols as usize, max, trips: t.max_loop_trips });
+        }
+        Ok(())
+    }
+
+    /// How `kernel` is launched for `rows x cols` on this context: autotuning's choice for
+    /// the shape's bucket where there is one, else the tuning's rules.
+    pub(crate) fn row_launch(&self, kernel: Kernel, rows: u32, cols: u32) -> RowLaunch {
+        let choice = self.launch_choice(&LaunchKey::of(kernel, rows, cols));
+        let info = &self.shared.info;
+        let subgroups = self.uses_subgroups().then_some((info.subgroup_min_size, info.subgroup_max_size));
+        self.tuning().row_launch(kernel, rows, cols, choice, subgroups)
+    }
+}
+
+async fn choose_adapter(instance: &wgpu::Instance, choice: AdapterChoice) -> Result<wgpu::Adapter> {
+    let choice = match (choice, std::env::var("WGPU_NORM_ADAPTER").ok().as_deref()) {
+        (AdapterChoice::Auto, Some("hardware")) => AdapterChoice::Hardware,
+        (AdapterChoice::Auto, Some("software")) => AdapterChoice::Software,
+        (c, _) => c,
+    };
+    let adapters = instance.enumerate_adapters(wgpu::Backends::PRIMARY).await;
+    let seen: Vec<String> = adapters
+        .iter()
+        .map(|a| {
+            let i = a.get_info();
+            format!("{} ({:?}, {:?})", i.name, i.backend, i.device_type)
+        })
+        .collect();
+    let rank = |t: wgpu::DeviceType| -> Option<u8> {
+        use wgpu::DeviceType::*;
+        let software = matches!(t, Cpu);
+        match choice {
+            AdapterChoice::Hardware if software => None,
+            AdapterChoice::Software if !software => None,
+            _ => Some(match t {
+                DiscreteGpu => 0,
+                IntegratedGpu => 1,
+                VirtualGpu => 2,
+                Other => 3,
+                Cpu => 4,
+            }),
+        }
+    };
+    adapters
+        .into_iter()
+        .filter_map(|a| rank(a.get_info().device_type).map(|r| (r, a)))
+        .min_by_key(|(r, _)| *r)
+        .map(|(_, a)| a)
+        .ok_or_else(|| NormError::NoAdapter {
+            detail: format!(
+                "wanted {choice:?}; adapters seen: {}",
+                if seen.is_empty() { "none".to_string() } else { seen.join(", ") }
+            ),
+        })
+}

@@ -1,0 +1,111 @@
+//! The cache of shader modules and compute pipelines of one context. A pipeline is compiled
+//! once per key, when an op is bound to a launch that needs it; encoding only reads bound
+//! ops and never comes here.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use crate::runtime::verdict::Verdict;
+use crate::shader::{self, Family, Kernel, Variant};
+
+/// Everything that makes two pipelines differ: the module's text and the override constants.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct PipelineKey {
+    pub kernel: Kernel,
+    pub variant: Variant,
+    pub workgroup_size: u32,
+    pub row_threads: u32,
+    pub subgroup_mode: u32,
+    /// Rows held in the register tile (the `CACHED` override), else streamed.
+    pub cached: bool,
+    /// The `FLAGS` override: which optional tensors the call has, and config options.
+    pub flags: u32,
+}
+
+#[derive(Default)]
+pub(crate) struct Pipelines {
+    modules: Mutex<HashMap<(Family, Variant), wgpu::ShaderModule>>,
+    pipelines: Mutex<HashMap<PipelineKey, wgpu::ComputePipeline>>,
+    compiled: AtomicU64,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // The maps stay consistent even if a holder panicked: entries are inserted whole.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Pipelines {
+    pub fn compiled(&self) -> u64 {
+        self.compiled.load(Ordering::Relaxed)
+    }
+
+    /// The pipeline for `key`, compiled now if it is not cached; what wgpu says of a new
+    /// module or pipeline is pushed onto `verdicts`.
+    pub fn get(
+        &self,
+        device: &wgpu::Device,
+        key: PipelineKey,
+        verdicts: &mut Vec<Verdict>,
+    ) -> wgpu::ComputePipeline {
+        let mut pipelines = lock(&self.pipelines);
+        if let Some(p) = pipelines.get(&key) {
+            return p.clone();
+        }
+        let module = self.module(device, key.kernel.family(), key.variant, verdicts);
+        let mut constants = vec![
+            ("WORKGROUP_SIZE", f64::from(key.workgroup_size)),
+            ("ROW_THREADS", f64::from(key.row_threads)),
+            ("SUBGROUP_MODE", f64::from(key.subgroup_mode)),
+            ("FLAGS", f64::from(key.flags)),
+        ];
+        if key.kernel.family() != Family::ReduceColumns {
+            constants.push(("CACHED", if key.cached { 1.0 } else { 0.0 }));
+        }
+        let label = format!("wgpu_norm.{}", key.kernel.name());
+        let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(&label),
+            layout: None,
+            module: &module,
+            entry_point: Some(key.kernel.name()),
+            compilation_options: wgpu::PipelineCompilationOptions {
+                constants: &constants,
+                // Every workgroup variable is written before it is read.
+                zero_initialize_workgroup_memory: false,
+            },
+            cache: None,
+        });
+        verdicts.push(Verdict::new("compute pipeline creation", scope).forgetting(key));
+        self.compiled.fetch_add(1, Ordering::Relaxed);
+        pipelines.insert(key, pipeline.clone());
+        pipeline
+    }
+
+    /// Drops a pipeline wgpu rejected, so the next bind compiles it again.
+    pub fn forget(&self, key: &PipelineKey) {
+        lock(&self.pipelines).remove(key);
+    }
+
+    fn module(
+        &self,
+        device: &wgpu::Device,
+        family: Family,
+        variant: Variant,
+        verdicts: &mut Vec<Verdict>,
+    ) -> wgpu::ShaderModule {
+        let mut modules = lock(&self.modules);
+        if let Some(m) = modules.get(&(family, variant)) {
+            return m.clone();
+        }
+        let source = shader::wgsl_variant(family, &variant);
+        let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some(family.file_name()),
+            source: wgpu::ShaderSource::Wgsl(source.into()),
+        });
+        verdicts.push(Verdict::new("shader module creation", scope));
+        modules.insert((family, variant), module.clone());
+        module
+    }
+}

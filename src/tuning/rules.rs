@@ -1,0 +1,245 @@
+//! Launch rules: the knobs chosen per adapter ([`Tuning`]) and the launch a row kernel gets
+//! for a shape ([`Tuning::row_launch`]).
+
+use crate::shader::{self, Kernel, MAX_WORKGROUP};
+
+/// Launch-shape knobs, chosen per adapter by [`Tuning::for_device`] and open to override.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tuning {
+    /// Threads per workgroup: a power of two, at most 256 and at most the device allows.
+    /// Launches of few rows use smaller workgroups (down to one subgroup) so that their
+    /// row blocks still spread over `backward_groups` workgroups, the count that fills the
+    /// device.
+    pub workgroup_size: u32,
+    /// Elements each thread should own when picking the threads per row: short rows get
+    /// fewer threads and share a workgroup with other rows.
+    pub elements_per_thread: u32,
+    /// Most threads that share one row (a power of two, at most `workgroup_size`).
+    pub max_row_threads: u32,
+    /// Most iterations any one loop of a kernel may run per thread. Mesa's llvmpipe (the
+    /// engine under lavapipe) stops every shader loop after 65,535 iterations, counted
+    /// across the loops of an invocation, so a CPU adapter keeps each thread's trips over
+    /// a row and over row blocks well under that by widening rows and grids.
+    pub max_loop_trips: u32,
+    /// Most quads (4 elements) of a row each thread holds in registers: rows up to
+    /// `4 * threads per row * register_quads` are read from memory once, longer rows twice.
+    /// A row that fits gets a tile of exactly the quads it needs, fixed in the shader text,
+    /// so the compiler can unroll the tile's loops and keep it in registers.
+    pub register_quads: u32,
+    /// Move a quad with one 16-byte (f32) or 8-byte (16-bit) vector access wherever every
+    /// tensor of a call allows it (element offsets, row stride and row length multiples of
+    /// 4); four scalar accesses otherwise, or everywhere when false.
+    pub vector_access: bool,
+    /// Most workgroups a forward dispatch launches; more rows are looped over.
+    pub max_forward_groups: u32,
+    /// Workgroups of the persistent backward grid; each leaves one row of dgamma/dbeta
+    /// partial sums per row slot.
+    pub backward_groups: u32,
+    /// Most f32 partial sums per gradient (dgamma or dbeta) in the backward workspace.
+    pub max_partials: u64,
+}
+
+impl Tuning {
+    /// Defaults for this adapter and these limits.
+    ///
+    /// 256 threads per workgroup is the size every vendor's occupancy guide lands near for
+    /// a memory-bound kernel; 8 elements per thread keeps a row in registers without
+    /// starving occupancy. On a GPU a long row gets the whole workgroup, so each row's bytes
+    /// are in flight at once; the backward grid is 512 workgroups (about four per compute
+    /// unit on the largest parts) and the forward grid one workgroup per row block.
+    ///
+    /// A CPU adapter (lavapipe) runs an invocation as one SIMD lane and a workgroup as a
+    /// loop on one core, where every barrier is a switch between the workgroup's subgroups:
+    /// there a row gets one subgroup (no barrier in any reduction), and both grids are a
+    /// few workgroups per core that loop over the rows, so per-workgroup costs and the
+    /// gamma loads are paid once per workgroup, not once per row. Neither rule would help a
+    /// GPU: one subgroup per long row leaves too few loads in flight per row, and a few
+    /// workgroups per core would idle most of a GPU's compute units.
+    pub fn for_device(info: &wgpu::AdapterInfo, limits: &wgpu::Limits) -> Tuning {
+        let wg_cap = limits
+            .max_compute_invocations_per_workgroup
+            .min(limits.max_compute_workgroup_size_x)
+            .min(MAX_WORKGROUP);
+        let workgroup_size = prev_power_of_two(wg_cap.max(1));
+        let max_groups = limits.max_compute_workgroups_per_dimension.max(1);
+        if info.device_type == wgpu::DeviceType::Cpu {
+            let cores = std::thread::available_parallelism().map_or(4, |n| n.get() as u32);
+            return Tuning {
+                workgroup_size,
+                elements_per_thread: 8,
+                max_row_threads: info.subgroup_max_size.max(1),
+                // Measured on lavapipe (BENCHMARKS.md): Mesa unrolls a forward tile of up to
+                // 16 quads into registers and a backward tile of 8; bigger tiles stay memory
+                // arrays, still faster than a second read of the row up to 24 quads (rows of
+                // 768 elements with a subgroup of 8 per row), slower from 32.
+                register_quads: 24,
+                vector_access: true,
+                max_loop_trips: 2048,
+                max_forward_groups: 4 * cores,
+                backward_groups: 4 * cores,
+                max_partials: 1 << 22,
+            };
+        }
+        Tuning {
+            workgroup_size,
+            elements_per_thread: 8,
+            max_row_threads: workgroup_size,
+            // 32 elements per thread: rows up to 8192 elements in registers with 256
+            // threads per row, a tile small enough to leave room for occupancy.
+            register_quads: shader::MAX_CACHE,
+            // 16-byte loads by consecutive threads are whole, coalesced transactions on
+            // every GPU and a quarter of the load instructions: the usual choice of fast
+            // norm kernels (vectorized loads in Apex, QuACK, Liger).
+            vector_access: true,
+            max_loop_trips: u32::MAX,
+            max_forward_groups: max_groups,
+            backward_groups: 512,
+            max_partials: 1 << 22,
+        }
+    }
+}
+
+pub(crate) fn prev_power_of_two(v: u32) -> u32 {
+    1 << (31 - v.leading_zeros())
+}
+
+/// How a row kernel is launched for one shape: derived from the shape and the tuning only,
+/// so the same shape always gets the same launch (and bitwise the same gradients).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct RowLaunch {
+    pub workgroup_size: u32,
+    pub row_threads: u32,
+    pub rows_per_group: u32,
+    pub groups: u32,
+    pub subgroup_mode: u32,
+    /// Quads per thread of the register tile holding the row; 0 when rows are streamed.
+    pub register_quads: u32,
+    /// Rows of partial sums the backward grid leaves per gradient: one per row slot that
+    /// visits a row (slot s of workgroup w first visits row w * rows_per_group + s, so the
+    /// slots past the row count visit none and leave nothing).
+    pub partial_rows: u32,
+}
+
+impl RowLaunch {
+    /// The same pipeline and row mapping over fewer rows: the grid shrinks to the row
+    /// blocks there are, and the backward leaves as many partial rows as its slots visit.
+    pub fn over_rows(&self, rows: u32) -> RowLaunch {
+        let groups = self.groups.min(rows.div_ceil(self.rows_per_group)).max(1);
+        RowLaunch { groups, partial_rows: (groups * self.rows_per_group).min(rows.max(1)), ..*self }
+    }
+}
+
+/// A launch chosen by [`NormContext::autotune`](crate::NormContext::autotune) holds for a kernel and a shape bucket:
+/// rows and columns rounded up to powers of two.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) struct LaunchKey {
+    pub kernel: Kernel,
+    pub rows_bucket: u32,
+    pub cols_bucket: u32,
+}
+
+impl LaunchKey {
+    pub fn of(kernel: Kernel, rows: u32, cols: u32) -> Self {
+        let bucket = |v: u32| v.checked_next_power_of_two().unwrap_or(1 << 31);
+        LaunchKey { kernel, rows_bucket: bucket(rows), cols_bucket: bucket(cols) }
+    }
+}
+
+/// What autotuning chooses for a bucket: threads per row, and whether a row that fits a
+/// register tile of up to [`MAX_TUNED_TILE`] quads per thread is held in one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct LaunchChoice {
+    pub row_threads: u32,
+    pub cached: bool,
+}
+
+/// Largest register tile (quads per thread) a tuned launch may use: autotuning measures
+/// whether a tile beyond [`Tuning::register_quads`] pays on the adapter at hand.
+pub(crate) const MAX_TUNED_TILE: u32 = 64;
+
+/// Most rows of backward partial sums per gradient.
+const MAX_PARTIAL_ROWS: u32 = 8192;
+
+impl Tuning {
+    /// Threads per row, rows per workgroup and grid size for a row kernel.
+    ///
+    /// `choice` is autotuning's launch for the shape's bucket, if any; `subgroups` the
+    /// adapter's subgroup size range when rows are reduced with subgroup operations.
+    pub(crate) fn row_launch(
+        &self,
+        kernel: Kernel,
+        rows: u32,
+        cols: u32,
+        choice: Option<LaunchChoice>,
+        subgroups: Option<(u32, u32)>,
+    ) -> RowLaunch {
+        let t = self;
+        let backward = kernel.is_backward();
+        // Threads walk rows in quads of elements.
+        let quads = cols.div_ceil(4).max(1);
+        let wanted = cols.div_ceil(t.elements_per_thread.max(4)).max(1);
+        // Enough threads per row that no thread walks more than max_loop_trips quads.
+        let for_trips = quads.div_ceil(t.max_loop_trips).next_power_of_two();
+        let preferred = choice.map_or(wanted.next_power_of_two().min(t.max_row_threads), |c| c.row_threads);
+        let row_threads = preferred.max(for_trips).min(t.workgroup_size);
+        let per_thread = quads.div_ceil(row_threads);
+        let tile = match choice {
+            Some(c) if c.cached => MAX_TUNED_TILE,
+            Some(_) => 0,
+            None => t.register_quads,
+        };
+        let register_quads = if per_thread <= tile { per_thread } else { 0 };
+        // Few rows: smaller workgroups (down to one subgroup) until the row blocks reach the
+        // workgroups that fill the device (the persistent backward grid's size), so 32 rows
+        // of 8 threads each are not one workgroup on one core of a CPU adapter, or on one
+        // compute unit of a GPU. More rows keep full workgroups: occupancy on a GPU is
+        // capped per workgroup as well as per thread.
+        let target = t.backward_groups;
+        let smallest = row_threads.max(subgroups.map_or(1, |(_, max)| max));
+        let mut workgroup_size = t.workgroup_size;
+        while workgroup_size > smallest && rows.div_ceil(workgroup_size / row_threads) < target {
+            workgroup_size /= 2;
+        }
+        let rows_per_group = workgroup_size / row_threads;
+        let blocks = rows.div_ceil(rows_per_group);
+        // Enough workgroups that none loops over more than max_loop_trips row blocks.
+        let min_groups = blocks.div_ceil(t.max_loop_trips);
+        let groups = if backward {
+            let by_workspace = (t.max_partials / (rows_per_group as u64 * cols as u64)).max(1);
+            // reduce_columns walks every partial row: keep them within the loop bound and
+            // few enough that the column pass stays a small fraction of the work.
+            let by_column_pass = (t.max_loop_trips.min(MAX_PARTIAL_ROWS) / rows_per_group).max(1);
+            blocks
+                .min(t.backward_groups)
+                .min(by_workspace.min(u32::MAX as u64) as u32)
+                .min(by_column_pass)
+                .max(min_groups.min(by_column_pass))
+        } else {
+            blocks.min(t.max_forward_groups).max(min_groups)
+        };
+        RowLaunch {
+            workgroup_size,
+            row_threads,
+            rows_per_group,
+            groups: groups.max(1),
+            subgroup_mode: subgroup_mode(row_threads, t.workgroup_size, subgroups),
+            register_quads,
+            partial_rows: (groups.max(1) * rows_per_group).min(rows.max(1)),
+        }
+    }
+}
+
+/// 0: workgroup-memory tree; 1: a row within one subgroup (butterfly); 2: subgroupAdd plus
+/// one exchange through workgroup memory (shaders/reduce_subgroup.wgsl).
+fn subgroup_mode(row_threads: u32, workgroup_size: u32, subgroups: Option<(u32, u32)>) -> u32 {
+    let Some((min, max)) = subgroups else {
+        return 0;
+    };
+    if row_threads <= min {
+        1
+    } else if row_threads.is_multiple_of(max) && row_threads <= workgroup_size {
+        2
+    } else {
+        0
+    }
+}
