@@ -123,6 +123,14 @@ pub enum NormError {
         /// Stride given.
         stride: usize,
     },
+    /// A host call was given a row stride: host slices hold contiguous rows.
+    #[error("host calls take contiguous rows: row stride {stride} must equal the {cols} columns")]
+    HostRowStride {
+        /// Columns per row.
+        cols: usize,
+        /// Stride given.
+        stride: usize,
+    },
     /// Parameters in a dtype other than f32 or the activations' dtype.
     #[error(
         "gamma/beta in {params:?} with activations in {activations:?}: parameters must be f32 or the activations' dtype"

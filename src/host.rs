@@ -1,7 +1,10 @@
-//! Convenience calls on host slices: upload, run, read back, blocking. For scripts, tests
-//! and benchmarks; an engine records with the `encode_*` methods instead.
-
-use wgpu::util::DeviceExt as _;
+//! Convenience calls on host slices: upload, run, read back. For scripts, tests and
+//! benchmarks; an engine binds ops and records them into its own encoders instead.
+//!
+//! Each call is an `async fn` (`*_async`) that works in a browser: readback completes
+//! `map_async` through a `futures-intrusive` oneshot channel. On native the blocking calls
+//! of the same names without `_async` wrap them with pollster, and the async ones poll the
+//! device to completion before they wait.
 
 use crate::dtype::{Element, Storage};
 use crate::error::{NormError, Result};
@@ -58,7 +61,7 @@ fn host_storage<T: Element>() -> Storage {
 
 impl NormContext {
     /// RMSNorm of contiguous host rows in `f32`, `half::f16` or `half::bf16` (the config's
-    /// `storage` is taken from `T`); blocks until the result is back.
+    /// `storage` is taken from `T`).
     ///
     /// ```
     /// use wgpu_norm::{NormContext, RmsNormConfig, Shape};
@@ -71,7 +74,7 @@ impl NormContext {
     /// }
     /// # Ok::<(), wgpu_norm::NormError>(())
     /// ```
-    pub fn rms_norm_forward<T: Element>(
+    pub async fn rms_norm_forward_async<T: Element>(
         &self,
         x: &[T],
         gamma: Option<&[T]>,
@@ -83,10 +86,10 @@ impl NormContext {
         check_opt_len("gamma", shape.cols, gamma)?;
         let config = RmsNormConfig { storage: host_storage::<T>(), ..*config };
         config.check()?;
-        let xb = self.upload("x", x);
-        let gb = gamma.map(|g| self.upload("gamma", g));
-        let y = self.poisoned::<T>("y", shape.elements());
-        let rstd = self.poisoned::<f32>("rstd", shape.rows);
+        let xb = self.upload("x", x)?;
+        let gb = gamma.map(|g| self.upload("gamma", g)).transpose()?;
+        let y = self.poisoned::<T>("y", shape.elements())?;
+        let rstd = self.poisoned::<f32>("rstd", shape.rows)?;
         let mut encoder = self.device().create_command_encoder(&Default::default());
         self.encode_rms_norm_forward(
             &mut encoder,
@@ -101,13 +104,25 @@ impl NormContext {
                 rstd: Some((&rstd).into()),
             },
         )?;
-        let [y, rstd] = self.finish_and_read(encoder, [&y, &rstd])?;
+        let [y, rstd] = self.finish_and_read(encoder, [&y, &rstd]).await?;
         Ok(RmsNormOutput { y: cast(y, shape.elements()), rstd: cast(rstd, shape.rows) })
     }
 
+    /// [`NormContext::rms_norm_forward_async`], blocking until the result is back (native only).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn rms_norm_forward<T: Element>(
+        &self,
+        x: &[T],
+        gamma: Option<&[T]>,
+        shape: Shape,
+        config: &RmsNormConfig,
+    ) -> Result<RmsNormOutput<T>> {
+        pollster::block_on(self.rms_norm_forward_async(x, gamma, shape, config))
+    }
+
     /// RMSNorm backward of host rows; `rstd` is the forward's saved statistic, or `None` to
-    /// recompute it. Blocks until the result is back.
-    pub fn rms_norm_backward<T: Element>(
+    /// recompute it.
+    pub async fn rms_norm_backward_async<T: Element>(
         &self,
         x: &[T],
         gamma: Option<&[T]>,
@@ -123,13 +138,13 @@ impl NormContext {
         check_opt_len("rstd", shape.rows, rstd)?;
         let config = RmsNormConfig { storage: host_storage::<T>(), ..*config };
         config.check()?;
-        let xb = self.upload("x", x);
-        let dyb = self.upload("dy", dy);
-        let gb = gamma.map(|g| self.upload("gamma", g));
-        let rb = rstd.map(|r| self.upload("rstd", r));
-        let dx = self.poisoned::<T>("dx", shape.elements());
-        let dgamma = self.poisoned::<f32>("dgamma", shape.cols);
-        let workspace = self.scratch(self.rms_norm_backward_workspace_size(shape)?);
+        let xb = self.upload("x", x)?;
+        let dyb = self.upload("dy", dy)?;
+        let gb = gamma.map(|g| self.upload("gamma", g)).transpose()?;
+        let rb = rstd.map(|r| self.upload("rstd", r)).transpose()?;
+        let dx = self.poisoned::<T>("dx", shape.elements())?;
+        let dgamma = self.poisoned::<f32>("dgamma", shape.cols)?;
+        let workspace = self.scratch(self.rms_norm_backward_workspace_size(shape)?)?;
         let mut encoder = self.device().create_command_encoder(&Default::default());
         self.encode_rms_norm_backward(
             &mut encoder,
@@ -146,13 +161,27 @@ impl NormContext {
                 workspace: Some((&workspace).into()),
             },
         )?;
-        let [dx, dgamma] = self.finish_and_read(encoder, [&dx, &dgamma])?;
+        let [dx, dgamma] = self.finish_and_read(encoder, [&dx, &dgamma]).await?;
         Ok(RmsNormGrads { dx: cast(dx, shape.elements()), dgamma: cast(dgamma, shape.cols) })
     }
 
+    /// [`NormContext::rms_norm_backward_async`], blocking until the result is back (native only).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn rms_norm_backward<T: Element>(
+        &self,
+        x: &[T],
+        gamma: Option<&[T]>,
+        dy: &[T],
+        rstd: Option<&[f32]>,
+        shape: Shape,
+        config: &RmsNormConfig,
+    ) -> Result<RmsNormGrads<T>> {
+        pollster::block_on(self.rms_norm_backward_async(x, gamma, dy, rstd, shape, config))
+    }
+
     /// LayerNorm of contiguous host rows in `f32`, `half::f16` or `half::bf16` (the config's
-    /// `storage` is taken from `T`); blocks until the result is back.
-    pub fn layer_norm_forward<T: Element>(
+    /// `storage` is taken from `T`).
+    pub async fn layer_norm_forward_async<T: Element>(
         &self,
         x: &[T],
         gamma: Option<&[T]>,
@@ -165,12 +194,12 @@ impl NormContext {
         check_opt_len("gamma", shape.cols, gamma)?;
         check_opt_len("beta", shape.cols, beta)?;
         let config = LayerNormConfig { storage: host_storage::<T>(), ..*config };
-        let xb = self.upload("x", x);
-        let gb = gamma.map(|g| self.upload("gamma", g));
-        let bb = beta.map(|b| self.upload("beta", b));
-        let y = self.poisoned::<T>("y", shape.elements());
-        let mean = self.poisoned::<f32>("mean", shape.rows);
-        let rstd = self.poisoned::<f32>("rstd", shape.rows);
+        let xb = self.upload("x", x)?;
+        let gb = gamma.map(|g| self.upload("gamma", g)).transpose()?;
+        let bb = beta.map(|b| self.upload("beta", b)).transpose()?;
+        let y = self.poisoned::<T>("y", shape.elements())?;
+        let mean = self.poisoned::<f32>("mean", shape.rows)?;
+        let rstd = self.poisoned::<f32>("rstd", shape.rows)?;
         let mut encoder = self.device().create_command_encoder(&Default::default());
         self.encode_layer_norm_forward(
             &mut encoder,
@@ -187,7 +216,7 @@ impl NormContext {
                 rstd: Some((&rstd).into()),
             },
         )?;
-        let [y, mean, rstd] = self.finish_and_read(encoder, [&y, &mean, &rstd])?;
+        let [y, mean, rstd] = self.finish_and_read(encoder, [&y, &mean, &rstd]).await?;
         Ok(LayerNormOutput {
             y: cast(y, shape.elements()),
             mean: cast(mean, shape.rows),
@@ -195,10 +224,23 @@ impl NormContext {
         })
     }
 
+    /// [`NormContext::layer_norm_forward_async`], blocking until the result is back (native only).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn layer_norm_forward<T: Element>(
+        &self,
+        x: &[T],
+        gamma: Option<&[T]>,
+        beta: Option<&[T]>,
+        shape: Shape,
+        config: &LayerNormConfig,
+    ) -> Result<LayerNormOutput<T>> {
+        pollster::block_on(self.layer_norm_forward_async(x, gamma, beta, shape, config))
+    }
+
     /// LayerNorm backward of host rows; `mean` and `rstd` are the forward's saved
-    /// statistics, each `None` to recompute it. Blocks until the result is back.
+    /// statistics, each `None` to recompute it.
     #[expect(clippy::too_many_arguments, reason = "one slice per tensor of the operation")]
-    pub fn layer_norm_backward<T: Element>(
+    pub async fn layer_norm_backward_async<T: Element>(
         &self,
         x: &[T],
         gamma: Option<&[T]>,
@@ -215,15 +257,15 @@ impl NormContext {
         check_opt_len("mean", shape.rows, mean)?;
         check_opt_len("rstd", shape.rows, rstd)?;
         let config = LayerNormConfig { storage: host_storage::<T>(), ..*config };
-        let xb = self.upload("x", x);
-        let dyb = self.upload("dy", dy);
-        let gb = gamma.map(|g| self.upload("gamma", g));
-        let mb = mean.map(|m| self.upload("mean", m));
-        let rb = rstd.map(|r| self.upload("rstd", r));
-        let dx = self.poisoned::<T>("dx", shape.elements());
-        let dgamma = self.poisoned::<f32>("dgamma", shape.cols);
-        let dbeta = self.poisoned::<f32>("dbeta", shape.cols);
-        let workspace = self.scratch(self.layer_norm_backward_workspace_size(shape)?);
+        let xb = self.upload("x", x)?;
+        let dyb = self.upload("dy", dy)?;
+        let gb = gamma.map(|g| self.upload("gamma", g)).transpose()?;
+        let mb = mean.map(|m| self.upload("mean", m)).transpose()?;
+        let rb = rstd.map(|r| self.upload("rstd", r)).transpose()?;
+        let dx = self.poisoned::<T>("dx", shape.elements())?;
+        let dgamma = self.poisoned::<f32>("dgamma", shape.cols)?;
+        let dbeta = self.poisoned::<f32>("dbeta", shape.cols)?;
+        let workspace = self.scratch(self.layer_norm_backward_workspace_size(shape)?)?;
         let mut encoder = self.device().create_command_encoder(&Default::default());
         self.encode_layer_norm_backward(
             &mut encoder,
@@ -242,7 +284,7 @@ impl NormContext {
                 workspace: Some((&workspace).into()),
             },
         )?;
-        let [dx, dgamma, dbeta] = self.finish_and_read(encoder, [&dx, &dgamma, &dbeta])?;
+        let [dx, dgamma, dbeta] = self.finish_and_read(encoder, [&dx, &dgamma, &dbeta]).await?;
         Ok(LayerNormGrads {
             dx: cast(dx, shape.elements()),
             dgamma: cast(dgamma, shape.cols),
@@ -250,35 +292,62 @@ impl NormContext {
         })
     }
 
-    /// A storage buffer holding `data`, padded to whole 4-byte words.
-    fn upload<T: bytemuck::Pod>(&self, label: &str, data: &[T]) -> wgpu::Buffer {
+    /// [`NormContext::layer_norm_backward_async`], blocking until the result is back (native only).
+    #[cfg(not(target_arch = "wasm32"))]
+    #[expect(clippy::too_many_arguments, reason = "one slice per tensor of the operation")]
+    pub fn layer_norm_backward<T: Element>(
+        &self,
+        x: &[T],
+        gamma: Option<&[T]>,
+        dy: &[T],
+        mean: Option<&[f32]>,
+        rstd: Option<&[f32]>,
+        shape: Shape,
+        config: &LayerNormConfig,
+    ) -> Result<LayerNormGrads<T>> {
+        pollster::block_on(self.layer_norm_backward_async(x, gamma, dy, mean, rstd, shape, config))
+    }
+
+    /// A storage buffer holding `data`, padded to whole 4-byte words. Made with
+    /// `create_buffer` and `write_buffer`, which report a lost device instead of panicking.
+    fn upload<T: bytemuck::Pod>(&self, label: &'static str, data: &[T]) -> Result<wgpu::Buffer> {
         let mut bytes = bytemuck::cast_slice::<T, u8>(data).to_vec();
-        bytes.resize(bytes.len().next_multiple_of(4), 0);
-        self.device().create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some(label),
-            contents: &bytes,
-            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
-        })
+        bytes.resize(bytes.len().next_multiple_of(4).max(4), 0);
+        let buffer = self.buffer(label, bytes.len() as u64, wgpu::BufferUsages::COPY_SRC)?;
+        self.queue().write_buffer(&buffer, 0, &bytes);
+        Ok(buffer)
     }
 
     /// An output buffer filled with NaN, so an element a kernel fails to write reads back
     /// as NaN instead of a plausible zero.
-    fn poisoned<T: Element>(&self, label: &str, len: usize) -> wgpu::Buffer {
+    fn poisoned<T: Element>(&self, label: &'static str, len: usize) -> Result<wgpu::Buffer> {
         self.upload(label, &vec![T::nan(); len])
     }
 
-    fn scratch(&self, bytes: u64) -> wgpu::Buffer {
-        self.device().create_buffer(&wgpu::BufferDescriptor {
-            label: Some("wgpu_norm.workspace"),
-            size: bytes.max(4),
-            usage: wgpu::BufferUsages::STORAGE,
-            mapped_at_creation: false,
-        })
+    fn scratch(&self, bytes: u64) -> Result<wgpu::Buffer> {
+        self.buffer("workspace", bytes.max(4), wgpu::BufferUsages::empty())
     }
 
-    /// Copies `sources` to mappable buffers at the end of `encoder`, submits, waits and
-    /// returns their contents. wgpu errors of the whole submission come back as errors.
-    pub(crate) fn finish_and_read<const N: usize>(
+    /// A storage buffer of `bytes`, refused with a typed error past the device's limits
+    /// before anything is created.
+    fn buffer(&self, label: &'static str, bytes: u64, usage: wgpu::BufferUsages) -> Result<wgpu::Buffer> {
+        let limits = self.limits();
+        let limit = limits.max_buffer_size.min(limits.max_storage_buffer_binding_size);
+        if bytes > limit {
+            return Err(NormError::BindingTooLarge { what: label, bytes, limit });
+        }
+        Ok(self.device().create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size: bytes,
+            usage: usage | wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        }))
+    }
+
+    /// Copies `sources` to mappable buffers at the end of `encoder`, submits and returns
+    /// their contents once the device has written them. wgpu errors of the whole submission
+    /// come back as errors.
+    pub(crate) async fn finish_and_read<const N: usize>(
         &self,
         mut encoder: wgpu::CommandEncoder,
         sources: [&wgpu::Buffer; N],
@@ -296,23 +365,25 @@ impl NormContext {
             b
         });
         self.queue().submit([encoder.finish()]);
-        if let Some(e) = pollster::block_on(scope.pop()) {
+        if let Some(e) = scope.pop().await {
             return Err(NormError::Wgpu { during: "submission", message: e.to_string() });
         }
-        let (tx, rx) = std::sync::mpsc::channel();
-        for (i, b) in staging.iter().enumerate() {
-            let tx = tx.clone();
+        let mapped = staging.each_ref().map(|b| {
+            let (tx, rx) = futures_intrusive::channel::shared::oneshot_channel();
             b.slice(..).map_async(wgpu::MapMode::Read, move |r| {
-                let _ = tx.send((i, r));
+                tx.send(r).ok();
             });
-        }
+            rx
+        });
+        #[cfg(not(target_arch = "wasm32"))]
         device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| NormError::Readback(e.to_string()))?;
-        drop(tx);
-        for (i, r) in rx.iter() {
-            r.map_err(|e| NormError::Readback(format!("buffer {i}: {e}")))?;
-        }
         let mut out = [const { Vec::new() }; N];
-        for (o, b) in out.iter_mut().zip(&staging) {
+        for (i, ((o, b), rx)) in out.iter_mut().zip(&staging).zip(mapped).enumerate() {
+            match rx.receive().await {
+                Some(Ok(())) => {}
+                Some(Err(e)) => return Err(NormError::Readback(format!("buffer {i}: {e}"))),
+                None => return Err(NormError::Readback(format!("buffer {i}: the mapping was dropped"))),
+            }
             let view = b.slice(..).get_mapped_range().map_err(|e| NormError::Readback(e.to_string()))?;
             *o = view.to_vec();
             drop(view);
@@ -326,10 +397,14 @@ fn check_opt_len<T>(what: &'static str, expected: usize, v: Option<&[T]>) -> Res
     v.map_or(Ok(()), |v| check_len(what, expected, v.len()))
 }
 
-/// The host calls take contiguous slices.
+/// The host calls take contiguous slices: a row stride other than `cols` is refused, not
+/// dropped.
 fn contiguous(shape: Shape) -> Result<Shape> {
     shape.checked()?;
-    Ok(Shape::new(shape.rows, shape.cols))
+    if shape.row_stride != shape.cols {
+        return Err(NormError::HostRowStride { cols: shape.cols, stride: shape.row_stride });
+    }
+    Ok(shape)
 }
 
 /// The first `len` elements of read-back bytes.

@@ -88,6 +88,7 @@ struct Shared {
     pipelines: Pipelines,
     /// Launches chosen by autotuning; shapes outside them get the tuning's rules.
     launches: Mutex<HashMap<LaunchKey, LaunchChoice>>,
+    #[cfg_attr(target_arch = "wasm32", expect(dead_code, reason = "read by the autotuner, native only"))]
     options: ContextOptions,
 }
 
@@ -175,7 +176,15 @@ impl NormContext {
             launches: Mutex::new(HashMap::new()),
             options: ContextOptions { tuning: Some(tuning), ..options },
         };
-        NormContext { shared: Arc::new(shared) }
+        #[cfg_attr(
+            target_arch = "wasm32",
+            expect(
+                clippy::arc_with_non_send_sync,
+                reason = "wgpu's WebGPU objects are not Send on wasm32, which has one thread"
+            )
+        )]
+        let shared = Arc::new(shared);
+        NormContext { shared }
     }
 
     /// The device kernels run on.
@@ -220,6 +229,7 @@ impl NormContext {
     }
 
     /// The options this context was made with, its tuning filled in.
+    #[cfg(not(target_arch = "wasm32"))]
     pub(crate) fn options(&self) -> &ContextOptions {
         &self.shared.options
     }
@@ -232,10 +242,12 @@ impl NormContext {
         lock(&self.shared.launches).get(key).copied()
     }
 
+    #[cfg(not(target_arch = "wasm32"))]
     pub(crate) fn set_launch_choice(&self, key: LaunchKey, choice: LaunchChoice) {
         lock(&self.shared.launches).insert(key, choice);
     }
 
+    #[cfg(not(target_arch = "wasm32"))]
     pub(crate) fn launch_choices(&self) -> Vec<(LaunchKey, LaunchChoice)> {
         let mut v: Vec<_> = lock(&self.shared.launches).iter().map(|(k, c)| (*k, *c)).collect();
         v.sort_by_key(|(k, _)| *k);

@@ -16,7 +16,8 @@ use crate::runtime::binding::Tensor;
 use crate::runtime::context::NormContext;
 use crate::shader::Kernel;
 use crate::shape::Shape;
-use crate::tuning::{LaunchChoice, LaunchKey, MAX_TUNED_TILE};
+use crate::tuning::rules::MAX_TUNED_TILE;
+use crate::tuning::{LaunchChoice, LaunchKey};
 
 /// The kernels autotuning times: both norms in both directions, and the stream copy the
 /// benchmark measures them against (tuned as hard as they are).

@@ -4,4 +4,4 @@
 pub(crate) mod autotune;
 pub(crate) mod rules;
 
-pub(crate) use rules::{LaunchChoice, LaunchKey, MAX_TUNED_TILE, RowLaunch, Tuning, prev_power_of_two};
+pub(crate) use rules::{LaunchChoice, LaunchKey, RowLaunch, Tuning, prev_power_of_two};
