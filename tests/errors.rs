@@ -240,3 +240,11 @@ fn rows_longer_than_the_loop_limit_are_refused() {
     let grads = out.unwrap();
     assert!(grads.dx.iter().all(|v| v.is_finite()));
 }
+
+/// Host slices hold contiguous rows: a row stride is refused, not silently dropped.
+#[test]
+fn host_calls_refuse_a_row_stride() {
+    let s = Shape::new(2, 3).with_row_stride(4);
+    let e = ctx().rms_norm_forward(&[1.0_f32; 8], None, s, &RmsNormConfig::default()).unwrap_err();
+    assert_eq!(e, NormError::HostRowStride { cols: 3, stride: 4 });
+}

@@ -1,0 +1,277 @@
+//! The prepared path: an op bound once and encoded many times gives what the one-shot call
+//! gives, bit for bit; the row count changes between submissions without binding again;
+//! pipelines are compiled once per launch, never while encoding; and every binding mistake
+//! is a typed error that names the tensor (wgpu's default uncaptured-error handler panics,
+//! so anything that reached it would fail these tests).
+
+mod common;
+
+use common::{ctx, randn, read_bytes, rng};
+use wgpu_norm::{
+    LayerNormBackward, LayerNormBackwardOp, LayerNormConfig, NormContext, NormError, RmsNormConfig,
+    RmsNormForward, RmsNormForwardOp, Shape, Tensor, reference,
+};
+
+fn buffer(c: &NormContext, bytes: u64, usage: wgpu::BufferUsages) -> wgpu::Buffer {
+    c.device().create_buffer(&wgpu::BufferDescriptor {
+        label: None,
+        size: bytes,
+        usage,
+        mapped_at_creation: false,
+    })
+}
+
+fn storage(c: &NormContext, bytes: u64) -> wgpu::Buffer {
+    buffer(
+        c,
+        bytes,
+        wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+    )
+}
+
+fn upload(c: &NormContext, data: &[f32]) -> wgpu::Buffer {
+    let b = storage(c, (4 * data.len()).max(4) as u64);
+    c.queue().write_buffer(&b, 0, bytemuck::cast_slice(data));
+    b
+}
+
+fn nan(c: &NormContext, len: usize) -> wgpu::Buffer {
+    upload(c, &vec![f32::NAN; len])
+}
+
+fn read(c: &NormContext, b: &wgpu::Buffer) -> Vec<f32> {
+    bytemuck::pod_collect_to_vec(&read_bytes(c.device(), c.queue(), b))
+}
+
+fn submit(c: &NormContext, f: impl FnOnce(&mut wgpu::CommandEncoder)) {
+    let mut enc = c.device().create_command_encoder(&Default::default());
+    f(&mut enc);
+    c.queue().submit([enc.finish()]);
+}
+
+/// 100 encodes of one bound RMSNorm forward, in one open pass, write what one one-shot
+/// call writes; so do 100 encodes of a bound LayerNorm backward with its column pass.
+#[test]
+fn a_bound_op_reused_100_times_equals_the_one_shot_call() {
+    let c = ctx();
+    let shape = Shape::new(37, 1000);
+    let mut r = rng(501);
+    let (x, g, dy) =
+        (randn(&mut r, shape.elements()), randn(&mut r, shape.cols), randn(&mut r, shape.elements()));
+    let (xb, gb, dyb) = (upload(c, &x), upload(c, &g), upload(c, &dy));
+
+    let config = RmsNormConfig::default();
+    let (y_once, y_bound) = (nan(c, shape.elements()), nan(c, shape.elements()));
+    let args = |y| RmsNormForward { gamma: Some(Tensor::from(&gb)), ..RmsNormForward::new(&xb, y) };
+    submit(c, |enc| c.encode_rms_norm_forward(enc, shape, &config, &args(&y_once)).unwrap());
+    let bound = RmsNormForwardOp::new(c, config).unwrap().bind(shape, &args(&y_bound)).unwrap();
+    submit(c, |enc| {
+        let mut pass = enc.begin_compute_pass(&Default::default());
+        for _ in 0..100 {
+            bound.encode(&mut pass);
+        }
+    });
+    let once = read(c, &y_once);
+    assert!(once.iter().all(|v| v.is_finite()), "seed 501: the one-shot call left an element unwritten");
+    assert_eq!(read(c, &y_bound), once, "seed 501: RMSNorm forward, bound x100 vs one-shot");
+
+    let config = LayerNormConfig::default();
+    let op = LayerNormBackwardOp::new(c, config).unwrap();
+    let ws = storage(c, op.workspace_size(shape).unwrap());
+    let outputs = || (nan(c, shape.elements()), nan(c, shape.cols), nan(c, shape.cols));
+    let (once, bound) = (outputs(), outputs());
+    fn ln_args<'a>(
+        [x, gamma, dy, workspace]: [&'a wgpu::Buffer; 4],
+        o: &'a (wgpu::Buffer, wgpu::Buffer, wgpu::Buffer),
+    ) -> LayerNormBackward<'a> {
+        LayerNormBackward {
+            x: x.into(),
+            gamma: Some(gamma.into()),
+            dy: dy.into(),
+            dh: None,
+            mean: None,
+            rstd: None,
+            dx: (&o.0).into(),
+            dgamma: Some((&o.1).into()),
+            dbeta: Some((&o.2).into()),
+            workspace: Some(workspace.into()),
+        }
+    }
+    let inputs = [&xb, &gb, &dyb, &ws];
+    submit(c, |enc| c.encode_layer_norm_backward(enc, shape, &config, &ln_args(inputs, &once)).unwrap());
+    let b = op.bind(shape, &ln_args(inputs, &bound)).unwrap();
+    submit(c, |enc| {
+        for _ in 0..100 {
+            b.encode(enc);
+        }
+    });
+    for (what, o, b) in
+        [("dx", &once.0, &bound.0), ("dgamma", &once.1, &bound.1), ("dbeta", &once.2, &bound.2)]
+    {
+        let once = read(c, o);
+        assert!(once.iter().all(|v| v.is_finite()), "seed 501: {what} left unwritten");
+        assert_eq!(read(c, b), once, "seed 501: LayerNorm backward {what}, bound x100 vs one-shot");
+    }
+}
+
+/// set_rows reruns a bound op over fewer rows: those rows match the reference, the rows past
+/// them stay as they were, and the row count must lie within what was bound.
+#[test]
+fn set_rows_changes_the_row_count_without_binding_again() {
+    let c = ctx();
+    let bound_shape = Shape::new(64, 300);
+    let mut r = rng(502);
+    let x = randn(&mut r, bound_shape.elements());
+    let xb = upload(c, &x);
+    let op = RmsNormForwardOp::new(c, RmsNormConfig::default()).unwrap();
+    for rows in [17, 1, 64, 40] {
+        let y = nan(c, bound_shape.elements());
+        let mut bound = op.bind(bound_shape, &RmsNormForward::new(&xb, &y)).unwrap();
+        let compiled = c.pipelines_compiled();
+        bound.set_rows(c.queue(), rows).unwrap();
+        assert_eq!(bound.rows(), rows);
+        submit(c, |enc| bound.encode(enc));
+        assert_eq!(c.pipelines_compiled(), compiled, "set_rows compiled a pipeline");
+        let got = read(c, &y);
+        let n = rows as usize * bound_shape.cols;
+        let want = reference::rms_norm_forward(
+            &x[..n],
+            None,
+            Shape::new(rows as usize, 300),
+            &RmsNormConfig::default(),
+        )
+        .unwrap();
+        common::check("y", &got[..n], &want.y, common::FORWARD, &format!("seed 502, {rows} rows"));
+        assert!(got[n..].iter().all(|v| v.is_nan()), "seed 502: set_rows({rows}) wrote past its rows");
+    }
+    let y = nan(c, bound_shape.elements());
+    let mut bound = op.bind(bound_shape, &RmsNormForward::new(&xb, &y)).unwrap();
+    for rows in [0, 65] {
+        assert_eq!(bound.set_rows(c.queue(), rows), Err(NormError::RowsOutsideBinding { rows, bound: 64 }));
+    }
+}
+
+/// The first bind of a launch compiles its pipeline; binding the same launch again, on other
+/// buffers, and encoding any number of times compile nothing.
+#[test]
+fn pipelines_are_compiled_once_per_launch() {
+    let base = ctx();
+    let c = NormContext::from_device(base.device().clone(), base.queue().clone(), Default::default());
+    assert_eq!(c.pipelines_compiled(), 0, "making a context compiles nothing");
+    let shape = Shape::new(8, 512);
+    let op = RmsNormForwardOp::new(&c, RmsNormConfig::default()).unwrap();
+    assert_eq!(c.pipelines_compiled(), 0, "making an op compiles nothing");
+    let (x, y) = (storage(&c, 4 * 4096), storage(&c, 4 * 4096));
+    let bound = op.bind(shape, &RmsNormForward::new(&x, &y)).unwrap();
+    assert_eq!(c.pipelines_compiled(), 1, "RMSNorm forward is one pipeline");
+    let (x2, y2) = (storage(&c, 4 * 4096), storage(&c, 4 * 4096));
+    let again = op.clone().bind(shape, &RmsNormForward::new(&x2, &y2)).unwrap();
+    submit(&c, |enc| {
+        for _ in 0..100 {
+            bound.encode(enc);
+            again.encode(enc);
+        }
+    });
+    assert_eq!(c.pipelines_compiled(), 1, "rebinding or encoding compiled a pipeline");
+    let ln = LayerNormBackwardOp::new(&c, LayerNormConfig::default()).unwrap();
+    let ws = storage(&c, ln.workspace_size(shape).unwrap());
+    let (g, dg) = (storage(&c, 4 * 512), storage(&c, 4 * 1024));
+    let args = LayerNormBackward {
+        x: (&x).into(),
+        gamma: Some((&g).into()),
+        dy: (&x2).into(),
+        dh: None,
+        mean: None,
+        rstd: None,
+        dx: (&y).into(),
+        dgamma: Some((&dg).into()),
+        dbeta: Some(Tensor::new(&dg, 4 * 512)),
+        workspace: Some((&ws).into()),
+    };
+    pollster::block_on(ln.bind_async(shape, &args)).unwrap();
+    assert_eq!(c.pipelines_compiled(), 3, "a backward is its row kernel and the column pass");
+    ln.bind(shape, &args).unwrap();
+    assert_eq!(c.pipelines_compiled(), 3);
+}
+
+/// Each binding mistake is refused with a typed error naming the tensor, what is wrong, and
+/// the expected and actual values; nothing reaches wgpu's validation.
+#[test]
+fn binding_mistakes_are_typed_errors() {
+    let c = ctx();
+    let op = RmsNormForwardOp::new(c, RmsNormConfig::default()).unwrap();
+    let shape = Shape::new(4, 64);
+    let (x, y) = (storage(c, 1024), storage(c, 1024));
+    let bind = |shape, args: &RmsNormForward<'_>| op.bind(shape, args).err();
+
+    let short = storage(c, 1020);
+    let e = bind(shape, &RmsNormForward::new(&short, &y));
+    assert_eq!(e, Some(NormError::BufferTooSmall { what: "x", offset: 0, end: 1024, size: 1020 }));
+    let e = bind(shape, &RmsNormForward::new(&x, Tensor::new(&y, 2)));
+    assert_eq!(e, Some(NormError::UnalignedOffset { what: "y", offset: 2, align: 4 }));
+    let uniform = buffer(c, 1024, wgpu::BufferUsages::UNIFORM);
+    let e = bind(shape, &RmsNormForward::new(&x, &uniform));
+    assert_eq!(e, Some(NormError::MissingUsage { what: "y", usage: "STORAGE" }));
+    for (rows, cols) in [(0, 64), (4, 0)] {
+        let e = bind(Shape::new(rows, cols), &RmsNormForward::new(&x, &y));
+        assert_eq!(e, Some(NormError::EmptyShape { rows, cols }));
+    }
+    let e = bind(shape.with_row_stride(63), &RmsNormForward::new(&x, &y));
+    assert_eq!(e, Some(NormError::InvalidStride { cols: 64, stride: 63 }));
+    let rstd = storage(c, 12);
+    let args = RmsNormForward { rstd: Some((&rstd).into()), ..RmsNormForward::new(&x, &y) };
+    assert_eq!(
+        bind(shape, &args),
+        Some(NormError::BufferTooSmall { what: "rstd", offset: 0, end: 16, size: 12 })
+    );
+
+    // A workspace too small, and none at all, for the backward's dgamma and dbeta.
+    let ln = LayerNormBackwardOp::new(c, LayerNormConfig::default()).unwrap();
+    let need = ln.workspace_size(shape).unwrap();
+    let (ws, dg) = (storage(c, need - 4), storage(c, 512));
+    let mut args = LayerNormBackward {
+        x: (&x).into(),
+        gamma: None,
+        dy: (&x).into(),
+        dh: None,
+        mean: None,
+        rstd: None,
+        dx: (&y).into(),
+        dgamma: Some((&dg).into()),
+        dbeta: Some(Tensor::new(&dg, 256)),
+        workspace: Some((&ws).into()),
+    };
+    let e = ln.bind(shape, &args).err();
+    assert_eq!(
+        e,
+        Some(NormError::BufferTooSmall { what: "workspace", offset: 0, end: need, size: need - 4 })
+    );
+    args.workspace = None;
+    assert!(matches!(ln.bind(shape, &args), Err(NormError::MissingArgument { what: "workspace", .. })));
+}
+
+/// A written tensor overlapping any other tensor of the call is refused, naming both;
+/// exact in-place pairs and interleaved views that share no element are allowed.
+#[test]
+fn overlapping_tensors_are_refused() {
+    let c = ctx();
+    let op = RmsNormForwardOp::new(c, RmsNormConfig::default()).unwrap();
+    let shape = Shape::new(4, 64);
+    let b = storage(c, 8 * 1024);
+    let at = |offset| Tensor::new(&b, offset);
+    // y over gamma.
+    let args = RmsNormForward { gamma: Some(at(1024)), ..RmsNormForward::new(at(0), at(1024 + 128)) };
+    assert_eq!(op.bind(shape, &args).err(), Some(NormError::Aliasing { written: "y", other: "gamma" }));
+    // y = x shifted by one row.
+    let e = op.bind(shape, &RmsNormForward::new(at(0), at(256))).err();
+    assert_eq!(e, Some(NormError::Aliasing { written: "y", other: "x" }));
+    // rstd inside x.
+    let args = RmsNormForward { rstd: Some(at(64)), ..RmsNormForward::new(at(0), at(2048)) };
+    assert_eq!(op.bind(shape, &args).err(), Some(NormError::Aliasing { written: "rstd", other: "x" }));
+    // In place, and two heads of one row-strided buffer: allowed.
+    op.bind(shape, &RmsNormForward::new(at(0), at(0))).unwrap();
+    let heads = shape.with_row_stride(128);
+    op.bind(heads, &RmsNormForward::new(at(0), at(256))).unwrap();
+    let e = op.bind(heads, &RmsNormForward::new(at(0), at(128))).err();
+    assert_eq!(e, Some(NormError::Aliasing { written: "y", other: "x" }), "y on x's second half-row");
+}
