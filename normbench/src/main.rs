@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
-use wgpu_norm::{Direction, Norm, RmsNormForward, Shape};
+use wgpu_norm::{Direction, Norm, RmsNormForward, RmsNormForwardOp, Shape};
 
 use args::Args;
 use gpu::{Case, Gpu, Workload};
@@ -121,8 +121,8 @@ fn run(args: &Args) -> Result<(), BenchError> {
     // would otherwise make every kernel look closer to the roofline than it is.
     let mut stream_gbps = sweep_gbps;
     bar.inc(2);
-    bar.set_message("encode + submit overhead");
-    let (encode_submit_us, encode_us, empty_pass_submit_us) = encode_submit_overhead(&gpu)?;
+    bar.set_message("host overhead");
+    let host = host_overhead(&gpu)?;
     bar.inc(1);
     println!(
         "rooflines ({}x{} f32, read + write): copy_buffer_to_buffer {copy_gbps:.2} GB/s, \
@@ -136,9 +136,18 @@ fn run(args: &Args) -> Result<(), BenchError> {
             .join(", ")
     );
     println!(
-        "host overhead: encode + submit of one 1x4096 rms_norm forward: {encode_submit_us:.1} us, of which \
-         encoding {encode_us:.1} us; submitting an empty compute pass: {empty_pass_submit_us:.1} us (medians of \
-         {HOST_CALLS})"
+        "host overhead of one 1x4096 rms_norm forward (medians of {HOST_CALLS} calls): bind {:.2} us; encode the \
+         bound op into an open pass {:.3} us, with a pass of its own {:.2} us (an empty pass: {:.2} us); encode + submit {:.1} us; one-shot \
+         bind + encode {:.2} us; submitting an empty compute pass {:.1} us; with a pass of its own right after the \
+         previous step ran {:.2} us",
+        host.bind_us,
+        host.encode_us,
+        host.encode_pass_us,
+        host.empty_pass_us,
+        host.encode_submit_us,
+        host.oneshot_encode_us,
+        host.empty_pass_submit_us,
+        host.cold_encode_pass_us
     );
 
     let mut rows = Vec::new();
@@ -224,9 +233,7 @@ fn run(args: &Args) -> Result<(), BenchError> {
             timing: gpu.timing.name(),
             copy_gbps,
             stream_gbps,
-            encode_submit_us,
-            encode_us,
-            empty_pass_submit_us,
+            host,
             stream_sweep,
             results: rows.clone(),
         };
@@ -413,57 +420,118 @@ fn rooflines(gpu: &Gpu, args: &Args) -> Result<(f64, f64, Vec<report::SweepPoint
     Ok((bytes / (median(&copy) * 1e6), best, sweep))
 }
 
-/// Median CPU time to encode and submit one 1x4096 RMSNorm forward, without waiting (the
-/// cost that matters in a decode loop), the encode part alone, and the submission of an
-/// empty compute pass (what the adapter charges for any submission), in microseconds.
-fn encode_submit_overhead(gpu: &Gpu) -> Result<(f64, f64, f64), BenchError> {
+/// Median CPU times, in microseconds, of the host side of one 1x4096 RMSNorm forward, the
+/// decode step's norm (see [`report::HostOverhead`]).
+fn host_overhead(gpu: &Gpu) -> Result<report::HostOverhead, BenchError> {
     let ctx = &gpu.ctx;
     let shape = Shape::new(1, 4096);
     let x = gpu.buffer("decode.x", shape.elements(), Some(&gpu::noise(shape.elements(), 5)))?;
     let y = gpu.buffer("decode.y", shape.elements(), None)?;
     let g = gpu.buffer("decode.gamma", shape.cols, Some(&vec![1.0; shape.cols]))?;
-    let args = RmsNormForward {
-        x: (&x).into(),
-        residual: None,
-        gamma: Some((&g).into()),
-        y: (&y).into(),
-        h: None,
-        rstd: None,
-    };
-    let (mut total, mut encode) = (Vec::with_capacity(HOST_CALLS), Vec::with_capacity(HOST_CALLS));
-    let mut empty = Vec::with_capacity(HOST_CALLS);
+    let args = RmsNormForward { gamma: Some((&g).into()), ..RmsNormForward::new(&x, &y) };
+    let op = RmsNormForwardOp::new(ctx, gpu::RMS)?;
     let wait =
         || ctx.device().poll(wgpu::PollType::wait_indefinitely()).map_err(|e| BenchError::Gpu(e.to_string()));
-    for i in 0..HOST_CALLS + 10 {
+    let micros = |t: Instant| t.elapsed().as_secs_f64() * 1e6;
+    // HOST_CALLS timed calls after 10 untimed ones. The work submitted is drained every 32
+    // calls, or after every call where only the host's own cost is timed: on a CPU adapter
+    // the work runs on the cores that encode, and would be timed with the encoding.
+    let timed =
+        |drain_each: bool, f: &mut dyn FnMut() -> Result<f64, BenchError>| -> Result<f64, BenchError> {
+            let mut v = Vec::with_capacity(HOST_CALLS);
+            for i in 0..HOST_CALLS + 10 {
+                let us = f()?;
+                if i >= 10 {
+                    v.push(us);
+                }
+                if drain_each || i % 32 == 31 {
+                    wait()?;
+                }
+            }
+            wait()?;
+            Ok(median(&v))
+        };
+    let empty_pass_submit_us = timed(false, &mut || {
         let mut enc = ctx.device().create_command_encoder(&Default::default());
         drop(enc.begin_compute_pass(&Default::default()));
         let commands = enc.finish();
         let t = Instant::now();
         ctx.queue().submit([commands]);
-        if i >= 10 {
-            empty.push(t.elapsed().as_secs_f64() * 1e6);
+        Ok(micros(t))
+    })?;
+    // The host's own costs are timed warm: HOST_CALLS calls back to back, their work
+    // submitted together afterwards. Timed right after a submission, a CPU adapter's kernel
+    // has just run on the encoding cores and evicted their caches (BENCHMARKS.md).
+    let fresh = |f: &mut dyn FnMut(&mut wgpu::CommandEncoder) -> Result<(), BenchError>| {
+        let mut encoders: Vec<_> =
+            (0..HOST_CALLS).map(|_| ctx.device().create_command_encoder(&Default::default())).collect();
+        let mut v = Vec::with_capacity(HOST_CALLS);
+        for enc in &mut encoders {
+            let t = Instant::now();
+            f(enc)?;
+            v.push(micros(t));
         }
-        if i % 32 == 31 {
-            wait()?;
-        }
+        ctx.queue().submit(encoders.into_iter().map(|e| e.finish()));
+        wait()?;
+        Ok::<f64, BenchError>(median(&v))
+    };
+    let mut bound = Vec::with_capacity(HOST_CALLS);
+    let mut v = Vec::with_capacity(HOST_CALLS);
+    for _ in 0..HOST_CALLS {
+        let t = Instant::now();
+        bound.push(op.bind(shape, &args)?);
+        v.push(micros(t));
     }
-    wait()?;
-    for i in 0..HOST_CALLS + 10 {
+    let bind_us = median(&v);
+    let bound = bound.swap_remove(0);
+    let encode_us = {
+        let mut enc = ctx.device().create_command_encoder(&Default::default());
+        let mut pass = enc.begin_compute_pass(&Default::default());
+        let mut v = Vec::with_capacity(HOST_CALLS);
+        for _ in 0..HOST_CALLS {
+            let t = Instant::now();
+            bound.encode(&mut pass);
+            v.push(micros(t));
+        }
+        drop(pass);
+        ctx.queue().submit([enc.finish()]);
+        wait()?;
+        median(&v)
+    };
+    let encode_pass_us = fresh(&mut |enc| {
+        bound.encode(enc);
+        Ok(())
+    })?;
+    let empty_pass_us = fresh(&mut |enc| {
+        let label = wgpu::ComputePassDescriptor { label: Some("empty"), timestamp_writes: None };
+        drop(enc.begin_compute_pass(&label));
+        Ok(())
+    })?;
+    let oneshot_encode_us =
+        fresh(&mut |enc| Ok(ctx.encode_rms_norm_forward(enc, shape, &gpu::RMS, &args)?))?;
+    let cold_encode_pass_us = timed(true, &mut || {
+        let mut enc = ctx.device().create_command_encoder(&Default::default());
+        let t = Instant::now();
+        bound.encode(&mut enc);
+        let us = micros(t);
+        ctx.queue().submit([enc.finish()]);
+        Ok(us)
+    })?;
+    let encode_submit_us = timed(false, &mut || {
         let t = Instant::now();
         let mut enc = ctx.device().create_command_encoder(&Default::default());
-        ctx.encode_rms_norm_forward(&mut enc, shape, &gpu::RMS, &args)?;
-        let commands = enc.finish();
-        let encoded = t.elapsed().as_secs_f64() * 1e6;
-        ctx.queue().submit([commands]);
-        let us = t.elapsed().as_secs_f64() * 1e6;
-        if i >= 10 {
-            total.push(us);
-            encode.push(encoded);
-        }
-        if i % 32 == 31 {
-            wait()?;
-        }
-    }
-    wait()?;
-    Ok((median(&total), median(&encode), median(&empty)))
+        bound.encode(&mut enc);
+        ctx.queue().submit([enc.finish()]);
+        Ok(micros(t))
+    })?;
+    Ok(report::HostOverhead {
+        bind_us,
+        encode_us,
+        encode_pass_us,
+        empty_pass_us,
+        cold_encode_pass_us,
+        encode_submit_us,
+        oneshot_encode_us,
+        empty_pass_submit_us,
+    })
 }

@@ -54,15 +54,37 @@ pub struct Report {
     pub timing: &'static str,
     pub copy_gbps: f64,
     pub stream_gbps: f64,
-    pub encode_submit_us: f64,
-    /// The encoding part of encode_submit_us.
-    pub encode_us: f64,
-    /// Submitting a command buffer holding one empty compute pass: the adapter's own floor
-    /// under encode_submit_us (on lavapipe submission runs the work in the caller's thread).
-    pub empty_pass_submit_us: f64,
+    /// The host side of one 1x4096 RMSNorm forward.
+    #[serde(flatten)]
+    pub host: HostOverhead,
     /// The stream copy under each launch tried; stream_gbps is the best.
     pub stream_sweep: Vec<SweepPoint>,
     pub results: Vec<Row>,
+}
+
+/// Medians, in microseconds, of the host side of one 1x4096 RMSNorm forward.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct HostOverhead {
+    /// Binding the op: checks, parameter block, bind group (its pipeline already compiled).
+    /// This and the encode figures are timed warm, calls back to back.
+    pub bind_us: f64,
+    /// Encoding the bound op into an open compute pass.
+    pub encode_us: f64,
+    /// Encoding the bound op into an encoder, in a compute pass of its own.
+    pub encode_pass_us: f64,
+    /// Beginning and ending an empty compute pass the same way: the floor under
+    /// encode_pass_us that wgpu charges for any pass.
+    pub empty_pass_us: f64,
+    /// encode_pass_us, each call timed right after the previous one's work ran: on a CPU adapter
+    /// that work ran on the encoding cores, and the call starts with cold caches.
+    pub cold_encode_pass_us: f64,
+    /// Making an encoder, encoding the bound op, finishing and submitting, without waiting.
+    pub encode_submit_us: f64,
+    /// The one-shot call: binding and encoding in one.
+    pub oneshot_encode_us: f64,
+    /// Submitting a command buffer holding one empty compute pass: the adapter's own floor
+    /// under encode_submit_us (on lavapipe submission runs the work in the caller's thread).
+    pub empty_pass_submit_us: f64,
 }
 
 pub fn median(v: &[f64]) -> f64 {

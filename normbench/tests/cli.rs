@@ -32,7 +32,15 @@ fn tiny_run_writes_json_and_svg() {
         assert!(doc["adapter"][key].is_string(), "adapter.{key}");
     }
     assert!(["timestamp", "wall"].contains(&doc["timing"].as_str().unwrap()));
-    for key in ["copy_gbps", "stream_gbps", "encode_submit_us"] {
+    for key in [
+        "copy_gbps",
+        "stream_gbps",
+        "bind_us",
+        "encode_us",
+        "encode_pass_us",
+        "encode_submit_us",
+        "oneshot_encode_us",
+    ] {
         assert!(doc[key].as_f64().unwrap() > 0.0, "{key}");
     }
     let results = doc["results"].as_array().unwrap();
