@@ -176,6 +176,17 @@ pub enum NormError {
         /// Rows the op was bound for.
         bound: u32,
     },
+    /// The device was lost (destroyed, reset or removed); every call after the loss, and the
+    /// call in flight, returns this. Only contexts that made their own device learn of the
+    /// loss through wgpu's callback; on a caller's device, errors of a lost device come back
+    /// as [`NormError::Wgpu`] and the caller's own callback hears of the loss.
+    #[error("the device was lost ({reason}): {message}")]
+    DeviceLost {
+        /// wgpu's reason.
+        reason: String,
+        /// wgpu's message.
+        message: String,
+    },
     /// wgpu reported a validation or out-of-memory error for work this crate recorded.
     #[error("wgpu rejected {during}: {message}")]
     Wgpu {

@@ -12,6 +12,7 @@ use crate::ops::layer_norm::{LayerNormBackward, LayerNormConfig, LayerNormForwar
 use crate::ops::rms_norm::{RmsNormBackward, RmsNormConfig, RmsNormForward};
 use crate::runtime::binding::Tensor;
 use crate::runtime::context::NormContext;
+use crate::runtime::verdict::scoped;
 use crate::shape::{Shape, check_len};
 
 /// Results of [`NormContext::rms_norm_forward`].
@@ -90,7 +91,7 @@ impl NormContext {
         let gb = gamma.map(|g| self.upload("gamma", g)).transpose()?;
         let y = self.poisoned::<T>("y", shape.elements())?;
         let rstd = self.poisoned::<f32>("rstd", shape.rows)?;
-        let mut encoder = self.device().create_command_encoder(&Default::default());
+        let mut encoder = self.encoder()?;
         self.encode_rms_norm_forward(
             &mut encoder,
             shape,
@@ -145,7 +146,7 @@ impl NormContext {
         let dx = self.poisoned::<T>("dx", shape.elements())?;
         let dgamma = self.poisoned::<f32>("dgamma", shape.cols)?;
         let workspace = self.scratch(self.rms_norm_backward_workspace_size(shape)?)?;
-        let mut encoder = self.device().create_command_encoder(&Default::default());
+        let mut encoder = self.encoder()?;
         self.encode_rms_norm_backward(
             &mut encoder,
             shape,
@@ -200,7 +201,7 @@ impl NormContext {
         let y = self.poisoned::<T>("y", shape.elements())?;
         let mean = self.poisoned::<f32>("mean", shape.rows)?;
         let rstd = self.poisoned::<f32>("rstd", shape.rows)?;
-        let mut encoder = self.device().create_command_encoder(&Default::default());
+        let mut encoder = self.encoder()?;
         self.encode_layer_norm_forward(
             &mut encoder,
             shape,
@@ -266,7 +267,7 @@ impl NormContext {
         let dgamma = self.poisoned::<f32>("dgamma", shape.cols)?;
         let dbeta = self.poisoned::<f32>("dbeta", shape.cols)?;
         let workspace = self.scratch(self.layer_norm_backward_workspace_size(shape)?)?;
-        let mut encoder = self.device().create_command_encoder(&Default::default());
+        let mut encoder = self.encoder()?;
         self.encode_layer_norm_backward(
             &mut encoder,
             shape,
@@ -314,7 +315,8 @@ impl NormContext {
         let mut bytes = bytemuck::cast_slice::<T, u8>(data).to_vec();
         bytes.resize(bytes.len().next_multiple_of(4).max(4), 0);
         let buffer = self.buffer(label, bytes.len() as u64, wgpu::BufferUsages::COPY_SRC)?;
-        self.queue().write_buffer(&buffer, 0, &bytes);
+        scoped(self.device(), "upload", || self.queue().write_buffer(&buffer, 0, &bytes))
+            .map_err(|e| self.lost_or(e))?;
         Ok(buffer)
     }
 
@@ -328,6 +330,13 @@ impl NormContext {
         self.buffer("workspace", bytes.max(4), wgpu::BufferUsages::empty())
     }
 
+    fn encoder(&self) -> Result<wgpu::CommandEncoder> {
+        scoped(self.device(), "command encoder creation", || {
+            self.device().create_command_encoder(&Default::default())
+        })
+        .map_err(|e| self.lost_or(e))
+    }
+
     /// A storage buffer of `bytes`, refused with a typed error past the device's limits
     /// before anything is created.
     fn buffer(&self, label: &'static str, bytes: u64, usage: wgpu::BufferUsages) -> Result<wgpu::Buffer> {
@@ -336,12 +345,16 @@ impl NormContext {
         if bytes > limit {
             return Err(NormError::BindingTooLarge { what: label, bytes, limit });
         }
-        Ok(self.device().create_buffer(&wgpu::BufferDescriptor {
-            label: Some(label),
-            size: bytes,
-            usage: usage | wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        }))
+        self.check_device()?;
+        scoped(self.device(), "buffer creation", || {
+            self.device().create_buffer(&wgpu::BufferDescriptor {
+                label: Some(label),
+                size: bytes,
+                usage: usage | wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            })
+        })
+        .map_err(|e| self.lost_or(e))
     }
 
     /// Copies `sources` to mappable buffers at the end of `encoder`, submits and returns
@@ -366,7 +379,7 @@ impl NormContext {
         });
         self.queue().submit([encoder.finish()]);
         if let Some(e) = scope.pop().await {
-            return Err(NormError::Wgpu { during: "submission", message: e.to_string() });
+            return Err(self.lost_or(NormError::Wgpu { during: "submission", message: e.to_string() }));
         }
         let mapped = staging.each_ref().map(|b| {
             let (tx, rx) = futures_intrusive::channel::shared::oneshot_channel();
@@ -376,15 +389,24 @@ impl NormContext {
             rx
         });
         #[cfg(not(target_arch = "wasm32"))]
-        device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| NormError::Readback(e.to_string()))?;
+        if let Err(e) = device.poll(wgpu::PollType::wait_indefinitely()) {
+            return Err(self.lost_or(NormError::Readback(e.to_string())));
+        }
         let mut out = [const { Vec::new() }; N];
         for (i, ((o, b), rx)) in out.iter_mut().zip(&staging).zip(mapped).enumerate() {
             match rx.receive().await {
                 Some(Ok(())) => {}
-                Some(Err(e)) => return Err(NormError::Readback(format!("buffer {i}: {e}"))),
-                None => return Err(NormError::Readback(format!("buffer {i}: the mapping was dropped"))),
+                Some(Err(e)) => return Err(self.lost_or(NormError::Readback(format!("buffer {i}: {e}")))),
+                None => {
+                    return Err(
+                        self.lost_or(NormError::Readback(format!("buffer {i}: the mapping was dropped")))
+                    );
+                }
             }
-            let view = b.slice(..).get_mapped_range().map_err(|e| NormError::Readback(e.to_string()))?;
+            let view = b
+                .slice(..)
+                .get_mapped_range()
+                .map_err(|e| self.lost_or(NormError::Readback(e.to_string())))?;
             *o = view.to_vec();
             drop(view);
             b.unmap();

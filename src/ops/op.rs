@@ -168,7 +168,7 @@ impl<K: OpKind> Op<K> {
             first.get_or_insert(e);
         }
         match first {
-            Some(e) => Err(e),
+            Some(e) => Err(self.ctx.lost_or(e)),
             None => bound,
         }
     }
@@ -180,6 +180,7 @@ impl<K: OpKind> Op<K> {
         verdicts: &mut Vec<Verdict>,
     ) -> Result<BoundOp> {
         let ctx = &self.ctx;
+        ctx.check_device()?;
         let (rows, cols) = shape.checked()?;
         ctx.check_cols(cols)?;
         let storage = K::storage(&self.config);
@@ -208,6 +209,7 @@ impl<K: OpKind> Op<K> {
             checked.push(c);
         }
         binding::check_aliasing(&checked)?;
+        let scope = ctx.device().push_error_scope(wgpu::ErrorFilter::Validation);
         let uniform = ctx.device().create_buffer(&wgpu::BufferDescriptor {
             label: Some("wgpu_norm.params"),
             size: std::mem::size_of::<Params>() as u64,
@@ -215,6 +217,7 @@ impl<K: OpKind> Op<K> {
             mapped_at_creation: false,
         });
         ctx.queue().write_buffer(&uniform, 0, bytemuck::bytes_of(&params));
+        verdicts.push(Verdict::new("parameter block creation", scope));
         let rows_bindings: Vec<u32> =
             K::TABLE.iter().filter(|s| s.pass.in_rows()).map(|s| s.binding).collect();
         let tile = launch.register_quads;

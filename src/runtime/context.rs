@@ -88,6 +88,8 @@ struct Shared {
     pipelines: Pipelines,
     /// Launches chosen by autotuning; shapes outside them get the tuning's rules.
     launches: Mutex<HashMap<LaunchKey, LaunchChoice>>,
+    /// Set by the device-lost callback of a device this context made: (reason, message).
+    lost: Arc<Mutex<Option<(String, String)>>>,
     #[cfg_attr(target_arch = "wasm32", expect(dead_code, reason = "read by the autotuner, native only"))]
     options: ContextOptions,
 }
@@ -133,7 +135,13 @@ impl NormContext {
             })
             .await
             .map_err(|e| NormError::RequestDevice { adapter: info.name.clone(), message: e.to_string() })?;
-        Ok(Self::from_device(device, queue, options))
+        let ctx = Self::from_device(device, queue, options);
+        // The device is ours, so is its one lost callback.
+        let lost = ctx.shared.lost.clone();
+        ctx.device().set_device_lost_callback(move |reason, message| {
+            *lock(&lost) = Some((format!("{reason:?}"), message));
+        });
+        Ok(ctx)
     }
 
     /// Wraps a device the caller owns. Kernels are recorded into the caller's encoders on
@@ -174,6 +182,7 @@ impl NormContext {
             placeholder,
             pipelines: Pipelines::default(),
             launches: Mutex::new(HashMap::new()),
+            lost: Arc::default(),
             options: ContextOptions { tuning: Some(tuning), ..options },
         };
         #[cfg_attr(
@@ -256,6 +265,24 @@ impl NormContext {
 
     pub(crate) fn placeholder(&self) -> &wgpu::Buffer {
         &self.shared.placeholder
+    }
+
+    /// `DeviceLost` if the device this context made was lost, else `e`: after wgpu reports
+    /// an error. wgpu runs the lost callback when it next maintains the device, so it is
+    /// given a non-blocking chance to first (a no-op in a browser, which runs it itself).
+    pub(crate) fn lost_or(&self, e: NormError) -> NormError {
+        let _ = self.device().poll(wgpu::PollType::Poll);
+        self.check_device().err().unwrap_or(e)
+    }
+
+    /// `DeviceLost` once the device this context made is lost.
+    pub(crate) fn check_device(&self) -> Result<()> {
+        match &*lock(&self.shared.lost) {
+            Some((reason, message)) => {
+                Err(NormError::DeviceLost { reason: reason.clone(), message: message.clone() })
+            }
+            None => Ok(()),
+        }
     }
 
     /// Rows longer than the workgroup can walk within max_loop_trips are refused.

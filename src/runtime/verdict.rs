@@ -36,7 +36,7 @@ impl Verdict {
     pub fn now(mut self) -> Option<(NormError, Option<PipelineKey>)> {
         let mut cx = Context::from_waker(Waker::noop());
         match self.answer.as_mut().poll(&mut cx) {
-            Poll::Ready(Some(e)) => Some((self.error(e), self.forget)),
+            Poll::Ready(Some(e)) => Some((wgpu_error(self.during, e), self.forget)),
             _ => None,
         }
     }
@@ -45,15 +45,30 @@ impl Verdict {
     pub async fn wait(self) -> Option<(NormError, Option<PipelineKey>)> {
         let (during, forget) = (self.during, self.forget);
         let e = self.answer.await?;
-        Some((NormError::Wgpu { during, message: e.to_string() }, forget))
-    }
-
-    fn error(&self, e: wgpu::Error) -> NormError {
-        NormError::Wgpu { during: self.during, message: e.to_string() }
+        Some((wgpu_error(during, e), forget))
     }
 }
 
-/// The first error among `verdicts`, answered now (see the module docs).
+pub(crate) fn wgpu_error(during: &'static str, e: wgpu::Error) -> NormError {
+    NormError::Wgpu { during, message: e.to_string() }
+}
+
+/// Runs `f`, which creates wgpu objects, inside a validation error scope, and returns what
+/// it made or wgpu's error, if answered now (see the module docs).
+pub(crate) fn scoped<R>(
+    device: &wgpu::Device,
+    during: &'static str,
+    f: impl FnOnce() -> R,
+) -> Result<R, NormError> {
+    let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+    let made = f();
+    match Verdict::new(during, scope).now() {
+        Some((e, _)) => Err(e),
+        None => Ok(made),
+    }
+}
+
+/// The errors among `verdicts`, answered now (see the module docs).
 pub(crate) fn judge_now(verdicts: Vec<Verdict>) -> Vec<(NormError, Option<PipelineKey>)> {
     verdicts.into_iter().filter_map(Verdict::now).collect()
 }
