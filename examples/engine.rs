@@ -9,7 +9,10 @@
 
 use wgpu::util::DeviceExt as _;
 use wgpu_norm::half::f16;
-use wgpu_norm::{ContextOptions, DType, NormContext, RmsNormConfig, RmsNormForward, Shape, Storage, Tensor};
+use wgpu_norm::{
+    ContextOptions, DType, NormContext, RmsNormConfig, RmsNormForward, RmsNormForwardOp, Shape, Storage,
+    Tensor,
+};
 
 const TOKENS: usize = 8;
 const HIDDEN: usize = 256;
@@ -189,31 +192,38 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let normed = Tensor::new(&acts_buf, region);
     let block_out = Tensor::new(&acts_buf, 2 * region);
     let gamma = |b: usize| Tensor::new(&weights_buf, (b * HIDDEN * 4) as u64);
-    // h = stream + block_out, written back over the stream; normed = RMSNorm(h).
-    let add_norm = |enc: &mut wgpu::CommandEncoder, b: usize| {
-        let args = RmsNormForward {
-            x: stream,
-            residual: Some(block_out),
-            gamma: Some(gamma(b)),
-            y: normed,
-            h: Some(stream),
-            rstd: None,
-        };
-        norms.encode_rms_norm_forward(enc, shape, &cfg, &args)
-    };
+    // h = stream + block_out, written back over the stream; normed = RMSNorm(h). Bound once
+    // per block at load; each step only records them.
+    let op = RmsNormForwardOp::new(&norms, cfg)?;
+    let add_norms = (0..=BLOCKS)
+        .map(|b| {
+            let args = RmsNormForward {
+                x: stream,
+                residual: Some(block_out),
+                gamma: Some(gamma(b)),
+                y: normed,
+                h: Some(stream),
+                rstd: None,
+            };
+            op.bind(shape, &args)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     for _ in 0..STEPS {
+        // One pass per step: each dispatch sees the writes of the ones before it.
         let mut enc = device.create_command_encoder(&Default::default());
-        for (b, group) in matmul_groups.iter().enumerate() {
-            add_norm(&mut enc, b)?;
+        {
             let mut pass = enc.begin_compute_pass(&Default::default());
-            pass.set_pipeline(&matmul);
-            pass.set_bind_group(0, group, &[]);
-            pass.dispatch_workgroups((n / 2).div_ceil(64) as u32, 1, 1);
+            for (add_norm, group) in add_norms.iter().zip(&matmul_groups) {
+                add_norm.encode(&mut pass);
+                pass.set_pipeline(&matmul);
+                pass.set_bind_group(0, group, &[]);
+                pass.dispatch_workgroups((n / 2).div_ceil(64) as u32, 1, 1);
+            }
         }
         queue.submit([enc.finish()]);
     }
     let mut enc = device.create_command_encoder(&Default::default());
-    add_norm(&mut enc, BLOCKS)?;
+    add_norms[BLOCKS].encode(&mut enc);
     let staging = device.create_buffer(&wgpu::BufferDescriptor {
         label: None,
         size: region,
