@@ -3,6 +3,7 @@
 
 use naga::valid::{Capabilities, ValidationFlags, Validator};
 use wgpu_norm::shader::{Family, Layout, Variant, wgsl_source, wgsl_variant};
+use wgpu_norm::table::Pass;
 use wgpu_norm::{DType, Storage};
 
 /// Every storage the kernels are built for, with f16 native and packed.
@@ -101,6 +102,53 @@ fn every_kernel_binds_at_most_8_storage_buffers() {
                 entry.name,
                 storage.len()
             );
+        }
+    }
+}
+
+/// The WGSL follows the op tables: each tensor's offset field sits at its binding's slot of
+/// `Params`, each optional tensor's `FLAG_` constant is `1 << binding`, and each module
+/// declares each tensor its kernels use at the table's binding.
+#[test]
+fn wgsl_follows_the_op_tables() {
+    let source = wgsl_source(Family::LayerNorm, false, Storage::default(), false);
+    let module = naga::front::wgsl::parse_str(&source).unwrap();
+    let (_, ty) = module.types.iter().find(|(_, t)| t.name.as_deref() == Some("Params")).unwrap();
+    let naga::TypeInner::Struct { ref members, .. } = ty.inner else { panic!("Params is a struct") };
+    let field = |i: usize| members[i].name.clone().unwrap_or_default();
+    let constant = |name: &str| {
+        let (_, c) = module.constants.iter().find(|(_, c)| c.name.as_deref() == Some(name))?;
+        match module.global_expressions[c.init] {
+            naga::Expression::Literal(naga::Literal::U32(v)) => Some(v),
+            _ => None,
+        }
+    };
+    for (kernel, table) in wgpu_norm::table::all() {
+        for spec in table {
+            let what = format!("{kernel}: {}", spec.name);
+            assert_eq!(
+                field(4 + spec.binding as usize),
+                format!("{}_off", spec.name),
+                "{what}: Params offset slot"
+            );
+            if spec.optional && spec.name != "workspace" {
+                let flag = format!("FLAG_{}", spec.name.to_uppercase());
+                assert_eq!(constant(&flag), Some(spec.flag()), "{what}: {flag}");
+            }
+        }
+        let rows = Family::ALL.into_iter().find(|f| f.kernels().iter().any(|k| k.name() == kernel)).unwrap();
+        for (family, in_pass) in [(rows, Pass::Rows), (Family::ReduceColumns, Pass::Columns)] {
+            let source = wgsl_source(family, false, Storage::default(), false);
+            let module = naga::front::wgsl::parse_str(&source).unwrap();
+            for spec in table.iter().filter(|s| s.pass == in_pass || s.pass == Pass::Both) {
+                let declared = module
+                    .global_variables
+                    .iter()
+                    .find(|(_, g)| g.name.as_deref() == Some(spec.name))
+                    .and_then(|(_, g)| g.binding.as_ref().map(|b| b.binding));
+                let what = format!("{kernel}: {} in {}", spec.name, family.file_name());
+                assert_eq!(declared, Some(spec.binding), "{what}: declared at its binding");
+            }
         }
     }
 }

@@ -160,3 +160,20 @@ pub(crate) const fn workspace(gradients: u32) -> TensorSpec {
 /// read each element of the first before the thread that reads it writes the second.
 pub(crate) const IN_PLACE: [(&str, &str); 5] =
     [("y", "x"), ("h", "x"), ("h", "residual"), ("dx", "dy"), ("dx", "dh")];
+
+/// Every op's table, named after its kernel: what tests/shaders_validate.rs checks the WGSL
+/// against.
+#[doc(hidden)]
+pub fn all() -> Vec<(&'static str, &'static [TensorSpec])> {
+    use crate::ops::op::OpKind;
+    fn entry<K: OpKind>() -> (&'static str, &'static [TensorSpec]) {
+        (K::KERNEL.name(), K::TABLE)
+    }
+    vec![
+        entry::<crate::RmsNormForwardKind>(),
+        entry::<crate::RmsNormBackwardKind>(),
+        entry::<crate::LayerNormForwardKind>(),
+        entry::<crate::LayerNormBackwardKind>(),
+        entry::<crate::StreamCopyKind>(),
+    ]
+}
