@@ -180,6 +180,13 @@ fn dh_quad(base: u32, j: u32, len: u32) -> vec4<f32> {
     return vec4<f32>(0.0);
 }
 
+// The rstd of a row from its candidate `r` and the sum of squares it came from: where that
+// sum overflowed f32 (elements past about 1e19) it is +inf, the overflowed sum itself, so
+// the overflow shows in rstd and in every output instead of a silent rstd = 0 and y = 0.
+fn overflow_shows(r: f32, sum_sq: f32) -> f32 {
+    return select(r, sum_sq, sum_sq > 3.4028235e38);
+}
+
 // Sums v over the ROW_THREADS threads that share this thread's row. The leading barrier
 // lets consecutive calls reuse `red` without a trailing one.
 fn tree_row_sum(v: vec4<f32>) -> vec4<f32> {

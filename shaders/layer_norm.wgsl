@@ -36,7 +36,7 @@ fn centred_stats(sum_d: f32, sum_d2: f32) -> vec2<f32> {
     let n = f32(p.cols);
     let m2 = sum_d / n;
     let var_ = max(sum_d2 / n - m2 * m2, 0.0);
-    return vec2<f32>(m2, 1.0 / sqrt(var_ + p.eps));
+    return vec2<f32>(m2, overflow_shows(1.0 / sqrt(var_ + p.eps), sum_d2));
 }
 
 fn save_stats(row: u32, lane: u32, live: bool, m: f32, r: f32) {

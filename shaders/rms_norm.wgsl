@@ -26,9 +26,9 @@
 fn scale_from_sum_sq(sum_sq: f32) -> f32 {
     let ms = sum_sq / f32(p.norm_cols);
     if (has(FLAG_EPS_OUTSIDE)) {
-        return 1.0 / (sqrt(ms) + p.eps);
+        return overflow_shows(1.0 / (sqrt(ms) + p.eps), sum_sq);
     }
-    return 1.0 / sqrt(ms + p.eps);
+    return overflow_shows(1.0 / sqrt(ms + p.eps), sum_sq);
 }
 
 fn save_rstd(row: u32, lane: u32, live: bool, r: f32) {

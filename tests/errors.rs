@@ -248,3 +248,25 @@ fn host_calls_refuse_a_row_stride() {
     let e = ctx().rms_norm_forward(&[1.0_f32; 8], None, s, &RmsNormConfig::default()).unwrap_err();
     assert_eq!(e, NormError::HostRowStride { cols: 3, stride: 4 });
 }
+
+/// Rows whose squares overflow f32 (|x| about 1e20) are not silently y = 0 with rstd = 0:
+/// rstd is infinite and no output is a plausible finite number, forward and backward, in
+/// both norms, on the register-tile and the streamed path.
+#[test]
+fn overflowing_rows_are_not_silent() {
+    for cols in [64, 8192] {
+        let shape = Shape::new(3, cols);
+        let x: Vec<f32> = (0..shape.elements()).map(|i| if i % 3 == 0 { 1e20 } else { -2e20 }).collect();
+        let out = ctx().rms_norm_forward(&x, None, shape, &RmsNormConfig::default()).unwrap();
+        assert!(out.rstd.iter().all(|r| *r == f32::INFINITY), "rms rstd, {cols} cols: {:?}", out.rstd);
+        assert!(out.y.iter().all(|y| !y.is_finite()), "rms y, {cols} cols");
+        let out = ctx().layer_norm_forward(&x, None, None, shape, &LayerNormConfig::default()).unwrap();
+        assert!(out.rstd.iter().all(|r| *r == f32::INFINITY), "layer rstd, {cols} cols: {:?}", out.rstd);
+        assert!(out.y.iter().all(|y| !y.is_finite()), "layer y, {cols} cols");
+        let dy = vec![1.0_f32; shape.elements()];
+        let g = ctx().rms_norm_backward(&x, None, &dy, None, shape, &RmsNormConfig::default()).unwrap();
+        assert!(g.dx.iter().all(|d| !d.is_finite()), "rms dx, {cols} cols");
+        let g = ctx().layer_norm_backward(&x, None, &dy, None, None, shape, &Default::default()).unwrap();
+        assert!(g.dx.iter().all(|d| !d.is_finite()), "layer dx, {cols} cols");
+    }
+}
