@@ -39,14 +39,21 @@ pub enum NormError {
         /// Columns asked for.
         cols: usize,
     },
-    /// The shape has more elements than the kernels can index.
-    #[error("{rows} x {cols} elements is more than the kernels can index (at most {max})")]
+    /// A row tensor of the shape spans more elements than the kernels can index.
+    #[error(
+        "{rows} rows of {cols} elements, {stride} apart, span {span} elements ((rows - 1) x stride + \
+         cols): more than the kernels can index (at most {max})"
+    )]
     ShapeTooLarge {
         /// Rows asked for.
         rows: usize,
         /// Columns asked for.
         cols: usize,
-        /// Largest element count supported.
+        /// Row stride asked for.
+        stride: usize,
+        /// Elements a row tensor spans (saturating).
+        span: u64,
+        /// Largest span supported.
         max: u64,
     },
     /// A row is longer than this adapter's kernels can walk.

@@ -52,9 +52,11 @@ impl Shape {
             return Err(NormError::InvalidStride { cols: self.cols, stride: self.row_stride });
         }
         let max = u64::from(u32::MAX);
-        let total = (self.rows as u64).saturating_mul(self.cols as u64);
-        if total > max || self.span() as u64 > max || self.row_stride as u64 > max {
-            return Err(NormError::ShapeTooLarge { rows: self.rows, cols: self.cols, max });
+        // The span is at least rows x cols, since the stride is at least cols.
+        let span = self.span() as u64;
+        if span > max || self.row_stride as u64 > max {
+            let (rows, cols, stride) = (self.rows, self.cols, self.row_stride);
+            return Err(NormError::ShapeTooLarge { rows, cols, stride, span, max });
         }
         Ok((self.rows as u32, self.cols as u32))
     }

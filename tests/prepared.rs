@@ -218,6 +218,14 @@ fn binding_mistakes_are_typed_errors() {
     }
     let e = bind(shape.with_row_stride(63), &RmsNormForward::new(&x, &y));
     assert_eq!(e, Some(NormError::InvalidStride { cols: 64, stride: 63 }));
+    // A stride too large to index: the error names the stride and the span, not rows x cols.
+    let e = bind(Shape::new(2, 64).with_row_stride(1 << 32), &RmsNormForward::new(&x, &y)).unwrap();
+    let span = (1 << 32) + 64;
+    assert_eq!(
+        e,
+        NormError::ShapeTooLarge { rows: 2, cols: 64, stride: 1 << 32, span, max: u32::MAX.into() }
+    );
+    assert!(e.to_string().contains("4294967296 apart, span 4294967360 elements"), "{e}");
     let rstd = storage(c, 12);
     let args = RmsNormForward { rstd: Some((&rstd).into()), ..RmsNormForward::new(&x, &y) };
     assert_eq!(
@@ -274,4 +282,38 @@ fn overlapping_tensors_are_refused() {
     op.bind(heads, &RmsNormForward::new(at(0), at(256))).unwrap();
     let e = op.bind(heads, &RmsNormForward::new(at(0), at(128))).err();
     assert_eq!(e, Some(NormError::Aliasing { written: "y", other: "x" }), "y on x's second half-row");
+}
+
+/// A tuning that asks for more workgroups than a dispatch may have (one row per workgroup,
+/// one loop trip per thread, 70,000 rows) gets the device's largest grid, whose workgroups
+/// loop over the remaining rows: right results, and no error at the caller's submit.
+#[test]
+fn a_grid_past_the_device_limit_is_clamped() {
+    let base = ctx();
+    let tuning = wgpu_norm::Tuning {
+        workgroup_size: 1,
+        max_row_threads: 1,
+        max_loop_trips: 1,
+        max_forward_groups: u32::MAX,
+        ..*base.tuning()
+    };
+    let options = wgpu_norm::ContextOptions { tuning: Some(tuning), ..Default::default() };
+    let c = NormContext::from_device(base.device().clone(), base.queue().clone(), options);
+    let shape = Shape::new(70_000, 4);
+    assert!(shape.rows as u32 > c.limits().max_compute_workgroups_per_dimension);
+    let x = randn(&mut rng(503), shape.elements());
+    let out = c.rms_norm_forward(&x, None, shape, &RmsNormConfig::default()).unwrap();
+    let want = reference::rms_norm_forward(&x, None, shape, &RmsNormConfig::default()).unwrap();
+    common::check("y", &out.y, &want.y, common::FORWARD, "seed 503, 70,000 one-row workgroups");
+}
+
+/// A buffer of another context's device is refused with wgpu's validation error, typed,
+/// not bound as an unrelated buffer that happens to share its id.
+#[test]
+fn a_buffer_of_another_context_is_an_error() {
+    let (a, b) = (NormContext::with_options(Default::default()).unwrap(), ctx());
+    let (x, y) = (storage(&a, 1024), storage(b, 1024));
+    let op = RmsNormForwardOp::new(b, RmsNormConfig::default()).unwrap();
+    let e = op.bind(Shape::new(4, 64), &RmsNormForward::new(&x, &y)).err();
+    assert!(matches!(e, Some(NormError::Wgpu { during: "bind group creation", .. })), "{e:?}");
 }

@@ -114,13 +114,13 @@ impl NormContext {
     }
 
     /// Creates a device of its own, asynchronously (native and browser).
+    ///
+    /// Natively, the contexts made this way share one `wgpu::Instance` per process: wgpu
+    /// then knows every buffer they make, and a buffer of one context's device bound on
+    /// another's is its validation error ([`NormError::Wgpu`]), where separate instances
+    /// would resolve it to an unrelated buffer of the same id.
     pub async fn with_options_async(options: ContextOptions) -> Result<Self> {
-        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
-            // GL has no storage buffers in every driver and adds nothing lavapipe lacks;
-            // BROWSER_WEBGPU is the browser's WebGPU on wasm32.
-            backends: wgpu::Backends::PRIMARY | wgpu::Backends::BROWSER_WEBGPU,
-            ..wgpu::InstanceDescriptor::new_without_display_handle()
-        });
+        let instance = instance();
         let adapter = choose_adapter(&instance, options.adapter).await?;
         let info = adapter.get_info();
         let wanted = wgpu::Features::SUBGROUP | wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::SHADER_F16;
@@ -303,6 +303,27 @@ impl NormContext {
         let subgroups = self.uses_subgroups().then_some((info.subgroup_min_size, info.subgroup_max_size));
         self.tuning().row_launch(kernel, rows, cols, choice, subgroups)
     }
+}
+
+fn new_instance() -> wgpu::Instance {
+    wgpu::Instance::new(wgpu::InstanceDescriptor {
+        // GL has no storage buffers in every driver and adds nothing lavapipe lacks;
+        // BROWSER_WEBGPU is the browser's WebGPU on wasm32.
+        backends: wgpu::Backends::PRIMARY | wgpu::Backends::BROWSER_WEBGPU,
+        ..wgpu::InstanceDescriptor::new_without_display_handle()
+    })
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn instance() -> wgpu::Instance {
+    static INSTANCE: std::sync::OnceLock<wgpu::Instance> = std::sync::OnceLock::new();
+    INSTANCE.get_or_init(new_instance).clone()
+}
+
+/// The browser has one WebGPU, whatever the instance.
+#[cfg(target_arch = "wasm32")]
+fn instance() -> wgpu::Instance {
+    new_instance()
 }
 
 async fn choose_adapter(instance: &wgpu::Instance, choice: AdapterChoice) -> Result<wgpu::Adapter> {
