@@ -83,3 +83,20 @@ fn a_corrupt_cache_file_is_a_typed_error() {
     assert!(matches!(e, NormError::TuningFile { .. }), "a directory is no file: {e}");
     let _ = std::fs::remove_file(&path);
 }
+
+/// A cache file that cannot be written is reported before any timing, naming the user's
+/// path, and changes nothing: the context then times the same shape afresh.
+#[test]
+fn an_unwritable_cache_path_fails_first_and_changes_nothing() {
+    let c = fresh();
+    let path = std::env::temp_dir()
+        .join(format!("wgpu-norm-missing-dir-{}", std::process::id()))
+        .join("launches.txt");
+    let e = c.autotune(&[Shape::new(4, 8)], Storage::default(), Some(&path)).unwrap_err();
+    let NormError::TuningFile { path: named, message } = &e else { panic!("{e}") };
+    assert_eq!(named, &path.display().to_string(), "{e}");
+    // Only the check made before timing says this.
+    assert!(message.contains("cannot write beside it"), "{e}");
+    let tuned = c.autotune(&[Shape::new(4, 8)], Storage::default(), None).unwrap();
+    assert!(tuned.iter().all(|t| t.micros.is_some()), "a choice of the failed call was kept: {tuned:?}");
+}

@@ -89,9 +89,12 @@ impl NormContext {
     ) -> Result<Vec<TunedLaunch>> {
         storage.check()?;
         let adapter = self.adapter_key();
-        let mut others = Vec::new();
+        // Choices are applied to this context only once all is timed and saved: a failure
+        // anywhere changes nothing.
+        let (mut chosen, mut others) = (Vec::new(), Vec::new());
         if let Some(path) = cache_file {
-            others = self.load_launches(path, &adapter)?;
+            (chosen, others) = load_launches(path, &adapter)?;
+            check_writable(path)?;
         }
         // Candidates are timed on a context of their own, so that this one only ever sees
         // final choices.
@@ -104,7 +107,8 @@ impl NormContext {
             let bench = Bench::new(&trial, shape, storage)?;
             for kernel in TUNED {
                 let key = LaunchKey::of(kernel, rows, cols);
-                if let Some(c) = self.launch_choice(&key) {
+                let known = chosen.iter().find(|(k, _)| *k == key).map(|(_, c)| *c);
+                if let Some(c) = known.or_else(|| self.launch_choice(&key)) {
                     out.push(TunedLaunch {
                         kernel: kernel.name(),
                         shape,
@@ -118,7 +122,7 @@ impl NormContext {
                 let Some((choice, us, rule_us)) = self.tune(&trial, &bench, kernel, rows, cols)? else {
                     continue;
                 };
-                self.set_launch_choice(key, choice);
+                chosen.push((key, choice));
                 out.push(TunedLaunch {
                     kernel: kernel.name(),
                     shape,
@@ -130,7 +134,14 @@ impl NormContext {
             }
         }
         if let Some(path) = cache_file {
-            self.save_launches(path, &adapter, &others)?;
+            let mut all = self.launch_choices();
+            all.retain(|(k, _)| chosen.iter().all(|(c, _)| c != k));
+            all.extend(chosen.iter().copied());
+            all.sort_by_key(|(k, _)| *k);
+            save_launches(path, &adapter, &others, &all)?;
+        }
+        for (key, choice) in chosen {
+            self.set_launch_choice(key, choice);
         }
         Ok(out)
     }
@@ -210,54 +221,73 @@ impl NormContext {
         );
         key.replace(['\t', '\n', '\r'], " ")
     }
+}
 
-    /// Takes this adapter's entries of `path` (a missing file has none) and returns the
-    /// other adapters' lines, to be written back.
-    fn load_launches(&self, path: &Path, adapter: &str) -> Result<Vec<String>> {
-        let text = match std::fs::read_to_string(path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(file_error(path, &e.to_string())),
-        };
-        let mut others = Vec::new();
-        for (n, line) in text.lines().enumerate() {
-            if line.starts_with('#') || line.trim().is_empty() {
-                continue;
-            }
-            let fields: Vec<&str> = line.split('\t').collect();
-            if fields.first() != Some(&adapter) {
-                others.push(line.to_string());
-                continue;
-            }
-            let parsed = parse_entry(&fields).ok_or_else(|| {
-                file_error(path, &format!("line {} is not a launch entry: {line:?}", n + 1))
-            })?;
-            self.set_launch_choice(parsed.0, parsed.1);
-        }
-        Ok(others)
-    }
+/// Launch choices, each for its kernel and shape bucket.
+type Choices = Vec<(LaunchKey, LaunchChoice)>;
 
-    fn save_launches(&self, path: &Path, adapter: &str, others: &[String]) -> Result<()> {
-        let mut text = format!("{FILE_HEADER}\n");
-        for line in others {
-            text.push_str(line);
-            text.push('\n');
+/// This adapter's entries of `path` (a missing file has none), and the other adapters'
+/// lines, to be written back.
+fn load_launches(path: &Path, adapter: &str) -> Result<(Choices, Vec<String>)> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), Vec::new())),
+        Err(e) => return Err(file_error(path, &e.to_string())),
+    };
+    let (mut mine, mut others) = (Vec::new(), Vec::new());
+    for (n, line) in text.lines().enumerate() {
+        if line.starts_with('#') || line.trim().is_empty() {
+            continue;
         }
-        for (k, c) in self.launch_choices() {
-            text.push_str(&format!(
-                "{adapter}\t{}\t{}\t{}\t{}\t{}\n",
-                k.kernel.name(),
-                k.rows_bucket,
-                k.cols_bucket,
-                c.row_threads,
-                if c.cached { "tile" } else { "stream" }
-            ));
+        let fields: Vec<&str> = line.split('\t').collect();
+        if fields.first() != Some(&adapter) {
+            others.push(line.to_string());
+            continue;
         }
-        // Written whole and renamed, so a reader never sees half a file.
-        let tmp = path.with_extension("tmp");
-        std::fs::write(&tmp, text).map_err(|e| file_error(&tmp, &e.to_string()))?;
-        std::fs::rename(&tmp, path).map_err(|e| file_error(path, &e.to_string()))
+        let parsed = parse_entry(&fields)
+            .ok_or_else(|| file_error(path, &format!("line {} is not a launch entry: {line:?}", n + 1)))?;
+        mine.push(parsed);
     }
+    Ok((mine, others))
+}
+
+/// The file written next to `path` and renamed over it, so a reader never sees half a file.
+fn temporary(path: &Path) -> std::path::PathBuf {
+    path.with_extension("tmp")
+}
+
+/// Before any timing: whether the cache can be written where `path` says.
+fn check_writable(path: &Path) -> Result<()> {
+    let tmp = temporary(path);
+    std::fs::write(&tmp, "")
+        .map_err(|e| file_error(path, &format!("cannot write beside it ({}): {e}", tmp.display())))?;
+    std::fs::remove_file(&tmp).map_err(|e| file_error(path, &e.to_string()))
+}
+
+fn save_launches(
+    path: &Path,
+    adapter: &str,
+    others: &[String],
+    choices: &[(LaunchKey, LaunchChoice)],
+) -> Result<()> {
+    let mut text = format!("{FILE_HEADER}\n");
+    for line in others {
+        text.push_str(line);
+        text.push('\n');
+    }
+    for (k, c) in choices {
+        text.push_str(&format!(
+            "{adapter}\t{}\t{}\t{}\t{}\t{}\n",
+            k.kernel.name(),
+            k.rows_bucket,
+            k.cols_bucket,
+            c.row_threads,
+            if c.cached { "tile" } else { "stream" }
+        ));
+    }
+    let tmp = temporary(path);
+    std::fs::write(&tmp, text).map_err(|e| file_error(path, &format!("writing {}: {e}", tmp.display())))?;
+    std::fs::rename(&tmp, path).map_err(|e| file_error(path, &e.to_string()))
 }
 
 fn median(v: &mut [f64]) -> f64 {
