@@ -165,6 +165,27 @@ pub enum NormError {
         /// Why it is needed.
         why: &'static str,
     },
+    /// A limit of the device is below what the call needs.
+    #[error("{what} needs {needed} for wgpu's `{limit}`, but this device allows {allowed}")]
+    DeviceLimit {
+        /// What needs it.
+        what: &'static str,
+        /// The wgpu limit's name.
+        limit: &'static str,
+        /// What the call needs.
+        needed: u64,
+        /// What the device allows.
+        allowed: u64,
+    },
+    /// An in-place pair (the same range bound twice, once written) on the browser's WebGPU,
+    /// which forbids a writable binding to alias another binding; use separate buffers there.
+    #[error("`{written}` is `{other}` in place, which WebGPU forbids; give `{written}` a range of its own")]
+    InPlaceOnWebGpu {
+        /// The written tensor.
+        written: &'static str,
+        /// The tensor it is bound over.
+        other: &'static str,
+    },
     /// A tensor the call writes overlaps another tensor of the call. Exact in-place pairs
     /// (y = x, h = x or residual, dx = dy or dh, the very same range) are allowed.
     #[error("`{written}` overlaps `{other}` in the same buffer; only exact in-place pairs may share memory")]

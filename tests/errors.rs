@@ -270,3 +270,21 @@ fn overflowing_rows_are_not_silent() {
         assert!(g.dx.iter().all(|d| !d.is_finite()), "layer dx, {cols} cols");
     }
 }
+
+/// A device allowing fewer storage buffers per shader stage than a kernel binds is refused
+/// up front with the limit named (a device of its own, asking for 4).
+#[test]
+fn too_few_storage_buffers_per_stage() {
+    let limits = wgpu::Limits { max_storage_buffers_per_shader_stage: 4, ..ctx().limits().clone() };
+    let small =
+        NormContext::with_options(ContextOptions { limits: Some(limits), ..Default::default() }).unwrap();
+    let e =
+        small.layer_norm_forward(&[1.0_f32; 8], None, None, Shape::new(2, 4), &LayerNormConfig::default());
+    let want = NormError::DeviceLimit {
+        what: "layer_norm_forward",
+        limit: "max_storage_buffers_per_shader_stage",
+        needed: 8,
+        allowed: 4,
+    };
+    assert_eq!(e.unwrap_err(), want);
+}

@@ -83,6 +83,9 @@ impl<K: OpKind> Clone for Op<K> {
 
 /// One dispatch of a bound op.
 struct Dispatch {
+    /// How its pipeline moves quads (kept for tests).
+    #[cfg_attr(not(test), expect(dead_code, reason = "read by the unit tests"))]
+    layout: Layout,
     pipeline: wgpu::ComputePipeline,
     bind_group: wgpu::BindGroup,
     groups: u32,
@@ -183,6 +186,18 @@ impl<K: OpKind> Op<K> {
         ctx.check_device()?;
         let (rows, cols) = shape.checked()?;
         ctx.check_cols(cols)?;
+        let rows_bindings: Vec<u32> =
+            K::TABLE.iter().filter(|s| s.pass.in_rows()).map(|s| s.binding).collect();
+        let allowed = ctx.limits().max_storage_buffers_per_shader_stage;
+        let needed = rows_bindings.len().max(COLUMN_BINDINGS.len()) as u32;
+        if needed > allowed {
+            return Err(NormError::DeviceLimit {
+                what: K::KERNEL.name(),
+                limit: "max_storage_buffers_per_shader_stage",
+                needed: needed.into(),
+                allowed: allowed.into(),
+            });
+        }
         let storage = K::storage(&self.config);
         let mut params = K::params(&self.config, rows, cols, shape.row_stride as u32);
         let launch = ctx.row_launch(K::KERNEL, rows, cols);
@@ -208,7 +223,8 @@ impl<K: OpKind> Op<K> {
             params.flags |= spec.flag();
             checked.push(c);
         }
-        binding::check_aliasing(&checked)?;
+        let webgpu = ctx.adapter_info().backend == wgpu::Backend::BrowserWebGpu;
+        binding::check_aliasing(&checked, webgpu)?;
         let scope = ctx.device().push_error_scope(wgpu::ErrorFilter::Validation);
         let uniform = ctx.device().create_buffer(&wgpu::BufferDescriptor {
             label: Some("wgpu_norm.params"),
@@ -218,8 +234,6 @@ impl<K: OpKind> Op<K> {
         });
         ctx.queue().write_buffer(&uniform, 0, bytemuck::bytes_of(&params));
         verdicts.push(Verdict::new("parameter block creation", scope));
-        let rows_bindings: Vec<u32> =
-            K::TABLE.iter().filter(|s| s.pass.in_rows()).map(|s| s.binding).collect();
         let tile = launch.register_quads;
         let row_key = PipelineKey {
             kernel: K::KERNEL,
@@ -325,7 +339,7 @@ impl<K: OpKind> Op<K> {
             entries: &entries,
         });
         verdicts.push(Verdict::new("bind group creation", scope));
-        Dispatch { pipeline, bind_group, groups }
+        Dispatch { layout: key.variant.layout, pipeline, bind_group, groups }
     }
 }
 
@@ -386,5 +400,40 @@ impl BoundOp {
         self.rows_pass.groups = launch.groups;
         queue.write_buffer(&self.uniform, 0, bytemuck::bytes_of(&self.params));
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::roofline::{StreamCopy, StreamCopyOp};
+    use crate::{ContextOptions, DType, Tuning};
+
+    /// The vector layout is taken exactly when every quad is aligned and whole.
+    #[test]
+    fn vector_layout_needs_aligned_whole_quads() {
+        let ctx = NormContext::new().unwrap();
+        let buffer = ctx.device().create_buffer(&wgpu::BufferDescriptor {
+            label: None,
+            size: 1 << 16,
+            usage: wgpu::BufferUsages::STORAGE,
+            mapped_at_creation: false,
+        });
+        let layout = |ctx: &NormContext, shape: Shape, y: u64| {
+            let args = StreamCopy { x: Tensor::new(&buffer, 0), y: Tensor::new(&buffer, y) };
+            StreamCopyOp::new(ctx, DType::F32).unwrap().bind(shape, &args).unwrap().rows_pass.layout
+        };
+        let s = Shape::new(8, 64);
+        assert_eq!(layout(&ctx, s, 4096), Layout::Vector);
+        assert_eq!(layout(&ctx, s, 4096 + 8), Layout::Scalar, "y off a quad");
+        assert_eq!(layout(&ctx, Shape::new(8, 62), 4096), Layout::Scalar, "cols");
+        assert_eq!(layout(&ctx, s.with_row_stride(66), 8192), Layout::Scalar, "stride");
+        let tuning = Tuning { vector_access: false, ..*ctx.tuning() };
+        let scalar = NormContext::from_device(
+            ctx.device().clone(),
+            ctx.queue().clone(),
+            ContextOptions { tuning: Some(tuning), ..Default::default() },
+        );
+        assert_eq!(layout(&scalar, s, 4096), Layout::Scalar, "tuning");
     }
 }

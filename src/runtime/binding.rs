@@ -101,8 +101,9 @@ pub(crate) fn check<'a>(
 }
 
 /// Refuses any overlap between a tensor the call writes and another tensor of the call,
-/// except the exact in-place pairs of [`IN_PLACE`].
-pub(crate) fn check_aliasing(tensors: &[Checked<'_>]) -> Result<()> {
+/// except the exact in-place pairs of [`IN_PLACE`], which are refused too where `webgpu`
+/// (the browser's WebGPU forbids a writable binding to alias another).
+pub(crate) fn check_aliasing(tensors: &[Checked<'_>], webgpu: bool) -> Result<()> {
     for (i, a) in tensors.iter().enumerate() {
         for b in &tensors[i + 1..] {
             let written = a.spec.role == Role::Out || b.spec.role == Role::Out;
@@ -111,10 +112,13 @@ pub(crate) fn check_aliasing(tensors: &[Checked<'_>]) -> Result<()> {
             }
             let pair = (a.spec.name, b.spec.name);
             let in_place = IN_PLACE.iter().any(|&(w, r)| pair == (w, r) || pair == (r, w));
+            let (written, other) = if a.spec.role == Role::Out { pair } else { (pair.1, pair.0) };
             if in_place && a.footprint == b.footprint {
+                if webgpu {
+                    return Err(NormError::InPlaceOnWebGpu { written, other });
+                }
                 continue;
             }
-            let (written, other) = if a.spec.role == Role::Out { pair } else { (pair.1, pair.0) };
             return Err(NormError::Aliasing { written, other });
         }
     }
@@ -143,6 +147,29 @@ fn overlap(a: Footprint, b: Footprint) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ops::table::{X, Y};
+
+    /// y = x in place: allowed on native, a typed error on the browser's WebGPU.
+    #[test]
+    fn in_place_is_refused_on_webgpu_only() {
+        let device = pollster::block_on(async {
+            let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle());
+            let adapter = instance.request_adapter(&Default::default()).await.expect("an adapter");
+            adapter.request_device(&Default::default()).await.expect("a device").0
+        });
+        let buffer = device.create_buffer(&wgpu::BufferDescriptor {
+            label: None,
+            size: 64,
+            usage: wgpu::BufferUsages::STORAGE,
+            mapped_at_creation: false,
+        });
+        let limits = wgpu::Limits::default();
+        let footprint = Footprint { start: 0, run: 64, stride: 0, rows: 1 };
+        let checked = |spec| check(&limits, spec, Tensor::new(&buffer, 0), footprint, 4).unwrap();
+        let pair = [checked(X), checked(Y)];
+        assert_eq!(check_aliasing(&pair, false), Ok(()));
+        assert_eq!(check_aliasing(&pair, true), Err(NormError::InPlaceOnWebGpu { written: "y", other: "x" }));
+    }
 
     fn rows(start: u64, run: u64, stride: u64, rows: u64) -> Footprint {
         Footprint { start, run, stride, rows }
