@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Makes sure a Vulkan driver is present: where there is none, installs Mesa's software
-# Vulkan driver (lavapipe) and the Vulkan loader from Debian's packages.
+# Makes sure Mesa's software Vulkan driver (lavapipe) and the Vulkan loader are present,
+# installing them from Debian's packages where they are not: the tests run on it, on any
+# machine, GPU or not.
 set -euo pipefail
 
 # Whole output captured first: `grep -q` closing the pipe early would fail it under pipefail.
 have_loader() { [[ "$(ldconfig -p 2>/dev/null)" == *libvulkan.so.1* ]]; }
-have_driver() { compgen -G '/usr/share/vulkan/icd.d/*.json' >/dev/null || compgen -G '/etc/vulkan/icd.d/*.json' >/dev/null; }
+have_driver() { compgen -G '/usr/share/vulkan/icd.d/lvp_icd.*.json' >/dev/null; }
 
 if have_loader && have_driver; then
     exit 0

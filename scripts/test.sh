@@ -1,6 +1,22 @@
 #!/usr/bin/env bash
-# Every test, on the real adapter (lavapipe where there is no GPU).
+# Every test, on each Vulkan driver the scripts install: Mesa's lavapipe (subgroups of 8,
+# SHADER_F16) and SwiftShader (subgroups of 4, no f16: the packed path), both on the CPU.
+# Each run names its adapter first; a missing driver or adapter fails the run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
-cargo test --release --workspace "$@"
+swiftshader="$(bash scripts/install-swiftshader.sh)"
+lavapipe="$(compgen -G '/usr/share/vulkan/icd.d/lvp_icd.*.json' | head -n 1 || true)"
+if [ -z "$lavapipe" ]; then
+    echo "lavapipe's ICD is missing from /usr/share/vulkan/icd.d" >&2
+    exit 1
+fi
+for icd in "$lavapipe" "$swiftshader"; do
+    echo "== every test on $(VK_ICD_FILENAMES="$icd" cargo run --release -q --example adapter)"
+    VK_ICD_FILENAMES="$icd" cargo test --release --workspace "$@"
+done
+# And on a hardware GPU, where the machine has one.
+if gpu="$(WGPU_NORM_ADAPTER=hardware cargo run --release -q --example adapter 2>/dev/null)"; then
+    echo "== every test on $gpu"
+    WGPU_NORM_ADAPTER=hardware cargo test --release --workspace "$@"
+fi
