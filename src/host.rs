@@ -9,6 +9,7 @@
 use crate::dtype::{Element, Storage};
 use crate::error::{NormError, Result};
 use crate::ops::layer_norm::{LayerNormBackward, LayerNormConfig, LayerNormForward};
+use crate::ops::op::OpConfig as _;
 use crate::ops::rms_norm::{RmsNormBackward, RmsNormConfig, RmsNormForward};
 use crate::runtime::binding::Tensor;
 use crate::runtime::context::NormContext;
@@ -341,7 +342,11 @@ impl NormContext {
     /// before anything is created.
     fn buffer(&self, label: &'static str, bytes: u64, usage: wgpu::BufferUsages) -> Result<wgpu::Buffer> {
         let limits = self.limits();
-        let limit = limits.max_buffer_size.min(limits.max_storage_buffer_binding_size);
+        if bytes > limits.max_buffer_size {
+            let (needed, allowed) = (bytes, limits.max_buffer_size);
+            return Err(NormError::DeviceLimit { what: label, limit: "max_buffer_size", needed, allowed });
+        }
+        let limit = limits.max_storage_buffer_binding_size;
         if bytes > limit {
             return Err(NormError::BindingTooLarge { what: label, bytes, limit });
         }

@@ -56,7 +56,7 @@ pub use ops::layer_norm::{
     LayerNormBackward, LayerNormBackwardKind, LayerNormBackwardOp, LayerNormConfig, LayerNormForward,
     LayerNormForwardKind, LayerNormForwardOp,
 };
-pub use ops::op::{BoundOp, Op, OpKind};
+pub use ops::op::{BoundOp, Op, OpConfig, OpKind};
 pub use ops::rms_norm::{
     RmsNormBackward, RmsNormBackwardKind, RmsNormBackwardOp, RmsNormConfig, RmsNormForward,
     RmsNormForwardKind, RmsNormForwardOp,

@@ -6,6 +6,7 @@
 
 use crate::error::Result;
 use crate::ops::layer_norm::LayerNormConfig;
+use crate::ops::op::OpConfig as _;
 use crate::ops::rms_norm::RmsNormConfig;
 use crate::shape::{EpsPlacement, Shape, check_eps, check_len};
 

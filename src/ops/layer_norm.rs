@@ -2,7 +2,7 @@
 
 use crate::dtype::Storage;
 use crate::error::Result;
-use crate::ops::op::{Op, OpKind};
+use crate::ops::op::{Op, OpConfig, OpKind};
 use crate::ops::params::Params;
 use crate::ops::rms_norm::{check_offset, row_params};
 use crate::ops::table::{
@@ -31,11 +31,19 @@ impl Default for LayerNormConfig {
     }
 }
 
-impl LayerNormConfig {
+impl OpConfig for LayerNormConfig {
     fn check(&self) -> Result<()> {
         check_eps(self.eps)?;
         check_offset(self.gamma_offset)?;
         self.storage.check()
+    }
+
+    fn storage(&self) -> Storage {
+        self.storage
+    }
+
+    fn params(&self, rows: u32, cols: u32, stride: u32) -> Params {
+        row_params(rows, cols, stride, self.eps, self.gamma_offset)
     }
 }
 
@@ -120,18 +128,6 @@ impl OpKind for LayerNormForwardKind {
     const KERNEL: Kernel = Kernel::LayerNormForward;
     const TABLE: &'static [TensorSpec] = &[X, RESIDUAL, GAMMA, BETA, Y, H, MEAN_OUT, RSTD_OUT];
 
-    fn check(config: &LayerNormConfig) -> Result<()> {
-        config.check()
-    }
-
-    fn storage(config: &LayerNormConfig) -> Storage {
-        config.storage
-    }
-
-    fn params(config: &LayerNormConfig, rows: u32, cols: u32, stride: u32) -> Params {
-        row_params(rows, cols, stride, config.eps, config.gamma_offset)
-    }
-
     fn tensors<'a>(t: &Self::Tensors<'a>) -> Vec<Option<Tensor<'a>>> {
         vec![Some(t.x), t.residual, t.gamma, t.beta, Some(t.y), t.h, t.mean, t.rstd]
     }
@@ -143,18 +139,6 @@ impl OpKind for LayerNormBackwardKind {
     const KERNEL: Kernel = Kernel::LayerNormBackward;
     const TABLE: &'static [TensorSpec] =
         &[X, GAMMA, DY, DH, MEAN_IN, RSTD_IN, DX, DGAMMA, DBETA, workspace(2)];
-
-    fn check(config: &LayerNormConfig) -> Result<()> {
-        config.check()
-    }
-
-    fn storage(config: &LayerNormConfig) -> Storage {
-        config.storage
-    }
-
-    fn params(config: &LayerNormConfig, rows: u32, cols: u32, stride: u32) -> Params {
-        row_params(rows, cols, stride, config.eps, config.gamma_offset)
-    }
 
     fn tensors<'a>(t: &Self::Tensors<'a>) -> Vec<Option<Tensor<'a>>> {
         vec![Some(t.x), t.gamma, Some(t.dy), t.dh, t.mean, t.rstd, Some(t.dx), t.dgamma, t.dbeta, t.workspace]

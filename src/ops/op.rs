@@ -17,27 +17,32 @@ use crate::shader::{Kernel, Layout, Variant};
 use crate::shape::Shape;
 use crate::tuning::RowLaunch;
 
-/// What one kind of op is: its kernel, its tensor table and how its config fills the
-/// parameter block. Implemented by the op kinds of this crate only.
+/// What one kind of op is: its kernel, its tensor table and its tensors. Implemented by
+/// the op kinds of this crate only.
 pub trait OpKind: Send + Sync + 'static {
     /// Settings that do not change per call.
-    type Config: Copy + std::fmt::Debug + Send + Sync;
+    type Config: OpConfig;
     /// The op's tensors, one field per entry of `TABLE`.
     type Tensors<'a>;
     /// The row kernel.
     const KERNEL: Kernel;
     /// Every tensor of the op.
     const TABLE: &'static [TensorSpec];
-    /// The config's own checks.
-    fn check(config: &Self::Config) -> Result<()>;
-    /// The tensors' dtypes.
-    fn storage(config: &Self::Config) -> Storage;
-    /// The parameter block for `shape`: shape, eps and option flags; tensor offsets and
-    /// presence flags are filled in by binding.
-    #[doc(hidden)]
-    fn params(config: &Self::Config, rows: u32, cols: u32, stride: u32) -> Params;
     /// The tensors in `TABLE`'s order.
     fn tensors<'a>(t: &Self::Tensors<'a>) -> Vec<Option<Tensor<'a>>>;
+}
+
+/// What an op's config says: its own checks, the tensors' dtypes and the parameter block.
+/// Implemented by the configs of this crate only.
+pub trait OpConfig: Copy + std::fmt::Debug + Send + Sync {
+    /// The config's own checks.
+    fn check(&self) -> Result<()>;
+    /// The tensors' dtypes.
+    fn storage(&self) -> Storage;
+    /// The parameter block for rows of `cols` elements `stride` apart: shape, eps and
+    /// option flags; binding fills in the tensor offsets and presence flags.
+    #[doc(hidden)]
+    fn params(&self, rows: u32, cols: u32, stride: u32) -> Params;
 }
 
 /// Bindings of the column pass (`reduce_columns`): the workspace, dgamma and dbeta.
@@ -107,7 +112,7 @@ impl<K: OpKind> Op<K> {
     /// Checks `config` and makes the op on `ctx`. Nothing is compiled until a launch is
     /// first bound.
     pub fn new(ctx: &NormContext, config: K::Config) -> Result<Self> {
-        K::check(&config)?;
+        config.check()?;
         Ok(Op { ctx: ctx.clone(), config, kind: PhantomData })
     }
 
@@ -147,15 +152,8 @@ impl<K: OpKind> Op<K> {
     pub fn workspace_size(&self, shape: Shape) -> Result<u64> {
         let (rows, cols) = shape.checked()?;
         let launch = self.ctx.row_launch(K::KERNEL, rows, cols);
-        Ok(K::TABLE
-            .iter()
-            .find_map(|s| match s.extent {
-                Extent::Workspace { gradients } => {
-                    Some(u64::from(gradients) * u64::from(launch.partial_rows) * u64::from(cols) * 4)
-                }
-                _ => None,
-            })
-            .unwrap_or(0))
+        let workspace = K::TABLE.iter().find(|s| matches!(s.extent, Extent::Workspace { .. }));
+        Ok(workspace.map_or(0, |s| footprint(s.extent, shape, launch.partial_rows, 0, 4).run))
     }
 
     fn settle(
@@ -198,8 +196,8 @@ impl<K: OpKind> Op<K> {
                 allowed: allowed.into(),
             });
         }
-        let storage = K::storage(&self.config);
-        let mut params = K::params(&self.config, rows, cols, shape.row_stride as u32);
+        let storage = self.config.storage();
+        let mut params = self.config.params(rows, cols, shape.row_stride as u32);
         let launch = ctx.row_launch(K::KERNEL, rows, cols);
         params.partial_rows = launch.partial_rows;
         let given = K::tensors(tensors);

@@ -2,7 +2,7 @@
 
 use crate::dtype::Storage;
 use crate::error::{NormError, Result};
-use crate::ops::op::{Op, OpKind};
+use crate::ops::op::{Op, OpConfig, OpKind};
 use crate::ops::params::{Params, flags};
 use crate::ops::table::{
     DGAMMA, DH, DX, DY, GAMMA, H, RESIDUAL, RSTD_IN, RSTD_OUT, TensorSpec, X, Y, workspace,
@@ -48,8 +48,10 @@ impl RmsNormConfig {
             None => cols,
         }
     }
+}
 
-    pub(crate) fn check(&self) -> Result<()> {
+impl OpConfig for RmsNormConfig {
+    fn check(&self) -> Result<()> {
         check_eps(self.eps)?;
         check_offset(self.gamma_offset)?;
         if let Some(p) = self.partial {
@@ -58,6 +60,10 @@ impl RmsNormConfig {
             }
         }
         self.storage.check()
+    }
+
+    fn storage(&self) -> Storage {
+        self.storage
     }
 
     fn params(&self, rows: u32, cols: u32, stride: u32) -> Params {
@@ -147,18 +153,6 @@ impl OpKind for RmsNormForwardKind {
     const KERNEL: Kernel = Kernel::RmsNormForward;
     const TABLE: &'static [TensorSpec] = &[X, RESIDUAL, GAMMA, Y, H, RSTD_OUT];
 
-    fn check(config: &RmsNormConfig) -> Result<()> {
-        config.check()
-    }
-
-    fn storage(config: &RmsNormConfig) -> Storage {
-        config.storage
-    }
-
-    fn params(config: &RmsNormConfig, rows: u32, cols: u32, stride: u32) -> Params {
-        config.params(rows, cols, stride)
-    }
-
     fn tensors<'a>(t: &Self::Tensors<'a>) -> Vec<Option<Tensor<'a>>> {
         vec![Some(t.x), t.residual, t.gamma, Some(t.y), t.h, t.rstd]
     }
@@ -169,18 +163,6 @@ impl OpKind for RmsNormBackwardKind {
     type Tensors<'a> = RmsNormBackward<'a>;
     const KERNEL: Kernel = Kernel::RmsNormBackward;
     const TABLE: &'static [TensorSpec] = &[X, GAMMA, DY, DH, RSTD_IN, DX, DGAMMA, workspace(1)];
-
-    fn check(config: &RmsNormConfig) -> Result<()> {
-        config.check()
-    }
-
-    fn storage(config: &RmsNormConfig) -> Storage {
-        config.storage
-    }
-
-    fn params(config: &RmsNormConfig, rows: u32, cols: u32, stride: u32) -> Params {
-        config.params(rows, cols, stride)
-    }
 
     fn tensors<'a>(t: &Self::Tensors<'a>) -> Vec<Option<Tensor<'a>>> {
         vec![Some(t.x), t.gamma, Some(t.dy), t.dh, t.rstd, Some(t.dx), t.dgamma, t.workspace]

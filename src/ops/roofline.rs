@@ -3,7 +3,7 @@
 
 use crate::dtype::{DType, Storage};
 use crate::error::Result;
-use crate::ops::op::{Op, OpKind};
+use crate::ops::op::{Op, OpConfig, OpKind};
 use crate::ops::params::Params;
 use crate::ops::rms_norm::row_params;
 use crate::ops::table::{TensorSpec, X, Y};
@@ -118,6 +118,21 @@ impl NormContext {
     }
 }
 
+/// The stream copy's config is the rows' dtype.
+impl OpConfig for DType {
+    fn check(&self) -> Result<()> {
+        Ok(())
+    }
+
+    fn storage(&self) -> Storage {
+        Storage::uniform(*self)
+    }
+
+    fn params(&self, rows: u32, cols: u32, stride: u32) -> Params {
+        row_params(rows, cols, stride, 0.0, 0.0)
+    }
+}
+
 /// Tensors of the stream copy: `y = x`.
 #[derive(Clone, Copy, Debug)]
 pub struct StreamCopy<'a> {
@@ -139,18 +154,6 @@ impl OpKind for StreamCopyKind {
     type Tensors<'a> = StreamCopy<'a>;
     const KERNEL: Kernel = Kernel::StreamCopy;
     const TABLE: &'static [TensorSpec] = &[X, Y];
-
-    fn check(_: &DType) -> Result<()> {
-        Ok(())
-    }
-
-    fn storage(dtype: &DType) -> Storage {
-        Storage::uniform(*dtype)
-    }
-
-    fn params(_: &DType, rows: u32, cols: u32, stride: u32) -> Params {
-        row_params(rows, cols, stride, 0.0, 0.0)
-    }
 
     fn tensors<'a>(t: &Self::Tensors<'a>) -> Vec<Option<Tensor<'a>>> {
         vec![Some(t.x), Some(t.y)]
