@@ -5,17 +5,8 @@ mod common;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use common::{randn, rng};
+use common::{randn, rng, storage};
 use wgpu_norm::{NormContext, NormError, RmsNormConfig, RmsNormForward, RmsNormForwardOp, Shape, reference};
-
-fn storage(c: &NormContext, bytes: u64) -> wgpu::Buffer {
-    c.device().create_buffer(&wgpu::BufferDescriptor {
-        label: None,
-        size: bytes,
-        usage: wgpu::BufferUsages::STORAGE,
-        mapped_at_creation: false,
-    })
-}
 
 #[test]
 fn calls_after_the_device_is_lost_are_typed_errors() {

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{DX, FORWARD, check, check_at_scale, ctx, randn, rng};
+use common::{DX, FORWARD, check, check_at_scale, ctx, randn, rng, submit};
 use wgpu::util::DeviceExt as _;
 use wgpu_norm::half::{bf16, f16};
 use wgpu_norm::{
@@ -30,12 +30,6 @@ fn nan_buffer<T: Element>(c: &NormContext, len: usize) -> wgpu::Buffer {
 fn read<T: Element>(c: &NormContext, b: &wgpu::Buffer, len: usize) -> Vec<T> {
     let bytes = common::read_bytes(c.device(), c.queue(), b);
     bytemuck::pod_collect_to_vec(&bytes[..len * std::mem::size_of::<T>()])
-}
-
-fn submit(c: &NormContext, f: impl FnOnce(&mut wgpu::CommandEncoder)) {
-    let mut enc = c.device().create_command_encoder(&Default::default());
-    f(&mut enc);
-    c.queue().submit([enc.finish()]);
 }
 
 fn widen<T: Element>(v: &[T]) -> Vec<f64> {

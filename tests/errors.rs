@@ -4,24 +4,11 @@
 
 mod common;
 
-use common::ctx;
+use common::{buffer, ctx, storage};
 use wgpu_norm::{
     AdapterChoice, ContextOptions, LayerNormBackward, LayerNormConfig, NormContext, NormError,
     RmsNormBackward, RmsNormConfig, RmsNormForward, Shape, Tensor,
 };
-
-fn buffer(ctx: &NormContext, bytes: u64, usage: wgpu::BufferUsages) -> wgpu::Buffer {
-    ctx.device().create_buffer(&wgpu::BufferDescriptor {
-        label: None,
-        size: bytes,
-        usage,
-        mapped_at_creation: false,
-    })
-}
-
-fn storage(ctx: &NormContext, bytes: u64) -> wgpu::Buffer {
-    buffer(ctx, bytes, wgpu::BufferUsages::STORAGE)
-}
 
 fn encode_rms(
     ctx: &NormContext,
@@ -287,4 +274,22 @@ fn too_few_storage_buffers_per_stage() {
         allowed: 4,
     };
     assert_eq!(e.unwrap_err(), want);
+}
+
+/// A host call whose tensor is over the device's max_buffer_size is refused before any
+/// buffer is made (a device of its own, max_buffer_size lowered to 1 MiB).
+#[test]
+fn host_tensor_over_max_buffer_size() {
+    let limit = 1 << 20;
+    let limits = wgpu::Limits { max_buffer_size: limit, ..ctx().limits().clone() };
+    let small =
+        NormContext::with_options(ContextOptions { limits: Some(limits), ..Default::default() }).unwrap();
+    let shape = Shape::new(512, 1024); // 2 MiB of f32
+    let e = small.rms_norm_forward(&vec![1.0_f32; shape.elements()], None, shape, &RmsNormConfig::default());
+    let e = e.unwrap_err();
+    assert_eq!(
+        e,
+        NormError::DeviceLimit { what: "x", limit: "max_buffer_size", needed: 2 << 20, allowed: limit }
+    );
+    assert!(e.to_string().contains("`max_buffer_size`, but this device allows 1048576"), "{e}");
 }

@@ -6,28 +6,11 @@
 
 mod common;
 
-use common::{ctx, randn, read_bytes, rng};
+use common::{buffer, ctx, randn, read_bytes, rng, storage, submit};
 use wgpu_norm::{
     LayerNormBackward, LayerNormBackwardOp, LayerNormConfig, NormContext, NormError, RmsNormConfig,
     RmsNormForward, RmsNormForwardOp, Shape, Tensor, reference,
 };
-
-fn buffer(c: &NormContext, bytes: u64, usage: wgpu::BufferUsages) -> wgpu::Buffer {
-    c.device().create_buffer(&wgpu::BufferDescriptor {
-        label: None,
-        size: bytes,
-        usage,
-        mapped_at_creation: false,
-    })
-}
-
-fn storage(c: &NormContext, bytes: u64) -> wgpu::Buffer {
-    buffer(
-        c,
-        bytes,
-        wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
-    )
-}
 
 fn upload(c: &NormContext, data: &[f32]) -> wgpu::Buffer {
     let b = storage(c, (4 * data.len()).max(4) as u64);
@@ -41,12 +24,6 @@ fn nan(c: &NormContext, len: usize) -> wgpu::Buffer {
 
 fn read(c: &NormContext, b: &wgpu::Buffer) -> Vec<f32> {
     bytemuck::pod_collect_to_vec(&read_bytes(c.device(), c.queue(), b))
-}
-
-fn submit(c: &NormContext, f: impl FnOnce(&mut wgpu::CommandEncoder)) {
-    let mut enc = c.device().create_command_encoder(&Default::default());
-    f(&mut enc);
-    c.queue().submit([enc.finish()]);
 }
 
 /// 100 encodes of one bound RMSNorm forward, in one open pass, write what one one-shot

@@ -48,6 +48,32 @@ pub fn contexts() -> [(&'static str, &'static NormContext); 3] {
     [("subgroup", ctx()), ("workgroup", ctx_workgroup()), ("gpu launch", ctx_gpu_launch())]
 }
 
+/// A buffer of `bytes` with `usage`.
+pub fn buffer(c: &NormContext, bytes: u64, usage: wgpu::BufferUsages) -> wgpu::Buffer {
+    c.device().create_buffer(&wgpu::BufferDescriptor {
+        label: None,
+        size: bytes,
+        usage,
+        mapped_at_creation: false,
+    })
+}
+
+/// A storage buffer of `bytes` that can be written and read back.
+pub fn storage(c: &NormContext, bytes: u64) -> wgpu::Buffer {
+    buffer(
+        c,
+        bytes,
+        wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+    )
+}
+
+/// Records with `f` into a new encoder and submits it.
+pub fn submit(c: &NormContext, f: impl FnOnce(&mut wgpu::CommandEncoder)) {
+    let mut enc = c.device().create_command_encoder(&Default::default());
+    f(&mut enc);
+    c.queue().submit([enc.finish()]);
+}
+
 /// The bytes of `buffer`, copied to a mappable buffer after everything already submitted.
 pub fn read_bytes(device: &wgpu::Device, queue: &wgpu::Queue, buffer: &wgpu::Buffer) -> Vec<u8> {
     let staging = device.create_buffer(&wgpu::BufferDescriptor {
