@@ -184,7 +184,7 @@ fn dh_quad(base: u32, j: u32, len: u32) -> vec4<f32> {
 // sum overflowed f32 (elements past about 1e19) it is +inf, the overflowed sum itself, so
 // the overflow shows in rstd and in every output instead of a silent rstd = 0 and y = 0.
 fn overflow_shows(r: f32, sum_sq: f32) -> f32 {
-    return select(r, sum_sq, sum_sq > 3.4028235e38);
+    return select(r, sum_sq, sum_sq > 0x1.fffffep+127f);
 }
 
 // Sums v over the ROW_THREADS threads that share this thread's row. The leading barrier

@@ -314,7 +314,6 @@ impl<K: OpKind> Op<K> {
     ) -> Dispatch {
         let ctx = &self.ctx;
         let pipeline = ctx.pipelines().get(ctx.device(), key, verdicts);
-        let placeholder = ctx.placeholder();
         let mut entries: Vec<wgpu::BindGroupEntry<'_>> = bindings
             .iter()
             .map(|&b| {
@@ -324,7 +323,7 @@ impl<K: OpKind> Op<K> {
                         offset: c.bind_offset,
                         size: wgpu::BufferSize::new(c.bind_size),
                     }),
-                    None => placeholder.as_entire_binding(),
+                    None => ctx.placeholder(b),
                 };
                 wgpu::BindGroupEntry { binding: b, resource }
             })

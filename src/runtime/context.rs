@@ -84,6 +84,7 @@ struct Shared {
     native_f16: bool,
     tuning: Tuning,
     /// Bound where a kernel's optional tensor is absent; never written (its flag is off).
+    /// Each binding number has a range of its own ([`NormContext::placeholder`]).
     placeholder: wgpu::Buffer,
     pipelines: Pipelines,
     /// Launches chosen by autotuning; shapes outside them get the tuning's rules.
@@ -167,7 +168,7 @@ impl NormContext {
         tuning.max_partials = tuning.max_partials.max(1);
         let placeholder = device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("wgpu_norm.placeholder"),
-            size: 16,
+            size: 16 * placeholder_stride(&limits),
             usage: wgpu::BufferUsages::STORAGE,
             mapped_at_creation: false,
         });
@@ -263,8 +264,14 @@ impl NormContext {
         v
     }
 
-    pub(crate) fn placeholder(&self) -> &wgpu::Buffer {
-        &self.shared.placeholder
+    /// The placeholder range for an absent tensor at `binding`: 16 bytes of its own, since
+    /// WebGPU forbids two writable bindings of one dispatch to overlap.
+    pub(crate) fn placeholder(&self, binding: u32) -> wgpu::BindingResource<'_> {
+        wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+            buffer: &self.shared.placeholder,
+            offset: u64::from(binding) * placeholder_stride(&self.shared.limits),
+            size: wgpu::BufferSize::new(16),
+        })
     }
 
     /// `DeviceLost` if the device this context made was lost, else `e`: after wgpu reports
@@ -303,6 +310,12 @@ impl NormContext {
         let subgroups = self.uses_subgroups().then_some((info.subgroup_min_size, info.subgroup_max_size));
         self.tuning().row_launch(kernel, rows, cols, choice, subgroups)
     }
+}
+
+/// Bytes between the placeholder ranges of two bindings: the device's storage offset
+/// alignment, at least 16.
+fn placeholder_stride(limits: &wgpu::Limits) -> u64 {
+    u64::from(limits.min_storage_buffer_offset_alignment.max(16))
 }
 
 fn new_instance() -> wgpu::Instance {
