@@ -8,9 +8,13 @@
 
 use crate::dtype::{Element, Storage};
 use crate::error::{NormError, Result};
-use crate::ops::layer_norm::{LayerNormBackward, LayerNormConfig, LayerNormForward};
+use crate::ops::layer_norm::{
+    LayerNormBackward, LayerNormBackwardOp, LayerNormConfig, LayerNormForward, LayerNormForwardOp,
+};
 use crate::ops::op::OpConfig as _;
-use crate::ops::rms_norm::{RmsNormBackward, RmsNormConfig, RmsNormForward};
+use crate::ops::rms_norm::{
+    RmsNormBackward, RmsNormBackwardOp, RmsNormConfig, RmsNormForward, RmsNormForwardOp,
+};
 use crate::runtime::binding::Tensor;
 use crate::runtime::context::NormContext;
 use crate::runtime::verdict::scoped;
@@ -93,19 +97,16 @@ impl NormContext {
         let y = self.poisoned::<T>("y", shape.elements())?;
         let rstd = self.poisoned::<f32>("rstd", shape.rows)?;
         let mut encoder = self.encoder()?;
-        self.encode_rms_norm_forward(
-            &mut encoder,
-            shape,
-            &config,
-            &RmsNormForward {
-                x: (&xb).into(),
-                residual: None,
-                gamma: gb.as_ref().map(Tensor::from),
-                y: (&y).into(),
-                h: None,
-                rstd: Some((&rstd).into()),
-            },
-        )?;
+        let args = RmsNormForward {
+            x: (&xb).into(),
+            residual: None,
+            gamma: gb.as_ref().map(Tensor::from),
+            y: (&y).into(),
+            h: None,
+            rstd: Some((&rstd).into()),
+        };
+        let bound = RmsNormForwardOp::new(self, config)?.bind_async(shape, &args).await?;
+        bound.encode(&mut encoder);
         let [y, rstd] = self.finish_and_read(encoder, [&y, &rstd]).await?;
         Ok(RmsNormOutput { y: cast(y, shape.elements()), rstd: cast(rstd, shape.rows) })
     }
@@ -146,23 +147,21 @@ impl NormContext {
         let rb = rstd.map(|r| self.upload("rstd", r)).transpose()?;
         let dx = self.poisoned::<T>("dx", shape.elements())?;
         let dgamma = self.poisoned::<f32>("dgamma", shape.cols)?;
-        let workspace = self.scratch(self.rms_norm_backward_workspace_size(shape)?)?;
+        let op = RmsNormBackwardOp::new(self, config)?;
+        let workspace = self.scratch(op.workspace_size(shape)?)?;
         let mut encoder = self.encoder()?;
-        self.encode_rms_norm_backward(
-            &mut encoder,
-            shape,
-            &config,
-            &RmsNormBackward {
-                x: (&xb).into(),
-                gamma: gb.as_ref().map(Tensor::from),
-                dy: (&dyb).into(),
-                dh: None,
-                rstd: rb.as_ref().map(Tensor::from),
-                dx: (&dx).into(),
-                dgamma: Some((&dgamma).into()),
-                workspace: Some((&workspace).into()),
-            },
-        )?;
+        let args = RmsNormBackward {
+            x: (&xb).into(),
+            gamma: gb.as_ref().map(Tensor::from),
+            dy: (&dyb).into(),
+            dh: None,
+            rstd: rb.as_ref().map(Tensor::from),
+            dx: (&dx).into(),
+            dgamma: Some((&dgamma).into()),
+            workspace: Some((&workspace).into()),
+        };
+        let bound = op.bind_async(shape, &args).await?;
+        bound.encode(&mut encoder);
         let [dx, dgamma] = self.finish_and_read(encoder, [&dx, &dgamma]).await?;
         Ok(RmsNormGrads { dx: cast(dx, shape.elements()), dgamma: cast(dgamma, shape.cols) })
     }
@@ -203,21 +202,18 @@ impl NormContext {
         let mean = self.poisoned::<f32>("mean", shape.rows)?;
         let rstd = self.poisoned::<f32>("rstd", shape.rows)?;
         let mut encoder = self.encoder()?;
-        self.encode_layer_norm_forward(
-            &mut encoder,
-            shape,
-            &config,
-            &LayerNormForward {
-                x: (&xb).into(),
-                residual: None,
-                gamma: gb.as_ref().map(Tensor::from),
-                beta: bb.as_ref().map(Tensor::from),
-                y: (&y).into(),
-                h: None,
-                mean: Some((&mean).into()),
-                rstd: Some((&rstd).into()),
-            },
-        )?;
+        let args = LayerNormForward {
+            x: (&xb).into(),
+            residual: None,
+            gamma: gb.as_ref().map(Tensor::from),
+            beta: bb.as_ref().map(Tensor::from),
+            y: (&y).into(),
+            h: None,
+            mean: Some((&mean).into()),
+            rstd: Some((&rstd).into()),
+        };
+        let bound = LayerNormForwardOp::new(self, config)?.bind_async(shape, &args).await?;
+        bound.encode(&mut encoder);
         let [y, mean, rstd] = self.finish_and_read(encoder, [&y, &mean, &rstd]).await?;
         Ok(LayerNormOutput {
             y: cast(y, shape.elements()),
@@ -267,25 +263,23 @@ impl NormContext {
         let dx = self.poisoned::<T>("dx", shape.elements())?;
         let dgamma = self.poisoned::<f32>("dgamma", shape.cols)?;
         let dbeta = self.poisoned::<f32>("dbeta", shape.cols)?;
-        let workspace = self.scratch(self.layer_norm_backward_workspace_size(shape)?)?;
+        let op = LayerNormBackwardOp::new(self, config)?;
+        let workspace = self.scratch(op.workspace_size(shape)?)?;
         let mut encoder = self.encoder()?;
-        self.encode_layer_norm_backward(
-            &mut encoder,
-            shape,
-            &config,
-            &LayerNormBackward {
-                x: (&xb).into(),
-                gamma: gb.as_ref().map(Tensor::from),
-                dy: (&dyb).into(),
-                dh: None,
-                mean: mb.as_ref().map(Tensor::from),
-                rstd: rb.as_ref().map(Tensor::from),
-                dx: (&dx).into(),
-                dgamma: Some((&dgamma).into()),
-                dbeta: Some((&dbeta).into()),
-                workspace: Some((&workspace).into()),
-            },
-        )?;
+        let args = LayerNormBackward {
+            x: (&xb).into(),
+            gamma: gb.as_ref().map(Tensor::from),
+            dy: (&dyb).into(),
+            dh: None,
+            mean: mb.as_ref().map(Tensor::from),
+            rstd: rb.as_ref().map(Tensor::from),
+            dx: (&dx).into(),
+            dgamma: Some((&dgamma).into()),
+            dbeta: Some((&dbeta).into()),
+            workspace: Some((&workspace).into()),
+        };
+        let bound = op.bind_async(shape, &args).await?;
+        bound.encode(&mut encoder);
         let [dx, dgamma, dbeta] = self.finish_and_read(encoder, [&dx, &dgamma, &dbeta]).await?;
         Ok(LayerNormGrads {
             dx: cast(dx, shape.elements()),

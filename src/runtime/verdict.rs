@@ -13,6 +13,11 @@ use std::task::{Context, Poll, Waker};
 use crate::error::NormError;
 use crate::runtime::pipelines::PipelineKey;
 
+/// wgpu's answer to an error scope: `Send` on native (so async calls that await it are),
+/// as wgpu's own futures are there.
+#[cfg(not(target_arch = "wasm32"))]
+type Answer = Pin<Box<dyn Future<Output = Option<wgpu::Error>> + Send>>;
+#[cfg(target_arch = "wasm32")]
 type Answer = Pin<Box<dyn Future<Output = Option<wgpu::Error>>>>;
 
 pub(crate) struct Verdict {
