@@ -20,7 +20,9 @@ if [ "$(wasm-bindgen-test-runner --version 2>/dev/null | awk '{print $2}')" != "
     cargo install -q wasm-bindgen-cli --version "$version"
 fi
 cd web
-# webdriver.json beside web/Cargo.toml passes Chromium the flags WebGPU needs headless.
-CHROMEDRIVER="$(command -v chromedriver)" \
+# webdriver.json beside web/Cargo.toml passes Chromium the flags WebGPU needs headless. The
+# runner's default timeout (20 s for the whole run) is short for WebGPU on a CPU.
+WASM_BINDGEN_TEST_TIMEOUT="${WASM_BINDGEN_TEST_TIMEOUT:-600}" \
+    CHROMEDRIVER="$(command -v chromedriver)" \
     CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
     cargo test --target wasm32-unknown-unknown "$@"
