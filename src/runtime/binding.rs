@@ -152,12 +152,8 @@ mod tests {
     /// y = x in place: allowed on native, a typed error on the browser's WebGPU.
     #[test]
     fn in_place_is_refused_on_webgpu_only() {
-        let device = pollster::block_on(async {
-            let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle());
-            let adapter = instance.request_adapter(&Default::default()).await.expect("an adapter");
-            adapter.request_device(&Default::default()).await.expect("a device").0
-        });
-        let buffer = device.create_buffer(&wgpu::BufferDescriptor {
+        let ctx = crate::NormContext::new().expect("an adapter");
+        let buffer = ctx.device().create_buffer(&wgpu::BufferDescriptor {
             label: None,
             size: 64,
             usage: wgpu::BufferUsages::STORAGE,
