@@ -54,7 +54,7 @@ impl Verdict {
     }
 }
 
-pub(crate) fn wgpu_error(during: &'static str, e: wgpu::Error) -> NormError {
+fn wgpu_error(during: &'static str, e: wgpu::Error) -> NormError {
     NormError::Wgpu { during, message: e.to_string() }
 }
 
