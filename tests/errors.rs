@@ -293,3 +293,26 @@ fn host_tensor_over_max_buffer_size() {
     );
     assert!(e.to_string().contains("`max_buffer_size`, but this device allows 1048576"), "{e}");
 }
+
+/// Within WebGPU's default limits (8 storage buffers per stage, 16 KiB of workgroup memory,
+/// 256 invocations, 128 MiB per binding, 256-byte offset alignment) every kernel runs and is
+/// right: a device asking for `wgpu::Limits::default()` and no more.
+#[test]
+fn kernels_run_within_webgpu_default_limits() {
+    let options = ContextOptions { limits: Some(wgpu::Limits::default()), ..Default::default() };
+    let c = NormContext::with_options(options).unwrap();
+    assert_eq!(c.limits().max_storage_buffers_per_shader_stage, 8);
+    for (rows, cols) in [(3, 7), (5, 1001), (2, 4097)] {
+        let shape = Shape::new(rows, cols);
+        let mut r = common::rng(900 + cols as u64);
+        let (x, dy) = (common::randn(&mut r, shape.elements()), common::randn(&mut r, shape.elements()));
+        let cfg = LayerNormConfig::default();
+        let want = wgpu_norm::reference::layer_norm_backward(&x, None, &dy, shape, &cfg).unwrap();
+        let got = c.layer_norm_backward(&x, None, &dy, None, None, shape, &cfg).unwrap();
+        common::check("dx", &got.dx, &want.dx, common::DX, &format!("seed {}, {rows}x{cols}", 900 + cols));
+        let rms = RmsNormConfig::default();
+        let want = wgpu_norm::reference::rms_norm_forward(&x, None, shape, &rms).unwrap();
+        let got = c.rms_norm_forward(&x, None, shape, &rms).unwrap();
+        common::check("y", &got.y, &want.y, common::FORWARD, &format!("seed {}, {rows}x{cols}", 900 + cols));
+    }
+}
