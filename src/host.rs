@@ -11,7 +11,6 @@ use crate::error::{NormError, Result};
 use crate::ops::layer_norm::{
     LayerNormBackward, LayerNormBackwardOp, LayerNormConfig, LayerNormForward, LayerNormForwardOp,
 };
-use crate::ops::op::OpConfig as _;
 use crate::ops::rms_norm::{
     RmsNormBackward, RmsNormBackwardOp, RmsNormConfig, RmsNormForward, RmsNormForwardOp,
 };
@@ -90,8 +89,8 @@ impl NormContext {
         let shape = contiguous(shape)?;
         check_len("x", shape.elements(), x.len())?;
         check_opt_len("gamma", shape.cols, gamma)?;
-        let config = RmsNormConfig { storage: host_storage::<T>(), ..*config };
-        config.check()?;
+        // The op checks the config before anything is uploaded.
+        let op = RmsNormForwardOp::new(self, RmsNormConfig { storage: host_storage::<T>(), ..*config })?;
         let xb = self.upload("x", x)?;
         let gb = gamma.map(|g| self.upload("gamma", g)).transpose()?;
         let y = self.poisoned::<T>("y", shape.elements())?;
@@ -105,7 +104,7 @@ impl NormContext {
             h: None,
             rstd: Some((&rstd).into()),
         };
-        let bound = RmsNormForwardOp::new(self, config)?.bind_async(shape, &args).await?;
+        let bound = op.bind_async(shape, &args).await?;
         bound.encode(&mut encoder);
         let [y, rstd] = self.finish_and_read(encoder, [&y, &rstd]).await?;
         Ok(RmsNormOutput { y: cast(y, shape.elements()), rstd: cast(rstd, shape.rows) })
@@ -139,15 +138,13 @@ impl NormContext {
         check_len("dy", shape.elements(), dy.len())?;
         check_opt_len("gamma", shape.cols, gamma)?;
         check_opt_len("rstd", shape.rows, rstd)?;
-        let config = RmsNormConfig { storage: host_storage::<T>(), ..*config };
-        config.check()?;
+        let op = RmsNormBackwardOp::new(self, RmsNormConfig { storage: host_storage::<T>(), ..*config })?;
         let xb = self.upload("x", x)?;
         let dyb = self.upload("dy", dy)?;
         let gb = gamma.map(|g| self.upload("gamma", g)).transpose()?;
         let rb = rstd.map(|r| self.upload("rstd", r)).transpose()?;
         let dx = self.poisoned::<T>("dx", shape.elements())?;
         let dgamma = self.poisoned::<f32>("dgamma", shape.cols)?;
-        let op = RmsNormBackwardOp::new(self, config)?;
         let workspace = self.scratch(op.workspace_size(shape)?)?;
         let mut encoder = self.encoder()?;
         let args = RmsNormBackward {
@@ -194,7 +191,7 @@ impl NormContext {
         check_len("x", shape.elements(), x.len())?;
         check_opt_len("gamma", shape.cols, gamma)?;
         check_opt_len("beta", shape.cols, beta)?;
-        let config = LayerNormConfig { storage: host_storage::<T>(), ..*config };
+        let op = LayerNormForwardOp::new(self, LayerNormConfig { storage: host_storage::<T>(), ..*config })?;
         let xb = self.upload("x", x)?;
         let gb = gamma.map(|g| self.upload("gamma", g)).transpose()?;
         let bb = beta.map(|b| self.upload("beta", b)).transpose()?;
@@ -212,7 +209,7 @@ impl NormContext {
             mean: Some((&mean).into()),
             rstd: Some((&rstd).into()),
         };
-        let bound = LayerNormForwardOp::new(self, config)?.bind_async(shape, &args).await?;
+        let bound = op.bind_async(shape, &args).await?;
         bound.encode(&mut encoder);
         let [y, mean, rstd] = self.finish_and_read(encoder, [&y, &mean, &rstd]).await?;
         Ok(LayerNormOutput {
@@ -254,7 +251,7 @@ impl NormContext {
         check_opt_len("gamma", shape.cols, gamma)?;
         check_opt_len("mean", shape.rows, mean)?;
         check_opt_len("rstd", shape.rows, rstd)?;
-        let config = LayerNormConfig { storage: host_storage::<T>(), ..*config };
+        let op = LayerNormBackwardOp::new(self, LayerNormConfig { storage: host_storage::<T>(), ..*config })?;
         let xb = self.upload("x", x)?;
         let dyb = self.upload("dy", dy)?;
         let gb = gamma.map(|g| self.upload("gamma", g)).transpose()?;
@@ -263,7 +260,6 @@ impl NormContext {
         let dx = self.poisoned::<T>("dx", shape.elements())?;
         let dgamma = self.poisoned::<f32>("dgamma", shape.cols)?;
         let dbeta = self.poisoned::<f32>("dbeta", shape.cols)?;
-        let op = LayerNormBackwardOp::new(self, config)?;
         let workspace = self.scratch(op.workspace_size(shape)?)?;
         let mut encoder = self.encoder()?;
         let args = LayerNormBackward {
