@@ -7,7 +7,7 @@ if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
     rustup target add wasm32-unknown-unknown
 fi
 cargo clippy --target wasm32-unknown-unknown -p wgpu-norm -- -D warnings
-cargo clippy --target wasm32-unknown-unknown -p wgpu-norm-web --tests -- -D warnings
+cargo clippy --target wasm32-unknown-unknown -p wgpu-norm-web --all-targets -- -D warnings
 tree="$(cargo tree --target wasm32-unknown-unknown -p wgpu-norm -e normal)"
 if [[ "$tree" == *pollster* ]]; then
     echo "pollster is in the wasm32 dependency tree: nothing may block in a browser" >&2

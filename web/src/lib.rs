@@ -1,2 +1,36 @@
-//! wgpu-norm in the browser: `tests/` runs the kernels on the browser's WebGPU through
-//! wasm-bindgen-test (`bash scripts/test-web.sh`).
+//! wgpu-norm in the browser.
+//!
+//! The page in `www/` (built and served by `bash scripts/web.sh`) calls [`run`]: RMSNorm and
+//! LayerNorm, forward and backward, over a few shapes on the browser's WebGPU, each result
+//! checked against the f64 reference compiled to wasm, each op timed, and a table and a chart
+//! drawn into the page. `tests/` is the browser suite (`bash scripts/test-web.sh`).
+//!
+//! In the browser wgpu 30 maps no subgroups, so rows are reduced through workgroup memory.
+#![cfg(target_arch = "wasm32")]
+
+pub mod cases;
+pub mod gpu;
+mod report;
+pub mod timing;
+
+use wasm_bindgen::prelude::wasm_bindgen;
+
+/// Runs every case of [`cases::CASES`] and draws the report into the element `#report`.
+/// The body's `data-status` ends as `pass` (every check passed), `fail`, or `error` (no
+/// WebGPU adapter, or an op refused); a page check waits for it.
+#[wasm_bindgen]
+pub async fn run() {
+    let page = report::Page::new();
+    page.status("running");
+    match cases::run_all(&page).await {
+        Ok(results) => {
+            let passed = results.iter().all(|r| r.pass);
+            page.finish(&results);
+            page.status(if passed { "pass" } else { "fail" });
+        }
+        Err(e) => {
+            page.error(&e);
+            page.status("error");
+        }
+    }
+}

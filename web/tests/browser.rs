@@ -9,29 +9,9 @@ use wgpu_norm::{
     Tensor, reference,
 };
 
+use wgpu_norm_web::gpu::{noise, read, rel_err, storage};
+
 wasm_bindgen_test_configure!(run_in_browser);
-
-/// Seeded noise in [-1, 1), plus `shift`.
-fn noise(n: usize, seed: u64, shift: f32) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            (s >> 40) as f32 / (1u64 << 23) as f32 - 1.0 + shift
-        })
-        .collect()
-}
-
-fn rel_err<T: Element>(gpu: &[T], want: &[f64]) -> f64 {
-    let (mut num, mut den) = (0.0, 0.0);
-    for (g, w) in gpu.iter().zip(want) {
-        num += (g.to_f64() - w).powi(2);
-        den += w * w;
-    }
-    (num / den).sqrt()
-}
 
 async fn context() -> NormContext {
     let ctx = NormContext::with_options_async(Default::default()).await.expect("a WebGPU adapter");
@@ -45,36 +25,6 @@ async fn context() -> NormContext {
     );
     assert_eq!(i.backend, wgpu::Backend::BrowserWebGpu, "WebGPU, not a fallback");
     ctx
-}
-
-fn storage(ctx: &NormContext, data: &[f32]) -> wgpu::Buffer {
-    let b = ctx.device().create_buffer(&wgpu::BufferDescriptor {
-        label: None,
-        size: (4 * data.len()).max(4) as u64,
-        usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
-        mapped_at_creation: false,
-    });
-    ctx.queue().write_buffer(&b, 0, bytemuck::cast_slice(data));
-    b
-}
-
-/// The buffer's f32s, after everything submitted so far.
-async fn read(ctx: &NormContext, buffer: &wgpu::Buffer) -> Vec<f32> {
-    let staging = ctx.device().create_buffer(&wgpu::BufferDescriptor {
-        label: None,
-        size: buffer.size(),
-        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-        mapped_at_creation: false,
-    });
-    let mut enc = ctx.device().create_command_encoder(&Default::default());
-    enc.copy_buffer_to_buffer(buffer, 0, &staging, 0, buffer.size());
-    ctx.queue().submit([enc.finish()]);
-    let (tx, rx) = futures_intrusive::channel::shared::oneshot_channel();
-    staging.slice(..).map_async(wgpu::MapMode::Read, move |r| {
-        tx.send(r).ok();
-    });
-    rx.receive().await.expect("mapped").expect("mapped");
-    bytemuck::pod_collect_to_vec(&staging.slice(..).get_mapped_range().expect("mapped range"))
 }
 
 async fn rms_forward(rows: usize, cols: usize, seed: u64) {
@@ -247,9 +197,9 @@ async fn fused_residual_add() {
     bound.encode(&mut enc);
     ctx.queue().submit([enc.finish()]);
     let h: Vec<f32> = x.iter().zip(&r).map(|(a, b)| a + b).collect();
-    assert_eq!(read(&ctx, &hb).await, h, "seed 70: h = x + residual");
+    assert_eq!(read(&ctx, &hb).await.unwrap(), h, "seed 70: h = x + residual");
     let want = reference::rms_norm_forward(&h, None, shape, &RmsNormConfig::default()).unwrap();
-    let e = rel_err(&read(&ctx, &yb).await, &want.y);
+    let e = rel_err(&read(&ctx, &yb).await.unwrap(), &want.y);
     assert!(e < 1e-6, "seed 70: relative error {e:e}");
 }
 
@@ -265,7 +215,7 @@ async fn row_stride_view() {
     let mut enc = ctx.device().create_command_encoder(&Default::default());
     bound.encode(&mut enc);
     ctx.queue().submit([enc.finish()]);
-    let y = read(&ctx, &yb).await;
+    let y = read(&ctx, &yb).await.unwrap();
     for r in 0..view.rows {
         let row = &x[r * 96..r * 96 + 64];
         let want =
@@ -311,7 +261,7 @@ async fn set_rows_on_a_bound_op() {
     let mut enc = ctx.device().create_command_encoder(&Default::default());
     bound.encode(&mut enc);
     ctx.queue().submit([enc.finish()]);
-    let y = read(&ctx, &yb).await;
+    let y = read(&ctx, &yb).await.unwrap();
     let want =
         reference::rms_norm_forward(&x[..900], None, Shape::new(3, 300), &RmsNormConfig::default()).unwrap();
     let e = rel_err(&y[..900], &want.y);
