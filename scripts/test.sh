@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every test, on each Vulkan driver the scripts install: Mesa's lavapipe (subgroups of 8,
 # SHADER_F16) and SwiftShader (subgroups of 4, no f16: the packed path), both on the CPU.
-# Each run names its adapter first; a missing driver or adapter fails the run.
+# Each run names its adapter first; a missing driver or adapter fails the run. Then the
+# browser suite and the page check on headless Chromium's WebGPU (scripts/test-web.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
@@ -20,3 +21,5 @@ if gpu="$(WGPU_NORM_ADAPTER=hardware cargo run --release -q --example adapter 2>
     echo "== every test on $gpu"
     WGPU_NORM_ADAPTER=hardware cargo test --release --workspace "$@"
 fi
+# And in the browser.
+bash scripts/test-web.sh "$@"
