@@ -7,8 +7,9 @@
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use wgpu::util::DeviceExt as _;
 use wgpu_norm::{
-    Direction, LayerNormBackward, LayerNormConfig, LayerNormForward, Norm, NormContext, RmsNormBackward,
-    RmsNormConfig, RmsNormForward, Shape,
+    Direction, LayerNormBackward, LayerNormBackwardOp, LayerNormConfig, LayerNormForward, LayerNormForwardOp,
+    Norm, NormContext, RmsNormBackward, RmsNormBackwardOp, RmsNormConfig, RmsNormForward, RmsNormForwardOp,
+    Shape,
 };
 
 const SHAPES: [(usize, usize); 3] = [(32, 4096), (512, 4096), (8192, 768)];
@@ -37,7 +38,9 @@ fn buffer(ctx: &NormContext, len: usize, fill: impl Fn(usize) -> f32) -> wgpu::B
 
 fn buffers(ctx: &NormContext, shape: Shape) -> Buffers {
     let (n, c, r) = (shape.elements(), shape.cols, shape.rows);
-    let ws = ctx.layer_norm_backward_workspace_size(shape).unwrap() as usize / 4;
+    let ws = LayerNormBackwardOp::new(ctx, LayerNormConfig::default()).unwrap().workspace_size(shape).unwrap()
+        as usize
+        / 4;
     let b = Buffers {
         x: buffer(ctx, n, |i| ((i * 7919) % 1000) as f32 / 500.0 - 0.5),
         dy: buffer(ctx, n, |i| ((i * 104_729) % 1000) as f32 / 500.0 - 1.0),
@@ -70,10 +73,9 @@ fn record(
     let ln = LayerNormConfig::default();
     let stats = |t| keep_stats.then_some(t);
     match (op, dir) {
-        (Norm::RmsNorm, Direction::Forward) => ctx.encode_rms_norm_forward(
+        (Norm::RmsNorm, Direction::Forward) => RmsNormForwardOp::new(ctx, rms).unwrap().encode(
             enc,
             shape,
-            &rms,
             &RmsNormForward {
                 residual: None,
                 h: None,
@@ -83,10 +85,9 @@ fn record(
                 rstd: None,
             },
         ),
-        (Norm::LayerNorm, Direction::Forward) => ctx.encode_layer_norm_forward(
+        (Norm::LayerNorm, Direction::Forward) => LayerNormForwardOp::new(ctx, ln).unwrap().encode(
             enc,
             shape,
-            &ln,
             &LayerNormForward {
                 residual: None,
                 h: None,
@@ -98,10 +99,9 @@ fn record(
                 rstd: stats((&b.rstd).into()),
             },
         ),
-        (Norm::RmsNorm, Direction::Backward) => ctx.encode_rms_norm_backward(
+        (Norm::RmsNorm, Direction::Backward) => RmsNormBackwardOp::new(ctx, rms).unwrap().encode(
             enc,
             shape,
-            &rms,
             &RmsNormBackward {
                 dh: None,
                 x: (&b.x).into(),
@@ -113,10 +113,9 @@ fn record(
                 workspace: Some((&b.workspace).into()),
             },
         ),
-        (Norm::LayerNorm, Direction::Backward) => ctx.encode_layer_norm_backward(
+        (Norm::LayerNorm, Direction::Backward) => LayerNormBackwardOp::new(ctx, ln).unwrap().encode(
             enc,
             shape,
-            &ln,
             &LayerNormBackward {
                 dh: None,
                 x: (&b.x).into(),
@@ -142,7 +141,7 @@ fn norms(c: &mut Criterion) {
         for op in Norm::ALL {
             for dir in Direction::ALL {
                 let mut group = c.benchmark_group(format!("{}_{}", op.name(), dir.name()));
-                group.throughput(Throughput::Bytes(ctx.bytes_moved(op, dir, shape).unwrap()));
+                group.throughput(Throughput::Bytes(op.bytes_moved(&ctx, dir, shape).unwrap()));
                 group.bench_function(format!("{rows}x{cols}"), |bench| {
                     bench.iter(|| {
                         let mut enc = ctx.device().create_command_encoder(&Default::default());

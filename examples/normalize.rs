@@ -3,6 +3,7 @@
 //!
 //! `cargo run --release --example normalize -- [ROWS] [COLS]`
 
+use wgpu_norm::host;
 use wgpu_norm::{LayerNormConfig, NormContext, RmsNormConfig, Shape, reference};
 
 /// ||gpu - ref|| / ||ref||.
@@ -47,10 +48,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let beta = noise(cols, 4);
 
     let rms = RmsNormConfig::default();
-    let out = ctx.rms_norm_forward(&x, Some(&gamma), shape, &rms)?;
+    let out = host::rms_norm_forward(&ctx, &x, Some(&gamma), shape, &rms)?;
     let want = reference::rms_norm_forward(&x, Some(&gamma), shape, &rms)?;
     println!("rms_norm_forward    {rows}x{cols}: rel err y {:.2e}", rel_err(&out.y, &want.y));
-    let grads = ctx.rms_norm_backward(&x, Some(&gamma), &dy, Some(&out.rstd), shape, &rms)?;
+    let grads = host::rms_norm_backward(&ctx, &x, Some(&gamma), &dy, Some(&out.rstd), shape, &rms)?;
     let want = reference::rms_norm_backward(&x, Some(&gamma), &dy, shape, &rms)?;
     println!(
         "rms_norm_backward   {rows}x{cols}: rel err dx {:.2e}, dgamma {:.2e}",
@@ -59,11 +60,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
 
     let ln = LayerNormConfig::default();
-    let out = ctx.layer_norm_forward(&x, Some(&gamma), Some(&beta), shape, &ln)?;
+    let out = host::layer_norm_forward(&ctx, &x, Some(&gamma), Some(&beta), shape, &ln)?;
     let want = reference::layer_norm_forward(&x, Some(&gamma), Some(&beta), shape, &ln)?;
     println!("layer_norm_forward  {rows}x{cols}: rel err y {:.2e}", rel_err(&out.y, &want.y));
     let grads =
-        ctx.layer_norm_backward(&x, Some(&gamma), &dy, Some(&out.mean), Some(&out.rstd), shape, &ln)?;
+        host::layer_norm_backward(&ctx, &x, Some(&gamma), &dy, Some(&out.mean), Some(&out.rstd), shape, &ln)?;
     let want = reference::layer_norm_backward(&x, Some(&gamma), &dy, shape, &ln)?;
     println!(
         "layer_norm_backward {rows}x{cols}: rel err dx {:.2e}, dgamma {:.2e}, dbeta {:.2e}",

@@ -14,7 +14,7 @@ pub enum NormError {
         /// What was looked for and what was seen.
         detail: String,
     },
-    /// The launch cache file of [`NormContext::autotune`](crate::NormContext::autotune)
+    /// The launch cache file of [`autotune`](crate::autotune())
     /// could not be read, parsed or written.
     #[error("launch cache file {path}: {message}")]
     TuningFile {

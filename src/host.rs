@@ -19,7 +19,7 @@ use crate::runtime::context::NormContext;
 use crate::runtime::verdict::scoped;
 use crate::shape::{Shape, check_len};
 
-/// Results of [`NormContext::rms_norm_forward`].
+/// Results of [`rms_norm_forward`].
 #[derive(Clone, Debug, PartialEq)]
 pub struct RmsNormOutput<T = f32> {
     /// Normalized rows, rows x cols.
@@ -28,7 +28,7 @@ pub struct RmsNormOutput<T = f32> {
     pub rstd: Vec<f32>,
 }
 
-/// Results of [`NormContext::rms_norm_backward`].
+/// Results of [`rms_norm_backward`].
 #[derive(Clone, Debug, PartialEq)]
 pub struct RmsNormGrads<T = f32> {
     /// Gradient with respect to x, rows x cols.
@@ -37,7 +37,7 @@ pub struct RmsNormGrads<T = f32> {
     pub dgamma: Vec<f32>,
 }
 
-/// Results of [`NormContext::layer_norm_forward`].
+/// Results of [`layer_norm_forward`].
 #[derive(Clone, Debug, PartialEq)]
 pub struct LayerNormOutput<T = f32> {
     /// Normalized rows, rows x cols.
@@ -48,7 +48,7 @@ pub struct LayerNormOutput<T = f32> {
     pub rstd: Vec<f32>,
 }
 
-/// Results of [`NormContext::layer_norm_backward`].
+/// Results of [`layer_norm_backward`].
 #[derive(Clone, Debug, PartialEq)]
 pub struct LayerNormGrads<T = f32> {
     /// Gradient with respect to x, rows x cols.
@@ -64,350 +64,349 @@ fn host_storage<T: Element>() -> Storage {
     Storage::uniform(T::DTYPE)
 }
 
-impl NormContext {
-    /// RMSNorm of contiguous host rows in `f32`, `half::f16` or `half::bf16` (the config's
-    /// `storage` is taken from `T`).
-    ///
-    /// ```
-    /// use wgpu_norm::{NormContext, RmsNormConfig, Shape};
-    /// let ctx = NormContext::new()?;
-    /// let x = [1.0_f32, -2.0, 3.0, -4.0, 0.5, 0.25];
-    /// let out = ctx.rms_norm_forward(&x, None, Shape::new(2, 3), &RmsNormConfig::default())?;
-    /// let want = wgpu_norm::reference::rms_norm_forward(&x, None, Shape::new(2, 3), &RmsNormConfig::default())?;
-    /// for (g, r) in out.y.iter().zip(&want.y) {
-    ///     assert!((*g as f64 - r).abs() < 1e-6);
-    /// }
-    /// # Ok::<(), wgpu_norm::NormError>(())
-    /// ```
-    pub async fn rms_norm_forward_async<T: Element>(
-        &self,
-        x: &[T],
-        gamma: Option<&[T]>,
-        shape: Shape,
-        config: &RmsNormConfig,
-    ) -> Result<RmsNormOutput<T>> {
-        let shape = contiguous(shape)?;
-        check_len("x", shape.elements(), x.len())?;
-        check_opt_len("gamma", shape.cols, gamma)?;
-        // The op checks the config before anything is uploaded.
-        let op = RmsNormForwardOp::new(self, RmsNormConfig { storage: host_storage::<T>(), ..*config })?;
-        let xb = self.upload("x", x)?;
-        let gb = gamma.map(|g| self.upload("gamma", g)).transpose()?;
-        let y = self.poisoned::<T>("y", shape.elements())?;
-        let rstd = self.poisoned::<f32>("rstd", shape.rows)?;
-        let mut encoder = self.encoder()?;
-        let args = RmsNormForward {
-            x: (&xb).into(),
-            residual: None,
-            gamma: gb.as_ref().map(Tensor::from),
-            y: (&y).into(),
-            h: None,
-            rstd: Some((&rstd).into()),
-        };
-        let bound = op.bind_async(shape, &args).await?;
-        bound.encode(&mut encoder);
-        let [y, rstd] = self.finish_and_read(encoder, [&y, &rstd]).await?;
-        Ok(RmsNormOutput { y: cast(y, shape.elements()), rstd: cast(rstd, shape.rows) })
-    }
+/// RMSNorm of contiguous host rows in `f32`, `half::f16` or `half::bf16` (the config's
+/// `storage` is taken from `T`).
+///
+/// ```
+/// use wgpu_norm::{NormContext, RmsNormConfig, Shape};
+/// let ctx = NormContext::new()?;
+/// let x = [1.0_f32, -2.0, 3.0, -4.0, 0.5, 0.25];
+/// let out = wgpu_norm::host::rms_norm_forward(&ctx, &x, None, Shape::new(2, 3), &RmsNormConfig::default())?;
+/// let want = wgpu_norm::reference::rms_norm_forward(&x, None, Shape::new(2, 3), &RmsNormConfig::default())?;
+/// for (g, r) in out.y.iter().zip(&want.y) {
+///     assert!((*g as f64 - r).abs() < 1e-6);
+/// }
+/// # Ok::<(), wgpu_norm::NormError>(())
+/// ```
+pub async fn rms_norm_forward_async<T: Element>(
+    ctx: &NormContext,
+    x: &[T],
+    gamma: Option<&[T]>,
+    shape: Shape,
+    config: &RmsNormConfig,
+) -> Result<RmsNormOutput<T>> {
+    let shape = contiguous(shape)?;
+    check_len("x", shape.elements(), x.len())?;
+    check_opt_len("gamma", shape.cols, gamma)?;
+    // The op checks the config before anything is uploaded.
+    let op = RmsNormForwardOp::new(ctx, RmsNormConfig { storage: host_storage::<T>(), ..*config })?;
+    let xb = upload(ctx, "x", x)?;
+    let gb = gamma.map(|g| upload(ctx, "gamma", g)).transpose()?;
+    let y = poisoned::<T>(ctx, "y", shape.elements())?;
+    let rstd = poisoned::<f32>(ctx, "rstd", shape.rows)?;
+    let mut encoder = encoder(ctx)?;
+    let args = RmsNormForward {
+        x: (&xb).into(),
+        residual: None,
+        gamma: gb.as_ref().map(Tensor::from),
+        y: (&y).into(),
+        h: None,
+        rstd: Some((&rstd).into()),
+    };
+    let bound = op.bind_async(shape, &args).await?;
+    bound.encode(&mut encoder);
+    let [y, rstd] = finish_and_read(ctx, encoder, [&y, &rstd]).await?;
+    Ok(RmsNormOutput { y: cast(y, shape.elements()), rstd: cast(rstd, shape.rows) })
+}
 
-    /// [`NormContext::rms_norm_forward_async`], blocking until the result is back (native only).
-    #[cfg(not(target_arch = "wasm32"))]
-    pub fn rms_norm_forward<T: Element>(
-        &self,
-        x: &[T],
-        gamma: Option<&[T]>,
-        shape: Shape,
-        config: &RmsNormConfig,
-    ) -> Result<RmsNormOutput<T>> {
-        pollster::block_on(self.rms_norm_forward_async(x, gamma, shape, config))
-    }
+/// [`rms_norm_forward_async`], blocking until the result is back (native only).
+#[cfg(not(target_arch = "wasm32"))]
+pub fn rms_norm_forward<T: Element>(
+    ctx: &NormContext,
+    x: &[T],
+    gamma: Option<&[T]>,
+    shape: Shape,
+    config: &RmsNormConfig,
+) -> Result<RmsNormOutput<T>> {
+    pollster::block_on(rms_norm_forward_async(ctx, x, gamma, shape, config))
+}
 
-    /// RMSNorm backward of host rows; `rstd` is the forward's saved statistic, or `None` to
-    /// recompute it.
-    pub async fn rms_norm_backward_async<T: Element>(
-        &self,
-        x: &[T],
-        gamma: Option<&[T]>,
-        dy: &[T],
-        rstd: Option<&[f32]>,
-        shape: Shape,
-        config: &RmsNormConfig,
-    ) -> Result<RmsNormGrads<T>> {
-        let shape = contiguous(shape)?;
-        check_len("x", shape.elements(), x.len())?;
-        check_len("dy", shape.elements(), dy.len())?;
-        check_opt_len("gamma", shape.cols, gamma)?;
-        check_opt_len("rstd", shape.rows, rstd)?;
-        let op = RmsNormBackwardOp::new(self, RmsNormConfig { storage: host_storage::<T>(), ..*config })?;
-        let xb = self.upload("x", x)?;
-        let dyb = self.upload("dy", dy)?;
-        let gb = gamma.map(|g| self.upload("gamma", g)).transpose()?;
-        let rb = rstd.map(|r| self.upload("rstd", r)).transpose()?;
-        let dx = self.poisoned::<T>("dx", shape.elements())?;
-        let dgamma = self.poisoned::<f32>("dgamma", shape.cols)?;
-        let workspace = self.scratch(op.workspace_size(shape)?)?;
-        let mut encoder = self.encoder()?;
-        let args = RmsNormBackward {
-            x: (&xb).into(),
-            gamma: gb.as_ref().map(Tensor::from),
-            dy: (&dyb).into(),
-            dh: None,
-            rstd: rb.as_ref().map(Tensor::from),
-            dx: (&dx).into(),
-            dgamma: Some((&dgamma).into()),
-            workspace: Some((&workspace).into()),
-        };
-        let bound = op.bind_async(shape, &args).await?;
-        bound.encode(&mut encoder);
-        let [dx, dgamma] = self.finish_and_read(encoder, [&dx, &dgamma]).await?;
-        Ok(RmsNormGrads { dx: cast(dx, shape.elements()), dgamma: cast(dgamma, shape.cols) })
-    }
+/// RMSNorm backward of host rows; `rstd` is the forward's saved statistic, or `None` to
+/// recompute it.
+pub async fn rms_norm_backward_async<T: Element>(
+    ctx: &NormContext,
+    x: &[T],
+    gamma: Option<&[T]>,
+    dy: &[T],
+    rstd: Option<&[f32]>,
+    shape: Shape,
+    config: &RmsNormConfig,
+) -> Result<RmsNormGrads<T>> {
+    let shape = contiguous(shape)?;
+    check_len("x", shape.elements(), x.len())?;
+    check_len("dy", shape.elements(), dy.len())?;
+    check_opt_len("gamma", shape.cols, gamma)?;
+    check_opt_len("rstd", shape.rows, rstd)?;
+    let op = RmsNormBackwardOp::new(ctx, RmsNormConfig { storage: host_storage::<T>(), ..*config })?;
+    let xb = upload(ctx, "x", x)?;
+    let dyb = upload(ctx, "dy", dy)?;
+    let gb = gamma.map(|g| upload(ctx, "gamma", g)).transpose()?;
+    let rb = rstd.map(|r| upload(ctx, "rstd", r)).transpose()?;
+    let dx = poisoned::<T>(ctx, "dx", shape.elements())?;
+    let dgamma = poisoned::<f32>(ctx, "dgamma", shape.cols)?;
+    let workspace = scratch(ctx, op.workspace_size(shape)?)?;
+    let mut encoder = encoder(ctx)?;
+    let args = RmsNormBackward {
+        x: (&xb).into(),
+        gamma: gb.as_ref().map(Tensor::from),
+        dy: (&dyb).into(),
+        dh: None,
+        rstd: rb.as_ref().map(Tensor::from),
+        dx: (&dx).into(),
+        dgamma: Some((&dgamma).into()),
+        workspace: Some((&workspace).into()),
+    };
+    let bound = op.bind_async(shape, &args).await?;
+    bound.encode(&mut encoder);
+    let [dx, dgamma] = finish_and_read(ctx, encoder, [&dx, &dgamma]).await?;
+    Ok(RmsNormGrads { dx: cast(dx, shape.elements()), dgamma: cast(dgamma, shape.cols) })
+}
 
-    /// [`NormContext::rms_norm_backward_async`], blocking until the result is back (native only).
-    #[cfg(not(target_arch = "wasm32"))]
-    pub fn rms_norm_backward<T: Element>(
-        &self,
-        x: &[T],
-        gamma: Option<&[T]>,
-        dy: &[T],
-        rstd: Option<&[f32]>,
-        shape: Shape,
-        config: &RmsNormConfig,
-    ) -> Result<RmsNormGrads<T>> {
-        pollster::block_on(self.rms_norm_backward_async(x, gamma, dy, rstd, shape, config))
-    }
+/// [`rms_norm_backward_async`], blocking until the result is back (native only).
+#[cfg(not(target_arch = "wasm32"))]
+pub fn rms_norm_backward<T: Element>(
+    ctx: &NormContext,
+    x: &[T],
+    gamma: Option<&[T]>,
+    dy: &[T],
+    rstd: Option<&[f32]>,
+    shape: Shape,
+    config: &RmsNormConfig,
+) -> Result<RmsNormGrads<T>> {
+    pollster::block_on(rms_norm_backward_async(ctx, x, gamma, dy, rstd, shape, config))
+}
 
-    /// LayerNorm of contiguous host rows in `f32`, `half::f16` or `half::bf16` (the config's
-    /// `storage` is taken from `T`).
-    pub async fn layer_norm_forward_async<T: Element>(
-        &self,
-        x: &[T],
-        gamma: Option<&[T]>,
-        beta: Option<&[T]>,
-        shape: Shape,
-        config: &LayerNormConfig,
-    ) -> Result<LayerNormOutput<T>> {
-        let shape = contiguous(shape)?;
-        check_len("x", shape.elements(), x.len())?;
-        check_opt_len("gamma", shape.cols, gamma)?;
-        check_opt_len("beta", shape.cols, beta)?;
-        let op = LayerNormForwardOp::new(self, LayerNormConfig { storage: host_storage::<T>(), ..*config })?;
-        let xb = self.upload("x", x)?;
-        let gb = gamma.map(|g| self.upload("gamma", g)).transpose()?;
-        let bb = beta.map(|b| self.upload("beta", b)).transpose()?;
-        let y = self.poisoned::<T>("y", shape.elements())?;
-        let mean = self.poisoned::<f32>("mean", shape.rows)?;
-        let rstd = self.poisoned::<f32>("rstd", shape.rows)?;
-        let mut encoder = self.encoder()?;
-        let args = LayerNormForward {
-            x: (&xb).into(),
-            residual: None,
-            gamma: gb.as_ref().map(Tensor::from),
-            beta: bb.as_ref().map(Tensor::from),
-            y: (&y).into(),
-            h: None,
-            mean: Some((&mean).into()),
-            rstd: Some((&rstd).into()),
-        };
-        let bound = op.bind_async(shape, &args).await?;
-        bound.encode(&mut encoder);
-        let [y, mean, rstd] = self.finish_and_read(encoder, [&y, &mean, &rstd]).await?;
-        Ok(LayerNormOutput {
-            y: cast(y, shape.elements()),
-            mean: cast(mean, shape.rows),
-            rstd: cast(rstd, shape.rows),
+/// LayerNorm of contiguous host rows in `f32`, `half::f16` or `half::bf16` (the config's
+/// `storage` is taken from `T`).
+pub async fn layer_norm_forward_async<T: Element>(
+    ctx: &NormContext,
+    x: &[T],
+    gamma: Option<&[T]>,
+    beta: Option<&[T]>,
+    shape: Shape,
+    config: &LayerNormConfig,
+) -> Result<LayerNormOutput<T>> {
+    let shape = contiguous(shape)?;
+    check_len("x", shape.elements(), x.len())?;
+    check_opt_len("gamma", shape.cols, gamma)?;
+    check_opt_len("beta", shape.cols, beta)?;
+    let op = LayerNormForwardOp::new(ctx, LayerNormConfig { storage: host_storage::<T>(), ..*config })?;
+    let xb = upload(ctx, "x", x)?;
+    let gb = gamma.map(|g| upload(ctx, "gamma", g)).transpose()?;
+    let bb = beta.map(|b| upload(ctx, "beta", b)).transpose()?;
+    let y = poisoned::<T>(ctx, "y", shape.elements())?;
+    let mean = poisoned::<f32>(ctx, "mean", shape.rows)?;
+    let rstd = poisoned::<f32>(ctx, "rstd", shape.rows)?;
+    let mut encoder = encoder(ctx)?;
+    let args = LayerNormForward {
+        x: (&xb).into(),
+        residual: None,
+        gamma: gb.as_ref().map(Tensor::from),
+        beta: bb.as_ref().map(Tensor::from),
+        y: (&y).into(),
+        h: None,
+        mean: Some((&mean).into()),
+        rstd: Some((&rstd).into()),
+    };
+    let bound = op.bind_async(shape, &args).await?;
+    bound.encode(&mut encoder);
+    let [y, mean, rstd] = finish_and_read(ctx, encoder, [&y, &mean, &rstd]).await?;
+    Ok(LayerNormOutput {
+        y: cast(y, shape.elements()),
+        mean: cast(mean, shape.rows),
+        rstd: cast(rstd, shape.rows),
+    })
+}
+
+/// [`layer_norm_forward_async`], blocking until the result is back (native only).
+#[cfg(not(target_arch = "wasm32"))]
+pub fn layer_norm_forward<T: Element>(
+    ctx: &NormContext,
+    x: &[T],
+    gamma: Option<&[T]>,
+    beta: Option<&[T]>,
+    shape: Shape,
+    config: &LayerNormConfig,
+) -> Result<LayerNormOutput<T>> {
+    pollster::block_on(layer_norm_forward_async(ctx, x, gamma, beta, shape, config))
+}
+
+/// LayerNorm backward of host rows; `mean` and `rstd` are the forward's saved
+/// statistics, each `None` to recompute it.
+#[expect(clippy::too_many_arguments, reason = "one slice per tensor of the operation")]
+pub async fn layer_norm_backward_async<T: Element>(
+    ctx: &NormContext,
+    x: &[T],
+    gamma: Option<&[T]>,
+    dy: &[T],
+    mean: Option<&[f32]>,
+    rstd: Option<&[f32]>,
+    shape: Shape,
+    config: &LayerNormConfig,
+) -> Result<LayerNormGrads<T>> {
+    let shape = contiguous(shape)?;
+    check_len("x", shape.elements(), x.len())?;
+    check_len("dy", shape.elements(), dy.len())?;
+    check_opt_len("gamma", shape.cols, gamma)?;
+    check_opt_len("mean", shape.rows, mean)?;
+    check_opt_len("rstd", shape.rows, rstd)?;
+    let op = LayerNormBackwardOp::new(ctx, LayerNormConfig { storage: host_storage::<T>(), ..*config })?;
+    let xb = upload(ctx, "x", x)?;
+    let dyb = upload(ctx, "dy", dy)?;
+    let gb = gamma.map(|g| upload(ctx, "gamma", g)).transpose()?;
+    let mb = mean.map(|m| upload(ctx, "mean", m)).transpose()?;
+    let rb = rstd.map(|r| upload(ctx, "rstd", r)).transpose()?;
+    let dx = poisoned::<T>(ctx, "dx", shape.elements())?;
+    let dgamma = poisoned::<f32>(ctx, "dgamma", shape.cols)?;
+    let dbeta = poisoned::<f32>(ctx, "dbeta", shape.cols)?;
+    let workspace = scratch(ctx, op.workspace_size(shape)?)?;
+    let mut encoder = encoder(ctx)?;
+    let args = LayerNormBackward {
+        x: (&xb).into(),
+        gamma: gb.as_ref().map(Tensor::from),
+        dy: (&dyb).into(),
+        dh: None,
+        mean: mb.as_ref().map(Tensor::from),
+        rstd: rb.as_ref().map(Tensor::from),
+        dx: (&dx).into(),
+        dgamma: Some((&dgamma).into()),
+        dbeta: Some((&dbeta).into()),
+        workspace: Some((&workspace).into()),
+    };
+    let bound = op.bind_async(shape, &args).await?;
+    bound.encode(&mut encoder);
+    let [dx, dgamma, dbeta] = finish_and_read(ctx, encoder, [&dx, &dgamma, &dbeta]).await?;
+    Ok(LayerNormGrads {
+        dx: cast(dx, shape.elements()),
+        dgamma: cast(dgamma, shape.cols),
+        dbeta: cast(dbeta, shape.cols),
+    })
+}
+
+/// [`layer_norm_backward_async`], blocking until the result is back (native only).
+#[cfg(not(target_arch = "wasm32"))]
+#[expect(clippy::too_many_arguments, reason = "one slice per tensor of the operation")]
+pub fn layer_norm_backward<T: Element>(
+    ctx: &NormContext,
+    x: &[T],
+    gamma: Option<&[T]>,
+    dy: &[T],
+    mean: Option<&[f32]>,
+    rstd: Option<&[f32]>,
+    shape: Shape,
+    config: &LayerNormConfig,
+) -> Result<LayerNormGrads<T>> {
+    pollster::block_on(layer_norm_backward_async(ctx, x, gamma, dy, mean, rstd, shape, config))
+}
+
+/// A storage buffer holding `data`, padded to whole 4-byte words. Made with
+/// `create_buffer` and `write_buffer`, which report a lost device instead of panicking.
+fn upload<T: bytemuck::Pod>(ctx: &NormContext, label: &'static str, data: &[T]) -> Result<wgpu::Buffer> {
+    let mut bytes = bytemuck::cast_slice::<T, u8>(data).to_vec();
+    bytes.resize(bytes.len().next_multiple_of(4).max(4), 0);
+    let buffer = buffer(ctx, label, bytes.len() as u64, wgpu::BufferUsages::COPY_SRC)?;
+    scoped(ctx.device(), "upload", || ctx.queue().write_buffer(&buffer, 0, &bytes))
+        .map_err(|e| ctx.lost_or(e))?;
+    Ok(buffer)
+}
+
+/// An output buffer filled with NaN, so an element a kernel fails to write reads back
+/// as NaN instead of a plausible zero.
+fn poisoned<T: Element>(ctx: &NormContext, label: &'static str, len: usize) -> Result<wgpu::Buffer> {
+    upload(ctx, label, &vec![T::nan(); len])
+}
+
+fn scratch(ctx: &NormContext, bytes: u64) -> Result<wgpu::Buffer> {
+    buffer(ctx, "workspace", bytes.max(4), wgpu::BufferUsages::empty())
+}
+
+fn encoder(ctx: &NormContext) -> Result<wgpu::CommandEncoder> {
+    scoped(ctx.device(), "command encoder creation", || {
+        ctx.device().create_command_encoder(&Default::default())
+    })
+    .map_err(|e| ctx.lost_or(e))
+}
+
+/// A storage buffer of `bytes`, refused with a typed error past the device's limits
+/// before anything is created.
+fn buffer(
+    ctx: &NormContext,
+    label: &'static str,
+    bytes: u64,
+    usage: wgpu::BufferUsages,
+) -> Result<wgpu::Buffer> {
+    let limits = ctx.limits();
+    if bytes > limits.max_buffer_size {
+        let (needed, allowed) = (bytes, limits.max_buffer_size);
+        return Err(NormError::DeviceLimit { what: label, limit: "max_buffer_size", needed, allowed });
+    }
+    let limit = limits.max_storage_buffer_binding_size;
+    if bytes > limit {
+        return Err(NormError::BindingTooLarge { what: label, bytes, limit });
+    }
+    ctx.check_device()?;
+    scoped(ctx.device(), "buffer creation", || {
+        ctx.device().create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size: bytes,
+            usage: usage | wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
         })
-    }
+    })
+    .map_err(|e| ctx.lost_or(e))
+}
 
-    /// [`NormContext::layer_norm_forward_async`], blocking until the result is back (native only).
-    #[cfg(not(target_arch = "wasm32"))]
-    pub fn layer_norm_forward<T: Element>(
-        &self,
-        x: &[T],
-        gamma: Option<&[T]>,
-        beta: Option<&[T]>,
-        shape: Shape,
-        config: &LayerNormConfig,
-    ) -> Result<LayerNormOutput<T>> {
-        pollster::block_on(self.layer_norm_forward_async(x, gamma, beta, shape, config))
-    }
-
-    /// LayerNorm backward of host rows; `mean` and `rstd` are the forward's saved
-    /// statistics, each `None` to recompute it.
-    #[expect(clippy::too_many_arguments, reason = "one slice per tensor of the operation")]
-    pub async fn layer_norm_backward_async<T: Element>(
-        &self,
-        x: &[T],
-        gamma: Option<&[T]>,
-        dy: &[T],
-        mean: Option<&[f32]>,
-        rstd: Option<&[f32]>,
-        shape: Shape,
-        config: &LayerNormConfig,
-    ) -> Result<LayerNormGrads<T>> {
-        let shape = contiguous(shape)?;
-        check_len("x", shape.elements(), x.len())?;
-        check_len("dy", shape.elements(), dy.len())?;
-        check_opt_len("gamma", shape.cols, gamma)?;
-        check_opt_len("mean", shape.rows, mean)?;
-        check_opt_len("rstd", shape.rows, rstd)?;
-        let op = LayerNormBackwardOp::new(self, LayerNormConfig { storage: host_storage::<T>(), ..*config })?;
-        let xb = self.upload("x", x)?;
-        let dyb = self.upload("dy", dy)?;
-        let gb = gamma.map(|g| self.upload("gamma", g)).transpose()?;
-        let mb = mean.map(|m| self.upload("mean", m)).transpose()?;
-        let rb = rstd.map(|r| self.upload("rstd", r)).transpose()?;
-        let dx = self.poisoned::<T>("dx", shape.elements())?;
-        let dgamma = self.poisoned::<f32>("dgamma", shape.cols)?;
-        let dbeta = self.poisoned::<f32>("dbeta", shape.cols)?;
-        let workspace = self.scratch(op.workspace_size(shape)?)?;
-        let mut encoder = self.encoder()?;
-        let args = LayerNormBackward {
-            x: (&xb).into(),
-            gamma: gb.as_ref().map(Tensor::from),
-            dy: (&dyb).into(),
-            dh: None,
-            mean: mb.as_ref().map(Tensor::from),
-            rstd: rb.as_ref().map(Tensor::from),
-            dx: (&dx).into(),
-            dgamma: Some((&dgamma).into()),
-            dbeta: Some((&dbeta).into()),
-            workspace: Some((&workspace).into()),
-        };
-        let bound = op.bind_async(shape, &args).await?;
-        bound.encode(&mut encoder);
-        let [dx, dgamma, dbeta] = self.finish_and_read(encoder, [&dx, &dgamma, &dbeta]).await?;
-        Ok(LayerNormGrads {
-            dx: cast(dx, shape.elements()),
-            dgamma: cast(dgamma, shape.cols),
-            dbeta: cast(dbeta, shape.cols),
-        })
-    }
-
-    /// [`NormContext::layer_norm_backward_async`], blocking until the result is back (native only).
-    #[cfg(not(target_arch = "wasm32"))]
-    #[expect(clippy::too_many_arguments, reason = "one slice per tensor of the operation")]
-    pub fn layer_norm_backward<T: Element>(
-        &self,
-        x: &[T],
-        gamma: Option<&[T]>,
-        dy: &[T],
-        mean: Option<&[f32]>,
-        rstd: Option<&[f32]>,
-        shape: Shape,
-        config: &LayerNormConfig,
-    ) -> Result<LayerNormGrads<T>> {
-        pollster::block_on(self.layer_norm_backward_async(x, gamma, dy, mean, rstd, shape, config))
-    }
-
-    /// A storage buffer holding `data`, padded to whole 4-byte words. Made with
-    /// `create_buffer` and `write_buffer`, which report a lost device instead of panicking.
-    fn upload<T: bytemuck::Pod>(&self, label: &'static str, data: &[T]) -> Result<wgpu::Buffer> {
-        let mut bytes = bytemuck::cast_slice::<T, u8>(data).to_vec();
-        bytes.resize(bytes.len().next_multiple_of(4).max(4), 0);
-        let buffer = self.buffer(label, bytes.len() as u64, wgpu::BufferUsages::COPY_SRC)?;
-        scoped(self.device(), "upload", || self.queue().write_buffer(&buffer, 0, &bytes))
-            .map_err(|e| self.lost_or(e))?;
-        Ok(buffer)
-    }
-
-    /// An output buffer filled with NaN, so an element a kernel fails to write reads back
-    /// as NaN instead of a plausible zero.
-    fn poisoned<T: Element>(&self, label: &'static str, len: usize) -> Result<wgpu::Buffer> {
-        self.upload(label, &vec![T::nan(); len])
-    }
-
-    fn scratch(&self, bytes: u64) -> Result<wgpu::Buffer> {
-        self.buffer("workspace", bytes.max(4), wgpu::BufferUsages::empty())
-    }
-
-    fn encoder(&self) -> Result<wgpu::CommandEncoder> {
-        scoped(self.device(), "command encoder creation", || {
-            self.device().create_command_encoder(&Default::default())
-        })
-        .map_err(|e| self.lost_or(e))
-    }
-
-    /// A storage buffer of `bytes`, refused with a typed error past the device's limits
-    /// before anything is created.
-    fn buffer(&self, label: &'static str, bytes: u64, usage: wgpu::BufferUsages) -> Result<wgpu::Buffer> {
-        let limits = self.limits();
-        if bytes > limits.max_buffer_size {
-            let (needed, allowed) = (bytes, limits.max_buffer_size);
-            return Err(NormError::DeviceLimit { what: label, limit: "max_buffer_size", needed, allowed });
-        }
-        let limit = limits.max_storage_buffer_binding_size;
-        if bytes > limit {
-            return Err(NormError::BindingTooLarge { what: label, bytes, limit });
-        }
-        self.check_device()?;
-        scoped(self.device(), "buffer creation", || {
-            self.device().create_buffer(&wgpu::BufferDescriptor {
-                label: Some(label),
-                size: bytes,
-                usage: usage | wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
-                mapped_at_creation: false,
-            })
-        })
-        .map_err(|e| self.lost_or(e))
-    }
-
-    /// Copies `sources` to mappable buffers at the end of `encoder`, submits and returns
-    /// their contents once the device has written them. wgpu errors of the whole submission
-    /// come back as errors.
-    pub(crate) async fn finish_and_read<const N: usize>(
-        &self,
-        mut encoder: wgpu::CommandEncoder,
-        sources: [&wgpu::Buffer; N],
-    ) -> Result<[Vec<u8>; N]> {
-        let device = self.device();
-        let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let staging = sources.map(|src| {
-            let b = device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some("wgpu_norm.readback"),
-                size: src.size(),
-                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-                mapped_at_creation: false,
-            });
-            encoder.copy_buffer_to_buffer(src, 0, &b, 0, src.size());
-            b
+/// Copies `sources` to mappable buffers at the end of `encoder`, submits and returns
+/// their contents once the device has written them. wgpu errors of the whole submission
+/// come back as errors.
+async fn finish_and_read<const N: usize>(
+    ctx: &NormContext,
+    mut encoder: wgpu::CommandEncoder,
+    sources: [&wgpu::Buffer; N],
+) -> Result<[Vec<u8>; N]> {
+    let device = ctx.device();
+    let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+    let staging = sources.map(|src| {
+        let b = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("wgpu_norm.readback"),
+            size: src.size(),
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
         });
-        self.queue().submit([encoder.finish()]);
-        if let Some(e) = scope.pop().await {
-            return Err(self.lost_or(NormError::Wgpu { during: "submission", message: e.to_string() }));
-        }
-        let mapped = staging.each_ref().map(|b| {
-            let (tx, rx) = futures_intrusive::channel::shared::oneshot_channel();
-            b.slice(..).map_async(wgpu::MapMode::Read, move |r| {
-                tx.send(r).ok();
-            });
-            rx
+        encoder.copy_buffer_to_buffer(src, 0, &b, 0, src.size());
+        b
+    });
+    ctx.queue().submit([encoder.finish()]);
+    if let Some(e) = scope.pop().await {
+        return Err(ctx.lost_or(NormError::Wgpu { during: "submission", message: e.to_string() }));
+    }
+    let mapped = staging.each_ref().map(|b| {
+        let (tx, rx) = futures_intrusive::channel::shared::oneshot_channel();
+        b.slice(..).map_async(wgpu::MapMode::Read, move |r| {
+            tx.send(r).ok();
         });
-        #[cfg(not(target_arch = "wasm32"))]
-        if let Err(e) = device.poll(wgpu::PollType::wait_indefinitely()) {
-            return Err(self.lost_or(NormError::Readback(e.to_string())));
-        }
-        let mut out = [const { Vec::new() }; N];
-        for (i, ((o, b), rx)) in out.iter_mut().zip(&staging).zip(mapped).enumerate() {
-            match rx.receive().await {
-                Some(Ok(())) => {}
-                Some(Err(e)) => return Err(self.lost_or(NormError::Readback(format!("buffer {i}: {e}")))),
-                None => {
-                    return Err(
-                        self.lost_or(NormError::Readback(format!("buffer {i}: the mapping was dropped")))
-                    );
-                }
+        rx
+    });
+    #[cfg(not(target_arch = "wasm32"))]
+    if let Err(e) = device.poll(wgpu::PollType::wait_indefinitely()) {
+        return Err(ctx.lost_or(NormError::Readback(e.to_string())));
+    }
+    let mut out = [const { Vec::new() }; N];
+    for (i, ((o, b), rx)) in out.iter_mut().zip(&staging).zip(mapped).enumerate() {
+        match rx.receive().await {
+            Some(Ok(())) => {}
+            Some(Err(e)) => return Err(ctx.lost_or(NormError::Readback(format!("buffer {i}: {e}")))),
+            None => {
+                return Err(ctx.lost_or(NormError::Readback(format!("buffer {i}: the mapping was dropped"))));
             }
-            let view = b
-                .slice(..)
-                .get_mapped_range()
-                .map_err(|e| self.lost_or(NormError::Readback(e.to_string())))?;
-            *o = view.to_vec();
-            drop(view);
-            b.unmap();
         }
-        Ok(out)
+        let view =
+            b.slice(..).get_mapped_range().map_err(|e| ctx.lost_or(NormError::Readback(e.to_string())))?;
+        *o = view.to_vec();
+        drop(view);
+        b.unmap();
     }
+    Ok(out)
 }
 
 fn check_opt_len<T>(what: &'static str, expected: usize, v: Option<&[T]>) -> Result<()> {

@@ -29,10 +29,10 @@
 //!
 //! ```
 //! # #[cfg(not(target_arch = "wasm32"))] {
-//! use wgpu_norm::{LayerNormConfig, NormContext, Shape};
+//! use wgpu_norm::{LayerNormConfig, NormContext, Shape, host};
 //! let ctx = NormContext::new()?;
 //! let x: Vec<f32> = (0..4 * 10).map(|i| (i as f32 * 0.37).sin() + 1e3).collect();
-//! let out = ctx.layer_norm_forward(&x, None, None, Shape::new(4, 10), &LayerNormConfig::default())?;
+//! let out = host::layer_norm_forward(&ctx, &x, None, None, Shape::new(4, 10), &LayerNormConfig::default())?;
 //! assert!(out.mean.iter().all(|m| (m - 1e3).abs() < 1.0));
 //! # }
 //! # Ok::<(), wgpu_norm::NormError>(())
@@ -40,7 +40,7 @@
 
 mod dtype;
 mod error;
-mod host;
+pub mod host;
 mod ops;
 pub mod reference;
 mod runtime;
@@ -68,7 +68,7 @@ pub use runtime::context::{AdapterChoice, ContextOptions, F16Path, NormContext, 
 pub use runtime::recorder::Recorder;
 pub use shape::{EpsPlacement, Shape};
 #[cfg(not(target_arch = "wasm32"))]
-pub use tuning::autotune::TunedLaunch;
+pub use tuning::autotune::{TunedLaunch, autotune};
 pub use tuning::rules::Tuning;
 
 #[doc(hidden)]

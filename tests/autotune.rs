@@ -5,7 +5,9 @@
 mod common;
 
 use common::{Case, Input, check_layer, check_rms, ctx};
-use wgpu_norm::{EpsPlacement, NormContext, NormError, Shape, Storage};
+use wgpu_norm::{
+    EpsPlacement, LayerNormBackwardOp, LayerNormConfig, NormContext, NormError, Shape, Storage, autotune,
+};
 
 const KERNELS: [&str; 5] =
     ["rms_norm_forward", "rms_norm_backward", "layer_norm_forward", "layer_norm_backward", "stream_copy"];
@@ -29,7 +31,7 @@ fn tuned_launches_are_timed_cached_and_exact() {
     let shapes = [Shape::new(48, 96), Shape::new(3, 4100)];
     std::fs::write(&path, "some other adapter\trms_norm_forward\t64\t128\t2\ttile\n").unwrap();
     let c = fresh();
-    let tuned = c.autotune(&shapes, Storage::default(), Some(&path)).unwrap();
+    let tuned = autotune(&c, &shapes, Storage::default(), Some(&path)).unwrap();
     assert_eq!(tuned.len(), shapes.len() * KERNELS.len(), "{tuned:#?}");
     for t in &tuned {
         assert!(KERNELS.contains(&t.kernel), "{t:?}");
@@ -52,7 +54,7 @@ fn tuned_launches_are_timed_cached_and_exact() {
 
     // A new context on the same adapter takes every choice from the file, untimed.
     let again = fresh();
-    let loaded = again.autotune(&shapes, Storage::default(), Some(&path)).unwrap();
+    let loaded = autotune(&again, &shapes, Storage::default(), Some(&path)).unwrap();
     assert_eq!(loaded.len(), tuned.len());
     for (a, b) in tuned.iter().zip(&loaded) {
         assert_eq!((a.kernel, a.row_threads, a.register_tile), (b.kernel, b.row_threads, b.register_tile));
@@ -60,8 +62,11 @@ fn tuned_launches_are_timed_cached_and_exact() {
     }
     // Same launches, so the same workspace and bitwise the same gradients.
     assert_eq!(
-        c.layer_norm_backward_workspace_size(shapes[0]).unwrap(),
-        again.layer_norm_backward_workspace_size(shapes[0]).unwrap()
+        LayerNormBackwardOp::new(&c, LayerNormConfig::default()).unwrap().workspace_size(shapes[0]).unwrap(),
+        LayerNormBackwardOp::new(&again, LayerNormConfig::default())
+            .unwrap()
+            .workspace_size(shapes[0])
+            .unwrap()
     );
     let _ = std::fs::remove_file(&path);
 }
@@ -70,16 +75,16 @@ fn tuned_launches_are_timed_cached_and_exact() {
 fn a_corrupt_cache_file_is_a_typed_error() {
     let path = temp_file("corrupt");
     let c = fresh();
-    c.autotune(&[Shape::new(4, 8)], Storage::default(), Some(&path)).unwrap();
+    autotune(&c, &[Shape::new(4, 8)], Storage::default(), Some(&path)).unwrap();
     let text = std::fs::read_to_string(&path).unwrap();
     let line = text.lines().find(|l| !l.starts_with('#')).unwrap();
     let adapter = line.split('\t').next().unwrap();
     std::fs::write(&path, format!("{adapter}\trms_norm_forward\t4\t8\t3\ttile\n")).unwrap();
-    let e = fresh().autotune(&[Shape::new(4, 8)], Storage::default(), Some(&path)).unwrap_err();
+    let e = autotune(&fresh(), &[Shape::new(4, 8)], Storage::default(), Some(&path)).unwrap_err();
     assert!(matches!(e, NormError::TuningFile { .. }), "{e}");
     assert!(e.to_string().contains("line 1"), "{e}");
     let e =
-        fresh().autotune(&[Shape::new(4, 8)], Storage::default(), Some(&std::env::temp_dir())).unwrap_err();
+        autotune(&fresh(), &[Shape::new(4, 8)], Storage::default(), Some(&std::env::temp_dir())).unwrap_err();
     assert!(matches!(e, NormError::TuningFile { .. }), "a directory is no file: {e}");
     let _ = std::fs::remove_file(&path);
 }
@@ -92,11 +97,11 @@ fn an_unwritable_cache_path_fails_first_and_changes_nothing() {
     let path = std::env::temp_dir()
         .join(format!("wgpu-norm-missing-dir-{}", std::process::id()))
         .join("launches.txt");
-    let e = c.autotune(&[Shape::new(4, 8)], Storage::default(), Some(&path)).unwrap_err();
+    let e = autotune(&c, &[Shape::new(4, 8)], Storage::default(), Some(&path)).unwrap_err();
     let NormError::TuningFile { path: named, message } = &e else { panic!("{e}") };
     assert_eq!(named, &path.display().to_string(), "{e}");
     // Only the check made before timing says this.
     assert!(message.contains("cannot write beside it"), "{e}");
-    let tuned = c.autotune(&[Shape::new(4, 8)], Storage::default(), None).unwrap();
+    let tuned = autotune(&c, &[Shape::new(4, 8)], Storage::default(), None).unwrap();
     assert!(tuned.iter().all(|t| t.micros.is_some()), "a choice of the failed call was kept: {tuned:?}");
 }

@@ -4,6 +4,7 @@
 mod common;
 
 use common::{contexts, randn, rng};
+use wgpu_norm::host;
 use wgpu_norm::{LayerNormConfig, RmsNormConfig, Shape};
 
 fn bits(v: &[f32]) -> Vec<u32> {
@@ -22,13 +23,13 @@ fn backward_is_bitwise_deterministic() {
                 (randn(&mut r, shape.elements()), randn(&mut r, shape.elements()), randn(&mut r, cols));
             let context = format!("{label}, seed {seed}, {shape:?}");
             let rms = RmsNormConfig::default();
-            let a = ctx.rms_norm_backward(&x, Some(&g), &dy, None, shape, &rms).unwrap();
-            let b = ctx.rms_norm_backward(&x, Some(&g), &dy, None, shape, &rms).unwrap();
+            let a = host::rms_norm_backward(ctx, &x, Some(&g), &dy, None, shape, &rms).unwrap();
+            let b = host::rms_norm_backward(ctx, &x, Some(&g), &dy, None, shape, &rms).unwrap();
             assert_eq!(bits(&a.dx), bits(&b.dx), "rms dx, {context}");
             assert_eq!(bits(&a.dgamma), bits(&b.dgamma), "rms dgamma, {context}");
             let ln = LayerNormConfig::default();
-            let a = ctx.layer_norm_backward(&x, Some(&g), &dy, None, None, shape, &ln).unwrap();
-            let b = ctx.layer_norm_backward(&x, Some(&g), &dy, None, None, shape, &ln).unwrap();
+            let a = host::layer_norm_backward(ctx, &x, Some(&g), &dy, None, None, shape, &ln).unwrap();
+            let b = host::layer_norm_backward(ctx, &x, Some(&g), &dy, None, None, shape, &ln).unwrap();
             assert_eq!(bits(&a.dx), bits(&b.dx), "ln dx, {context}");
             assert_eq!(bits(&a.dgamma), bits(&b.dgamma), "ln dgamma, {context}");
             assert_eq!(bits(&a.dbeta), bits(&b.dbeta), "ln dbeta, {context}");

@@ -4,6 +4,7 @@
 mod common;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
+use wgpu_norm::host;
 
 use common::{randn, rng, storage};
 use wgpu_norm::{NormContext, NormError, RmsNormConfig, RmsNormForward, RmsNormForwardOp, Shape, reference};
@@ -19,11 +20,19 @@ fn calls_after_the_device_is_lost_are_typed_errors() {
     let lost = |e: Option<NormError>| matches!(e, Some(NormError::DeviceLost { .. }));
     let e = op.bind(shape, &RmsNormForward::new(&x, &y)).err();
     assert!(lost(e.clone()), "bind after the loss: {e:?}");
-    let e = c.rms_norm_forward(&[1.0_f32; 256], None, shape, &RmsNormConfig::default()).err();
+    let e = host::rms_norm_forward(&c, &[1.0_f32; 256], None, shape, &RmsNormConfig::default()).err();
     assert!(lost(e.clone()), "host call after the loss: {e:?}");
-    let e = c
-        .layer_norm_backward(&[1.0_f32; 256], None, &[1.0; 256], None, None, shape, &Default::default())
-        .err();
+    let e = host::layer_norm_backward(
+        &c,
+        &[1.0_f32; 256],
+        None,
+        &[1.0; 256],
+        None,
+        None,
+        shape,
+        &Default::default(),
+    )
+    .err();
     assert!(lost(e.clone()), "backward after the loss: {e:?}");
 }
 
@@ -42,7 +51,7 @@ fn losing_the_device_mid_loop_on_several_threads() {
         for _ in 0..4 {
             s.spawn(|| {
                 for _ in 0..CALLS {
-                    match c.rms_norm_forward(&x, None, shape, &RmsNormConfig::default()) {
+                    match host::rms_norm_forward(&c, &x, None, shape, &RmsNormConfig::default()) {
                         Ok(out) => {
                             common::check("y", &out.y, &want.y, common::FORWARD, "seed 801");
                             ok.fetch_add(1, Ordering::Relaxed);
@@ -75,6 +84,6 @@ fn losing_the_device_mid_loop_on_several_threads() {
     println!("{ok} calls right, {failed} typed errors");
     assert_eq!(ok + failed, 4 * CALLS);
     assert!(failed > 0, "the loss came after every call: make the loop longer");
-    let e = c.rms_norm_forward(&x, None, shape, &RmsNormConfig::default()).err();
+    let e = host::rms_norm_forward(&c, &x, None, shape, &RmsNormConfig::default()).err();
     assert!(matches!(e, Some(NormError::DeviceLost { .. })), "after the loss: {e:?}");
 }

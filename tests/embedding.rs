@@ -6,9 +6,11 @@ mod common;
 
 use common::{DX, FORWARD, check, check_at_scale, randn, rng};
 use wgpu::util::DeviceExt as _;
+use wgpu_norm::host;
 use wgpu_norm::{
-    ContextOptions, LayerNormBackward, LayerNormConfig, LayerNormForward, NormContext, RmsNormConfig,
-    RmsNormForward, Shape, Tensor, reference,
+    ContextOptions, LayerNormBackward, LayerNormBackwardOp, LayerNormConfig, LayerNormForward,
+    LayerNormForwardOp, NormContext, RmsNormConfig, RmsNormForward, RmsNormForwardOp, Shape, Tensor,
+    reference,
 };
 
 const SENTINEL: f32 = 777.0;
@@ -76,7 +78,8 @@ fn records_into_callers_encoder_at_byte_offsets() {
     let weights_buf = buf("weights", &weights);
     let stats_buf = buf("stats", &vec![SENTINEL; s_len]);
     let ws_off = 12u64;
-    let ws_bytes = ctx.layer_norm_backward_workspace_size(shape).unwrap();
+    let ws_bytes =
+        LayerNormBackwardOp::new(&ctx, LayerNormConfig::default()).unwrap().workspace_size(shape).unwrap();
     let ws_buf = device.create_buffer(&wgpu::BufferDescriptor {
         label: Some("workspace"),
         size: ws_off + ws_bytes,
@@ -95,55 +98,58 @@ fn records_into_callers_encoder_at_byte_offsets() {
     });
     enc.copy_buffer_to_buffer(&acts_buf, 4 * a[0] as u64, &mirror, 0, 4 * n as u64);
     let ln = LayerNormConfig { eps: 1e-5, ..Default::default() };
-    ctx.encode_layer_norm_forward(
-        &mut enc,
-        shape,
-        &ln,
-        &LayerNormForward {
-            residual: None,
-            h: None,
-            x: at(&acts_buf, a[0]),
-            gamma: Some(at(&weights_buf, w[0])),
-            beta: Some(at(&weights_buf, w[1])),
-            y: at(&acts_buf, a[1]),
-            mean: Some(at(&stats_buf, s[0])),
-            rstd: Some(at(&stats_buf, s[1])),
-        },
-    )
-    .unwrap();
-    ctx.encode_layer_norm_backward(
-        &mut enc,
-        shape,
-        &ln,
-        &LayerNormBackward {
-            dh: None,
-            x: at(&acts_buf, a[0]),
-            gamma: Some(at(&weights_buf, w[0])),
-            dy: at(&acts_buf, a[3]),
-            mean: Some(at(&stats_buf, s[0])),
-            rstd: Some(at(&stats_buf, s[1])),
-            dx: at(&acts_buf, a[4]),
-            dgamma: Some(at(&weights_buf, w[2])),
-            dbeta: Some(at(&weights_buf, w[3])),
-            workspace: Some(Tensor::new(&ws_buf, ws_off)),
-        },
-    )
-    .unwrap();
+    LayerNormForwardOp::new(&ctx, ln)
+        .unwrap()
+        .encode(
+            &mut enc,
+            shape,
+            &LayerNormForward {
+                residual: None,
+                h: None,
+                x: at(&acts_buf, a[0]),
+                gamma: Some(at(&weights_buf, w[0])),
+                beta: Some(at(&weights_buf, w[1])),
+                y: at(&acts_buf, a[1]),
+                mean: Some(at(&stats_buf, s[0])),
+                rstd: Some(at(&stats_buf, s[1])),
+            },
+        )
+        .unwrap();
+    LayerNormBackwardOp::new(&ctx, ln)
+        .unwrap()
+        .encode(
+            &mut enc,
+            shape,
+            &LayerNormBackward {
+                dh: None,
+                x: at(&acts_buf, a[0]),
+                gamma: Some(at(&weights_buf, w[0])),
+                dy: at(&acts_buf, a[3]),
+                mean: Some(at(&stats_buf, s[0])),
+                rstd: Some(at(&stats_buf, s[1])),
+                dx: at(&acts_buf, a[4]),
+                dgamma: Some(at(&weights_buf, w[2])),
+                dbeta: Some(at(&weights_buf, w[3])),
+                workspace: Some(Tensor::new(&ws_buf, ws_off)),
+            },
+        )
+        .unwrap();
     let rms = RmsNormConfig::default();
-    ctx.encode_rms_norm_forward(
-        &mut enc,
-        shape,
-        &rms,
-        &RmsNormForward {
-            residual: None,
-            h: None,
-            x: at(&acts_buf, a[0]),
-            gamma: Some(at(&weights_buf, w[0])),
-            y: at(&acts_buf, a[2]),
-            rstd: None,
-        },
-    )
-    .unwrap();
+    RmsNormForwardOp::new(&ctx, rms)
+        .unwrap()
+        .encode(
+            &mut enc,
+            shape,
+            &RmsNormForward {
+                residual: None,
+                h: None,
+                x: at(&acts_buf, a[0]),
+                gamma: Some(at(&weights_buf, w[0])),
+                y: at(&acts_buf, a[2]),
+                rstd: None,
+            },
+        )
+        .unwrap();
     queue.submit([enc.finish()]);
 
     let got = read(&device, &queue, &acts_buf);
@@ -185,7 +191,7 @@ fn repeated_encodes_give_identical_results() {
     let ctx = common::ctx();
     let shape = Shape::new(5, 300);
     let x = randn(&mut rng(9), shape.elements());
-    let a = ctx.rms_norm_forward(&x, None, shape, &RmsNormConfig::default()).unwrap();
-    let b = ctx.rms_norm_forward(&x, None, shape, &RmsNormConfig::default()).unwrap();
+    let a = host::rms_norm_forward(ctx, &x, None, shape, &RmsNormConfig::default()).unwrap();
+    let b = host::rms_norm_forward(ctx, &x, None, shape, &RmsNormConfig::default()).unwrap();
     assert_eq!(a, b);
 }

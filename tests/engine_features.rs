@@ -8,9 +8,11 @@ mod common;
 use common::{DX, FORWARD, check, check_at_scale, ctx, randn, rng, submit};
 use wgpu::util::DeviceExt as _;
 use wgpu_norm::half::{bf16, f16};
+use wgpu_norm::host;
 use wgpu_norm::{
-    DType, Element, LayerNormBackward, LayerNormConfig, LayerNormForward, NormContext, RmsNormBackward,
-    RmsNormConfig, RmsNormForward, Shape, Storage, Tensor, reference,
+    DType, Element, LayerNormBackward, LayerNormBackwardOp, LayerNormConfig, LayerNormForward,
+    LayerNormForwardOp, NormContext, RmsNormBackward, RmsNormBackwardOp, RmsNormConfig, RmsNormForward,
+    RmsNormForwardOp, Shape, Storage, Tensor, reference,
 };
 
 fn upload<T: Element>(c: &NormContext, data: &[T]) -> wgpu::Buffer {
@@ -73,7 +75,7 @@ fn fused_residual<T: Element>(shape: Shape, seed: u64, tol: f64) {
                     h: Some((&h).into()),
                     rstd: Some((&rstd).into()),
                 };
-                c.encode_rms_norm_forward(enc, shape, &rms, &f).unwrap();
+                RmsNormForwardOp::new(c, rms).unwrap().encode(enc, shape, &f).unwrap();
                 let b = RmsNormBackward {
                     x: (&h).into(),
                     gamma: Some((&gb).into()),
@@ -84,7 +86,7 @@ fn fused_residual<T: Element>(shape: Shape, seed: u64, tol: f64) {
                     dgamma: None,
                     workspace: None,
                 };
-                c.encode_rms_norm_backward(enc, shape, &rms, &b).unwrap();
+                RmsNormBackwardOp::new(c, rms).unwrap().encode(enc, shape, &b).unwrap();
             } else {
                 let f = LayerNormForward {
                     x: (&xb).into(),
@@ -96,7 +98,7 @@ fn fused_residual<T: Element>(shape: Shape, seed: u64, tol: f64) {
                     mean: Some((&mean).into()),
                     rstd: Some((&rstd).into()),
                 };
-                c.encode_layer_norm_forward(enc, shape, &ln, &f).unwrap();
+                LayerNormForwardOp::new(c, ln).unwrap().encode(enc, shape, &f).unwrap();
                 let b = LayerNormBackward {
                     x: (&h).into(),
                     gamma: Some((&gb).into()),
@@ -109,7 +111,7 @@ fn fused_residual<T: Element>(shape: Shape, seed: u64, tol: f64) {
                     dbeta: None,
                     workspace: None,
                 };
-                c.encode_layer_norm_backward(enc, shape, &ln, &b).unwrap();
+                LayerNormBackwardOp::new(c, ln).unwrap().encode(enc, shape, &b).unwrap();
             }
         });
         let (y, h, dx) = (read::<T>(c, &y, n), read::<T>(c, &h, n), read::<T>(c, &dx, n));
@@ -161,14 +163,14 @@ fn gamma_offset_and_partial_rms_norm() {
         let g: Vec<f32> = randn(&mut r, cols).iter().map(|v| 0.01 * v).collect();
         let context = format!("{shape:?}, p {p}");
         let cfg = RmsNormConfig { gamma_offset: 1.0, partial: Some(p), ..Default::default() };
-        let out = c.rms_norm_forward(&x, Some(&g), shape, &cfg).unwrap();
+        let out = host::rms_norm_forward(c, &x, Some(&g), shape, &cfg).unwrap();
         let want = reference::rms_norm_forward(&x, Some(&g), shape, &cfg).unwrap();
         check("y", &out.y, &want.y, FORWARD, &context);
-        let grads = c.rms_norm_backward(&x, Some(&g), &dy, None, shape, &cfg).unwrap();
+        let grads = host::rms_norm_backward(c, &x, Some(&g), &dy, None, shape, &cfg).unwrap();
         let wg = reference::rms_norm_backward(&x, Some(&g), &dy, shape, &cfg).unwrap();
         check_at_scale("dx", &grads.dx, &wg.dx, DX, 1.0, &context);
         let ln = LayerNormConfig { gamma_offset: 1.0, ..Default::default() };
-        let out = c.layer_norm_forward(&x, Some(&g), None, shape, &ln).unwrap();
+        let out = host::layer_norm_forward(c, &x, Some(&g), None, shape, &ln).unwrap();
         let want = reference::layer_norm_forward(&x, Some(&g), None, shape, &ln).unwrap();
         check("ln y", &out.y, &want.y, FORWARD, &context);
     }
@@ -177,7 +179,7 @@ fn gamma_offset_and_partial_rms_norm() {
     let x = [bf16::from_f32(1.0); 4];
     let g = [bf16::from_f32(1e-2); 4];
     let cfg = RmsNormConfig { gamma_offset: 1.0, eps: 0.0, ..Default::default() };
-    let out = c.rms_norm_forward(&x, Some(&g), shape, &cfg).unwrap();
+    let out = host::rms_norm_forward(c, &x, Some(&g), shape, &cfg).unwrap();
     assert_eq!(out.y[0], bf16::from_f32(1.0 + g[0].to_f32()));
 }
 
@@ -208,7 +210,7 @@ fn in_place<T: Element + PartialEq + std::fmt::Debug>(shape: Shape, seed: u64) {
                         dgamma: None,
                         workspace: None,
                     };
-                    c.encode_rms_norm_backward(enc, shape, &cfg, &b).unwrap();
+                    RmsNormBackwardOp::new(c, cfg).unwrap().encode(enc, shape, &b).unwrap();
                     let f = RmsNormForward {
                         x: (&xb).into(),
                         residual: None,
@@ -217,7 +219,7 @@ fn in_place<T: Element + PartialEq + std::fmt::Debug>(shape: Shape, seed: u64) {
                         h: None,
                         rstd: None,
                     };
-                    c.encode_rms_norm_forward(enc, shape, &cfg, &f).unwrap();
+                    RmsNormForwardOp::new(c, cfg).unwrap().encode(enc, shape, &f).unwrap();
                 } else {
                     let cfg = LayerNormConfig { storage, ..Default::default() };
                     let b = LayerNormBackward {
@@ -232,7 +234,7 @@ fn in_place<T: Element + PartialEq + std::fmt::Debug>(shape: Shape, seed: u64) {
                         dbeta: None,
                         workspace: None,
                     };
-                    c.encode_layer_norm_backward(enc, shape, &cfg, &b).unwrap();
+                    LayerNormBackwardOp::new(c, cfg).unwrap().encode(enc, shape, &b).unwrap();
                     let f = LayerNormForward {
                         x: (&xb).into(),
                         residual: None,
@@ -243,7 +245,7 @@ fn in_place<T: Element + PartialEq + std::fmt::Debug>(shape: Shape, seed: u64) {
                         mean: None,
                         rstd: None,
                     };
-                    c.encode_layer_norm_forward(enc, shape, &cfg, &f).unwrap();
+                    LayerNormForwardOp::new(c, cfg).unwrap().encode(enc, shape, &f).unwrap();
                 }
             });
             if aliased { (read(c, &xb, n), read(c, &dyb, n)) } else { (read(c, &yb, n), read(c, &dxb, n)) }
@@ -289,7 +291,7 @@ fn row_stride_views_normalize_in_place() {
             h: None,
             rstd: None,
         };
-        c.encode_rms_norm_forward(enc, shape, &cfg, &f).unwrap();
+        RmsNormForwardOp::new(c, cfg).unwrap().encode(enc, shape, &f).unwrap();
     });
     let got = read::<f32>(c, &buf, qkv.len());
     let rows: Vec<f32> = (0..tokens).flat_map(|t| qkv[t * width + first..][..head_dim].to_vec()).collect();
@@ -306,7 +308,8 @@ fn row_stride_views_normalize_in_place() {
         }
     }
     // A stride below the row length is an error.
-    let e = c.rms_norm_forward(&qkv[..8], None, Shape::new(2, 4).with_row_stride(3), &cfg).unwrap_err();
+    let e =
+        host::rms_norm_forward(c, &qkv[..8], None, Shape::new(2, 4).with_row_stride(3), &cfg).unwrap_err();
     assert!(matches!(e, wgpu_norm::NormError::InvalidStride { cols: 4, stride: 3 }), "{e}");
 }
 
@@ -335,7 +338,7 @@ fn f32_params_with_16_bit_activations() {
             mean: None,
             rstd: None,
         };
-        c.encode_layer_norm_forward(enc, shape, &cfg, &f).unwrap();
+        LayerNormForwardOp::new(c, cfg).unwrap().encode(enc, shape, &f).unwrap();
     });
     let y = read::<f16>(c, &yb, shape.elements());
     let want =
@@ -358,7 +361,7 @@ fn f32_params_with_16_bit_activations() {
         mean: None,
         rstd: None,
     };
-    let e = c.encode_layer_norm_forward(&mut enc, shape, &bad, &f).unwrap_err();
+    let e = LayerNormForwardOp::new(c, bad).and_then(|op| op.encode(&mut enc, shape, &f)).unwrap_err();
     assert!(matches!(e, wgpu_norm::NormError::UnsupportedStorage { .. }), "{e}");
 }
 
@@ -376,13 +379,14 @@ fn threads_share_one_context() {
                     let x = randn(&mut rng(1000 * t + k), shape.elements());
                     let context = format!("thread {t}, run {k}");
                     if (t + k) % 2 == 0 {
-                        let out = c.rms_norm_forward(&x, None, shape, &RmsNormConfig::default()).unwrap();
+                        let out =
+                            host::rms_norm_forward(c, &x, None, shape, &RmsNormConfig::default()).unwrap();
                         let want =
                             reference::rms_norm_forward(&x, None, shape, &RmsNormConfig::default()).unwrap();
                         check("y", &out.y, &want.y, FORWARD, &context);
                     } else {
                         let cfg = LayerNormConfig::default();
-                        let out = c.layer_norm_forward(&x, None, None, shape, &cfg).unwrap();
+                        let out = host::layer_norm_forward(c, &x, None, None, shape, &cfg).unwrap();
                         let want = reference::layer_norm_forward(&x, None, None, shape, &cfg).unwrap();
                         check("y", &out.y, &want.y, FORWARD, &context);
                     }
@@ -426,7 +430,7 @@ fn row_stride_and_gamma_offset_backward() {
                     dgamma: None,
                     workspace: None,
                 };
-                c.encode_rms_norm_backward(enc, shape, &rms, &b).unwrap();
+                RmsNormBackwardOp::new(c, rms).unwrap().encode(enc, shape, &b).unwrap();
             } else {
                 let b = LayerNormBackward {
                     x: Tensor::new(&xb, off),
@@ -440,7 +444,7 @@ fn row_stride_and_gamma_offset_backward() {
                     dbeta: None,
                     workspace: None,
                 };
-                c.encode_layer_norm_backward(enc, shape, &ln, &b).unwrap();
+                LayerNormBackwardOp::new(c, ln).unwrap().encode(enc, shape, &b).unwrap();
             }
         });
         let got = read::<f32>(c, &dxb, total);

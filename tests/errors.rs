@@ -5,9 +5,11 @@
 mod common;
 
 use common::{buffer, ctx, storage};
+use wgpu_norm::host;
 use wgpu_norm::{
-    AdapterChoice, ContextOptions, LayerNormBackward, LayerNormConfig, NormContext, NormError,
-    RmsNormBackward, RmsNormConfig, RmsNormForward, Shape, Tensor,
+    AdapterChoice, ContextOptions, LayerNormBackward, LayerNormBackwardOp, LayerNormConfig, NormContext,
+    NormError, RmsNormBackward, RmsNormBackwardOp, RmsNormConfig, RmsNormForward, RmsNormForwardOp, Shape,
+    Tensor,
 };
 
 fn encode_rms(
@@ -17,40 +19,47 @@ fn encode_rms(
     args: RmsNormForward<'_>,
 ) -> wgpu_norm::Result<()> {
     let mut enc = ctx.device().create_command_encoder(&Default::default());
-    ctx.encode_rms_norm_forward(&mut enc, shape, &cfg, &args)
+    RmsNormForwardOp::new(ctx, cfg)?.encode(&mut enc, shape, &args)
 }
 
 #[test]
 fn empty_and_oversized_shapes() {
     let c = RmsNormConfig::default();
     for (rows, cols) in [(0, 4), (4, 0), (0, 0)] {
-        let e = ctx().rms_norm_forward::<f32>(&[], None, Shape::new(rows, cols), &c).unwrap_err();
+        let e = host::rms_norm_forward::<f32>(ctx(), &[], None, Shape::new(rows, cols), &c).unwrap_err();
         assert_eq!(e, NormError::EmptyShape { rows, cols });
     }
-    let e = ctx()
-        .layer_norm_forward(&[1.0], None, None, Shape::new(1 << 20, 1 << 13), &LayerNormConfig::default())
-        .unwrap_err();
+    let e = host::layer_norm_forward(
+        ctx(),
+        &[1.0],
+        None,
+        None,
+        Shape::new(1 << 20, 1 << 13),
+        &LayerNormConfig::default(),
+    )
+    .unwrap_err();
     assert!(matches!(e, NormError::ShapeTooLarge { .. }), "{e}");
 }
 
 #[test]
 fn mismatched_lengths() {
     let s = Shape::new(2, 3);
-    let e = ctx().rms_norm_forward(&[0.0; 5], None, s, &RmsNormConfig::default()).unwrap_err();
+    let e = host::rms_norm_forward(ctx(), &[0.0; 5], None, s, &RmsNormConfig::default()).unwrap_err();
     assert_eq!(e, NormError::LengthMismatch { what: "x", expected: 6, actual: 5 });
-    let e = ctx().rms_norm_forward(&[0.0; 6], Some(&[1.0; 2]), s, &RmsNormConfig::default()).unwrap_err();
+    let e =
+        host::rms_norm_forward(ctx(), &[0.0; 6], Some(&[1.0; 2]), s, &RmsNormConfig::default()).unwrap_err();
     assert_eq!(e, NormError::LengthMismatch { what: "gamma", expected: 3, actual: 2 });
-    let e = ctx()
-        .layer_norm_backward(
-            &[0.0; 6],
-            None,
-            &[0.0; 6],
-            Some(&[0.0; 3]),
-            None,
-            s,
-            &LayerNormConfig::default(),
-        )
-        .unwrap_err();
+    let e = host::layer_norm_backward(
+        ctx(),
+        &[0.0; 6],
+        None,
+        &[0.0; 6],
+        Some(&[0.0; 3]),
+        None,
+        s,
+        &LayerNormConfig::default(),
+    )
+    .unwrap_err();
     assert_eq!(e, NormError::LengthMismatch { what: "mean", expected: 2, actual: 3 });
 }
 
@@ -58,12 +67,21 @@ fn mismatched_lengths() {
 fn invalid_eps() {
     let s = Shape::new(1, 2);
     for eps in [-1e-6, f32::NAN, f32::INFINITY] {
-        let e = ctx()
-            .layer_norm_forward(&[1.0, 2.0], None, None, s, &LayerNormConfig { eps, ..Default::default() })
-            .unwrap_err();
+        let e = host::layer_norm_forward(
+            ctx(),
+            &[1.0, 2.0],
+            None,
+            None,
+            s,
+            &LayerNormConfig { eps, ..Default::default() },
+        )
+        .unwrap_err();
         assert!(matches!(e, NormError::InvalidEps(_)), "{e}");
         let c = RmsNormConfig { eps, ..Default::default() };
-        assert!(matches!(ctx().rms_norm_forward(&[1.0, 2.0], None, s, &c), Err(NormError::InvalidEps(_))));
+        assert!(matches!(
+            host::rms_norm_forward(ctx(), &[1.0, 2.0], None, s, &c),
+            Err(NormError::InvalidEps(_))
+        ));
     }
 }
 
@@ -95,43 +113,45 @@ fn backward_without_workspace() {
     let b = storage(c, 4 * 256);
     let g = storage(c, 4 * 64);
     let mut enc = c.device().create_command_encoder(&Default::default());
-    let e = c
-        .encode_rms_norm_backward(
-            &mut enc,
-            s,
-            &RmsNormConfig::default(),
-            &RmsNormBackward {
-                dh: None,
-                x: (&b).into(),
-                gamma: None,
-                dy: (&b).into(),
-                rstd: None,
-                dx: (&b).into(),
-                dgamma: Some((&g).into()),
-                workspace: None,
-            },
-        )
+    let e = RmsNormBackwardOp::new(c, RmsNormConfig::default())
+        .and_then(|op| {
+            op.encode(
+                &mut enc,
+                s,
+                &RmsNormBackward {
+                    dh: None,
+                    x: (&b).into(),
+                    gamma: None,
+                    dy: (&b).into(),
+                    rstd: None,
+                    dx: (&b).into(),
+                    dgamma: Some((&g).into()),
+                    workspace: None,
+                },
+            )
+        })
         .unwrap_err();
     assert!(matches!(e, NormError::MissingArgument { what: "workspace", .. }), "{e}");
     let small_ws = storage(c, 4);
-    let e = c
-        .encode_layer_norm_backward(
-            &mut enc,
-            s,
-            &LayerNormConfig::default(),
-            &LayerNormBackward {
-                dh: None,
-                x: (&b).into(),
-                gamma: None,
-                dy: (&b).into(),
-                mean: None,
-                rstd: None,
-                dx: (&b).into(),
-                dgamma: None,
-                dbeta: Some((&g).into()),
-                workspace: Some((&small_ws).into()),
-            },
-        )
+    let e = LayerNormBackwardOp::new(c, LayerNormConfig::default())
+        .and_then(|op| {
+            op.encode(
+                &mut enc,
+                s,
+                &LayerNormBackward {
+                    dh: None,
+                    x: (&b).into(),
+                    gamma: None,
+                    dy: (&b).into(),
+                    mean: None,
+                    rstd: None,
+                    dx: (&b).into(),
+                    dgamma: None,
+                    dbeta: Some((&g).into()),
+                    workspace: Some((&small_ws).into()),
+                },
+            )
+        })
         .unwrap_err();
     assert!(matches!(e, NormError::BufferTooSmall { what: "workspace", .. }), "{e}");
 }
@@ -154,12 +174,12 @@ fn binding_over_the_device_limit() {
     assert_eq!(small.limits().max_storage_buffer_binding_size, limit);
     let shape = Shape::new(512, 1024); // 2 MiB of f32
     let x = vec![1.0; shape.elements()];
-    let e = small.rms_norm_forward(&x, None, shape, &RmsNormConfig::default()).unwrap_err();
+    let e = host::rms_norm_forward(&small, &x, None, shape, &RmsNormConfig::default()).unwrap_err();
     assert_eq!(e, NormError::BindingTooLarge { what: "x", bytes: 2 << 20, limit });
     assert!(e.to_string().contains("max_storage_buffer_binding_size of 1048576"), "{e}");
     // Half the rows fit.
     let half = Shape::new(256, 1024);
-    small.rms_norm_forward(&x[..half.elements()], None, half, &RmsNormConfig::default()).unwrap();
+    host::rms_norm_forward(&small, &x[..half.elements()], None, half, &RmsNormConfig::default()).unwrap();
 }
 
 /// A destroyed buffer is a wgpu validation error, captured and returned.
@@ -213,9 +233,11 @@ fn rows_longer_than_the_loop_limit_are_refused() {
     let max = 4 * t.workgroup_size as usize * t.max_loop_trips as usize;
     assert_eq!(c.adapter_info().device_type, wgpu::DeviceType::Cpu, "lavapipe is the test adapter");
     let x = vec![1.0_f32; max + 2];
-    let e = c.rms_norm_forward(&x, None, Shape::new(1, max + 2), &RmsNormConfig::default()).unwrap_err();
+    let e =
+        host::rms_norm_forward(c, &x, None, Shape::new(1, max + 2), &RmsNormConfig::default()).unwrap_err();
     assert!(matches!(e, NormError::RowTooLong { .. }), "{e}");
-    let out = c.layer_norm_backward(
+    let out = host::layer_norm_backward(
+        c,
         &x[..max],
         None,
         &x[..max],
@@ -232,7 +254,7 @@ fn rows_longer_than_the_loop_limit_are_refused() {
 #[test]
 fn host_calls_refuse_a_row_stride() {
     let s = Shape::new(2, 3).with_row_stride(4);
-    let e = ctx().rms_norm_forward(&[1.0_f32; 8], None, s, &RmsNormConfig::default()).unwrap_err();
+    let e = host::rms_norm_forward(ctx(), &[1.0_f32; 8], None, s, &RmsNormConfig::default()).unwrap_err();
     assert_eq!(e, NormError::HostRowStride { cols: 3, stride: 4 });
 }
 
@@ -244,16 +266,19 @@ fn overflowing_rows_are_not_silent() {
     for cols in [64, 8192] {
         let shape = Shape::new(3, cols);
         let x: Vec<f32> = (0..shape.elements()).map(|i| if i % 3 == 0 { 1e20 } else { -2e20 }).collect();
-        let out = ctx().rms_norm_forward(&x, None, shape, &RmsNormConfig::default()).unwrap();
+        let out = host::rms_norm_forward(ctx(), &x, None, shape, &RmsNormConfig::default()).unwrap();
         assert!(out.rstd.iter().all(|r| *r == f32::INFINITY), "rms rstd, {cols} cols: {:?}", out.rstd);
         assert!(out.y.iter().all(|y| !y.is_finite()), "rms y, {cols} cols");
-        let out = ctx().layer_norm_forward(&x, None, None, shape, &LayerNormConfig::default()).unwrap();
+        let out =
+            host::layer_norm_forward(ctx(), &x, None, None, shape, &LayerNormConfig::default()).unwrap();
         assert!(out.rstd.iter().all(|r| *r == f32::INFINITY), "layer rstd, {cols} cols: {:?}", out.rstd);
         assert!(out.y.iter().all(|y| !y.is_finite()), "layer y, {cols} cols");
         let dy = vec![1.0_f32; shape.elements()];
-        let g = ctx().rms_norm_backward(&x, None, &dy, None, shape, &RmsNormConfig::default()).unwrap();
+        let g =
+            host::rms_norm_backward(ctx(), &x, None, &dy, None, shape, &RmsNormConfig::default()).unwrap();
         assert!(g.dx.iter().all(|d| !d.is_finite()), "rms dx, {cols} cols");
-        let g = ctx().layer_norm_backward(&x, None, &dy, None, None, shape, &Default::default()).unwrap();
+        let g =
+            host::layer_norm_backward(ctx(), &x, None, &dy, None, None, shape, &Default::default()).unwrap();
         assert!(g.dx.iter().all(|d| !d.is_finite()), "layer dx, {cols} cols");
     }
 }
@@ -265,8 +290,14 @@ fn too_few_storage_buffers_per_stage() {
     let limits = wgpu::Limits { max_storage_buffers_per_shader_stage: 4, ..ctx().limits().clone() };
     let small =
         NormContext::with_options(ContextOptions { limits: Some(limits), ..Default::default() }).unwrap();
-    let e =
-        small.layer_norm_forward(&[1.0_f32; 8], None, None, Shape::new(2, 4), &LayerNormConfig::default());
+    let e = host::layer_norm_forward(
+        &small,
+        &[1.0_f32; 8],
+        None,
+        None,
+        Shape::new(2, 4),
+        &LayerNormConfig::default(),
+    );
     let want = NormError::DeviceLimit {
         what: "layer_norm_forward",
         limit: "max_storage_buffers_per_shader_stage",
@@ -285,7 +316,13 @@ fn host_tensor_over_max_buffer_size() {
     let small =
         NormContext::with_options(ContextOptions { limits: Some(limits), ..Default::default() }).unwrap();
     let shape = Shape::new(512, 1024); // 2 MiB of f32
-    let e = small.rms_norm_forward(&vec![1.0_f32; shape.elements()], None, shape, &RmsNormConfig::default());
+    let e = host::rms_norm_forward(
+        &small,
+        &vec![1.0_f32; shape.elements()],
+        None,
+        shape,
+        &RmsNormConfig::default(),
+    );
     let e = e.unwrap_err();
     assert_eq!(
         e,
@@ -308,11 +345,11 @@ fn kernels_run_within_webgpu_default_limits() {
         let (x, dy) = (common::randn(&mut r, shape.elements()), common::randn(&mut r, shape.elements()));
         let cfg = LayerNormConfig::default();
         let want = wgpu_norm::reference::layer_norm_backward(&x, None, &dy, shape, &cfg).unwrap();
-        let got = c.layer_norm_backward(&x, None, &dy, None, None, shape, &cfg).unwrap();
+        let got = host::layer_norm_backward(&c, &x, None, &dy, None, None, shape, &cfg).unwrap();
         common::check("dx", &got.dx, &want.dx, common::DX, &format!("seed {}, {rows}x{cols}", 900 + cols));
         let rms = RmsNormConfig::default();
         let want = wgpu_norm::reference::rms_norm_forward(&x, None, shape, &rms).unwrap();
-        let got = c.rms_norm_forward(&x, None, shape, &rms).unwrap();
+        let got = host::rms_norm_forward(&c, &x, None, shape, &rms).unwrap();
         common::check("y", &got.y, &want.y, common::FORWARD, &format!("seed {}, {rows}x{cols}", 900 + cols));
     }
 }

@@ -8,6 +8,7 @@ mod common;
 
 use common::{Case, Input, check_layer, check_rms, ctx, input, randn, rng};
 use wgpu_norm::half::{bf16, f16};
+use wgpu_norm::host;
 use wgpu_norm::{ContextOptions, Element, EpsPlacement, LayerNormConfig, NormContext, RmsNormConfig, Shape};
 
 fn scalar_ctx() -> NormContext {
@@ -47,19 +48,19 @@ fn same<T: Element>(scalar: &NormContext, shape: Shape, seed: u64) {
     let b = conv(randn(&mut r, shape.cols));
     let what = format!("{shape:?} {:?}", T::DTYPE);
     let rms = RmsNormConfig::default();
-    let a = vector.rms_norm_forward(&x, Some(&g), shape, &rms).unwrap();
-    let s = scalar.rms_norm_forward(&x, Some(&g), shape, &rms).unwrap();
+    let a = host::rms_norm_forward(vector, &x, Some(&g), shape, &rms).unwrap();
+    let s = host::rms_norm_forward(scalar, &x, Some(&g), shape, &rms).unwrap();
     assert!(bits(&a.y) == bits(&s.y) && bits(&a.rstd) == bits(&s.rstd), "rms_norm forward: {what}");
-    let a = vector.rms_norm_backward(&x, Some(&g), &dy, None, shape, &rms).unwrap();
-    let s = scalar.rms_norm_backward(&x, Some(&g), &dy, None, shape, &rms).unwrap();
+    let a = host::rms_norm_backward(vector, &x, Some(&g), &dy, None, shape, &rms).unwrap();
+    let s = host::rms_norm_backward(scalar, &x, Some(&g), &dy, None, shape, &rms).unwrap();
     assert!(bits(&a.dx) == bits(&s.dx) && bits(&a.dgamma) == bits(&s.dgamma), "rms_norm backward: {what}");
     let ln = LayerNormConfig::default();
-    let a = vector.layer_norm_forward(&x, Some(&g), Some(&b), shape, &ln).unwrap();
-    let s = scalar.layer_norm_forward(&x, Some(&g), Some(&b), shape, &ln).unwrap();
+    let a = host::layer_norm_forward(vector, &x, Some(&g), Some(&b), shape, &ln).unwrap();
+    let s = host::layer_norm_forward(scalar, &x, Some(&g), Some(&b), shape, &ln).unwrap();
     let stats = bits(&a.mean) == bits(&s.mean) && bits(&a.rstd) == bits(&s.rstd);
     assert!(bits(&a.y) == bits(&s.y) && stats, "layer_norm forward: {what}");
-    let a = vector.layer_norm_backward(&x, Some(&g), &dy, None, None, shape, &ln).unwrap();
-    let s = scalar.layer_norm_backward(&x, Some(&g), &dy, None, None, shape, &ln).unwrap();
+    let a = host::layer_norm_backward(vector, &x, Some(&g), &dy, None, None, shape, &ln).unwrap();
+    let s = host::layer_norm_backward(scalar, &x, Some(&g), &dy, None, None, shape, &ln).unwrap();
     let params = bits(&a.dgamma) == bits(&s.dgamma) && bits(&a.dbeta) == bits(&s.dbeta);
     assert!(bits(&a.dx) == bits(&s.dx) && params, "layer_norm backward: {what}");
 }

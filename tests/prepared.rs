@@ -7,6 +7,7 @@
 mod common;
 
 use common::{buffer, ctx, randn, read_bytes, rng, storage, submit};
+use wgpu_norm::host;
 use wgpu_norm::{
     LayerNormBackward, LayerNormBackwardOp, LayerNormConfig, NormContext, NormError, RmsNormConfig,
     RmsNormForward, RmsNormForwardOp, Shape, Tensor, reference,
@@ -40,7 +41,7 @@ fn a_bound_op_reused_100_times_equals_the_one_shot_call() {
     let config = RmsNormConfig::default();
     let (y_once, y_bound) = (nan(c, shape.elements()), nan(c, shape.elements()));
     let args = |y| RmsNormForward { gamma: Some(Tensor::from(&gb)), ..RmsNormForward::new(&xb, y) };
-    submit(c, |enc| c.encode_rms_norm_forward(enc, shape, &config, &args(&y_once)).unwrap());
+    submit(c, |enc| RmsNormForwardOp::new(c, config).unwrap().encode(enc, shape, &args(&y_once)).unwrap());
     let bound = RmsNormForwardOp::new(c, config).unwrap().bind(shape, &args(&y_bound)).unwrap();
     submit(c, |enc| {
         let mut pass = enc.begin_compute_pass(&Default::default());
@@ -75,7 +76,9 @@ fn a_bound_op_reused_100_times_equals_the_one_shot_call() {
         }
     }
     let inputs = [&xb, &gb, &dyb, &ws];
-    submit(c, |enc| c.encode_layer_norm_backward(enc, shape, &config, &ln_args(inputs, &once)).unwrap());
+    submit(c, |enc| {
+        LayerNormBackwardOp::new(c, config).unwrap().encode(enc, shape, &ln_args(inputs, &once)).unwrap()
+    });
     let b = op.bind(shape, &ln_args(inputs, &bound)).unwrap();
     submit(c, |enc| {
         for _ in 0..100 {
@@ -279,7 +282,7 @@ fn a_grid_past_the_device_limit_is_clamped() {
     let shape = Shape::new(70_000, 4);
     assert!(shape.rows as u32 > c.limits().max_compute_workgroups_per_dimension);
     let x = randn(&mut rng(503), shape.elements());
-    let out = c.rms_norm_forward(&x, None, shape, &RmsNormConfig::default()).unwrap();
+    let out = host::rms_norm_forward(&c, &x, None, shape, &RmsNormConfig::default()).unwrap();
     let want = reference::rms_norm_forward(&x, None, shape, &RmsNormConfig::default()).unwrap();
     common::check("y", &out.y, &want.y, common::FORWARD, "seed 503, 70,000 one-row workgroups");
 }

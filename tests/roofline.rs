@@ -5,7 +5,10 @@ mod common;
 
 use common::{ctx, randn, rng};
 use wgpu::util::DeviceExt as _;
-use wgpu_norm::{DType, Direction, Norm, NormError, Shape};
+use wgpu_norm::{
+    DType, Direction, LayerNormBackwardOp, LayerNormConfig, Norm, NormError, RmsNormBackwardOp,
+    RmsNormConfig, Shape, StreamCopy, StreamCopyOp,
+};
 
 #[test]
 fn stream_copy_copies_every_element() {
@@ -25,7 +28,10 @@ fn stream_copy_copies_every_element() {
             usage,
         });
         let mut enc = c.device().create_command_encoder(&Default::default());
-        c.encode_stream_copy(&mut enc, shape, DType::F32, (&src).into(), (&dst).into()).unwrap();
+        StreamCopyOp::new(c, DType::F32)
+            .unwrap()
+            .encode(&mut enc, shape, &StreamCopy { x: (&src).into(), y: (&dst).into() })
+            .unwrap();
         c.queue().submit([enc.finish()]);
         let got: Vec<f32> = bytemuck::pod_collect_to_vec(&common::read_bytes(c.device(), c.queue(), &dst));
         assert!(got.iter().zip(&x).all(|(a, b)| a.to_bits() == b.to_bits()), "{shape:?}");
@@ -37,22 +43,22 @@ fn byte_model() {
     let c = ctx();
     let s = Shape::new(32, 4096);
     let n = 32 * 4096;
-    assert_eq!(c.bytes_moved(Norm::RmsNorm, Direction::Forward, s).unwrap(), 4 * (2 * n + 4096));
-    assert_eq!(c.bytes_moved(Norm::LayerNorm, Direction::Forward, s).unwrap(), 4 * (2 * n + 2 * 4096));
+    assert_eq!(Norm::RmsNorm.bytes_moved(c, Direction::Forward, s).unwrap(), 4 * (2 * n + 4096));
+    assert_eq!(Norm::LayerNorm.bytes_moved(c, Direction::Forward, s).unwrap(), 4 * (2 * n + 2 * 4096));
     // Backward: x, dy, dx; gamma; stats per row; partial sums written and read; the gradients.
-    let rms_ws = c.rms_norm_backward_workspace_size(s).unwrap();
-    let ln_ws = c.layer_norm_backward_workspace_size(s).unwrap();
+    let rms_ws = RmsNormBackwardOp::new(c, RmsNormConfig::default()).unwrap().workspace_size(s).unwrap();
+    let ln_ws = LayerNormBackwardOp::new(c, LayerNormConfig::default()).unwrap().workspace_size(s).unwrap();
     assert_eq!(ln_ws, 2 * rms_ws);
     assert_eq!(
-        c.bytes_moved(Norm::RmsNorm, Direction::Backward, s).unwrap(),
+        Norm::RmsNorm.bytes_moved(c, Direction::Backward, s).unwrap(),
         4 * (3 * n + 4096 + 32 + 4096) + 2 * rms_ws
     );
     assert_eq!(
-        c.bytes_moved(Norm::LayerNorm, Direction::Backward, s).unwrap(),
+        Norm::LayerNorm.bytes_moved(c, Direction::Backward, s).unwrap(),
         4 * (3 * n + 4096 + 2 * 32 + 2 * 4096) + 2 * ln_ws
     );
     assert!(matches!(
-        c.bytes_moved(Norm::RmsNorm, Direction::Forward, Shape::new(0, 3)),
+        Norm::RmsNorm.bytes_moved(c, Direction::Forward, Shape::new(0, 3)),
         Err(NormError::EmptyShape { .. })
     ));
 }

@@ -6,8 +6,9 @@ use std::time::Instant;
 use wgpu::util::DeviceExt as _;
 use wgpu_norm::half::{bf16, f16};
 use wgpu_norm::{
-    DType, Direction, LayerNormBackward, LayerNormConfig, LayerNormForward, Norm, NormContext, Recorder,
-    RmsNormBackward, RmsNormConfig, RmsNormForward, Shape, Storage, Tensor,
+    DType, Direction, LayerNormBackward, LayerNormBackwardOp, LayerNormConfig, LayerNormForward,
+    LayerNormForwardOp, Norm, NormContext, Recorder, RmsNormBackward, RmsNormBackwardOp, RmsNormConfig,
+    RmsNormForward, RmsNormForwardOp, Shape, Storage, Tensor,
 };
 
 use crate::BenchError;
@@ -376,7 +377,7 @@ impl Workload {
         let ctx = &gpu.ctx;
         let Case { op, direction, shape, dtype, fused_residual } = case;
         let n = shape.elements();
-        let moved = ctx.bytes_moved_as(op, direction, shape, case.storage(), fused_residual)?;
+        let moved = op.bytes_moved_as(ctx, direction, shape, case.storage(), fused_residual)?;
         let sets = ROTATE_BYTES.div_ceil(moved.max(1)).clamp(2, MAX_SETS) as usize;
         let gamma = round_to(&noise(shape.cols, 7).iter().map(|v| 1.0 + 0.1 * v).collect::<Vec<_>>(), dtype);
         let beta = round_to(&noise(shape.cols, 8).iter().map(|v| 0.1 * v).collect::<Vec<_>>(), dtype);
@@ -409,8 +410,10 @@ impl Workload {
             });
         }
         let ws = match op {
-            Norm::RmsNorm => ctx.rms_norm_backward_workspace_size(shape)?,
-            Norm::LayerNorm => ctx.layer_norm_backward_workspace_size(shape)?,
+            Norm::RmsNorm => RmsNormBackwardOp::new(ctx, RmsNormConfig::default())?.workspace_size(shape)?,
+            Norm::LayerNorm => {
+                LayerNormBackwardOp::new(ctx, LayerNormConfig::default())?.workspace_size(shape)?
+            }
         };
         let w = Workload {
             case,
@@ -454,10 +457,9 @@ impl Workload {
         let residual = (forward && c.fused_residual).then(|| t(&s.residual));
         let h = (forward && c.fused_residual).then(|| t(&s.h));
         match c.op {
-            Norm::RmsNorm => ctx.encode_rms_norm_forward(
+            Norm::RmsNorm => RmsNormForwardOp::new(ctx, c.rms())?.encode(
                 enc,
                 c.shape,
-                &c.rms(),
                 &RmsNormForward {
                     x: t(&s.x),
                     residual,
@@ -467,10 +469,9 @@ impl Workload {
                     rstd: keep_stats.then(|| t(&s.rstd)),
                 },
             )?,
-            Norm::LayerNorm => ctx.encode_layer_norm_forward(
+            Norm::LayerNorm => LayerNormForwardOp::new(ctx, c.ln())?.encode(
                 enc,
                 c.shape,
-                &c.ln(),
                 &LayerNormForward {
                     x: t(&s.x),
                     residual,
@@ -497,10 +498,9 @@ impl Workload {
         let t = Tensor::from;
         let dh = c.fused_residual.then(|| t(&s.dh));
         match c.op {
-            Norm::RmsNorm => ctx.encode_rms_norm_backward(
+            Norm::RmsNorm => RmsNormBackwardOp::new(ctx, c.rms())?.encode(
                 enc,
                 c.shape,
-                &c.rms(),
                 &RmsNormBackward {
                     x: t(&s.x),
                     gamma: Some(t(&self.gamma_buf)),
@@ -512,10 +512,9 @@ impl Workload {
                     workspace: Some(t(&self.workspace)),
                 },
             )?,
-            Norm::LayerNorm => ctx.encode_layer_norm_backward(
+            Norm::LayerNorm => LayerNormBackwardOp::new(ctx, c.ln())?.encode(
                 enc,
                 c.shape,
-                &c.ln(),
                 &LayerNormBackward {
                     x: t(&s.x),
                     gamma: Some(t(&self.gamma_buf)),

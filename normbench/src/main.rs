@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
-use wgpu_norm::{Direction, Norm, RmsNormForward, RmsNormForwardOp, Shape};
+use wgpu_norm::{Direction, Norm, RmsNormForward, RmsNormForwardOp, Shape, StreamCopy, StreamCopyOp};
 
 use args::Args;
 use gpu::{Case, Gpu, Workload};
@@ -167,7 +167,11 @@ fn run(args: &Args) -> Result<(), BenchError> {
         let copy_y = gpu.buffer("shape_copy.y", n, None)?;
         let ctx = &gpu.ctx;
         let copy = |pass: &mut wgpu::ComputePass<'_>, _: usize| -> Result<(), BenchError> {
-            Ok(ctx.encode_stream_copy(pass, shape, args.dtype, (&copy_x).into(), (&copy_y).into())?)
+            Ok(StreamCopyOp::new(ctx, args.dtype)?.encode(
+                pass,
+                shape,
+                &StreamCopy { x: (&copy_x).into(), y: (&copy_y).into() },
+            )?)
         };
         let mut records: Vec<&Record<'_>> = vec![&copy];
         let kernels: Vec<_> =
@@ -254,7 +258,7 @@ fn io_err(path: &std::path::Path, e: impl std::fmt::Display) -> BenchError {
 fn check_shapes(gpu: &Gpu, shapes: &[Shape]) -> Result<(), BenchError> {
     let limits = gpu.ctx.limits();
     for s in shapes {
-        gpu.ctx.bytes_moved(Norm::RmsNorm, Direction::Forward, *s)?;
+        Norm::RmsNorm.bytes_moved(&gpu.ctx, Direction::Forward, *s)?;
         let bytes = s.elements() as u64 * 4;
         let limit = limits.max_storage_buffer_binding_size.min(limits.max_buffer_size);
         if bytes > limit {
@@ -317,7 +321,7 @@ fn measure(gpu: &Gpu, args: &Args, w: &Workload, times: &[f64], shape_copy: f64)
         |got: &[Vec<f32>]| got.iter().zip(&want).map(|(g, r)| cpu::rel_err(g, r)).fold(0.0, f64::max);
 
     let bytes =
-        ctx.bytes_moved_as(case.op, case.direction, case.shape, case.storage(), case.fused_residual)?;
+        case.op.bytes_moved_as(ctx, case.direction, case.shape, case.storage(), case.fused_residual)?;
     let gpu_ms = median(times);
     let gpu_gbps = bytes as f64 / (gpu_ms * 1e6);
     Ok(Row {
@@ -350,7 +354,7 @@ fn autotune(gpu: &Gpu, args: &Args) -> Result<(), BenchError> {
     }
     let storage = wgpu_norm::Storage::uniform(args.dtype);
     let started = Instant::now();
-    let tuned = gpu.ctx.autotune(&shapes, storage, args.launch_cache.as_deref())?;
+    let tuned = wgpu_norm::autotune(&gpu.ctx, &shapes, storage, args.launch_cache.as_deref())?;
     println!(
         "autotune ({:.1} s): chosen launch per kernel and shape bucket",
         started.elapsed().as_secs_f64()
@@ -408,7 +412,11 @@ fn rooflines(gpu: &Gpu, args: &Args) -> Result<(f64, f64, Vec<report::SweepPoint
         let ctx = if k == 0 { &gpu.ctx } else { &other };
         let times = gpu.time_pass(args.warmup, args.iters, |pass, i| {
             let (s, d) = &pairs[i % 2];
-            Ok(ctx.encode_stream_copy(pass, shape, wgpu_norm::DType::F32, s.into(), d.into())?)
+            Ok(StreamCopyOp::new(ctx, wgpu_norm::DType::F32)?.encode(
+                pass,
+                shape,
+                &StreamCopy { x: s.into(), y: d.into() },
+            )?)
         })?;
         sweep.push(report::SweepPoint {
             workgroup_size: wg,
@@ -508,7 +516,7 @@ fn host_overhead(gpu: &Gpu) -> Result<report::HostOverhead, BenchError> {
         Ok(())
     })?;
     let oneshot_encode_us =
-        fresh(&mut |enc| Ok(ctx.encode_rms_norm_forward(enc, shape, &gpu::RMS, &args)?))?;
+        fresh(&mut |enc| Ok(RmsNormForwardOp::new(ctx, gpu::RMS)?.encode(enc, shape, &args)?))?;
     let cold_encode_pass_us = timed(true, &mut || {
         let mut enc = ctx.device().create_command_encoder(&Default::default());
         let t = Instant::now();

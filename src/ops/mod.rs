@@ -2,7 +2,6 @@
 //! ([`table`]), the generic prepared op ([`op`]) they share, and the one-shot calls.
 
 pub(crate) mod layer_norm;
-pub(crate) mod oneshot;
 pub(crate) mod op;
 pub(crate) mod params;
 pub(crate) mod rms_norm;

@@ -9,7 +9,6 @@ use crate::ops::rms_norm::row_params;
 use crate::ops::table::{TensorSpec, X, Y};
 use crate::runtime::binding::Tensor;
 use crate::runtime::context::NormContext;
-use crate::runtime::recorder::Recorder;
 use crate::shader::Kernel;
 use crate::shape::Shape;
 
@@ -32,6 +31,50 @@ impl Norm {
             Norm::RmsNorm => "rms_norm",
             Norm::LayerNorm => "layer_norm",
         }
+    }
+
+    /// Bytes this norm in `direction` moves to and from device memory for `shape` on this
+    /// context `ctx`, in f32 with gamma (and beta) given: [`Norm::bytes_moved_as`] with
+    /// f32 storage and no fused residual.
+    pub fn bytes_moved(self, ctx: &NormContext, direction: Direction, shape: Shape) -> Result<u64> {
+        self.bytes_moved_as(ctx, direction, shape, Storage::default(), false)
+    }
+
+    /// Bytes this norm in `direction` moves to and from device memory for `shape` on this
+    /// context `ctx`, with gamma (and beta) given:
+    ///
+    /// - forward: read x, write y, read gamma (and beta) once; with a fused residual also
+    ///   read the residual and write h;
+    /// - backward: read x and dy, write dx, read gamma and the saved statistics (rstd, and
+    ///   the mean for LayerNorm), write the partial sums and read them back, write dgamma
+    ///   (and dbeta); with a fused residual also read the gradient arriving on h.
+    ///
+    /// The floor of a memory-bound kernel's time is these bytes over the bandwidth.
+    pub fn bytes_moved_as(
+        self,
+        ctx: &NormContext,
+        direction: Direction,
+        shape: Shape,
+        storage: Storage,
+        fused_residual: bool,
+    ) -> Result<u64> {
+        let (rows, cols) = shape.checked()?;
+        let (n, r, c) = (shape.elements() as u64, u64::from(rows), u64::from(cols));
+        let (act, param) = (storage.activations.size(), storage.params.size());
+        let (params, backward) = match self {
+            Norm::RmsNorm => (1, Kernel::RmsNormBackward),
+            Norm::LayerNorm => (2, Kernel::LayerNormBackward),
+        };
+        let fused = u64::from(fused_residual);
+        Ok(match direction {
+            Direction::Forward => act * (2 + 2 * fused) * n + param * params * c,
+            Direction::Backward => {
+                let stats = params; // rstd, and mean for LayerNorm
+                let partial_rows = u64::from(ctx.row_launch(backward, rows, cols).partial_rows);
+                let sums = F32 * (2 * params * partial_rows * c + params * c);
+                act * (3 + fused) * n + param * c + F32 * stats * r + sums
+            }
+        })
     }
 }
 
@@ -58,65 +101,6 @@ impl Direction {
 }
 
 const F32: u64 = 4;
-
-impl NormContext {
-    /// Bytes `op` in `direction` moves to and from device memory for `shape` on this
-    /// context, in f32 with gamma (and beta) given: [`NormContext::bytes_moved_as`] with
-    /// f32 storage and no fused residual.
-    pub fn bytes_moved(&self, op: Norm, direction: Direction, shape: Shape) -> Result<u64> {
-        self.bytes_moved_as(op, direction, shape, Storage::default(), false)
-    }
-
-    /// Bytes `op` in `direction` moves to and from device memory for `shape` on this
-    /// context, with gamma (and beta) given:
-    ///
-    /// - forward: read x, write y, read gamma (and beta) once; with a fused residual also
-    ///   read the residual and write h;
-    /// - backward: read x and dy, write dx, read gamma and the saved statistics (rstd, and
-    ///   the mean for LayerNorm), write the partial sums and read them back, write dgamma
-    ///   (and dbeta); with a fused residual also read the gradient arriving on h.
-    ///
-    /// The floor of a memory-bound kernel's time is these bytes over the bandwidth.
-    pub fn bytes_moved_as(
-        &self,
-        op: Norm,
-        direction: Direction,
-        shape: Shape,
-        storage: Storage,
-        fused_residual: bool,
-    ) -> Result<u64> {
-        let (rows, cols) = shape.checked()?;
-        let (n, r, c) = (shape.elements() as u64, u64::from(rows), u64::from(cols));
-        let (act, param) = (storage.activations.size(), storage.params.size());
-        let (params, backward) = match op {
-            Norm::RmsNorm => (1, Kernel::RmsNormBackward),
-            Norm::LayerNorm => (2, Kernel::LayerNormBackward),
-        };
-        let fused = u64::from(fused_residual);
-        Ok(match direction {
-            Direction::Forward => act * (2 + 2 * fused) * n + param * params * c,
-            Direction::Backward => {
-                let stats = params; // rstd, and mean for LayerNorm
-                let partial_rows = u64::from(self.row_launch(backward, rows, cols).partial_rows);
-                let sums = F32 * (2 * params * partial_rows * c + params * c);
-                act * (3 + fused) * n + param * c + F32 * stats * r + sums
-            }
-        })
-    }
-
-    /// Records a copy of the rows of `x` to `y`, stored as `dtype`, launched exactly like
-    /// the forward kernels for that shape: the roofline the benchmark compares them with.
-    pub fn encode_stream_copy(
-        &self,
-        encoder: &mut impl Recorder,
-        shape: Shape,
-        dtype: DType,
-        x: Tensor<'_>,
-        y: Tensor<'_>,
-    ) -> Result<()> {
-        StreamCopyOp::new(self, dtype)?.encode(encoder, shape, &StreamCopy { x, y })
-    }
-}
 
 /// The stream copy's config is the rows' dtype.
 impl OpConfig for DType {

@@ -10,8 +10,13 @@ use std::time::Instant;
 
 use crate::dtype::{DType, Storage};
 use crate::error::{NormError, Result};
-use crate::ops::layer_norm::{LayerNormBackward, LayerNormConfig, LayerNormForward};
-use crate::ops::rms_norm::{RmsNormBackward, RmsNormConfig, RmsNormForward};
+use crate::ops::layer_norm::{
+    LayerNormBackward, LayerNormBackwardOp, LayerNormConfig, LayerNormForward, LayerNormForwardOp,
+};
+use crate::ops::rms_norm::{
+    RmsNormBackward, RmsNormBackwardOp, RmsNormConfig, RmsNormForward, RmsNormForwardOp,
+};
+use crate::ops::roofline::{StreamCopy, StreamCopyOp};
 use crate::runtime::binding::Tensor;
 use crate::runtime::context::NormContext;
 use crate::shader::Kernel;
@@ -41,7 +46,7 @@ const MARGIN: f64 = 0.03;
 const FILE_HEADER: &str = "# wgpu-norm launch cache v1: adapter, kernel, rows bucket, cols bucket, \
                            threads per row, register tile";
 
-/// A launch [`NormContext::autotune`] settled on for one kernel and shape.
+/// A launch [`autotune`] settled on for one kernel and shape.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TunedLaunch {
     /// The kernel's name (its WGSL entry point).
@@ -59,168 +64,164 @@ pub struct TunedLaunch {
     pub default_micros: Option<f64>,
 }
 
-impl NormContext {
-    /// Times candidate launches (threads per row, register tile or streamed) of RMSNorm and
-    /// LayerNorm, forward and backward, and of the benchmark's stream copy, for each of
-    /// `shapes` stored as `storage`; the fastest is used from then on for every shape in the
-    /// same bucket (rows and columns rounded up to powers of two).
-    ///
-    /// With `cache_file`, choices already in the file for this adapter are taken without
-    /// timing, and the file is rewritten with every choice of this context (entries of other
-    /// adapters are kept). Blocks while it times; each candidate compiles a pipeline once.
-    ///
-    /// Run it before sizing backward workspaces: the size depends on the launch. Other
-    /// threads may encode meanwhile: the timing runs on a context of its own.
-    ///
-    /// ```no_run
-    /// use wgpu_norm::{NormContext, Shape, Storage};
-    /// let ctx = NormContext::new()?;
-    /// let path = std::env::temp_dir().join("wgpu-norm-launches.txt");
-    /// for t in ctx.autotune(&[Shape::new(4096, 4096)], Storage::default(), Some(&path))? {
-    ///     println!("{} {:?}: {} threads per row", t.kernel, t.shape, t.row_threads);
-    /// }
-    /// # Ok::<(), wgpu_norm::NormError>(())
-    /// ```
-    pub fn autotune(
-        &self,
-        shapes: &[Shape],
-        storage: Storage,
-        cache_file: Option<&Path>,
-    ) -> Result<Vec<TunedLaunch>> {
-        storage.check()?;
-        let adapter = self.adapter_key();
-        // Choices are applied to this context only once all is timed and saved: a failure
-        // anywhere changes nothing.
-        let (mut chosen, mut others) = (Vec::new(), Vec::new());
-        if let Some(path) = cache_file {
-            (chosen, others) = load_launches(path, &adapter)?;
-            check_writable(path)?;
-        }
-        // Candidates are timed on a context of their own, so that this one only ever sees
-        // final choices.
-        let trial =
-            NormContext::from_device(self.device().clone(), self.queue().clone(), self.options().clone());
-        let mut out = Vec::new();
-        for &shape in shapes {
-            let (rows, cols) = shape.checked()?;
-            self.check_cols(cols)?;
-            let bench = Bench::new(&trial, shape, storage)?;
-            for kernel in TUNED {
-                let key = LaunchKey::of(kernel, rows, cols);
-                let known = chosen.iter().find(|(k, _)| *k == key).map(|(_, c)| *c);
-                if let Some(c) = known.or_else(|| self.launch_choice(&key)) {
-                    out.push(TunedLaunch {
-                        kernel: kernel.name(),
-                        shape,
-                        row_threads: c.row_threads,
-                        register_tile: c.cached,
-                        micros: None,
-                        default_micros: None,
-                    });
-                    continue;
-                }
-                let Some((choice, us, rule_us)) = self.tune(&trial, &bench, kernel, rows, cols)? else {
-                    continue;
-                };
-                chosen.push((key, choice));
+/// Times candidate launches (threads per row, register tile or streamed) of RMSNorm and
+/// LayerNorm, forward and backward, and of the benchmark's stream copy, for each of
+/// `shapes` stored as `storage`; the fastest is used from then on for every shape in the
+/// same bucket (rows and columns rounded up to powers of two).
+///
+/// With `cache_file`, choices already in the file for this adapter are taken without
+/// timing, and the file is rewritten with every choice of this context (entries of other
+/// adapters are kept). Blocks while it times; each candidate compiles a pipeline once.
+///
+/// Run it before sizing backward workspaces: the size depends on the launch. Other
+/// threads may encode meanwhile: the timing runs on a context of its own.
+///
+/// ```no_run
+/// use wgpu_norm::{NormContext, Shape, Storage, autotune};
+/// let ctx = NormContext::new()?;
+/// let path = std::env::temp_dir().join("wgpu-norm-launches.txt");
+/// for t in autotune(&ctx, &[Shape::new(4096, 4096)], Storage::default(), Some(&path))? {
+///     println!("{} {:?}: {} threads per row", t.kernel, t.shape, t.row_threads);
+/// }
+/// # Ok::<(), wgpu_norm::NormError>(())
+/// ```
+pub fn autotune(
+    ctx: &NormContext,
+    shapes: &[Shape],
+    storage: Storage,
+    cache_file: Option<&Path>,
+) -> Result<Vec<TunedLaunch>> {
+    storage.check()?;
+    let adapter = adapter_key(ctx);
+    // Choices are applied to this context only once all is timed and saved: a failure
+    // anywhere changes nothing.
+    let (mut chosen, mut others) = (Vec::new(), Vec::new());
+    if let Some(path) = cache_file {
+        (chosen, others) = load_launches(path, &adapter)?;
+        check_writable(path)?;
+    }
+    // Candidates are timed on a context of their own, so that this one only ever sees
+    // final choices.
+    let trial = NormContext::from_device(ctx.device().clone(), ctx.queue().clone(), ctx.options().clone());
+    let mut out = Vec::new();
+    for &shape in shapes {
+        let (rows, cols) = shape.checked()?;
+        ctx.check_cols(cols)?;
+        let bench = Bench::new(&trial, shape, storage)?;
+        for kernel in TUNED {
+            let key = LaunchKey::of(kernel, rows, cols);
+            let known = chosen.iter().find(|(k, _)| *k == key).map(|(_, c)| *c);
+            if let Some(c) = known.or_else(|| ctx.launch_choice(&key)) {
                 out.push(TunedLaunch {
                     kernel: kernel.name(),
                     shape,
-                    row_threads: choice.row_threads,
-                    register_tile: choice.cached,
-                    micros: Some(us),
-                    default_micros: Some(rule_us),
+                    row_threads: c.row_threads,
+                    register_tile: c.cached,
+                    micros: None,
+                    default_micros: None,
                 });
+                continue;
             }
+            let Some((choice, us, rule_us)) = tune(ctx, &trial, &bench, kernel, rows, cols)? else {
+                continue;
+            };
+            chosen.push((key, choice));
+            out.push(TunedLaunch {
+                kernel: kernel.name(),
+                shape,
+                row_threads: choice.row_threads,
+                register_tile: choice.cached,
+                micros: Some(us),
+                default_micros: Some(rule_us),
+            });
         }
-        if let Some(path) = cache_file {
-            let mut all = self.launch_choices();
-            all.retain(|(k, _)| chosen.iter().all(|(c, _)| c != k));
-            all.extend(chosen.iter().copied());
-            all.sort_by_key(|(k, _)| *k);
-            save_launches(path, &adapter, &others, &all)?;
-        }
-        for (key, choice) in chosen {
-            self.set_launch_choice(key, choice);
-        }
-        Ok(out)
     }
+    if let Some(path) = cache_file {
+        let mut all = ctx.launch_choices();
+        all.retain(|(k, _)| chosen.iter().all(|(c, _)| c != k));
+        all.extend(chosen.iter().copied());
+        all.sort_by_key(|(k, _)| *k);
+        save_launches(path, &adapter, &others, &all)?;
+    }
+    for (key, choice) in chosen {
+        ctx.set_launch_choice(key, choice);
+    }
+    Ok(out)
+}
 
-    /// The launch for `kernel` on rows x cols and its median time and the rules' launch's,
-    /// both in microseconds. The rules' launch is a candidate too, and another replaces it
-    /// only when faster by more than MARGIN. Candidates are timed in turns, one submission
-    /// of each per round, so all see the same moments of the machine; a candidate the device
-    /// refuses is dropped. `None` when the device refuses every candidate.
-    fn tune(
-        &self,
-        trial: &NormContext,
-        bench: &Bench<'_>,
-        kernel: Kernel,
-        rows: u32,
-        cols: u32,
-    ) -> Result<Option<(LaunchChoice, f64, f64)>> {
-        let key = LaunchKey::of(kernel, rows, cols);
-        let rule = trial.row_launch(kernel, rows, cols);
-        let rule = LaunchChoice { row_threads: rule.row_threads, cached: rule.register_quads > 0 };
-        let mut candidates = vec![rule];
-        candidates.extend(self.candidates(cols).into_iter().filter(|c| *c != rule));
-        // The first submission of each compiles its pipelines and is not counted.
-        candidates.retain(|&c| {
-            trial.set_launch_choice(key, c);
-            bench.time(kernel).is_ok()
-        });
-        let mut samples = vec![Vec::with_capacity(SAMPLES); candidates.len()];
-        for _ in 0..SAMPLES {
-            for (c, times) in candidates.iter().zip(&mut samples) {
-                trial.set_launch_choice(key, *c);
-                times.push(bench.time(kernel)?);
-            }
+/// The launch for `kernel` on rows x cols and its median time and the rules' launch's,
+/// both in microseconds. The rules' launch is a candidate too, and another replaces it
+/// only when faster by more than MARGIN. Candidates are timed in turns, one submission
+/// of each per round, so all see the same moments of the machine; a candidate the device
+/// refuses is dropped. `None` when the device refuses every candidate.
+fn tune(
+    ctx: &NormContext,
+    trial: &NormContext,
+    bench: &Bench<'_>,
+    kernel: Kernel,
+    rows: u32,
+    cols: u32,
+) -> Result<Option<(LaunchChoice, f64, f64)>> {
+    let key = LaunchKey::of(kernel, rows, cols);
+    let rule = trial.row_launch(kernel, rows, cols);
+    let rule = LaunchChoice { row_threads: rule.row_threads, cached: rule.register_quads > 0 };
+    let mut candidates = vec![rule];
+    candidates.extend(candidate_launches(ctx, cols).into_iter().filter(|c| *c != rule));
+    // The first submission of each compiles its pipelines and is not counted.
+    candidates.retain(|&c| {
+        trial.set_launch_choice(key, c);
+        bench.time(kernel).is_ok()
+    });
+    let mut samples = vec![Vec::with_capacity(SAMPLES); candidates.len()];
+    for _ in 0..SAMPLES {
+        for (c, times) in candidates.iter().zip(&mut samples) {
+            trial.set_launch_choice(key, *c);
+            times.push(bench.time(kernel)?);
         }
-        let medians: Vec<f64> = samples.iter_mut().map(|t| median(t)).collect();
-        let Some(&rule_us) = medians.first() else { return Ok(None) };
-        let (mut choice, mut us) = (candidates[0], rule_us);
-        for (c, &m) in candidates.iter().zip(&medians).skip(1) {
-            if m < us && m < rule_us * (1.0 - MARGIN) {
-                (choice, us) = (*c, m);
-            }
-        }
-        Ok(Some((choice, us, rule_us)))
     }
+    let medians: Vec<f64> = samples.iter_mut().map(|t| median(t)).collect();
+    let Some(&rule_us) = medians.first() else { return Ok(None) };
+    let (mut choice, mut us) = (candidates[0], rule_us);
+    for (c, &m) in candidates.iter().zip(&medians).skip(1) {
+        if m < us && m < rule_us * (1.0 - MARGIN) {
+            (choice, us) = (*c, m);
+        }
+    }
+    Ok(Some((choice, us, rule_us)))
+}
 
-    /// Powers of two from a quarter of the rules' threads per row to four times as many
-    /// (no more than the workgroup, nor than the row has quads), each with a register tile
-    /// when the row fits one.
-    fn candidates(&self, cols: u32) -> Vec<LaunchChoice> {
-        let t = self.tuning();
-        let quads = cols.div_ceil(4).max(1);
-        let rule =
-            cols.div_ceil(t.elements_per_thread.max(4)).max(1).next_power_of_two().min(t.max_row_threads);
-        let top = quads.next_power_of_two().min(t.workgroup_size).min(rule * 4);
-        let mut v = Vec::new();
-        let mut threads = (rule / 4).max(1);
-        while threads <= top {
-            if quads.div_ceil(threads) <= MAX_TUNED_TILE {
-                v.push(LaunchChoice { row_threads: threads, cached: true });
-            }
-            v.push(LaunchChoice { row_threads: threads, cached: false });
-            threads *= 2;
+/// Powers of two from a quarter of the rules' threads per row to four times as many
+/// (no more than the workgroup, nor than the row has quads), each with a register tile
+/// when the row fits one.
+fn candidate_launches(ctx: &NormContext, cols: u32) -> Vec<LaunchChoice> {
+    let t = ctx.tuning();
+    let quads = cols.div_ceil(4).max(1);
+    let rule = cols.div_ceil(t.elements_per_thread.max(4)).max(1).next_power_of_two().min(t.max_row_threads);
+    let top = quads.next_power_of_two().min(t.workgroup_size).min(rule * 4);
+    let mut v = Vec::new();
+    let mut threads = (rule / 4).max(1);
+    while threads <= top {
+        if quads.div_ceil(threads) <= MAX_TUNED_TILE {
+            v.push(LaunchChoice { row_threads: threads, cached: true });
         }
-        v
+        v.push(LaunchChoice { row_threads: threads, cached: false });
+        threads *= 2;
     }
+    v
+}
 
-    /// Identifies the adapter, driver and workgroup size a cached choice was measured with.
-    fn adapter_key(&self) -> String {
-        let i = self.adapter_info();
-        let key = format!(
-            "{} | {:?} | {} {} | wg {}",
-            i.name,
-            i.backend,
-            i.driver,
-            i.driver_info,
-            self.tuning().workgroup_size
-        );
-        key.replace(['\t', '\n', '\r'], " ")
-    }
+/// Identifies the adapter, driver and workgroup size a cached choice was measured with.
+fn adapter_key(ctx: &NormContext) -> String {
+    let i = ctx.adapter_info();
+    let key = format!(
+        "{} | {:?} | {} {} | wg {}",
+        i.name,
+        i.backend,
+        i.driver,
+        i.driver_info,
+        ctx.tuning().workgroup_size
+    );
+    key.replace(['\t', '\n', '\r'], " ")
 }
 
 /// Launch choices, each for its kernel and shape bucket.
@@ -364,8 +365,12 @@ impl<'a> Bench<'a> {
     fn time(&self, kernel: Kernel) -> Result<f64> {
         let ctx = self.ctx;
         let workspace_bytes = match kernel {
-            Kernel::RmsNormBackward => ctx.rms_norm_backward_workspace_size(self.shape)?,
-            Kernel::LayerNormBackward => ctx.layer_norm_backward_workspace_size(self.shape)?,
+            Kernel::RmsNormBackward => {
+                RmsNormBackwardOp::new(ctx, RmsNormConfig::default())?.workspace_size(self.shape)?
+            }
+            Kernel::LayerNormBackward => {
+                LayerNormBackwardOp::new(ctx, LayerNormConfig::default())?.workspace_size(self.shape)?
+            }
             _ => 0,
         };
         let workspace = ctx.device().create_buffer(&wgpu::BufferDescriptor {
@@ -408,22 +413,22 @@ impl<'a> Bench<'a> {
         match kernel {
             Kernel::RmsNormForward => {
                 let args = RmsNormForward { x, residual: None, gamma, y, h: None, rstd };
-                ctx.encode_rms_norm_forward(encoder, shape, &rms, &args)
+                RmsNormForwardOp::new(ctx, rms)?.encode(encoder, shape, &args)
             }
             Kernel::RmsNormBackward => {
                 let args = RmsNormBackward { x, gamma, dy, dh: None, rstd, dx: y, dgamma, workspace };
-                ctx.encode_rms_norm_backward(encoder, shape, &rms, &args)
+                RmsNormBackwardOp::new(ctx, rms)?.encode(encoder, shape, &args)
             }
             Kernel::LayerNormForward => {
                 let args = LayerNormForward { x, residual: None, gamma, beta, y, h: None, mean, rstd };
-                ctx.encode_layer_norm_forward(encoder, shape, &ln, &args)
+                LayerNormForwardOp::new(ctx, ln)?.encode(encoder, shape, &args)
             }
             Kernel::LayerNormBackward => {
                 let args =
                     LayerNormBackward { x, gamma, dy, dh: None, mean, rstd, dx: y, dgamma, dbeta, workspace };
-                ctx.encode_layer_norm_backward(encoder, shape, &ln, &args)
+                LayerNormBackwardOp::new(ctx, ln)?.encode(encoder, shape, &args)
             }
-            _ => ctx.encode_stream_copy(encoder, shape, storage.activations, x, y),
+            _ => StreamCopyOp::new(ctx, storage.activations)?.encode(encoder, shape, &StreamCopy { x, y }),
         }
     }
 }

@@ -129,7 +129,7 @@ impl RowLaunch {
     }
 }
 
-/// A launch chosen by [`NormContext::autotune`](crate::NormContext::autotune) holds for a kernel and a shape bucket:
+/// A launch chosen by [`autotune`](crate::autotune()) holds for a kernel and a shape bucket:
 /// rows and columns rounded up to powers of two.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub(crate) struct LaunchKey {

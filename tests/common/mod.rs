@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 use std::sync::OnceLock;
+use wgpu_norm::host;
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -279,12 +280,12 @@ pub fn check_rms(ctx: &NormContext, label: &str, case: &Case, placement: wgpu_no
     let gamma = affine.then_some(&g[..]);
     let cfg = RmsNormConfig { eps, eps_placement: placement, ..Default::default() };
     let context = format!("rms_norm, {label}, {case:?}, {placement:?}");
-    let out = ctx.rms_norm_forward(&x, gamma, shape, &cfg).expect(&context);
+    let out = host::rms_norm_forward(ctx, &x, gamma, shape, &cfg).expect(&context);
     let want = reference::rms_norm_forward(&x, gamma, shape, &cfg).unwrap();
     check("y", &out.y, &want.y, scaled(FORWARD, &want.y), &context);
     check("rstd", &out.rstd, &want.rstd, STATS, &context);
-    let grads =
-        ctx.rms_norm_backward(&x, gamma, &dy, saved.then_some(&out.rstd[..]), shape, &cfg).expect(&context);
+    let grads = host::rms_norm_backward(ctx, &x, gamma, &dy, saved.then_some(&out.rstd[..]), shape, &cfg)
+        .expect(&context);
     let want_grads = reference::rms_norm_backward(&x, gamma, &dy, shape, &cfg).unwrap();
     let terms = dx_terms(&want.rstd, gamma, &dy, shape.cols);
     check_at_scale("dx", &grads.dx, &want_grads.dx, DX, terms, &context);
@@ -305,7 +306,7 @@ pub fn check_layer(ctx: &NormContext, label: &str, case: &Case) {
     let (gamma, beta) = (affine.then_some(&g[..]), affine.then_some(&b[..]));
     let cfg = LayerNormConfig { eps, ..Default::default() };
     let context = format!("layer_norm, {label}, {case:?}");
-    let out = ctx.layer_norm_forward(&x, gamma, beta, shape, &cfg).expect(&context);
+    let out = host::layer_norm_forward(ctx, &x, gamma, beta, shape, &cfg).expect(&context);
     let want = reference::layer_norm_forward(&x, gamma, beta, shape, &cfg).unwrap();
     check("y", &out.y, &want.y, scaled(FORWARD, &want.y), &context);
     // The mean's error matters relative to the spread of x, not to the mean (near 0 for randn).
@@ -314,7 +315,7 @@ pub fn check_layer(ctx: &NormContext, label: &str, case: &Case) {
     check("mean", &out.mean, &want.mean, mean_bar, &context);
     check("rstd", &out.rstd, &want.rstd, STATS, &context);
     let (mean, rstd) = (saved.then_some(&out.mean[..]), saved.then_some(&out.rstd[..]));
-    let grads = ctx.layer_norm_backward(&x, gamma, &dy, mean, rstd, shape, &cfg).expect(&context);
+    let grads = host::layer_norm_backward(ctx, &x, gamma, &dy, mean, rstd, shape, &cfg).expect(&context);
     let want_grads = reference::layer_norm_backward(&x, gamma, &dy, shape, &cfg).unwrap();
     let terms = dx_terms(&want.rstd, gamma, &dy, shape.cols);
     check_at_scale("dx", &grads.dx, &want_grads.dx, DX, terms, &context);

@@ -101,7 +101,7 @@ async fn run_case(ctx: &NormContext, case: Case, clock: Clock, seed: u64) -> Res
         max_error = if e.is_nan() || max_error.is_nan() { f64::NAN } else { max_error.max(e) };
     }
     let times = timing::time(ctx, &prepared.bound, clock).await?;
-    let bytes = ctx.bytes_moved(case.norm, case.direction, case.shape).map_err(|e| e.to_string())?;
+    let bytes = case.norm.bytes_moved(ctx, case.direction, case.shape).map_err(|e| e.to_string())?;
     Ok(Outcome {
         case,
         times,

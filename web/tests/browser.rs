@@ -4,6 +4,7 @@
 
 use wasm_bindgen_test::{console_log, wasm_bindgen_test, wasm_bindgen_test_configure};
 use wgpu_norm::half::{bf16, f16};
+use wgpu_norm::host;
 use wgpu_norm::{
     Element, LayerNormConfig, NormContext, NormError, RmsNormConfig, RmsNormForward, RmsNormForwardOp, Shape,
     Tensor, reference,
@@ -32,7 +33,7 @@ async fn rms_forward(rows: usize, cols: usize, seed: u64) {
     let shape = Shape::new(rows, cols);
     let (x, g) = (noise(shape.elements(), seed, 0.0), noise(cols, seed + 1, 1.0));
     let cfg = RmsNormConfig::default();
-    let out = ctx.rms_norm_forward_async(&x, Some(&g), shape, &cfg).await.unwrap();
+    let out = host::rms_norm_forward_async(&ctx, &x, Some(&g), shape, &cfg).await.unwrap();
     let want = reference::rms_norm_forward(&x, Some(&g), shape, &cfg).unwrap();
     let e = rel_err(&out.y, &want.y);
     assert!(e < 1e-6, "seed {seed}, {rows}x{cols}: relative error {e:e}");
@@ -45,7 +46,7 @@ async fn layer_forward(rows: usize, cols: usize, seed: u64) {
     let x = noise(shape.elements(), seed, 1e3);
     let (g, b) = (noise(cols, seed + 1, 1.0), noise(cols, seed + 2, 0.0));
     let cfg = LayerNormConfig::default();
-    let out = ctx.layer_norm_forward_async(&x, Some(&g), Some(&b), shape, &cfg).await.unwrap();
+    let out = host::layer_norm_forward_async(&ctx, &x, Some(&g), Some(&b), shape, &cfg).await.unwrap();
     let want = reference::layer_norm_forward(&x, Some(&g), Some(&b), shape, &cfg).unwrap();
     let e = rel_err(&out.y, &want.y);
     assert!(e < 1e-6, "seed {seed}, {rows}x{cols}: relative error {e:e}");
@@ -60,7 +61,7 @@ async fn rms_backward(rows: usize, cols: usize, seed: u64) {
         noise(cols, seed + 2, 1.0),
     );
     let cfg = RmsNormConfig::default();
-    let out = ctx.rms_norm_backward_async(&x, Some(&g), &dy, None, shape, &cfg).await.unwrap();
+    let out = host::rms_norm_backward_async(&ctx, &x, Some(&g), &dy, None, shape, &cfg).await.unwrap();
     let want = reference::rms_norm_backward(&x, Some(&g), &dy, shape, &cfg).unwrap();
     let (ex, eg) = (rel_err(&out.dx, &want.dx), rel_err(&out.dgamma, &want.dgamma));
     assert!(ex < 1e-5 && eg < 1e-5, "seed {seed}, {rows}x{cols}: dx {ex:e}, dgamma {eg:e}");
@@ -75,7 +76,8 @@ async fn layer_backward(rows: usize, cols: usize, seed: u64) {
         noise(cols, seed + 2, 1.0),
     );
     let cfg = LayerNormConfig::default();
-    let out = ctx.layer_norm_backward_async(&x, Some(&g), &dy, None, None, shape, &cfg).await.unwrap();
+    let out =
+        host::layer_norm_backward_async(&ctx, &x, Some(&g), &dy, None, None, shape, &cfg).await.unwrap();
     let want = reference::layer_norm_backward(&x, Some(&g), &dy, shape, &cfg).unwrap();
     let (ex, eg, eb) =
         (rel_err(&out.dx, &want.dx), rel_err(&out.dgamma, &want.dgamma), rel_err(&out.dbeta, &want.dbeta));
@@ -158,7 +160,7 @@ async fn half_forward<T: Element>(seed: u64, tol: f64) {
     let shape = Shape::new(5, 1001);
     let x: Vec<T> = noise(shape.elements(), seed, 0.0).iter().map(|&v| T::from_f32(v)).collect();
     let cfg = RmsNormConfig::default();
-    let out = ctx.rms_norm_forward_async(&x, None, shape, &cfg).await.unwrap();
+    let out = host::rms_norm_forward_async(&ctx, &x, None, shape, &cfg).await.unwrap();
     let xf: Vec<f64> = x.iter().map(|v| v.to_f64()).collect();
     let want = reference::rms_norm_forward(&xf, None, shape, &cfg).unwrap();
     for (i, (g, w)) in out.y.iter().zip(&want.y).enumerate() {
