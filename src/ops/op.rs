@@ -110,7 +110,8 @@ pub struct BoundOp {
 
 impl<K: OpKind> Op<K> {
     /// Checks `config` and makes the op on `ctx`. Nothing is compiled until a launch is
-    /// first bound.
+    /// first bound: the pipelines depend on the row length, the layout and which optional
+    /// tensors are given.
     pub fn new(ctx: &NormContext, config: K::Config) -> Result<Self> {
         config.check()?;
         Ok(Op { ctx: ctx.clone(), config, kind: PhantomData })
@@ -123,7 +124,9 @@ impl<K: OpKind> Op<K> {
 
     /// Binds the op to `tensors` laid out as `shape`: checks every tensor (see
     /// [`NormError`] for what is refused), compiles the pipelines this launch needs if the
-    /// context has not yet, and creates the parameter block and bind groups. Never blocks:
+    /// context has not yet, and those the same tensors need at any smaller row count (so
+    /// that binding them again with fewer rows compiles nothing), and creates the parameter
+    /// block and bind groups. Never blocks:
     /// on native wgpu every error is known here; in a browser use [`Op::bind_async`] to wait
     /// for wgpu's word on what was created.
     pub fn bind(&self, shape: Shape, tensors: &K::Tensors<'_>) -> Result<BoundOp> {
@@ -232,26 +235,33 @@ impl<K: OpKind> Op<K> {
         });
         ctx.queue().write_buffer(&uniform, 0, bytemuck::bytes_of(&params));
         verdicts.push(Verdict::new("parameter block creation", scope));
-        let tile = launch.register_quads;
-        let row_key = PipelineKey {
+        let layout = self.layout(&checked, &params, &rows_bindings);
+        let row_key = |launch: &RowLaunch| PipelineKey {
             kernel: K::KERNEL,
             variant: Variant {
                 subgroups: ctx.uses_subgroups() && K::KERNEL.family().reduces_rows(),
                 storage,
                 native_f16: ctx.uses_native_f16(),
-                layout: self.layout(&checked, &params, &rows_bindings),
+                layout,
                 // Streamed launches share one module, whatever tile they would have had.
-                register_quads: tile.max(1),
+                register_quads: launch.register_quads.max(1),
             },
             workgroup_size: launch.workgroup_size,
             row_threads: launch.row_threads,
             subgroup_mode: launch.subgroup_mode,
-            cached: tile > 0,
+            cached: launch.register_quads > 0,
             flags: params.flags,
         };
+        // Every pipeline a later binding of these tensors with fewer rows runs is compiled
+        // now, so that such a binding (a decode step after prefill) never compiles.
+        for other in ctx.row_launches_up_to(K::KERNEL, rows, cols) {
+            if !other.same_pipeline(&launch) {
+                ctx.pipelines().get(ctx.device(), row_key(&other), verdicts);
+            }
+        }
         let max_groups = ctx.limits().max_compute_workgroups_per_dimension.max(1);
         let groups = launch.groups.min(max_groups);
-        let rows_pass = self.dispatch(row_key, &rows_bindings, &checked, &uniform, groups, verdicts);
+        let rows_pass = self.dispatch(row_key(&launch), &rows_bindings, &checked, &uniform, groups, verdicts);
         let columns_pass = sums.then(|| {
             let t = ctx.tuning();
             let column_flags = K::TABLE

@@ -310,6 +310,27 @@ impl NormContext {
         let subgroups = self.uses_subgroups().then_some((info.subgroup_min_size, info.subgroup_max_size));
         self.tuning().row_launch(kernel, rows, cols, choice, subgroups)
     }
+
+    /// One launch per pipeline `kernel` can need for rows of `cols` and any row count from
+    /// 1 to `rows`: what binding compiles, so that binding again with fewer rows never does.
+    pub(crate) fn row_launches_up_to(&self, kernel: Kernel, rows: u32, cols: u32) -> Vec<RowLaunch> {
+        // The launch is a step function of the row count. It steps where the workgroup
+        // shrinks (just past (target - 1) * k rows, k = rows per workgroup, a power of two)
+        // and where autotuning's row bucket changes (just past a power of two).
+        let target = u64::from(self.tuning().backward_groups.max(1));
+        let mut counts = vec![1, u64::from(rows)];
+        for p in (0..32).map(|i| 1_u64 << i) {
+            counts.extend([p, p + 1, (target - 1) * p + 1]);
+        }
+        let mut launches: Vec<RowLaunch> = Vec::new();
+        for r in counts.into_iter().filter(|&r| r >= 1 && r <= u64::from(rows)) {
+            let l = self.row_launch(kernel, r as u32, cols);
+            if !launches.iter().any(|o| o.same_pipeline(&l)) {
+                launches.push(l);
+            }
+        }
+        launches
+    }
 }
 
 /// Bytes between the placeholder ranges of two bindings: the device's storage offset

@@ -121,6 +121,12 @@ pub(crate) struct RowLaunch {
 }
 
 impl RowLaunch {
+    /// Whether `other` runs the same pipeline (it may differ in grid size).
+    pub fn same_pipeline(&self, other: &RowLaunch) -> bool {
+        (self.workgroup_size, self.row_threads, self.subgroup_mode, self.register_quads)
+            == (other.workgroup_size, other.row_threads, other.subgroup_mode, other.register_quads)
+    }
+
     /// The same pipeline and row mapping over fewer rows: the grid shrinks to the row
     /// blocks there are, and the backward leaves as many partial rows as its slots visit.
     pub fn over_rows(&self, rows: u32) -> RowLaunch {
