@@ -532,6 +532,12 @@ impl Workload {
         Ok(())
     }
 
+    /// x, gamma, beta and y of buffer set `run % sets`: the forward's tensors.
+    pub fn forward_buffers(&self, run: usize) -> [&wgpu::Buffer; 4] {
+        let s = &self.sets[run % self.sets.len()];
+        [&s.x, &self.gamma_buf, &self.beta_buf, &s.y]
+    }
+
     /// The outputs of the last run on set 0 (record run 0 first), as f32: y (and h), or
     /// dx, dgamma (and dbeta).
     pub fn outputs(&self, gpu: &Gpu) -> Result<Vec<Vec<f32>>, BenchError> {

@@ -4,6 +4,7 @@
 mod args;
 mod cpu;
 mod gpu;
+mod naive;
 mod plot;
 mod report;
 
@@ -16,6 +17,7 @@ use wgpu_norm::{Direction, Norm, RmsNormForward, RmsNormForwardOp, Shape, Stream
 
 use args::Args;
 use gpu::{Case, Gpu, Workload};
+use naive::Naive;
 use report::{Report, Row, median, min};
 
 #[derive(Debug, thiserror::Error)]
@@ -150,6 +152,7 @@ fn run(args: &Args) -> Result<(), BenchError> {
         host.cold_encode_pass_us
     );
 
+    let naive = Naive::new(&gpu.ctx);
     let mut rows = Vec::new();
     for &shape in &args.shapes {
         bar.set_message(format!("{}x{}", shape.rows, shape.cols));
@@ -177,12 +180,31 @@ fn run(args: &Args) -> Result<(), BenchError> {
         let kernels: Vec<_> =
             loads.iter().map(|w| move |pass: &mut wgpu::ComputePass<'_>, i| w.record(ctx, pass, i)).collect();
         records.extend(kernels.iter().map(|k| k as &Record<'_>));
+        // The naive baseline of each workload it covers, in the same turns.
+        let baselines: Vec<_> = loads
+            .iter()
+            .filter_map(|w| naive.as_ref().filter(|_| Naive::covers(w)).map(|n| (w, n)))
+            .map(|(w, n)| {
+                let record = move |pass: &mut wgpu::ComputePass<'_>, i| {
+                    n.record(ctx, pass, w, i);
+                    Ok(())
+                };
+                (w as *const Workload, record)
+            })
+            .collect();
+        records.extend(baselines.iter().map(|(_, r)| r as &Record<'_>));
         let mut times = interleaved_runs(&gpu, args, &records)?;
         let copy_times = times.remove(0);
+        let naive_times = times.split_off(loads.len());
         let shape_copy = 2.0 * n as f64 * args.dtype.size() as f64 / (median(&copy_times) * 1e6);
         stream_gbps = stream_gbps.max(shape_copy);
         for (w, t) in loads.iter().zip(&times) {
-            rows.push(measure(&gpu, args, w, t, shape_copy)?);
+            let mut row = measure(&gpu, args, w, t, shape_copy)?;
+            let baseline = baselines.iter().position(|(p, _)| std::ptr::eq(*p, w));
+            if let (Some(i), Some(n)) = (baseline, &naive) {
+                check_naive(&gpu, n, w, &mut row, &naive_times[i])?;
+            }
+            rows.push(row);
             bar.inc(1);
         }
     }
@@ -233,6 +255,7 @@ fn run(args: &Args) -> Result<(), BenchError> {
                 backend: format!("{:?}", info.backend),
                 driver: info.driver.clone(),
                 device_type: format!("{:?}", info.device_type),
+                subgroups: naive.is_some(),
             },
             timing: gpu.timing.name(),
             copy_gbps,
@@ -342,7 +365,38 @@ fn measure(gpu: &Gpu, args: &Args, w: &Workload, times: &[f64], shape_copy: f64)
         cpu_fast_ms: median(&fast_times),
         max_rel_err: max_err(&outputs),
         cpu_fast_rel_err: max_err(&fast),
+        naive_ms: None,
+        vs_naive: None,
+        naive_copy_fraction: None,
     })
+}
+
+/// The naive baseline's time and `vs_naive` on `row`, once its output on set 0 is checked
+/// against the reference: a baseline off the reference would prove nothing.
+fn check_naive(
+    gpu: &Gpu,
+    naive: &Naive,
+    w: &Workload,
+    row: &mut Row,
+    times: &[f64],
+) -> Result<(), BenchError> {
+    gpu.time_pass(0, 1, |pass, _| {
+        naive.record(&gpu.ctx, pass, w, 0);
+        Ok(())
+    })?;
+    let want = cpu::reference_case(w)?;
+    let err = cpu::rel_err(&w.outputs(gpu)?[0], &want[0]);
+    if err.is_nan() || err >= 1e-5 {
+        return Err(BenchError::Gpu(format!(
+            "the naive baseline of {} {} {}x{} is off the reference by {err:.1e}",
+            row.op, row.direction, row.rows, row.cols
+        )));
+    }
+    let naive_ms = median(times);
+    row.naive_ms = Some(naive_ms);
+    row.vs_naive = Some(naive_ms / row.gpu_ms);
+    row.naive_copy_fraction = Some(row.shape_copy_fraction * row.gpu_ms / naive_ms);
+    Ok(())
 }
 
 /// Tunes the launches of every kernel for the benchmark's shapes and the roofline's, and

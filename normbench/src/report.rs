@@ -29,6 +29,13 @@ pub struct Row {
     pub max_rel_err: f64,
     /// Largest ||cpu fast - ref|| / ||ref|| over the outputs.
     pub cpu_fast_rel_err: f64,
+    /// Median time of the naive baseline (forward, f32, rows a multiple of 4 long, on
+    /// adapters with subgroups), timed in the same turns; `None` where it has no kernel.
+    pub naive_ms: Option<f64>,
+    /// naive_ms / gpu_ms: above 1 where the crate is faster.
+    pub vs_naive: Option<f64>,
+    /// The naive baseline's GB/s over the same-shape copy's.
+    pub naive_copy_fraction: Option<f64>,
 }
 
 /// One launch of the stream-copy roofline sweep.
@@ -45,6 +52,8 @@ pub struct AdapterJson {
     pub backend: String,
     pub driver: String,
     pub device_type: String,
+    /// Whether the device has subgroup operations (the naive baseline needs them).
+    pub subgroups: bool,
 }
 
 /// The JSON document `--json` writes.
@@ -101,7 +110,7 @@ pub fn min(v: &[f64]) -> f64 {
     v.iter().copied().fold(f64::INFINITY, f64::min)
 }
 
-const HEADER: [&str; 12] = [
+const HEADER: [&str; 14] = [
     "op",
     "dir",
     "rows x cols",
@@ -110,6 +119,8 @@ const HEADER: [&str; 12] = [
     "GPU GB/s",
     "% of stream roofline",
     "% of same-shape copy",
+    "naive: % of copy",
+    "vs naive",
     "CPU ref ms",
     "CPU fast ms",
     "GPU speedup vs CPU fast",
@@ -118,7 +129,7 @@ const HEADER: [&str; 12] = [
 
 /// The table, as Markdown so it pastes into BENCHMARKS.md as it is.
 pub fn table(rows: &[Row]) -> String {
-    let cells: Vec<[String; 12]> = rows
+    let cells: Vec<[String; 14]> = rows
         .iter()
         .map(|r| {
             [
@@ -130,6 +141,8 @@ pub fn table(rows: &[Row]) -> String {
                 format!("{:.2}", r.gpu_gbps),
                 format!("{:.1}%", 100.0 * r.roofline_fraction),
                 format!("{:.1}%", 100.0 * r.shape_copy_fraction),
+                r.naive_copy_fraction.map_or("-".to_string(), |f| format!("{:.1}%", 100.0 * f)),
+                r.vs_naive.map_or("-".to_string(), |v| format!("{v:.2}x")),
                 format!("{:.2}", r.cpu_ref_ms),
                 format!("{:.3}", r.cpu_fast_ms),
                 format!("{:.2}x", r.cpu_fast_ms / r.gpu_ms),
