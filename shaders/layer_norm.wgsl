@@ -17,8 +17,12 @@
 //   A saved mean is used as m1 and corrected the same way; a saved rstd is used as is.
 //   dx is dh: x and the residual receive the same gradient. Backward reads h as its x.
 //
-// Rows that fit in registers (CACHED: MAX_CACHE quads per thread) are read once; longer rows
-// are streamed from device memory once per pass (three passes forward, two backward).
+// Rows that fit in registers (CACHED: MAX_CACHE quads per thread) are read once. Longer rows
+// are streamed from device memory once per pass, two passes each way. A streamed forward
+// takes its statistics from one read: each thread keeps per-lane moments (count, mean, M2)
+// of d = h - k, k one of the row's first values, built from short blocks of shifted sums and
+// merged with Chan, Golub and LeVeque's formula, then merged across the row's threads. The
+// mean is carried as k + mean(d), like m1 + m2 above.
 // Backward partial sums are deterministic, as in rms_norm.wgsl.
 
 @group(0) @binding(4) var<storage, read_write> mean: array<f32>;
@@ -35,8 +39,12 @@ fn beta_quad(j: u32, len: u32) -> vec4<f32> {
 fn centred_stats(sum_d: f32, sum_d2: f32) -> vec2<f32> {
     let n = f32(p.cols);
     let m2 = sum_d / n;
-    let var_ = max(sum_d2 / n - m2 * m2, 0.0);
-    return vec2<f32>(m2, overflow_shows(1.0 / sqrt(var_ + p.eps), sum_d2));
+    return vec2<f32>(m2, rstd_of(sum_d2 / n - m2 * m2, sum_d2));
+}
+
+// rstd from the variance, and the sum of squares it came from (to show an overflow).
+fn rstd_of(var_: f32, sum_sq: f32) -> f32 {
+    return overflow_shows(1.0 / sqrt(max(var_, 0.0) + p.eps), sum_sq);
 }
 
 fn save_stats(row: u32, lane: u32, live: bool, m: f32, r: f32) {
@@ -64,6 +72,54 @@ fn store_forward(base: u32, j: u32, len: u32, h: vec4<f32>, m1: f32, st: vec2<f3
     if (has(FLAG_H)) {
         st_h(p.h_off + base + j, h, len);
     }
+}
+
+// Count, mean and sum of squared deviations (M2) of each lane of a thread's quads: what a
+// streamed row's statistics are merged from, so that it is read once for them.
+struct Moments {
+    n: vec4<f32>,
+    mean: vec4<f32>,
+    m2: vec4<f32>,
+}
+
+// Sums over one block of a thread's walk (32 quads, see flush_now) of e = d - shift, where
+// shift is the thread's mean of d so far (0, that is k, in the first block): near the
+// block's values, so the sums carry no cancellation, and no single outlier becomes it.
+struct BlockSums {
+    shift: vec4<f32>,
+    n: vec4<f32>,
+    s1: vec4<f32>,
+    s2: vec4<f32>,
+}
+
+// True on the first quad of a block of a streamed walk.
+fn block_start(j: u32) -> bool {
+    return ((j / (4u * ROW_THREADS)) & 31u) == 0u;
+}
+
+// The shift k of a streamed row's statistics, from its first quad q (cnt elements in the
+// row): a middle one of its four values, so that no single outlier there is taken. Near the
+// row's values, d = h - k is exact, and the mean is k + mean(d) to f32 rounding of mean(d).
+fn shift_of(q: vec4<f32>, cnt: u32) -> f32 {
+    if (cnt < 4u) {
+        return q.x;
+    }
+    return max(min(q.x, q.y), min(q.z, q.w));
+}
+
+// A block's moments of d.
+fn block_moments(b: BlockSums) -> Moments {
+    let n = max(b.n, vec4<f32>(1.0));
+    let m2 = max(b.s2 - b.s1 * b.s1 / n, vec4<f32>(0.0));
+    return Moments(b.n, b.shift + b.s1 / n, m2);
+}
+
+// Chan, Golub and LeVeque's merge of two sets' moments; an empty set changes nothing.
+fn merge_moments(a: Moments, b: Moments) -> Moments {
+    let n = a.n + b.n;
+    let w = b.n / max(n, vec4<f32>(1.0));
+    let delta = b.mean - a.mean;
+    return Moments(n, a.mean + delta * w, a.m2 + b.m2 + delta * delta * a.n * w);
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
@@ -119,31 +175,38 @@ fn layer_norm_forward(
             let live = row < p.rows;
             let cnt = select(0u, n, live);
             let base = row * p.stride;
-            // Blocked sums, as in rms_norm.wgsl.
-            var s = 0.0;
-            var part = 0.0;
-            for (var j = 4u * lane; j < cnt; j = j + 4u * ROW_THREADS) {
-                part = part + dot(input_quad(base, j, walk_len(j, cnt)), vec4<f32>(1.0));
-                if (flush_now(j)) {
-                    s = s + part;
-                    part = 0.0;
-                }
-            }
-            s = s + part;
-            let m1 = row_sum(vec4<f32>(s, 0.0, 0.0, 0.0)).x / f32(n);
-            var c = vec2<f32>(0.0);
-            var cpart = vec2<f32>(0.0);
+            // One read for the statistics (moments, below), one for the output.
+            let k = shift_of(input_quad(base, 0u, min(cnt, 4u)), cnt);
+            var acc = Moments(vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
+            var blk = BlockSums(vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
             for (var j = 4u * lane; j < cnt; j = j + 4u * ROW_THREADS) {
                 let len = walk_len(j, cnt);
-                cpart = cpart + centred_sums(input_quad(base, j, len), m1, len);
+                let h = input_quad(base, j, len);
+                if (block_start(j)) {
+                    blk.shift = acc.mean;
+                }
+                let e = ((h - vec4<f32>(k)) - blk.shift) * len_mask(len);
+                blk.n = blk.n + len_mask(len);
+                blk.s1 = blk.s1 + e;
+                blk.s2 = blk.s2 + e * e;
                 if (flush_now(j)) {
-                    c = c + cpart;
-                    cpart = vec2<f32>(0.0);
+                    acc = merge_moments(acc, block_moments(blk));
+                    blk.n = vec4<f32>(0.0);
+                    blk.s1 = vec4<f32>(0.0);
+                    blk.s2 = vec4<f32>(0.0);
                 }
             }
-            c = c + cpart;
-            let t = row_sum(vec4<f32>(c, 0.0, 0.0));
-            let st = centred_stats(t.x, t.y);
+            acc = merge_moments(acc, block_moments(blk));
+            // Chan's merge over the row's threads and the four lanes of their quads, as sums:
+            // the row's mean of d = h - k; what its rounding lost, sum(n * (mean - md)); and
+            // sum(M2 + n * (mean - md)^2).
+            let md = row_sum(vec4<f32>(dot(acc.n, acc.mean), 0.0, 0.0, 0.0)).x / f32(n);
+            let dm = acc.mean - vec4<f32>(md);
+            let t = row_sum(vec4<f32>(dot(acc.m2, vec4<f32>(1.0)) + dot(acc.n, dm * dm), dot(acc.n, dm), 0.0, 0.0));
+            let c = t.y / f32(n);
+            let m2 = t.x - f32(n) * c * c;
+            let m1 = k;
+            let st = vec2<f32>(md + c, rstd_of(m2 / f32(n), m2));
             for (var j = 4u * lane; j < cnt; j = j + 4u * ROW_THREADS) {
                 let len = walk_len(j, cnt);
                 store_forward(base, j, len, input_quad(base, j, len), m1, st, gamma_quad(j, len), beta_quad(j, len));

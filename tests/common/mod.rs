@@ -109,10 +109,13 @@ pub enum Input {
     Constant,
     /// All zeros.
     Zeros,
+    /// randn with one element of each row 1e5 times larger, at column 7 * row (mod cols): the
+    /// first element of row 0.
+    Dominated,
 }
 
 impl Input {
-    pub const ALL: [Input; 8] = [
+    pub const ALL: [Input; 9] = [
         Input::Randn,
         Input::Shifted,
         Input::LargeMean,
@@ -121,6 +124,7 @@ impl Input {
         Input::Tiny,
         Input::Constant,
         Input::Zeros,
+        Input::Dominated,
     ];
 }
 
@@ -143,6 +147,13 @@ pub fn input(rng: &mut StdRng, kind: Input, shape: Shape) -> Vec<f32> {
         Input::Tiny => randn(rng, n).iter().map(|v| 1e-15 * v).collect(),
         Input::Constant => (0..n).map(|i| 3.7 * (i / shape.cols) as f32 + 1.0).collect(),
         Input::Zeros => vec![0.0; n],
+        Input::Dominated => {
+            let mut v = randn(rng, n);
+            for r in 0..shape.rows {
+                v[r * shape.cols + (7 * r) % shape.cols] *= 1e5;
+            }
+            v
+        }
     }
 }
 
