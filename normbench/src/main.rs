@@ -268,7 +268,7 @@ fn run(args: &Args) -> Result<(), BenchError> {
         std::fs::write(path, text).map_err(|e| io_err(path, e))?;
     }
     if let Some(path) = &args.plot {
-        plot::draw(path, &rows, &info.name, copy_gbps, stream_gbps)?;
+        plot::draw(path, &rows, &info.name)?;
     }
     Ok(())
 }

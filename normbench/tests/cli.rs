@@ -63,7 +63,9 @@ fn tiny_run_writes_json_and_svg() {
     }
     assert!(stdout.contains("vs naive"), "{stdout}");
     let svg_text = std::fs::read_to_string(&svg).unwrap();
-    assert!(svg_text.starts_with("<svg") && svg_text.contains("rms_norm forward"));
+    assert!(
+        svg_text.starts_with("<svg") && svg_text.contains(">forward<") && svg_text.contains(">rms_norm<")
+    );
     std::fs::remove_dir_all(&dir).ok();
 }
 
