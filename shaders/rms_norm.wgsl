@@ -15,7 +15,8 @@
 // Fused single pass: while a row fits in registers (CACHED: MAX_CACHE quads per thread)
 // each element is read once and written once. A longer row is streamed twice from device
 // memory (sum of squares, then scale); the second read usually hits L2 on a GPU, and
-// correctness does not depend on it.
+// correctness does not depend on it. Streamed rows go two per trip while a workgroup has two
+// row blocks left, so a gamma quad read serves two rows and one reduction both.
 //
 // Backward is deterministic: each (workgroup, row slot) accumulates dgamma for the rows it
 // visits in a fixed order into its own row of the workspace; reduce_columns.wgsl sums
@@ -98,31 +99,51 @@ fn rms_norm_forward(
             save_rstd(row, lane, live, r);
         }
     } else {
-        for (var b = wid.x; b < blocks; b = b + nwg.x) {
-            let row = b * rows_per_group() + slot;
-            let live = row < p.rows;
-            let cnt = select(0u, p.cols, live);
-            let base = row * p.stride;
-            // Blocked sums: a thread may walk thousands of quads when few threads share a
-            // row; flushing every 32 keeps the error near 32 + trips / 32 roundings.
-            var ss = 0.0;
-            var part = 0.0;
-            for (var j = 4u * lane; j < cnt; j = j + 4u * ROW_THREADS) {
-                part = part + norm_sq(input_quad(base, j, walk_len(j, cnt)), j);
-                if (flush_now(j)) {
-                    ss = ss + part;
-                    part = 0.0;
-                }
-            }
-            ss = ss + part;
-            let r = scale_from_sum_sq(row_sum(vec4<f32>(ss, 0.0, 0.0, 0.0)).x);
-            for (var j = 4u * lane; j < cnt; j = j + 4u * ROW_THREADS) {
-                let len = walk_len(j, cnt);
-                store_forward(base, j, len, input_quad(base, j, len), r, gamma_quad(j, len));
-            }
-            save_rstd(row, lane, live, r);
+        // Two rows per trip while two row blocks are left, from blocks b and b + nwg.x: each
+        // gamma quad is read once for both, and one reduction serves both. Then one row.
+        var b = wid.x;
+        for (; b + nwg.x < blocks; b = b + 2u * nwg.x) {
+            stream_forward(vec2<u32>(b, b + nwg.x) * rows_per_group() + slot, lane, true);
+        }
+        if (b < blocks) {
+            stream_forward(vec2<u32>(b) * rows_per_group() + slot, lane, false);
         }
     }
+}
+
+// The streamed forward of row.x, and of row.y when `both` (a constant at each call, so each
+// call compiles to a loop of its own). From uniform control flow only: it reduces.
+fn stream_forward(row: vec2<u32>, lane: u32, both: bool) {
+    let live = (row < vec2<u32>(p.rows)) & vec2<bool>(true, both);
+    let base = row * p.stride;
+    // Blocked sums: a thread may walk thousands of quads when few threads share a row;
+    // flushing every 32 keeps the error near 32 + trips / 32 roundings.
+    var ss = vec2<f32>(0.0);
+    var part = vec2<f32>(0.0);
+    for (var j = 4u * lane; j < p.cols && live.x; j = j + 4u * ROW_THREADS) {
+        let len = walk_len(j, p.cols);
+        part.x = part.x + norm_sq(input_quad(base.x, j, len), j);
+        if (both) {
+            part.y = part.y + norm_sq(input_quad(base.y, j, select(0u, len, live.y)), j);
+        }
+        if (flush_now(j)) {
+            ss = ss + part;
+            part = vec2<f32>(0.0);
+        }
+    }
+    ss = ss + part;
+    let t = row_sum(vec4<f32>(ss, 0.0, 0.0));
+    let r = vec2<f32>(scale_from_sum_sq(t.x), scale_from_sum_sq(t.y));
+    for (var j = 4u * lane; j < p.cols && live.x; j = j + 4u * ROW_THREADS) {
+        let len = walk_len(j, p.cols);
+        let g = gamma_quad(j, len);
+        store_forward(base.x, j, len, input_quad(base.x, j, len), r.x, g);
+        if (live.y) {
+            store_forward(base.y, j, len, input_quad(base.y, j, len), r.y, g);
+        }
+    }
+    save_rstd(row.x, lane, live.x, r.x);
+    save_rstd(row.y, lane, live.y, r.y);
 }
 
 // (r, c * sum(u * h)) of the header, from sum_k(h^2), sum(u * h) and the saved rstd when
