@@ -107,10 +107,11 @@ fn shift_of(q: vec4<f32>, cnt: u32) -> f32 {
     return max(min(q.x, q.y), min(q.z, q.w));
 }
 
-// A block's moments of d.
+// A block's moments of d. A sum of squares that overflowed stays infinite, so that the
+// overflow shows in rstd (overflow_shows) instead of vanishing as inf - inf.
 fn block_moments(b: BlockSums) -> Moments {
     let n = max(b.n, vec4<f32>(1.0));
-    let m2 = max(b.s2 - b.s1 * b.s1 / n, vec4<f32>(0.0));
+    let m2 = select(max(b.s2 - b.s1 * (b.s1 / n), vec4<f32>(0.0)), b.s2, b.s2 > vec4<f32>(0x1.fffffep+127f));
     return Moments(b.n, b.shift + b.s1 / n, m2);
 }
 
@@ -119,7 +120,10 @@ fn merge_moments(a: Moments, b: Moments) -> Moments {
     let n = a.n + b.n;
     let w = b.n / max(n, vec4<f32>(1.0));
     let delta = b.mean - a.mean;
-    return Moments(n, a.mean + delta * w, a.m2 + b.m2 + delta * delta * a.n * w);
+    // With either set empty the spread is nothing, even where delta^2 overflows (inf * 0).
+    let both = (a.n > vec4<f32>(0.0)) & (b.n > vec4<f32>(0.0));
+    let spread = select(vec4<f32>(0.0), delta * delta * a.n * w, both);
+    return Moments(n, a.mean + delta * w, a.m2 + b.m2 + spread);
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
