@@ -380,13 +380,18 @@ async fn finish_and_read<const N: usize>(
     if let Some(e) = scope.pop().await {
         return Err(ctx.lost_or(NormError::Wgpu { during: "submission", message: e.to_string() }));
     }
-    let mapped = staging.each_ref().map(|b| {
-        let (tx, rx) = futures_intrusive::channel::shared::oneshot_channel();
-        b.slice(..).map_async(wgpu::MapMode::Read, move |r| {
-            tx.send(r).ok();
-        });
-        rx
-    });
+    // In scopes: another thread may destroy the device meanwhile, and wgpu's word on a
+    // destroyed buffer must come back as an error, not reach the uncaptured-error handler.
+    let mapped = scoped(device, "readback", || {
+        staging.each_ref().map(|b| {
+            let (tx, rx) = futures_intrusive::channel::shared::oneshot_channel();
+            b.slice(..).map_async(wgpu::MapMode::Read, move |r| {
+                tx.send(r).ok();
+            });
+            rx
+        })
+    })
+    .map_err(|e| ctx.lost_or(e))?;
     #[cfg(not(target_arch = "wasm32"))]
     if let Err(e) = device.poll(wgpu::PollType::wait_indefinitely()) {
         return Err(ctx.lost_or(NormError::Readback(e.to_string())));
@@ -404,7 +409,7 @@ async fn finish_and_read<const N: usize>(
             b.slice(..).get_mapped_range().map_err(|e| ctx.lost_or(NormError::Readback(e.to_string())))?;
         *o = view.to_vec();
         drop(view);
-        b.unmap();
+        scoped(device, "readback", || b.unmap()).map_err(|e| ctx.lost_or(e))?;
     }
     Ok(out)
 }
