@@ -40,6 +40,7 @@
 
 mod dtype;
 mod error;
+pub mod geometry;
 pub mod host;
 mod ops;
 pub mod reference;
