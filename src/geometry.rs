@@ -40,3 +40,15 @@ pub fn ones_energy_share(mean: &[f32], rstd: &[f32], eps: f32) -> Result<Vec<f64
         })
         .collect())
 }
+
+/// How far RMSNorm's output moves from LayerNorm's for a row with `share` of its energy along
+/// the all-ones vector, relative to the norm of LayerNorm's output, before gamma and beta and
+/// with eps negligible: `sqrt((1 - sqrt(1 - share))² + share)`, about `sqrt(share)` when small.
+///
+/// With `x = m·1 + z` (z orthogonal to the ones, `|z|² = n var`), LayerNorm gives `z / σ` and
+/// RMSNorm `x / r` with `r² = m² + var`; the squared difference over n is
+/// `(1 - σ / r)² + m² / r²`, and `m² / r²` is the share.
+pub fn rms_for_layer_change(share: f64) -> f64 {
+    let s = share.clamp(0.0, 1.0);
+    ((1.0 - (1.0 - s).sqrt()).powi(2) + s).sqrt()
+}

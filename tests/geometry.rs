@@ -5,7 +5,7 @@
 mod common;
 
 use common::{ctx, randn, rng};
-use wgpu_norm::{LayerNormConfig, NormError, Shape, geometry, host};
+use wgpu_norm::{LayerNormConfig, NormError, RmsNormConfig, Shape, geometry, host, reference};
 
 /// cos²(x, 1) = (Σx)² / (n Σx²) of each row, in f64.
 fn direct_share(x: &[f32], shape: Shape) -> Vec<f64> {
@@ -89,4 +89,33 @@ fn a_real_berts_hidden_states_barely_point_along_the_ones() {
         pick(1.0)
     );
     assert!(pick(1.0) < 0.0065, "largest share {}", pick(1.0));
+}
+
+/// The change from LayerNorm to RMSNorm that the share predicts is the change the f64
+/// reference shows, row by row.
+#[test]
+fn the_share_predicts_what_rmsnorm_changes() {
+    let shape = Shape::new(16, 300);
+    let mut r = rng(1301);
+    let x: Vec<f32> = (0..shape.rows)
+        .flat_map(|row| randn(&mut r, shape.cols).into_iter().map(move |v| v + row as f32 / 4.0))
+        .collect();
+    let layer = reference::layer_norm_forward(
+        &x,
+        None,
+        None,
+        shape,
+        &LayerNormConfig { eps: 0.0, ..Default::default() },
+    )
+    .unwrap();
+    let rms = reference::rms_norm_forward(&x, None, shape, &RmsNormConfig { eps: 0.0, ..Default::default() })
+        .unwrap();
+    for (row, share) in direct_share(&x, shape).into_iter().enumerate() {
+        let span = row * shape.cols..(row + 1) * shape.cols;
+        let diff: f64 =
+            layer.y[span.clone()].iter().zip(&rms.y[span.clone()]).map(|(a, b)| (a - b).powi(2)).sum();
+        let norm: f64 = layer.y[span].iter().map(|a| a * a).sum();
+        let (got, want) = ((diff / norm).sqrt(), geometry::rms_for_layer_change(share));
+        assert!((got - want).abs() < 1e-6 * want.max(1.0), "seed 1301, row {row}: {got} against {want}");
+    }
 }

@@ -14,6 +14,9 @@ pub const DEFAULT_SHAPES: &str = "1x4096,32x4096,512x4096,4096x4096,8192x768,102
 #[derive(Debug, Parser)]
 #[command(name = "normbench", version)]
 pub struct Args {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
     /// Shapes as ROWSxCOLS, comma separated.
     #[arg(long, value_delimiter = ',', value_parser = parse_shape, default_value = DEFAULT_SHAPES)]
     pub shapes: Vec<Shape>,
@@ -67,6 +70,21 @@ pub struct Args {
     /// Draw GB/s against hidden size as SVG to this file.
     #[arg(long)]
     pub plot: Option<PathBuf>,
+}
+
+/// What else normbench does besides the benchmark.
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Each row's share of energy along the all-ones vector, from a LayerNorm forward's
+    /// statistics on the GPU, and what swapping LayerNorm for RMSNorm would change.
+    Geometry {
+        /// Rows x cols of f32 or f16, as NumPy `.npy` in C order.
+        #[arg(long)]
+        input: PathBuf,
+        /// LayerNorm's eps.
+        #[arg(long, default_value_t = 1e-12)]
+        eps: f32,
+    },
 }
 
 pub fn parse_shape(s: &str) -> Result<Shape, String> {

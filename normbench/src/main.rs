@@ -3,6 +3,7 @@
 
 mod args;
 mod cpu;
+mod geometry;
 mod gpu;
 mod naive;
 mod plot;
@@ -32,6 +33,8 @@ pub enum BenchError {
     Io { path: String, message: String },
     #[error("plot: {0}")]
     Plot(String),
+    #[error("input: {0}")]
+    Input(String),
 }
 
 /// The shape the rooflines are measured on: 64 MiB a buffer, past any last-level cache.
@@ -55,6 +58,9 @@ fn main() -> ExitCode {
 }
 
 fn run(args: &Args) -> Result<(), BenchError> {
+    if let Some(args::Command::Geometry { input, eps }) = &args.command {
+        return geometry::run(input, *eps);
+    }
     let gpu = Gpu::new(|t| {
         if let Some(v) = args.workgroup_size {
             t.workgroup_size = v;

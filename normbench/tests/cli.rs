@@ -138,3 +138,22 @@ fn bf16_and_f16_with_fused_residual() {
     }
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// `normbench geometry` on a real BERT's hidden states (the library's tests/data): the
+/// distribution and the verdict; a file that is no `.npy` is an error, not a panic.
+#[test]
+fn geometry_of_a_real_berts_hidden_states() {
+    let npy = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/data/minilm_layer5_output.x.f32.npy");
+    let out = normbench().args(["geometry", "--input", npy]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("393 rows x 384"), "{stdout}");
+    assert!(stdout.contains("median") && stdout.contains("p99") && stdout.contains("verdict:"), "{stdout}");
+    let out = normbench()
+        .args(["geometry", "--input", concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml")])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("not a .npy file"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
