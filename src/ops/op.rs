@@ -253,15 +253,20 @@ impl<K: OpKind> Op<K> {
             flags: params.flags,
         };
         // Every pipeline a later binding of these tensors with fewer rows runs is compiled
-        // now, so that such a binding (a decode step after prefill) never compiles.
-        for other in ctx.row_launches_up_to(K::KERNEL, rows, cols) {
-            if !other.same_pipeline(&launch) {
-                ctx.pipelines().get(ctx.device(), row_key(&other), verdicts);
+        // now, so that such a binding (a decode step after prefill) never compiles; once per
+        // launch and row length, so that binding again does not enumerate them again.
+        let key = row_key(&launch);
+        if ctx.pipelines().rows_covered(key, cols) < rows {
+            for other in ctx.row_launches_up_to(K::KERNEL, rows, cols) {
+                if !other.same_pipeline(&launch) {
+                    ctx.pipelines().get(ctx.device(), row_key(&other), verdicts);
+                }
             }
+            ctx.pipelines().cover_rows(key, cols, rows);
         }
         let max_groups = ctx.limits().max_compute_workgroups_per_dimension.max(1);
         let groups = launch.groups.min(max_groups);
-        let rows_pass = self.dispatch(row_key(&launch), &rows_bindings, &checked, &uniform, groups, verdicts);
+        let rows_pass = self.dispatch(key, &rows_bindings, &checked, &uniform, groups, verdicts);
         let columns_pass = sums.then(|| {
             let t = ctx.tuning();
             let column_flags = K::TABLE

@@ -255,6 +255,7 @@ impl NormContext {
     #[cfg(not(target_arch = "wasm32"))]
     pub(crate) fn set_launch_choice(&self, key: LaunchKey, choice: LaunchChoice) {
         lock(&self.shared.launches).insert(key, choice);
+        self.pipelines().uncover_rows();
     }
 
     #[cfg(not(target_arch = "wasm32"))]

@@ -27,6 +27,9 @@ pub(crate) struct PipelineKey {
 pub(crate) struct Pipelines {
     modules: Mutex<HashMap<(Family, Variant), wgpu::ShaderModule>>,
     pipelines: Mutex<HashMap<PipelineKey, wgpu::ComputePipeline>>,
+    /// Per bound launch and row length: the most rows whose smaller-row launches are all
+    /// compiled, so that binding again skips enumerating them.
+    rows_covered: Mutex<HashMap<(PipelineKey, u32), u32>>,
     compiled: AtomicU64,
 }
 
@@ -85,6 +88,25 @@ impl Pipelines {
     /// Drops a pipeline wgpu rejected, so the next bind compiles it again.
     pub fn forget(&self, key: &PipelineKey) {
         lock(&self.pipelines).remove(key);
+        lock(&self.rows_covered).clear();
+    }
+
+    /// The most rows of `cols` for which every launch of fewer rows next to `key` is compiled.
+    pub fn rows_covered(&self, key: PipelineKey, cols: u32) -> u32 {
+        lock(&self.rows_covered).get(&(key, cols)).copied().unwrap_or(0)
+    }
+
+    /// Records that every launch of up to `rows` rows of `cols` next to `key` is compiled.
+    pub fn cover_rows(&self, key: PipelineKey, cols: u32, rows: u32) {
+        let mut covered = lock(&self.rows_covered);
+        let entry = covered.entry((key, cols)).or_insert(0);
+        *entry = (*entry).max(rows);
+    }
+
+    /// Forgets every coverage: launches changed (autotuning chose new ones).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn uncover_rows(&self) {
+        lock(&self.rows_covered).clear();
     }
 
     fn module(
