@@ -106,15 +106,21 @@ fn row_blocks() -> u32 {
     return (p.rows + r - 1u) / r;
 }
 
-// First element of this thread's k-th quad of a row.
+// A thread's walk over a row: its k-th quad starts at element quad_at(lane, k), for k below
+// walk_trips. The register tile (CACHED) walks MAX_CACHE quads, a trip count known at
+// compile time, so the loops unroll and the tile stays in registers; quads past the row
+// have length 0 there. A streamed walk takes the quads that start inside the row. Each
+// kernel writes its walks once, for both: the CACHED tests below fold away.
 fn quad_at(lane: u32, k: u32) -> u32 {
     return 4u * (lane + k * ROW_THREADS);
 }
 
-// In a streamed walk (j = 4 * lane, stepping 4 * ROW_THREADS), true every 32nd quad: the
-// walk's partial sum is then added to its total, so a long walk rounds like a short one.
-fn flush_now(j: u32) -> bool {
-    return ((j / (4u * ROW_THREADS)) & 31u) == 31u;
+fn walk_trips(lane: u32, cnt: u32) -> u32 {
+    if (CACHED) {
+        return MAX_CACHE;
+    }
+    let first = 4u * lane;
+    return select(0u, (cnt - first + 4u * ROW_THREADS - 1u) / (4u * ROW_THREADS), cnt > first);
 }
 
 // How many of the quad at j are inside a row of cnt elements: 0 to 4.
@@ -130,6 +136,20 @@ fn walk_len(j: u32, cnt: u32) -> u32 {
         return 4u;
     }
     return quad_len(j, cnt);
+}
+
+// quad_len of a trip of the walk: of the tile, or streamed.
+fn trip_len(j: u32, cnt: u32) -> u32 {
+    if (CACHED) {
+        return quad_len(j, cnt);
+    }
+    return walk_len(j, cnt);
+}
+
+// True on every 32nd trip of a walk: its partial sum is then added to its total, so a long
+// streamed walk rounds like a short one (a tile of up to 31 quads never flushes).
+fn flush_now(k: u32) -> bool {
+    return (k & 31u) == 31u;
 }
 
 // 1 for each of the first `len` elements of a quad, else 0: the quad's elements inside the
@@ -178,6 +198,96 @@ fn dh_quad(base: u32, j: u32, len: u32) -> vec4<f32> {
         return ld_dh(p.dh_off + base + j, len);
     }
     return vec4<f32>(0.0);
+}
+
+// The register tile: a thread's quads of the row at hand (h, dy), of the parameters (its
+// columns are the same in every row it visits, so they are read once) and of its dgamma
+// and dbeta partial sums. Only CACHED pipelines touch it; keep_* put a quad into it (no-ops
+// when streamed) and tile_or_* take it back, or read it again when streamed.
+var<private> tile_h: array<vec4<f32>, MAX_CACHE>;
+var<private> tile_dy: array<vec4<f32>, MAX_CACHE>;
+var<private> tile_gamma: array<vec4<f32>, MAX_CACHE>;
+var<private> tile_dgamma: array<vec4<f32>, MAX_CACHE>;
+var<private> tile_dbeta: array<vec4<f32>, MAX_CACHE>;
+
+fn keep_h(k: u32, v: vec4<f32>) {
+    if (CACHED) {
+        tile_h[k] = v;
+    }
+}
+
+fn keep_dy(k: u32, v: vec4<f32>) {
+    if (CACHED) {
+        tile_dy[k] = v;
+    }
+}
+
+fn tile_or_input(k: u32, base: u32, j: u32, len: u32) -> vec4<f32> {
+    if (CACHED) {
+        return tile_h[k];
+    }
+    return input_quad(base, j, len);
+}
+
+fn tile_or_x(k: u32, base: u32, j: u32, len: u32) -> vec4<f32> {
+    if (CACHED) {
+        return tile_h[k];
+    }
+    return x_quad(base, j, len);
+}
+
+fn tile_or_dy(k: u32, base: u32, j: u32, len: u32) -> vec4<f32> {
+    if (CACHED) {
+        return tile_dy[k];
+    }
+    return dy_quad(base, j, len);
+}
+
+fn load_tile_gamma(lane: u32) {
+    if (CACHED) {
+        for (var k = 0u; k < MAX_CACHE; k = k + 1u) {
+            let j = quad_at(lane, k);
+            tile_gamma[k] = gamma_quad(j, quad_len(j, p.cols));
+        }
+    }
+}
+
+fn tile_or_gamma(k: u32, j: u32, len: u32) -> vec4<f32> {
+    if (CACHED) {
+        return tile_gamma[k];
+    }
+    return gamma_quad(j, len);
+}
+
+// A backward's partial column sums (dgamma or dbeta) over the rows one slot visits, for
+// the slot's own workspace row starting at `at` (`want`: the slot has one and the sum is
+// asked for). In the tile they add up in `acc` and are stored once at the end; streamed,
+// they add up in the workspace, zeroed first by the thread that adds to it.
+fn begin_partial(lane: u32, at: u32, want: bool) {
+    if (!CACHED && want) {
+        for (var k = 0u; k < walk_trips(lane, p.cols); k = k + 1u) {
+            let j = quad_at(lane, k);
+            st_workspace(at + j, vec4<f32>(0.0), walk_len(j, p.cols));
+        }
+    }
+}
+
+// Adds a * b to the partial sum of quad k (at j, len elements in the row).
+fn add_partial(acc: ptr<private, array<vec4<f32>, MAX_CACHE>>, k: u32, at: u32, j: u32, len: u32, want: bool, a: vec4<f32>, b: vec4<f32>) {
+    if (CACHED) {
+        (*acc)[k] = fma(a, b, (*acc)[k]);
+    } else if (want) {
+        st_workspace(at + j, fma(a, b, ld_workspace(at + j, len)), len);
+    }
+}
+
+fn end_partial(acc: ptr<private, array<vec4<f32>, MAX_CACHE>>, lane: u32, at: u32, want: bool) {
+    if (CACHED && want) {
+        for (var k = 0u; k < MAX_CACHE; k = k + 1u) {
+            let j = quad_at(lane, k);
+            st_workspace(at + j, (*acc)[k], quad_len(j, p.cols));
+        }
+    }
 }
 
 // The rstd of a row from its candidate `r` and the sum of squares it came from: where that

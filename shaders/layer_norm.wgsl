@@ -20,9 +20,9 @@
 // Rows that fit in registers (CACHED: MAX_CACHE quads per thread) are read once. Longer rows
 // are streamed from device memory once per pass, two passes each way. A streamed forward
 // takes its statistics from one read: each thread keeps per-lane moments (count, mean, M2)
-// of d = h - k, k one of the row's first values, built from short blocks of shifted sums and
-// merged with Chan, Golub and LeVeque's formula, then merged across the row's threads. The
-// mean is carried as k + mean(d), like m1 + m2 above.
+// of d = h - pivot, the pivot one of the row's first values, built from short blocks of
+// shifted sums and merged with Chan, Golub and LeVeque's formula, then merged across the
+// row's threads. The mean is carried as pivot + mean(d), like m1 + m2 above.
 // Backward partial sums are deterministic, as in rms_norm.wgsl.
 
 @group(0) @binding(4) var<storage, read_write> mean: array<f32>;
@@ -33,6 +33,25 @@ fn beta_quad(j: u32, len: u32) -> vec4<f32> {
         return ld_beta(p.beta_off + j, len);
     }
     return vec4<f32>(0.0);
+}
+
+// Beta's part of the register tile (common.wgsl).
+var<private> tile_beta: array<vec4<f32>, MAX_CACHE>;
+
+fn load_tile_beta(lane: u32) {
+    if (CACHED) {
+        for (var k = 0u; k < MAX_CACHE; k = k + 1u) {
+            let j = quad_at(lane, k);
+            tile_beta[k] = beta_quad(j, quad_len(j, p.cols));
+        }
+    }
+}
+
+fn tile_or_beta(k: u32, j: u32, len: u32) -> vec4<f32> {
+    if (CACHED) {
+        return tile_beta[k];
+    }
+    return beta_quad(j, len);
 }
 
 // (m2, rstd) from sum(d) and sum(d^2) of the values centred on m1.
@@ -83,7 +102,7 @@ struct Moments {
 }
 
 // Sums over one block of a thread's walk (32 quads, see flush_now) of e = d - shift, where
-// shift is the thread's mean of d so far (0, that is k, in the first block): near the
+// shift is the thread's mean of d so far (0, that is the pivot, in the first block): near the
 // block's values, so the sums carry no cancellation, and no single outlier becomes it.
 struct BlockSums {
     shift: vec4<f32>,
@@ -92,15 +111,11 @@ struct BlockSums {
     s2: vec4<f32>,
 }
 
-// True on the first quad of a block of a streamed walk.
-fn block_start(j: u32) -> bool {
-    return ((j / (4u * ROW_THREADS)) & 31u) == 0u;
-}
-
-// The shift k of a streamed row's statistics, from its first quad q (cnt elements in the
+// The pivot of a streamed row's statistics, from its first quad q (cnt elements in the
 // row): a middle one of its four values, so that no single outlier there is taken. Near the
-// row's values, d = h - k is exact, and the mean is k + mean(d) to f32 rounding of mean(d).
-fn shift_of(q: vec4<f32>, cnt: u32) -> f32 {
+// row's values, d = h - pivot is exact, and the mean is pivot + mean(d) to f32 rounding of
+// mean(d).
+fn pivot_of(q: vec4<f32>, cnt: u32) -> f32 {
     if (cnt < 4u) {
         return q.x;
     }
@@ -126,6 +141,49 @@ fn merge_moments(a: Moments, b: Moments) -> Moments {
     return Moments(n, a.mean + delta * w, a.m2 + b.m2 + spread);
 }
 
+// Adds the quad h (k-th of the walk, len elements in the row) to a streamed walk's moments:
+// to the block's shifted sums, and the block to the moments on its last quad.
+fn add_moments(acc: ptr<function, Moments>, blk: ptr<function, BlockSums>, k: u32, h: vec4<f32>, pivot: f32, len: u32) {
+    if ((k & 31u) == 0u) {
+        (*blk).shift = (*acc).mean;
+    }
+    let e = ((h - vec4<f32>(pivot)) - (*blk).shift) * len_mask(len);
+    (*blk).n = (*blk).n + len_mask(len);
+    (*blk).s1 = (*blk).s1 + e;
+    (*blk).s2 = (*blk).s2 + e * e;
+    if (flush_now(k)) {
+        *acc = merge_moments(*acc, block_moments(*blk));
+        (*blk).n = vec4<f32>(0.0);
+        (*blk).s1 = vec4<f32>(0.0);
+        (*blk).s2 = vec4<f32>(0.0);
+    }
+}
+
+// (m1, m2, rstd) of a streamed row from its threads' moments of d = h - pivot: Chan's
+// merge over the row's threads and the four lanes of their quads, as sums: the row's mean
+// of d; what its rounding lost, sum(n * (mean - md)); and sum(M2 + n * (mean - md)^2).
+fn moments_stats(acc: Moments, pivot: f32) -> vec3<f32> {
+    let n = f32(p.cols);
+    let md = row_sum(vec4<f32>(dot(acc.n, acc.mean), 0.0, 0.0, 0.0)).x / n;
+    let dm = acc.mean - vec4<f32>(md);
+    let t = row_sum(vec4<f32>(dot(acc.m2, vec4<f32>(1.0)) + dot(acc.n, dm * dm), dot(acc.n, dm), 0.0, 0.0));
+    let c = t.y / n;
+    let m2 = t.x - n * c * c;
+    return vec3<f32>(pivot, md + c, rstd_of(m2 / n, m2));
+}
+
+// (m1, m2, rstd) of a row in the register tile, from this thread's share s of sum(h): the
+// corrected two-pass, its second pass over registers.
+fn tile_stats(lane: u32, cnt: u32, s: f32) -> vec3<f32> {
+    let m1 = row_sum(vec4<f32>(s, 0.0, 0.0, 0.0)).x / f32(p.cols);
+    var c = vec2<f32>(0.0);
+    for (var k = 0u; k < MAX_CACHE; k = k + 1u) {
+        c = c + centred_sums(tile_h[k], m1, quad_len(quad_at(lane, k), cnt));
+    }
+    let t = row_sum(vec4<f32>(c, 0.0, 0.0));
+    return vec3<f32>(m1, centred_stats(t.x, t.y));
+}
+
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn layer_norm_forward(
     @builtin(workgroup_id) wid: vec3<u32>,
@@ -133,90 +191,48 @@ fn layer_norm_forward(
     inv: Invocation,
 ) {
     enter(inv);
-    let n = p.cols;
     let lane = inv.index % ROW_THREADS;
     let slot = inv.index / ROW_THREADS;
     let blocks = row_blocks();
-    if (CACHED) {
-        // A thread's columns are the same in every row it visits: gamma and beta are read once.
-        var gc: array<vec4<f32>, MAX_CACHE>;
-        var bc: array<vec4<f32>, MAX_CACHE>;
-        for (var k = 0u; k < MAX_CACHE; k = k + 1u) {
+    load_tile_gamma(lane);
+    load_tile_beta(lane);
+    for (var b = wid.x; b < blocks; b = b + nwg.x) {
+        let row = b * rows_per_group() + slot;
+        let live = row < p.rows;
+        let cnt = select(0u, p.cols, live);
+        let base = row * p.stride;
+        // Statistics from one read: the tile keeps the row for a second pass in registers;
+        // a streamed row builds its moments as it goes.
+        var pivot = 0.0;
+        if (!CACHED) {
+            pivot = pivot_of(input_quad(base, 0u, min(cnt, 4u)), cnt);
+        }
+        var s = 0.0;
+        var acc = Moments(vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
+        var blk = BlockSums(vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
+        for (var k = 0u; k < walk_trips(lane, cnt); k = k + 1u) {
             let j = quad_at(lane, k);
-            let len = quad_len(j, p.cols);
-            gc[k] = gamma_quad(j, len);
-            bc[k] = beta_quad(j, len);
-        }
-        for (var b = wid.x; b < blocks; b = b + nwg.x) {
-            let row = b * rows_per_group() + slot;
-            let live = row < p.rows;
-            let cnt = select(0u, n, live);
-            let base = row * p.stride;
-            var v: array<vec4<f32>, MAX_CACHE>;
-            var s = 0.0;
-            for (var k = 0u; k < MAX_CACHE; k = k + 1u) {
-                let j = quad_at(lane, k);
-                let h = input_quad(base, j, quad_len(j, cnt));
-                v[k] = h;
+            let len = trip_len(j, cnt);
+            let h = input_quad(base, j, len);
+            keep_h(k, h);
+            if (CACHED) {
                 s = s + dot(h, vec4<f32>(1.0));
+            } else {
+                add_moments(&acc, &blk, k, h, pivot, len);
             }
-            let m1 = row_sum(vec4<f32>(s, 0.0, 0.0, 0.0)).x / f32(n);
-            var c = vec2<f32>(0.0);
-            for (var k = 0u; k < MAX_CACHE; k = k + 1u) {
-                c = c + centred_sums(v[k], m1, quad_len(quad_at(lane, k), cnt));
-            }
-            let t = row_sum(vec4<f32>(c, 0.0, 0.0));
-            let st = centred_stats(t.x, t.y);
-            for (var k = 0u; k < MAX_CACHE; k = k + 1u) {
-                let j = quad_at(lane, k);
-                store_forward(base, j, quad_len(j, cnt), v[k], m1, st, gc[k], bc[k]);
-            }
-            save_stats(row, lane, live, m1 + st.x, st.y);
         }
-    } else {
-        for (var b = wid.x; b < blocks; b = b + nwg.x) {
-            let row = b * rows_per_group() + slot;
-            let live = row < p.rows;
-            let cnt = select(0u, n, live);
-            let base = row * p.stride;
-            // One read for the statistics (moments, below), one for the output.
-            let k = shift_of(input_quad(base, 0u, min(cnt, 4u)), cnt);
-            var acc = Moments(vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
-            var blk = BlockSums(vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
-            for (var j = 4u * lane; j < cnt; j = j + 4u * ROW_THREADS) {
-                let len = walk_len(j, cnt);
-                let h = input_quad(base, j, len);
-                if (block_start(j)) {
-                    blk.shift = acc.mean;
-                }
-                let e = ((h - vec4<f32>(k)) - blk.shift) * len_mask(len);
-                blk.n = blk.n + len_mask(len);
-                blk.s1 = blk.s1 + e;
-                blk.s2 = blk.s2 + e * e;
-                if (flush_now(j)) {
-                    acc = merge_moments(acc, block_moments(blk));
-                    blk.n = vec4<f32>(0.0);
-                    blk.s1 = vec4<f32>(0.0);
-                    blk.s2 = vec4<f32>(0.0);
-                }
-            }
-            acc = merge_moments(acc, block_moments(blk));
-            // Chan's merge over the row's threads and the four lanes of their quads, as sums:
-            // the row's mean of d = h - k; what its rounding lost, sum(n * (mean - md)); and
-            // sum(M2 + n * (mean - md)^2).
-            let md = row_sum(vec4<f32>(dot(acc.n, acc.mean), 0.0, 0.0, 0.0)).x / f32(n);
-            let dm = acc.mean - vec4<f32>(md);
-            let t = row_sum(vec4<f32>(dot(acc.m2, vec4<f32>(1.0)) + dot(acc.n, dm * dm), dot(acc.n, dm), 0.0, 0.0));
-            let c = t.y / f32(n);
-            let m2 = t.x - f32(n) * c * c;
-            let m1 = k;
-            let st = vec2<f32>(md + c, rstd_of(m2 / f32(n), m2));
-            for (var j = 4u * lane; j < cnt; j = j + 4u * ROW_THREADS) {
-                let len = walk_len(j, cnt);
-                store_forward(base, j, len, input_quad(base, j, len), m1, st, gamma_quad(j, len), beta_quad(j, len));
-            }
-            save_stats(row, lane, live, m1 + st.x, st.y);
+        var st: vec3<f32>;
+        if (CACHED) {
+            st = tile_stats(lane, cnt, s);
+        } else {
+            st = moments_stats(merge_moments(acc, block_moments(blk)), pivot);
         }
+        for (var k = 0u; k < walk_trips(lane, cnt); k = k + 1u) {
+            let j = quad_at(lane, k);
+            let len = trip_len(j, cnt);
+            store_forward(base, j, len, tile_or_input(k, base, j, len), st.x, st.yz, tile_or_gamma(k, j, len), tile_or_beta(k, j, len));
+        }
+        save_stats(row, lane, live, st.x + st.y, st.z);
     }
 }
 
@@ -285,110 +301,62 @@ fn layer_norm_backward(
     let want_dbeta = has(FLAG_DBETA) && first_row < p.rows;
     let pb = p.workspace_off + first_row * n;
     let pbb = pb + p.partial_rows * n;
-    if (CACHED) {
-        var acc_g: array<vec4<f32>, MAX_CACHE>;
-        var acc_b: array<vec4<f32>, MAX_CACHE>;
-        var gc: array<vec4<f32>, MAX_CACHE>;
-        for (var k = 0u; k < MAX_CACHE; k = k + 1u) {
-            let j = quad_at(lane, k);
-            gc[k] = gamma_quad(j, quad_len(j, p.cols));
-            acc_g[k] = vec4<f32>(0.0);
-            acc_b[k] = vec4<f32>(0.0);
-        }
-        for (var b = wid.x; b < blocks; b = b + nwg.x) {
-            let row = b * rows_per_group() + slot;
-            let live = row < p.rows;
-            let cnt = select(0u, n, live);
-            let base = row * p.stride;
-            var v: array<vec4<f32>, MAX_CACHE>;
-            var w: array<vec4<f32>, MAX_CACHE>;
-            var s = 0.0;
-            for (var k = 0u; k < MAX_CACHE; k = k + 1u) {
+    load_tile_gamma(lane);
+    begin_partial(lane, pb, want_dgamma);
+    begin_partial(lane, pbb, want_dbeta);
+    for (var b = wid.x; b < blocks; b = b + nwg.x) {
+        let row = b * rows_per_group() + slot;
+        let live = row < p.rows;
+        let cnt = select(0u, n, live);
+        let base = row * p.stride;
+        // The tile reads the row here whether or not the mean is saved; a streamed row
+        // reads x here only for a mean that is not. x_quad, not input_quad: a kernel that
+        // names `residual` at all binds it, and the backward must stay within 8 storage
+        // buffers.
+        var s = 0.0;
+        if (CACHED || !has(FLAG_MEAN)) {
+            var part = 0.0;
+            for (var k = 0u; k < walk_trips(lane, cnt); k = k + 1u) {
                 let j = quad_at(lane, k);
-                let len = quad_len(j, cnt);
+                let len = trip_len(j, cnt);
                 let h = x_quad(base, j, len);
-                v[k] = h;
-                w[k] = dy_quad(base, j, len);
-                s = s + dot(h, vec4<f32>(1.0));
+                keep_h(k, h);
+                if (CACHED) {
+                    keep_dy(k, dy_quad(base, j, len));
+                }
+                part = part + dot(h, vec4<f32>(1.0));
+                if (flush_now(k)) {
+                    s = s + part;
+                    part = 0.0;
+                }
             }
-            let m1 = first_mean(s, row, live);
-            var c = vec4<f32>(0.0);
-            for (var k = 0u; k < MAX_CACHE; k = k + 1u) {
-                c = c + backward_sums(v[k], w[k], gc[k], m1, quad_len(quad_at(lane, k), cnt));
-            }
-            let st = backward_stats(row_sum(c), row, live);
-            for (var k = 0u; k < MAX_CACHE; k = k + 1u) {
-                let j = quad_at(lane, k);
-                let xh = store_backward(base, j, quad_len(j, cnt), v[k], w[k], gc[k], m1, st);
-                // w is zero past the row, so neither sum picks up xh there.
-                acc_g[k] = fma(w[k], xh, acc_g[k]);
-                acc_b[k] = acc_b[k] + w[k];
-            }
+            s = s + part;
         }
-        for (var k = 0u; k < MAX_CACHE; k = k + 1u) {
+        let m1 = first_mean(s, row, live);
+        var c = vec4<f32>(0.0);
+        var part = vec4<f32>(0.0);
+        for (var k = 0u; k < walk_trips(lane, cnt); k = k + 1u) {
             let j = quad_at(lane, k);
-            let len = quad_len(j, n);
-            if (want_dgamma) {
-                st_workspace(pb + j, acc_g[k], len);
-            }
-            if (want_dbeta) {
-                st_workspace(pbb + j, acc_b[k], len);
-            }
-        }
-    } else {
-        // Zeroed by the thread that accumulates into it: the quad mapping.
-        for (var j = 4u * lane; j < n; j = j + 4u * ROW_THREADS) {
-            let len = walk_len(j, n);
-            if (want_dgamma) {
-                st_workspace(pb + j, vec4<f32>(0.0), len);
-            }
-            if (want_dbeta) {
-                st_workspace(pbb + j, vec4<f32>(0.0), len);
+            let len = trip_len(j, cnt);
+            let sums = backward_sums(tile_or_x(k, base, j, len), tile_or_dy(k, base, j, len), tile_or_gamma(k, j, len), m1, len);
+            part = part + sums;
+            if (flush_now(k)) {
+                c = c + part;
+                part = vec4<f32>(0.0);
             }
         }
-        for (var b = wid.x; b < blocks; b = b + nwg.x) {
-            let row = b * rows_per_group() + slot;
-            let live = row < p.rows;
-            let cnt = select(0u, n, live);
-            let base = row * p.stride;
-            var s = 0.0;
-            if (!has(FLAG_MEAN)) {
-                // x_quad, not input_quad: a kernel that names `residual` at all binds it, and the
-                // backward must stay within 8 storage buffers.
-                var part = 0.0;
-                for (var j = 4u * lane; j < cnt; j = j + 4u * ROW_THREADS) {
-                    part = part + dot(x_quad(base, j, walk_len(j, cnt)), vec4<f32>(1.0));
-                    if (flush_now(j)) {
-                        s = s + part;
-                        part = 0.0;
-                    }
-                }
-                s = s + part;
-            }
-            let m1 = first_mean(s, row, live);
-            var c = vec4<f32>(0.0);
-            var cpart = vec4<f32>(0.0);
-            for (var j = 4u * lane; j < cnt; j = j + 4u * ROW_THREADS) {
-                let len = walk_len(j, cnt);
-                cpart = cpart + backward_sums(x_quad(base, j, len), dy_quad(base, j, len), gamma_quad(j, len), m1, len);
-                if (flush_now(j)) {
-                    c = c + cpart;
-                    cpart = vec4<f32>(0.0);
-                }
-            }
-            c = c + cpart;
-            let st = backward_stats(row_sum(c), row, live);
-            for (var j = 4u * lane; j < cnt; j = j + 4u * ROW_THREADS) {
-                let len = walk_len(j, cnt);
-                let d = dy_quad(base, j, len);
-                let xh = store_backward(base, j, len, x_quad(base, j, len), d, gamma_quad(j, len), m1, st);
-                if (want_dgamma) {
-                    st_workspace(pb + j, fma(d, xh, ld_workspace(pb + j, len)), len);
-                }
-                if (want_dbeta) {
-                    st_workspace(pbb + j, ld_workspace(pbb + j, len) + d, len);
-                }
-            }
+        c = c + part;
+        let st = backward_stats(row_sum(c), row, live);
+        for (var k = 0u; k < walk_trips(lane, cnt); k = k + 1u) {
+            let j = quad_at(lane, k);
+            let len = trip_len(j, cnt);
+            let d = tile_or_dy(k, base, j, len);
+            let xh = store_backward(base, j, len, tile_or_x(k, base, j, len), d, tile_or_gamma(k, j, len), m1, st);
+            // d is zero past the row, so neither sum picks up xh there.
+            add_partial(&tile_dgamma, k, pb, j, len, want_dgamma, d, xh);
+            add_partial(&tile_dbeta, k, pbb, j, len, want_dbeta, d, vec4<f32>(1.0));
         }
     }
+    end_partial(&tile_dgamma, lane, pb, want_dgamma);
+    end_partial(&tile_dbeta, lane, pbb, want_dbeta);
 }

@@ -70,63 +70,41 @@ fn rms_norm_forward(
     let lane = inv.index % ROW_THREADS;
     let slot = inv.index / ROW_THREADS;
     let blocks = row_blocks();
-    if (CACHED) {
-        // A thread's columns are the same in every row it visits: gamma is read once.
-        var gc: array<vec4<f32>, MAX_CACHE>;
-        for (var k = 0u; k < MAX_CACHE; k = k + 1u) {
-            let j = quad_at(lane, k);
-            gc[k] = gamma_quad(j, quad_len(j, p.cols));
-        }
-        for (var b = wid.x; b < blocks; b = b + nwg.x) {
-            let row = b * rows_per_group() + slot;
-            let live = row < p.rows;
-            // A slot past the last row sees an empty row but still joins every reduction.
-            let cnt = select(0u, p.cols, live);
-            let base = row * p.stride;
-            var v: array<vec4<f32>, MAX_CACHE>;
-            var ss = 0.0;
-            for (var k = 0u; k < MAX_CACHE; k = k + 1u) {
-                let j = quad_at(lane, k);
-                let h = input_quad(base, j, quad_len(j, cnt));
-                v[k] = h;
-                ss = ss + norm_sq(h, j);
-            }
-            let r = scale_from_sum_sq(row_sum(vec4<f32>(ss, 0.0, 0.0, 0.0)).x);
-            for (var k = 0u; k < MAX_CACHE; k = k + 1u) {
-                let j = quad_at(lane, k);
-                store_forward(base, j, quad_len(j, cnt), v[k], r, gc[k]);
-            }
-            save_rstd(row, lane, live, r);
-        }
-    } else {
-        // Two rows per trip while two row blocks are left, from blocks b and b + nwg.x: each
-        // gamma quad is read once for both, and one reduction serves both. Then one row.
-        var b = wid.x;
+    load_tile_gamma(lane);
+    var b = wid.x;
+    if (!CACHED) {
+        // Streamed rows go two per trip while two row blocks are left, from blocks b and
+        // b + nwg.x: each gamma quad is read once for both, and one reduction serves both.
         for (; b + nwg.x < blocks; b = b + 2u * nwg.x) {
-            stream_forward(vec2<u32>(b, b + nwg.x) * rows_per_group() + slot, lane, true);
+            forward_rows(vec2<u32>(b, b + nwg.x) * rows_per_group() + slot, lane, true);
         }
-        if (b < blocks) {
-            stream_forward(vec2<u32>(b) * rows_per_group() + slot, lane, false);
-        }
+    }
+    for (; b < blocks; b = b + nwg.x) {
+        forward_rows(vec2<u32>(b) * rows_per_group() + slot, lane, false);
     }
 }
 
-// The streamed forward of row.x, and of row.y when `both` (a constant at each call, so each
-// call compiles to a loop of its own). From uniform control flow only: it reduces.
-fn stream_forward(row: vec2<u32>, lane: u32, both: bool) {
+// The forward of row.x, and of row.y when `both` (a constant at each call, so each call
+// compiles to loops of its own; only streamed rows pair up). A slot past the last row sees
+// an empty row but still joins every reduction: call from uniform control flow only.
+fn forward_rows(row: vec2<u32>, lane: u32, both: bool) {
     let live = (row < vec2<u32>(p.rows)) & vec2<bool>(true, both);
+    let cnt = select(0u, p.cols, live.x);
     let base = row * p.stride;
     // Blocked sums: a thread may walk thousands of quads when few threads share a row;
     // flushing every 32 keeps the error near 32 + trips / 32 roundings.
     var ss = vec2<f32>(0.0);
     var part = vec2<f32>(0.0);
-    for (var j = 4u * lane; j < p.cols && live.x; j = j + 4u * ROW_THREADS) {
-        let len = walk_len(j, p.cols);
-        part.x = part.x + norm_sq(input_quad(base.x, j, len), j);
+    for (var k = 0u; k < walk_trips(lane, cnt); k = k + 1u) {
+        let j = quad_at(lane, k);
+        let len = trip_len(j, cnt);
+        let h = input_quad(base.x, j, len);
+        keep_h(k, h);
+        part.x = part.x + norm_sq(h, j);
         if (both) {
             part.y = part.y + norm_sq(input_quad(base.y, j, select(0u, len, live.y)), j);
         }
-        if (flush_now(j)) {
+        if (flush_now(k)) {
             ss = ss + part;
             part = vec2<f32>(0.0);
         }
@@ -134,11 +112,12 @@ fn stream_forward(row: vec2<u32>, lane: u32, both: bool) {
     ss = ss + part;
     let t = row_sum(vec4<f32>(ss, 0.0, 0.0));
     let r = vec2<f32>(scale_from_sum_sq(t.x), scale_from_sum_sq(t.y));
-    for (var j = 4u * lane; j < p.cols && live.x; j = j + 4u * ROW_THREADS) {
-        let len = walk_len(j, p.cols);
-        let g = gamma_quad(j, len);
-        store_forward(base.x, j, len, input_quad(base.x, j, len), r.x, g);
-        if (live.y) {
+    for (var k = 0u; k < walk_trips(lane, cnt); k = k + 1u) {
+        let j = quad_at(lane, k);
+        let len = trip_len(j, cnt);
+        let g = tile_or_gamma(k, j, len);
+        store_forward(base.x, j, len, tile_or_input(k, base.x, j, len), r.x, g);
+        if (both && live.y) {
             store_forward(base.y, j, len, input_quad(base.y, j, len), r.y, g);
         }
     }
@@ -146,10 +125,12 @@ fn stream_forward(row: vec2<u32>, lane: u32, both: bool) {
     save_rstd(row.y, lane, live.y, r.y);
 }
 
-// (r, c * sum(u * h)) of the header, from sum_k(h^2), sum(u * h) and the saved rstd when
+// (r, c * sum(u * h)) of the header, from sums = (sum_k(h^2), sum(u * h), ..) and the saved rstd when
 // there is one. The product is formed as ((S * r) / k) * r * r so that neither r^3 (which
 // underflows f32 for |h| near 1e15) nor S * r^3 leaves the f32 range while dx is in it.
-fn backward_coefficients(sum_sq: f32, sum_uh: f32, row: u32, live: bool) -> vec2<f32> {
+fn backward_coefficients(sums: vec4<f32>, row: u32, live: bool) -> vec2<f32> {
+    let sum_sq = sums.x;
+    let sum_uh = sums.y;
     let k = f32(p.norm_cols);
     var r = scale_from_sum_sq(sum_sq);
     if (has(FLAG_RSTD) && live) {
@@ -188,84 +169,40 @@ fn rms_norm_backward(
     let first_row = wid.x * rows_per_group() + slot;
     let want_dgamma = has(FLAG_DGAMMA) && first_row < p.rows;
     let pb = p.workspace_off + first_row * n;
-    if (CACHED) {
-        var acc: array<vec4<f32>, MAX_CACHE>;
-        var gc: array<vec4<f32>, MAX_CACHE>;
-        for (var k = 0u; k < MAX_CACHE; k = k + 1u) {
+    load_tile_gamma(lane);
+    begin_partial(lane, pb, want_dgamma);
+    for (var b = wid.x; b < blocks; b = b + nwg.x) {
+        let row = b * rows_per_group() + slot;
+        let live = row < p.rows;
+        let cnt = select(0u, n, live);
+        let base = row * p.stride;
+        var s = vec4<f32>(0.0);
+        var part = vec4<f32>(0.0);
+        for (var k = 0u; k < walk_trips(lane, cnt); k = k + 1u) {
             let j = quad_at(lane, k);
-            gc[k] = gamma_quad(j, quad_len(j, p.cols));
-            acc[k] = vec4<f32>(0.0);
-        }
-        for (var b = wid.x; b < blocks; b = b + nwg.x) {
-            let row = b * rows_per_group() + slot;
-            let live = row < p.rows;
-            let cnt = select(0u, n, live);
-            let base = row * p.stride;
-            var v: array<vec4<f32>, MAX_CACHE>;
-            var w: array<vec4<f32>, MAX_CACHE>;
-            var s = vec4<f32>(0.0);
-            for (var k = 0u; k < MAX_CACHE; k = k + 1u) {
-                let j = quad_at(lane, k);
-                let len = quad_len(j, cnt);
-                let h = x_quad(base, j, len);
-                let d = dy_quad(base, j, len);
-                v[k] = h;
-                w[k] = d;
-                s.x = s.x + norm_sq(h, j);
-                s.y = s.y + dot(d * gc[k], h);
-            }
-            let t = row_sum(s);
-            let rc = backward_coefficients(t.x, t.y, row, live);
-            for (var k = 0u; k < MAX_CACHE; k = k + 1u) {
-                let j = quad_at(lane, k);
-                let len = quad_len(j, cnt);
-                st_dx(p.dx_off + base + j, dx_quad(base, j, len, v[k], w[k], gc[k], rc), len);
-                // Zero past the row: v and w are.
-                acc[k] = fma(w[k] * v[k], vec4<f32>(rc.x), acc[k]);
+            let len = trip_len(j, cnt);
+            let h = x_quad(base, j, len);
+            let d = dy_quad(base, j, len);
+            keep_h(k, h);
+            keep_dy(k, d);
+            part.x = part.x + norm_sq(h, j);
+            part.y = part.y + dot(d * tile_or_gamma(k, j, len), h);
+            if (flush_now(k)) {
+                s = s + part;
+                part = vec4<f32>(0.0);
             }
         }
-        if (want_dgamma) {
-            for (var k = 0u; k < MAX_CACHE; k = k + 1u) {
-                let j = quad_at(lane, k);
-                st_workspace(pb + j, acc[k], quad_len(j, n));
-            }
-        }
-    } else {
-        if (want_dgamma) {
-            // Zeroed by the thread that accumulates into it: the quad mapping.
-            for (var j = 4u * lane; j < n; j = j + 4u * ROW_THREADS) {
-                st_workspace(pb + j, vec4<f32>(0.0), walk_len(j, n));
-            }
-        }
-        for (var b = wid.x; b < blocks; b = b + nwg.x) {
-            let row = b * rows_per_group() + slot;
-            let live = row < p.rows;
-            let cnt = select(0u, n, live);
-            let base = row * p.stride;
-            var s = vec4<f32>(0.0);
-            var part = vec4<f32>(0.0);
-            for (var j = 4u * lane; j < cnt; j = j + 4u * ROW_THREADS) {
-                let len = walk_len(j, cnt);
-                let h = x_quad(base, j, len);
-                part.x = part.x + norm_sq(h, j);
-                part.y = part.y + dot(dy_quad(base, j, len) * gamma_quad(j, len), h);
-                if (flush_now(j)) {
-                    s = s + part;
-                    part = vec4<f32>(0.0);
-                }
-            }
-            s = s + part;
-            let t = row_sum(s);
-            let rc = backward_coefficients(t.x, t.y, row, live);
-            for (var j = 4u * lane; j < cnt; j = j + 4u * ROW_THREADS) {
-                let len = walk_len(j, cnt);
-                let h = x_quad(base, j, len);
-                let d = dy_quad(base, j, len);
-                st_dx(p.dx_off + base + j, dx_quad(base, j, len, h, d, gamma_quad(j, len), rc), len);
-                if (want_dgamma) {
-                    st_workspace(pb + j, fma(d * h, vec4<f32>(rc.x), ld_workspace(pb + j, len)), len);
-                }
-            }
+        s = s + part;
+        let rc = backward_coefficients(row_sum(s), row, live);
+        for (var k = 0u; k < walk_trips(lane, cnt); k = k + 1u) {
+            let j = quad_at(lane, k);
+            let len = trip_len(j, cnt);
+            let h = tile_or_x(k, base, j, len);
+            let d = tile_or_dy(k, base, j, len);
+            st_dx(p.dx_off + base + j, dx_quad(base, j, len, h, d, tile_or_gamma(k, j, len), rc), len);
+            // Zero past the row: h and d are.
+            add_partial(&tile_dgamma, k, pb, j, len, want_dgamma, d * h, vec4<f32>(rc.x));
         }
     }
+    end_partial(&tile_dgamma, lane, pb, want_dgamma);
 }

@@ -17,18 +17,10 @@ fn stream_copy(
         let row = b * rows_per_group() + slot;
         let cnt = select(0u, p.cols, row < p.rows);
         let base = row * p.stride;
-        if (CACHED) {
-            // The norms' cached walk: a trip count known at compile time.
-            for (var k = 0u; k < MAX_CACHE; k = k + 1u) {
-                let j = quad_at(lane, k);
-                let len = quad_len(j, cnt);
-                st_y(p.y_off + base + j, ld_x(p.x_off + base + j, len), len);
-            }
-        } else {
-            for (var j = 4u * lane; j < cnt; j = j + 4u * ROW_THREADS) {
-                let len = walk_len(j, cnt);
-                st_y(p.y_off + base + j, ld_x(p.x_off + base + j, len), len);
-            }
+        for (var k = 0u; k < walk_trips(lane, cnt); k = k + 1u) {
+            let j = quad_at(lane, k);
+            let len = trip_len(j, cnt);
+            st_y(p.y_off + base + j, ld_x(p.x_off + base + j, len), len);
         }
     }
 }

@@ -246,10 +246,8 @@ pub fn wgsl_variant(family: Family, variant: &Variant) -> String {
             s.push_str(&io_helper(Io::F32, layout, Access::Store, spec.name, spec.binding));
         }
     }
-    if family != Family::StreamCopy {
-        let spec = table::workspace(1);
-        s.push_str(&io_helper(Io::F32, layout, Access::LoadStore, spec.name, spec.binding));
-    }
+    let spec = table::workspace(1);
+    s.push_str(&io_helper(Io::F32, layout, Access::LoadStore, spec.name, spec.binding));
     s.push_str(family.text());
     s
 }
