@@ -1,8 +1,13 @@
+//! include constants
+//! include tensors
 // Shared by every kernel family: the parameter block, flag bits, the row mapping
 // and the workgroup-memory reduction that the subgroup path falls back to.
 //
-// The host prepends the constants MAX_CACHE, MAX_WORKGROUP and WHOLE_QUADS (src/shader.rs)
-// and appends the load/store helpers of each tensor (src/shader.rs, shaders/io_*.wgsl).
+// `//! include` lines name what a file uses from elsewhere; src/shader.rs puts each in the
+// module once. Besides files, it generates `constants` (MAX_CACHE, MAX_WORKGROUP and
+// WHOLE_QUADS, from the variant), `tensors` (each tensor's binding and its ld_/st_ helpers,
+// shaders/io_*.wgsl instantiated from the op tables), `reduce` (reduce_subgroup.wgsl or
+// reduce_workgroup.wgsl) and `convert` (cvt_f16.wgsl or cvt_bf16.wgsl).
 //
 // Rows are walked in quads of four elements: thread `lane` of a row owns the quads
 // starting at j = 4 * (lane + k * ROW_THREADS), so consecutive threads touch consecutive

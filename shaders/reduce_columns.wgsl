@@ -1,3 +1,4 @@
+//! include common.wgsl
 // Column sums of the backward partials: dgamma[j] = sum over r of partial[r][j] (and dbeta
 // from the second half), always in the order r = 0, 1, ..., so two runs agree bit for bit.
 // Consecutive threads take consecutive quads of columns, so every load is coalesced.

@@ -1,3 +1,4 @@
+//! include common.wgsl
 // Row reduction with subgroup operations: a butterfly when a row fits in one subgroup,
 // else subgroupAdd and a single exchange of one value per subgroup through workgroup
 // memory (two barriers instead of log2(ROW_THREADS) + 2).

@@ -1,3 +1,4 @@
+//! include common.wgsl
 // Row reduction for adapters without subgroup operations: a tree in workgroup memory.
 
 struct Invocation {

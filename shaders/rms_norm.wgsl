@@ -1,3 +1,5 @@
+//! include common.wgsl
+//! include reduce
 // RMSNorm, forward and backward, one row per ROW_THREADS threads.
 //
 //   h  = x (+ residual when fused; h may be written out as the new residual stream)

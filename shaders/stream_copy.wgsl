@@ -1,3 +1,4 @@
+//! include common.wgsl
 // Stream copy, y = x: the bandwidth roofline the benchmark measures the norms against.
 // Launched with the forward kernels' row mapping and quad walk (same workgroup size,
 // threads per row, load and store helpers of the same dtype and layout), so a norm's share

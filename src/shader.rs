@@ -1,8 +1,11 @@
 //! WGSL sources: one file per kernel family in `shaders/`, assembled with the shared helpers.
 //!
-//! No template engine: a variant is the family's file, `common.wgsl` and one of the two
-//! reduction files, concatenated behind a few generated constants and the load/store
-//! helpers of each tensor. What varies per launch (workgroup size, threads per row,
+//! No template engine: each file names what it uses from elsewhere in `//! include NAME`
+//! lines, and a variant is the family's file with all it includes, each once. Besides
+//! files, four names are resolved here: `constants` (from the [`Variant`]), `tensors` (each
+//! tensor's binding and helpers: an `io_*.wgsl` template, itself a valid module, renamed
+//! after the tensor), `reduce` (subgroup or workgroup reductions) and `convert` (16-bit
+//! conversions of packed tensors). What varies per launch (workgroup size, threads per row,
 //! reduction mode, cached or streamed rows) is an `override` constant; the text depends on
 //! the family, subgroups, the dtypes, the memory layout and the register tile (function
 //! arrays need a size fixed in the text).
@@ -25,8 +28,11 @@ const RMS_NORM: &str = include_str!("../shaders/rms_norm.wgsl");
 const LAYER_NORM: &str = include_str!("../shaders/layer_norm.wgsl");
 const REDUCE_COLUMNS: &str = include_str!("../shaders/reduce_columns.wgsl");
 const STREAM_COPY: &str = include_str!("../shaders/stream_copy.wgsl");
-const IO_NATIVE: &str = include_str!("../shaders/io_native.wgsl");
-const IO_PACKED: &str = include_str!("../shaders/io_packed.wgsl");
+const IO_NATIVE_SCALAR: &str = include_str!("../shaders/io_native_scalar.wgsl");
+const IO_NATIVE_VECTOR: &str = include_str!("../shaders/io_native_vector.wgsl");
+const IO_PACKED_SCALAR_IN: &str = include_str!("../shaders/io_packed_scalar_in.wgsl");
+const IO_PACKED_SCALAR_OUT: &str = include_str!("../shaders/io_packed_scalar_out.wgsl");
+const IO_PACKED_VECTOR: &str = include_str!("../shaders/io_packed_vector.wgsl");
 const CVT_F16: &str = include_str!("../shaders/cvt_f16.wgsl");
 const CVT_BF16: &str = include_str!("../shaders/cvt_bf16.wgsl");
 
@@ -96,15 +102,6 @@ impl Family {
             Family::LayerNorm => "layer_norm.wgsl",
             Family::ReduceColumns => "reduce_columns.wgsl",
             Family::StreamCopy => "stream_copy.wgsl",
-        }
-    }
-
-    fn text(self) -> &'static str {
-        match self {
-            Family::RmsNorm => RMS_NORM,
-            Family::LayerNorm => LAYER_NORM,
-            Family::ReduceColumns => REDUCE_COLUMNS,
-            Family::StreamCopy => STREAM_COPY,
         }
     }
 
@@ -209,12 +206,12 @@ pub fn wgsl_source(family: Family, subgroups: bool, storage: Storage, native_f16
     wgsl_variant(family, &Variant { subgroups, storage, native_f16, ..Variant::default() })
 }
 
-/// The WGSL module of `family` as `variant`.
+/// The WGSL module of `family` as `variant`: the family's file with everything its
+/// `//! include` lines name, each once, ahead of the file that first names it.
 pub fn wgsl_variant(family: Family, variant: &Variant) -> String {
     let subgroups = variant.subgroups && family.reduces_rows();
     let act = Io::of(variant.storage.activations, variant.native_f16);
     let param = Io::of(variant.storage.params, variant.native_f16);
-    let layout = variant.layout;
     let mut s = String::new();
     if act == Io::F16 || param == Io::F16 {
         s.push_str("enable f16;\n");
@@ -222,78 +219,139 @@ pub fn wgsl_variant(family: Family, variant: &Variant) -> String {
     // WGSL spells this `enable subgroups;`, which naga does not parse yet; it accepts the
     // builtins whenever the device has `Features::SUBGROUP`.
     // Infallible: writing to a String.
-    let _ =
-        writeln!(s, "// variant: {}, {layout:?} layout", if subgroups { "subgroup" } else { "workgroup" });
-    let _ = writeln!(s, "const MAX_CACHE: u32 = {}u;", variant.register_quads.max(1));
-    let _ = writeln!(s, "const MAX_WORKGROUP: u32 = {MAX_WORKGROUP}u;");
-    let _ = writeln!(s, "const WHOLE_QUADS: bool = {};", layout == Layout::Vector);
-    s.push_str(COMMON);
-    if family.reduces_rows() {
-        s.push_str(if subgroups { REDUCE_SUBGROUP } else { REDUCE_WORKGROUP });
-    }
-    match (act, param) {
-        (Io::PackedBf16, _) | (_, Io::PackedBf16) => s.push_str(CVT_BF16),
-        (Io::PackedF16, _) | (_, Io::PackedF16) => s.push_str(CVT_F16),
-        _ => {}
-    }
-    for spec in ROW_TENSORS {
-        let io = if spec.class == Class::Param { param } else { act };
-        let access = if spec.role == Role::In { Access::Load } else { Access::Store };
-        s.push_str(&io_helper(io, layout, access, spec.name, spec.binding));
-    }
-    if family == Family::ReduceColumns {
-        for spec in [table::DGAMMA, table::DBETA] {
-            s.push_str(&io_helper(Io::F32, layout, Access::Store, spec.name, spec.binding));
+    let _ = writeln!(
+        s,
+        "// {} variant: {} reductions, {:?} layout, tile of {} quads",
+        family.file_name(),
+        if subgroups { "subgroup" } else { "workgroup" },
+        variant.layout,
+        variant.register_quads.max(1),
+    );
+    let mut assembly = Assembly { family, variant, subgroups, act, param, included: Vec::new(), out: s };
+    assembly.include(family.file_name());
+    assembly.out
+}
+
+/// The files under `shaders/` by name.
+const FILES: [(&str, &str); 14] = [
+    ("common.wgsl", COMMON),
+    ("reduce_workgroup.wgsl", REDUCE_WORKGROUP),
+    ("reduce_subgroup.wgsl", REDUCE_SUBGROUP),
+    ("rms_norm.wgsl", RMS_NORM),
+    ("layer_norm.wgsl", LAYER_NORM),
+    ("reduce_columns.wgsl", REDUCE_COLUMNS),
+    ("stream_copy.wgsl", STREAM_COPY),
+    ("io_native_scalar.wgsl", IO_NATIVE_SCALAR),
+    ("io_native_vector.wgsl", IO_NATIVE_VECTOR),
+    ("io_packed_scalar_in.wgsl", IO_PACKED_SCALAR_IN),
+    ("io_packed_scalar_out.wgsl", IO_PACKED_SCALAR_OUT),
+    ("io_packed_vector.wgsl", IO_PACKED_VECTOR),
+    ("cvt_f16.wgsl", CVT_F16),
+    ("cvt_bf16.wgsl", CVT_BF16),
+];
+
+/// The names an `//! include` line may give besides files: what the variant decides.
+pub const GENERATED: [&str; 4] = ["constants", "tensors", "reduce", "convert"];
+
+/// The text of the file `name` under `shaders/`.
+pub fn file_text(name: &str) -> Option<&'static str> {
+    FILES.iter().find(|(n, _)| *n == name).map(|(_, text)| *text)
+}
+
+/// Every file under `shaders/`, by name.
+pub fn file_names() -> impl Iterator<Item = &'static str> {
+    FILES.iter().map(|(n, _)| *n)
+}
+
+/// The names a file's `//! include NAME` lines give.
+pub fn includes(text: &str) -> impl Iterator<Item = &str> {
+    text.lines().filter_map(|l| l.strip_prefix("//! include ")).map(str::trim)
+}
+
+/// One module being put together.
+struct Assembly<'a> {
+    family: Family,
+    variant: &'a Variant,
+    subgroups: bool,
+    act: Io,
+    param: Io,
+    included: Vec<String>,
+    out: String,
+}
+
+impl Assembly<'_> {
+    fn include(&mut self, name: &str) {
+        if self.included.iter().any(|n| n == name) {
+            return;
+        }
+        self.included.push(name.to_string());
+        match name {
+            "constants" => {
+                let v = self.variant;
+                let _ = writeln!(self.out, "const MAX_CACHE: u32 = {}u;", v.register_quads.max(1));
+                let _ = writeln!(self.out, "const MAX_WORKGROUP: u32 = {MAX_WORKGROUP}u;");
+                let _ = writeln!(self.out, "const WHOLE_QUADS: bool = {};", v.layout == Layout::Vector);
+            }
+            "tensors" => self.tensors(),
+            "reduce" => {
+                self.include(if self.subgroups { "reduce_subgroup.wgsl" } else { "reduce_workgroup.wgsl" })
+            }
+            "convert" => match (self.act, self.param) {
+                (Io::PackedBf16, _) | (_, Io::PackedBf16) => self.include("cvt_bf16.wgsl"),
+                (Io::PackedF16, _) | (_, Io::PackedF16) => self.include("cvt_f16.wgsl"),
+                _ => {}
+            },
+            file => {
+                // Every name is one of FILES (a test resolves every include of every file).
+                let text = file_text(file).unwrap_or_default();
+                for dep in includes(text) {
+                    self.include(dep);
+                }
+                self.out.push_str(text);
+            }
         }
     }
-    let spec = table::workspace(1);
-    s.push_str(&io_helper(Io::F32, layout, Access::LoadStore, spec.name, spec.binding));
-    s.push_str(family.text());
-    s
-}
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Access {
-    Load,
-    Store,
-    LoadStore,
-}
-
-/// The declaration of tensor `name` at `binding` and its load and/or store helper, from
-/// `io`'s template.
-fn io_helper(io: Io, layout: Layout, access: Access, name: &str, binding: u32) -> String {
-    let (template, elem) = match io {
-        Io::F32 => (IO_NATIVE, "f32"),
-        Io::F16 => (IO_NATIVE, "f16"),
-        Io::PackedF16 | Io::PackedBf16 => (IO_PACKED, "u32"),
-    };
-    let packed = template == IO_PACKED;
-    let ty = match (layout, packed) {
-        (Layout::Vector, false) => format!("vec4<{elem}>"),
-        (Layout::Vector, true) => "vec2<u32>".to_string(),
-        // Scalar packed stores are atomic: two threads may write the two halves of a word.
-        (Layout::Scalar, true) if access != Access::Load => "atomic<u32>".to_string(),
-        (Layout::Scalar, _) => elem.to_string(),
-    };
-    let layout_name = match layout {
-        Layout::Scalar => "scalar",
-        Layout::Vector => "vector",
-    };
-    let mut s = format!("@group(0) @binding({binding}) var<storage, read_write> {name}: array<{ty}>;\n");
-    if access != Access::Store {
-        s.push_str(&template_section(template, &format!("load {layout_name}")));
+    /// The binding and ld_/st_ helpers of every tensor the family may name: the row
+    /// tensors (common.wgsl refers to them all; those a kernel does not use stay out of
+    /// its pipeline's layout), the column sums of reduce_columns and the workspace.
+    fn tensors(&mut self) {
+        let layout = self.variant.layout;
+        for spec in ROW_TENSORS {
+            let io = if spec.class == Class::Param { self.param } else { self.act };
+            self.tensor(io, layout, spec);
+        }
+        if self.family == Family::ReduceColumns {
+            self.tensor(Io::F32, layout, table::DGAMMA);
+            self.tensor(Io::F32, layout, table::DBETA);
+        }
+        self.tensor(Io::F32, layout, table::workspace(1));
     }
-    if access != Access::Load {
-        s.push_str(&template_section(template, &format!("store {layout_name}")));
-    }
-    s.replace("NAME", name).replace("ELEM", elem)
-}
 
-/// The lines after `//! {section}` up to the next `//!` marker.
-fn template_section(template: &str, section: &str) -> String {
-    let marker = format!("//! {section}\n");
-    let Some((_, rest)) = template.split_once(&marker) else {
-        return String::new();
-    };
-    rest.split("//! ").next().unwrap_or("").to_string()
+    /// Tensor `spec` stored as `io`: its io_*.wgsl template, renamed.
+    fn tensor(&mut self, io: Io, layout: Layout, spec: TensorSpec) {
+        let (template, elem) = match (io, layout, spec.role) {
+            (Io::F32, Layout::Scalar, _) => ("io_native_scalar.wgsl", "f32"),
+            (Io::F16, Layout::Scalar, _) => ("io_native_scalar.wgsl", "f16"),
+            (Io::F32, Layout::Vector, _) => ("io_native_vector.wgsl", "f32"),
+            (Io::F16, Layout::Vector, _) => ("io_native_vector.wgsl", "f16"),
+            (_, Layout::Scalar, Role::In) => ("io_packed_scalar_in.wgsl", ""),
+            (_, Layout::Scalar, _) => ("io_packed_scalar_out.wgsl", ""),
+            (_, Layout::Vector, _) => ("io_packed_vector.wgsl", ""),
+        };
+        let text = file_text(template).unwrap_or_default();
+        for dep in includes(text) {
+            self.include(dep);
+        }
+        let binding = format!("@binding({})", spec.binding);
+        for line in text.lines().filter(|l| !l.starts_with("//")) {
+            let line = if line.starts_with("alias tensor_elem") {
+                format!("alias tensor_elem = {elem};")
+            } else {
+                line.replace("@binding(0)", &binding)
+            };
+            self.out.push_str(&line.replace("tensor", spec.name));
+            self.out.push('\n');
+        }
+    }
 }

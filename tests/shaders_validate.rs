@@ -2,7 +2,7 @@
 //! here with the file's name and a readable message.
 
 use naga::valid::{Capabilities, ValidationFlags, Validator};
-use wgpu_norm::shader::{Family, Layout, Variant, wgsl_source, wgsl_variant};
+use wgpu_norm::shader::{self, Family, Layout, Variant, wgsl_source, wgsl_variant};
 use wgpu_norm::table::Pass;
 use wgpu_norm::{DType, Storage};
 
@@ -150,5 +150,44 @@ fn wgsl_follows_the_op_tables() {
                 assert_eq!(declared, Some(spec.binding), "{what}: declared at its binding");
             }
         }
+    }
+}
+
+/// Every `//! include` names a file under `shaders/` or one of the generated parts, and every
+/// file is in the crate's list (a new file must be added there to be found).
+#[test]
+fn every_include_resolves() {
+    let listed: Vec<&str> = shader::file_names().collect();
+    for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/shaders")).unwrap() {
+        let name = entry.unwrap().file_name().into_string().unwrap();
+        assert!(listed.contains(&name.as_str()), "shaders/{name} is not in shader.rs's FILES");
+    }
+    for file in shader::file_names() {
+        for name in shader::includes(shader::file_text(file).unwrap()) {
+            assert!(
+                shader::file_text(name).is_some() || shader::GENERATED.contains(&name),
+                "{file} includes {name}, which is neither a file nor generated"
+            );
+        }
+    }
+}
+
+/// The load/store templates and the conversions are modules of their own: each validates
+/// with only what it includes (conversions: the f16 ones, as `convert` gives for f16).
+#[test]
+fn templates_are_valid_modules_on_their_own() {
+    for file in shader::file_names().filter(|f| f.starts_with("io_") || f.starts_with("cvt_")) {
+        let mut source = String::new();
+        for name in shader::includes(shader::file_text(file).unwrap()) {
+            assert_eq!(name, "convert", "{file}: only `convert` is expected here");
+            source.push_str(shader::file_text("cvt_f16.wgsl").unwrap());
+        }
+        source.push_str(shader::file_text(file).unwrap());
+        let module = naga::front::wgsl::parse_str(&source)
+            .unwrap_or_else(|e| panic!("{file}:\n{}", e.emit_to_string(&source)));
+        // naga asks this of pack2x16float and unpack2x16float; the packed kernels need it anyway.
+        Validator::new(ValidationFlags::all(), Capabilities::SHADER_FLOAT16_IN_FLOAT32)
+            .validate(&module)
+            .unwrap_or_else(|e| panic!("{file}:\n{}", e.emit_to_string(&source)));
     }
 }
