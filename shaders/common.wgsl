@@ -1,5 +1,6 @@
 //! include constants
 //! include tensors
+//! include reduce
 // Shared by every kernel family: the parameter block, flag bits, the row mapping
 // and the workgroup-memory reduction that the subgroup path falls back to.
 //
@@ -302,18 +303,48 @@ fn overflow_shows(r: f32, sum_sq: f32) -> f32 {
     return select(r, sum_sq, sum_sq > 0x1.fffffep+127f);
 }
 
-// Sums v over the ROW_THREADS threads that share this thread's row. The leading barrier
-// lets consecutive calls reuse `red` without a trailing one.
-fn tree_row_sum(v: vec4<f32>) -> vec4<f32> {
+// How row_reduce combines two threads' values: SUM adds them; SPLIT merges two dominant
+// splits (merge_split).
+const SUM: u32 = 0u;
+const SPLIT: u32 = 1u;
+
+fn combine(a: vec4<f32>, b: vec4<f32>, op: u32) -> vec4<f32> {
+    if (op == SPLIT) {
+        return merge_split(a, b);
+    }
+    return a + b;
+}
+
+// A dominant split of some elements' (q, w) pairs: (m, mw, s, t) with m the largest q,
+// mw its w, and s and t the sums of q and w over all the others. Where one element
+// outweighs all others together (m > s), the sums without it come out exact to f32
+// rounding of their own size, which S - m would not (RMSNorm's backward needs them when
+// one element dominates its row). The larger m wins; on a tie the larger mw, so that
+// merge_split(a, b) == merge_split(b, a) bit for bit (a butterfly merges both ways).
+fn merge_split(a: vec4<f32>, b: vec4<f32>) -> vec4<f32> {
+    let a_wins = a.x > b.x || (a.x == b.x && a.y >= b.y);
+    let win = select(b, a, a_wins);
+    let lose = select(a, b, a_wins);
+    return vec4<f32>(win.x, win.y, (a.z + b.z) + lose.x, (a.w + b.w) + lose.y);
+}
+
+// Reduces v over the ROW_THREADS threads that share this thread's row. The leading
+// barrier lets consecutive calls reuse `red` without a trailing one.
+fn tree_row_reduce(v: vec4<f32>, op: u32) -> vec4<f32> {
     let lane = local_index % ROW_THREADS;
     workgroupBarrier();
     red[local_index] = v;
     workgroupBarrier();
     for (var o = ROW_THREADS / 2u; o > 0u; o = o / 2u) {
         if (lane < o) {
-            red[local_index] = red[local_index] + red[local_index + o];
+            red[local_index] = combine(red[local_index], red[local_index + o], op);
         }
         workgroupBarrier();
     }
     return red[local_index - lane];
+}
+
+// Sums v over the threads of this thread's row. From uniform control flow only.
+fn row_sum(v: vec4<f32>) -> vec4<f32> {
+    return row_reduce(v, SUM);
 }

@@ -1,5 +1,4 @@
 //! include common.wgsl
-//! include reduce
 // LayerNorm, forward and backward, one row per ROW_THREADS threads. Biased variance (1/n).
 //
 //   h = x (+ residual when fused; h may be written out as the new residual stream)

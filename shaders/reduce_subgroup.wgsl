@@ -1,7 +1,7 @@
 //! include common.wgsl
 // Row reduction with subgroup operations: a butterfly when a row fits in one subgroup,
-// else subgroupAdd and a single exchange of one value per subgroup through workgroup
-// memory (two barriers instead of log2(ROW_THREADS) + 2).
+// else subgroupAdd (a butterfly for SPLIT) and a single exchange of one value per subgroup
+// through workgroup memory (two barriers instead of log2(ROW_THREADS) + 2).
 //
 // Both assume, as the Vulkan, Metal and D3D12 drivers we know of do for 1-D workgroups,
 // that a subgroup is a run of consecutive local_invocation_index values; the tests check
@@ -22,14 +22,21 @@ fn enter(inv: Invocation) {
     sg_lane = inv.sg_lane;
 }
 
-fn row_sum(v: vec4<f32>) -> vec4<f32> {
+fn row_reduce(v: vec4<f32>, op: u32) -> vec4<f32> {
     var t = v;
     if (SUBGROUP_MODE == 1u) {
         for (var o = ROW_THREADS / 2u; o > 0u; o = o / 2u) {
-            t = t + subgroupShuffleXor(t, o);
+            t = combine(t, subgroupShuffleXor(t, o), op);
         }
     } else if (SUBGROUP_MODE == 2u) {
-        let s = subgroupAdd(v);
+        var s = v;
+        if (op == SUM) {
+            s = subgroupAdd(v);
+        } else {
+            for (var o = sg_size / 2u; o > 0u; o = o / 2u) {
+                s = combine(s, subgroupShuffleXor(s, o), op);
+            }
+        }
         workgroupBarrier();
         if (sg_lane == 0u) {
             red[local_index / sg_size] = s;
@@ -37,12 +44,12 @@ fn row_sum(v: vec4<f32>) -> vec4<f32> {
         workgroupBarrier();
         let per_row = ROW_THREADS / sg_size;
         let first = (local_index / ROW_THREADS) * per_row;
-        t = vec4<f32>(0.0);
-        for (var i = 0u; i < per_row; i = i + 1u) {
-            t = t + red[first + i];
+        t = red[first];
+        for (var i = 1u; i < per_row; i = i + 1u) {
+            t = combine(t, red[first + i], op);
         }
     } else {
-        t = tree_row_sum(v);
+        t = tree_row_reduce(v, op);
     }
     return t;
 }

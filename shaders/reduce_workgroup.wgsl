@@ -9,6 +9,6 @@ fn enter(inv: Invocation) {
     local_index = inv.index;
 }
 
-fn row_sum(v: vec4<f32>) -> vec4<f32> {
-    return tree_row_sum(v);
+fn row_reduce(v: vec4<f32>, op: u32) -> vec4<f32> {
+    return tree_row_reduce(v, op);
 }

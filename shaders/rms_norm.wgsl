@@ -1,5 +1,4 @@
 //! include common.wgsl
-//! include reduce
 // RMSNorm, forward and backward, one row per ROW_THREADS threads.
 //
 //   h  = x (+ residual when fused; h may be written out as the new residual stream)
@@ -8,7 +7,9 @@
 //             y = h * r * (gamma_offset + gamma)
 //   mean_k is over the first k = norm_cols elements (partial RMSNorm; k = cols otherwise).
 //   backward: with u = g * dy,
-//             dh = r * u - [j < k] * c * h * sum(u * h)  (+ the gradient arriving on h)
+//             dh = r * u - [j < k] * c * h * sum(u * h)  (+ the gradient arriving on h;
+//                  an element that dominates its row is formed without cancellation,
+//                  see Coefficients)
 //             c  = r^3 / k                       (eps inside)
 //             c  = r^2 / (k * rms), 0 at rms = 0 (eps outside)
 //             dgamma = sum over rows of dy * h * r
@@ -127,12 +128,69 @@ fn forward_rows(row: vec2<u32>, lane: u32, both: bool) {
     save_rstd(row.y, lane, live.y, r.y);
 }
 
-// (r, c * sum(u * h)) of the header, from sums = (sum_k(h^2), sum(u * h), ..) and the saved rstd when
-// there is one. The product is formed as ((S * r) / k) * r * r so that neither r^3 (which
-// underflows f32 for |h| near 1e15) nor S * r^3 leaves the f32 range while dx is in it.
-fn backward_coefficients(sums: vec4<f32>, row: u32, live: bool) -> vec2<f32> {
-    let sum_sq = sums.x;
-    let sum_uh = sums.y;
+// h^2 of the quad at j on the elements the RMS is estimated from, else 0.
+fn norm_sq4(h: vec4<f32>, j: u32) -> vec4<f32> {
+    return h * h * norm_mask(j);
+}
+
+// Per-lane dominant splits (merge_split in common.wgsl) of a thread's walk over the pairs
+// (h^2 as norm_sq4 gives it, u * h): the largest h^2 of each lane, its u * h, and blocked
+// sums of the others (the block's in s and t, earlier blocks' in s_done and t_done).
+struct Lanes {
+    m: vec4<f32>,
+    mu: vec4<f32>,
+    s: vec4<f32>,
+    t: vec4<f32>,
+    s_done: vec4<f32>,
+    t_done: vec4<f32>,
+}
+
+fn add_lanes(a: ptr<function, Lanes>, k: u32, q: vec4<f32>, w: vec4<f32>) {
+    let win = q > (*a).m;
+    (*a).s = (*a).s + select(q, (*a).m, win);
+    (*a).t = (*a).t + select(w, (*a).mu, win);
+    (*a).m = select((*a).m, q, win);
+    (*a).mu = select((*a).mu, w, win);
+    if (flush_now(k)) {
+        (*a).s_done = (*a).s_done + (*a).s;
+        (*a).t_done = (*a).t_done + (*a).t;
+        (*a).s = vec4<f32>(0.0);
+        (*a).t = vec4<f32>(0.0);
+    }
+}
+
+// The thread's four lanes merged into one split (m, mu, s, t).
+fn lanes_split(a: Lanes) -> vec4<f32> {
+    let s = a.s_done + a.s;
+    let t = a.t_done + a.t;
+    let xy = merge_split(vec4<f32>(a.m.x, a.mu.x, s.x, t.x), vec4<f32>(a.m.y, a.mu.y, s.y, t.y));
+    let zw = merge_split(vec4<f32>(a.m.z, a.mu.z, s.z, t.z), vec4<f32>(a.m.w, a.mu.w, s.w, t.w));
+    return merge_split(xy, zw);
+}
+
+// What dx is formed from. Every element but a dominant one: dx = r * u - ct * h, ct = c *
+// sum(u * h). An element whose h^2 outweighs all others' together (h^2 = m > their sum)
+// would lose digits there, as the two terms cancel (at d = 1, 1 - r^2 h^2 = eps r^2);
+// its dx is formed as dom_u * u - dom_h * h instead, with the sums S' and T' of h^2 and
+// u * h over the other elements (the row's dominant split):
+//   dom_u = c * (S' + k * e),   dom_h = c * T',   e = eps (inside), rms * eps (outside)
+// the same value, since 1 / r^2 = S / k + eps (inside) and 1 / r = rms + eps (outside).
+struct Coefficients {
+    r: f32,
+    ct: f32,
+    dom_u: f32,
+    dom_h: f32,
+    // The dominant element's h^2 (norm_sq4), or -1 when no element dominates.
+    dominant: f32,
+}
+
+// The coefficients from the row's dominant split and the saved rstd when there is one.
+// Products are formed as ((S * r) / k) * r * r so that neither r^3 (which underflows f32
+// for |h| near 1e15) nor S * r^3 leaves the f32 range while dx is in it.
+fn backward_coefficients(split: vec4<f32>, row: u32, live: bool) -> Coefficients {
+    let sum_sq = split.x + split.z;
+    let sum_uh = split.y + split.w;
+    let dominant = select(-1.0, split.x, split.x > split.z);
     let k = f32(p.norm_cols);
     var r = scale_from_sum_sq(sum_sq);
     if (has(FLAG_RSTD) && live) {
@@ -145,14 +203,31 @@ fn backward_coefficients(sums: vec4<f32>, row: u32, live: bool) -> vec2<f32> {
             // is inexact, but then its term is as small as that error relative to r * u.
             rms = max(1.0 / r - p.eps, 0.0);
         }
-        return vec2<f32>(r, select(0.0, (sum_uh * r) / (k * rms) * r, rms > 0.0));
+        let kr = k * rms;
+        let on = rms > 0.0;
+        return Coefficients(
+            r,
+            select(0.0, (sum_uh * r) / kr * r, on),
+            select(0.0, ((split.z + kr * p.eps) * r) / kr * r, on),
+            select(0.0, (split.w * r) / kr * r, on),
+            select(-1.0, dominant, on),
+        );
     }
-    return vec2<f32>(r, (sum_uh * r) / k * r * r);
+    return Coefficients(
+        r,
+        (sum_uh * r) / k * r * r,
+        ((split.z + k * p.eps) * r) / k * r * r,
+        (split.w * r) / k * r * r,
+        dominant,
+    );
 }
 
-// dx for the quad at j: r * u - c * h on the elements the RMS came from, plus dh.
-fn dx_quad(base: u32, j: u32, len: u32, h: vec4<f32>, w: vec4<f32>, g: vec4<f32>, rc: vec2<f32>) -> vec4<f32> {
-    return rc.x * w * g - rc.y * h * norm_mask(j) + dh_quad(base, j, len);
+// dx for the quad at j, plus dh.
+fn dx_quad(base: u32, j: u32, len: u32, h: vec4<f32>, w: vec4<f32>, g: vec4<f32>, co: Coefficients) -> vec4<f32> {
+    let u = w * g;
+    let usual = co.r * u - co.ct * h * norm_mask(j);
+    let alone = co.dom_u * u - co.dom_h * h;
+    return select(usual, alone, norm_sq4(h, j) == vec4<f32>(co.dominant)) + dh_quad(base, j, len);
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
@@ -178,8 +253,8 @@ fn rms_norm_backward(
         let live = row < p.rows;
         let cnt = select(0u, n, live);
         let base = row * p.stride;
-        var s = vec4<f32>(0.0);
-        var part = vec4<f32>(0.0);
+        let zero = vec4<f32>(0.0);
+        var lanes = Lanes(zero, zero, zero, zero, zero, zero);
         for (var k = 0u; k < walk_trips(lane, cnt); k = k + 1u) {
             let j = quad_at(lane, k);
             let len = trip_len(j, cnt);
@@ -187,23 +262,17 @@ fn rms_norm_backward(
             let d = dy_quad(base, j, len);
             keep_h(k, h);
             keep_dy(k, d);
-            part.x = part.x + norm_sq(h, j);
-            part.y = part.y + dot(d * tile_or_gamma(k, j, len), h);
-            if (flush_now(k)) {
-                s = s + part;
-                part = vec4<f32>(0.0);
-            }
+            add_lanes(&lanes, k, norm_sq4(h, j), d * tile_or_gamma(k, j, len) * h);
         }
-        s = s + part;
-        let rc = backward_coefficients(row_sum(s), row, live);
+        let co = backward_coefficients(row_reduce(lanes_split(lanes), SPLIT), row, live);
         for (var k = 0u; k < walk_trips(lane, cnt); k = k + 1u) {
             let j = quad_at(lane, k);
             let len = trip_len(j, cnt);
             let h = tile_or_x(k, base, j, len);
             let d = tile_or_dy(k, base, j, len);
-            st_dx(p.dx_off + base + j, dx_quad(base, j, len, h, d, tile_or_gamma(k, j, len), rc), len);
+            st_dx(p.dx_off + base + j, dx_quad(base, j, len, h, d, tile_or_gamma(k, j, len), co), len);
             // Zero past the row: h and d are.
-            add_partial(&tile_dgamma, k, pb, j, len, want_dgamma, d * h, vec4<f32>(rc.x));
+            add_partial(&tile_dgamma, k, pb, j, len, want_dgamma, d * h, vec4<f32>(co.r));
         }
     }
     end_partial(&tile_dgamma, lane, pb, want_dgamma);

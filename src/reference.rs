@@ -143,9 +143,28 @@ pub fn rms_norm_backward<T: Copy + Into<f64>>(
             }
         };
         let sum_ux: f64 = row.iter().zip(drow).zip(&g).map(|((v, d), g)| d * g * v).sum();
+        // The element of largest square among the first k: where it dominates the row, its
+        // two terms below cancel (at k = 1, 1 - r^2 x^2 = eps r^2), and f64 too would lose
+        // as many digits as the domination has. Its dx is formed from the sums over the other
+        // elements instead, the same value since 1 / r^2 = ms + eps (inside) and
+        // 1 / r = rms + eps (outside): c * (u (S' + k e) - x T'), e = eps or rms * eps.
+        let top = (0..k).max_by(|&a, &b| (row[a] * row[a]).total_cmp(&(row[b] * row[b])));
+        let top = top.filter(|_| config.eps_placement == EpsPlacement::InsideSqrt || ms > 0.0);
+        let alone = top.map(|m| {
+            let s_rest: f64 = (0..k).filter(|&i| i != m).map(|i| row[i] * row[i]).sum();
+            let t_rest: f64 = (0..shape.cols).filter(|&i| i != m).map(|i| drow[i] * g[i] * row[i]).sum();
+            let e = match config.eps_placement {
+                EpsPlacement::InsideSqrt => eps,
+                EpsPlacement::OutsideSqrt => ms.sqrt() * eps,
+            };
+            (m, c * (drow[m] * g[m] * (s_rest + n * e) - row[m] * t_rest))
+        });
         for (j, (v, d)) in row.iter().zip(drow).enumerate() {
             let through_rms = if j < k { c * v * sum_ux } else { 0.0 };
-            dx.push(r * d * g[j] - through_rms);
+            dx.push(match alone {
+                Some((m, dx_m)) if m == j => dx_m,
+                _ => r * d * g[j] - through_rms,
+            });
             dgamma[j] += d * v * r;
         }
     }

@@ -147,14 +147,22 @@ pub fn input(rng: &mut StdRng, kind: Input, shape: Shape) -> Vec<f32> {
         Input::Tiny => randn(rng, n).iter().map(|v| 1e-15 * v).collect(),
         Input::Constant => (0..n).map(|i| 3.7 * (i / shape.cols) as f32 + 1.0).collect(),
         Input::Zeros => vec![0.0; n],
-        Input::Dominated => {
-            let mut v = randn(rng, n);
-            for r in 0..shape.rows {
-                v[r * shape.cols + (7 * r) % shape.cols] *= 1e5;
-            }
-            v
-        }
+        Input::Dominated => dominated(rng, shape, 1e5),
     }
+}
+
+/// randn with one element of each row `factor` times larger, at [`dominant_at`].
+pub fn dominated(rng: &mut StdRng, shape: Shape, factor: f32) -> Vec<f32> {
+    let mut v = randn(rng, shape.elements());
+    for r in 0..shape.rows {
+        v[dominant_at(shape, r)] *= factor;
+    }
+    v
+}
+
+/// Where [`dominated`] puts row `r`'s large element: column 7 * r (mod cols).
+pub fn dominant_at(shape: Shape, r: usize) -> usize {
+    r * shape.cols + (7 * r) % shape.cols
 }
 
 /// gamma around 1, beta around 0, random.

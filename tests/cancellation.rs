@@ -1,0 +1,104 @@
+//! RMSNorm's backward where one element dominates its row, hidden size 1 its extreme: the
+//! two terms of that element's dx cancel (at d = 1, r u (1 - r^2 x^2) = r u eps r^2), so
+//! the kernels form it from the sums over the other elements. Checked against the f64
+//! reference relative to that dx itself, not to the size of the terms it cancels from.
+
+mod common;
+
+use common::{Bar, DX, check, contexts, dominant_at, dominated, randn, random_affine, rms, rng};
+
+/// The size of the terms the dominant element m of `row` has its dx formed from, in f64:
+/// c * (|u_m| (S' + k e) + |x_m| sum over i != m of |u_i x_i|), with S' the sum of the other
+/// squares, c, e as in the kernel (eps inside the root: c = r^3 / k, e = eps). The sum over
+/// the others is what f32 cannot do better than: it may cancel within itself.
+fn dominant_terms(x: &[f32], g: &[f32], dy: &[f32], shape: Shape, row: usize, cfg: &RmsNormConfig) -> f64 {
+    let cols = shape.cols;
+    let at = |i: usize| row * cols + i;
+    let m = dominant_at(shape, row) - row * cols;
+    let u = |i: usize| f64::from(dy[at(i)]) * f64::from(g[i]);
+    let v = |i: usize| f64::from(x[at(i)]);
+    let s: f64 = (0..cols).map(|i| v(i) * v(i)).sum();
+    let (k, eps) = (cols as f64, f64::from(cfg.eps));
+    let rms = (s / k).sqrt();
+    let (c, e) = match cfg.eps_placement {
+        EpsPlacement::InsideSqrt => ((s / k + eps).powf(-1.5) / k, eps),
+        EpsPlacement::OutsideSqrt => (1.0 / ((rms + eps).powi(2) * k * rms), rms * eps),
+    };
+    let others = (0..cols).filter(|&i| i != m);
+    let s_rest: f64 = others.clone().map(|i| v(i) * v(i)).sum();
+    let t_abs: f64 = others.map(|i| (u(i) * v(i)).abs()).sum();
+    c * (u(m).abs() * (s_rest + k * e) + v(m).abs() * t_abs)
+}
+use wgpu_norm::{EpsPlacement, RmsNormConfig, Shape, host, reference};
+
+#[test]
+fn rms_norm_backward_keeps_the_digits_of_a_dominant_element() {
+    let shapes = [(37, 1), (5, 3), (64, 7), (33, 127), (8, 4097), (3, 65536)];
+    for (label, ctx) in contexts() {
+        for (i, &(rows, cols)) in shapes.iter().enumerate() {
+            for (f, factor) in [1e3f32, 1e4, 1e5, 1e6].into_iter().enumerate() {
+                for placement in [EpsPlacement::InsideSqrt, EpsPlacement::OutsideSqrt] {
+                    for saved in [false, true] {
+                        let seed = 7000 + 10 * i as u64 + f as u64;
+                        let shape = Shape::new(rows, cols);
+                        let context = format!(
+                            "{label}, {rows}x{cols}, factor {factor:e}, {placement:?}, saved rstd {saved}, seed {seed}"
+                        );
+                        let mut r = rng(seed);
+                        let x = dominated(&mut r, shape, factor);
+                        let dy = randn(&mut r, shape.elements());
+                        let (g, _) = random_affine(&mut r, cols);
+                        let cfg = RmsNormConfig { eps: 1e-5, eps_placement: placement, ..Default::default() };
+                        let rstd =
+                            host::rms_norm_forward(ctx, &x, Some(&g), shape, &cfg).expect(&context).rstd;
+                        let saved_rstd = saved.then_some(&rstd[..]);
+                        let dx = host::rms_norm_backward(ctx, &x, Some(&g), &dy, saved_rstd, shape, &cfg)
+                            .expect(&context)
+                            .dx;
+                        let want = reference::rms_norm_backward(&x, Some(&g), &dy, shape, &cfg).unwrap().dx;
+                        let scale = rms(&want);
+                        check("dx", &dx, &want, Bar { atol: DX.atol * scale, ..DX }, &context);
+                        // The dominant elements alone, each to f32 rounding of the terms it is
+                        // formed from, which no longer cancel: at d = 1, of itself.
+                        for row in 0..rows {
+                            let i = dominant_at(shape, row);
+                            let terms = dominant_terms(&x, &g, &dy, shape, row, &cfg);
+                            let (gpu, want) = (f64::from(dx[i]), want[i]);
+                            assert!(
+                                (gpu - want).abs() <= 1e-5 * terms.max(want.abs()),
+                                "dx of row {row}'s dominant element = {gpu:e}, reference {want:e}, terms {terms:e} ({context})"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The reference itself at d = 1, where dx has a closed form: u eps r^3 with eps inside the
+/// root (r = (x^2 + eps)^-1/2), u eps r^2 outside (r = 1 / (|x| + eps)).
+#[test]
+fn reference_at_hidden_size_one_is_the_closed_form() {
+    let mut r = rng(7500);
+    let shape = Shape::new(64, 1);
+    let x = dominated(&mut r, shape, 1e4);
+    let dy = randn(&mut r, 64);
+    let g = randn(&mut r, 1);
+    for placement in [EpsPlacement::InsideSqrt, EpsPlacement::OutsideSqrt] {
+        let cfg = RmsNormConfig { eps: 1e-5, eps_placement: placement, ..Default::default() };
+        let dx = reference::rms_norm_backward(&x, Some(&g), &dy, shape, &cfg).unwrap().dx;
+        for (i, (&x, &d)) in x.iter().zip(&dy).enumerate() {
+            let (x, u, eps) = (f64::from(x), f64::from(d) * f64::from(g[0]), f64::from(cfg.eps));
+            let want = match placement {
+                EpsPlacement::InsideSqrt => u * eps * (x * x + eps).powf(-1.5),
+                EpsPlacement::OutsideSqrt => u * eps / (x.abs() + eps).powi(2),
+            };
+            assert!(
+                (dx[i] - want).abs() <= 1e-12 * want.abs(),
+                "{placement:?} row {i}: {} against {want}",
+                dx[i]
+            );
+        }
+    }
+}
