@@ -78,12 +78,16 @@ pub enum Command {
     /// Each row's share of energy along the all-ones vector, from a LayerNorm forward's
     /// statistics on the GPU, and what swapping LayerNorm for RMSNorm would change.
     Geometry {
-        /// Rows x cols of f32 or f16, as NumPy `.npy` in C order.
-        #[arg(long)]
-        input: PathBuf,
+        /// Rows x cols of f32 or f16, as NumPy `.npy` in C order: one file per site (several
+        /// comma separated, or the option given again), each reported on its own.
+        #[arg(long, required = true, value_delimiter = ',')]
+        input: Vec<PathBuf>,
         /// LayerNorm's eps.
         #[arg(long, default_value_t = 1e-12)]
         eps: f32,
+        /// Draw the histogram of every row's share, over all sites, as SVG to this file.
+        #[arg(long)]
+        plot: Option<PathBuf>,
     },
 }
 

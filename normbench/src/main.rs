@@ -58,8 +58,8 @@ fn main() -> ExitCode {
 }
 
 fn run(args: &Args) -> Result<(), BenchError> {
-    if let Some(args::Command::Geometry { input, eps }) = &args.command {
-        return geometry::run(input, *eps);
+    if let Some(args::Command::Geometry { input, eps, plot }) = &args.command {
+        return geometry::run(input, *eps, plot.as_deref());
     }
     let gpu = Gpu::new(|t| {
         if let Some(v) = args.workgroup_size {

@@ -144,11 +144,20 @@ fn bf16_and_f16_with_fused_residual() {
 #[test]
 fn geometry_of_a_real_berts_hidden_states() {
     let npy = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/data/minilm_layer5_output.x.f32.npy");
-    let out = normbench().args(["geometry", "--input", npy]).output().unwrap();
+    let svg = std::env::temp_dir().join(format!("normbench-geometry-{}.svg", std::process::id()));
+    // The same site twice: each is reported on its own, the histogram pools them.
+    let out = normbench()
+        .args(["geometry", "--input", npy, "--input", npy, "--plot", svg.to_str().unwrap()])
+        .output()
+        .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains("393 rows x 384"), "{stdout}");
+    assert_eq!(stdout.matches("393 rows x 384").count(), 2, "{stdout}");
+    assert_eq!(stdout.matches("worst rows: row ").count(), 2, "{stdout}");
     assert!(stdout.contains("median") && stdout.contains("p99") && stdout.contains("verdict:"), "{stdout}");
+    let text = std::fs::read_to_string(&svg).unwrap();
+    std::fs::remove_file(&svg).ok();
+    assert!(text.starts_with("<svg") && text.contains("786 rows of 2 site(s)"), "{text}");
     let out = normbench()
         .args(["geometry", "--input", concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml")])
         .output()
