@@ -112,6 +112,22 @@ fn row_blocks() -> u32 {
     return (p.rows + r - 1u) / r;
 }
 
+// The row a slot takes from row block b: its index, whether it exists, its element count
+// (0 when it does not: a slot past the last row sees an empty row but still joins every
+// reduction) and its first element.
+struct Row {
+    index: u32,
+    live: bool,
+    cnt: u32,
+    base: u32,
+}
+
+fn row_of(b: u32, slot: u32) -> Row {
+    let index = b * rows_per_group() + slot;
+    let live = index < p.rows;
+    return Row(index, live, select(0u, p.cols, live), index * p.stride);
+}
+
 // A thread's walk over a row: its k-th quad starts at element quad_at(lane, k), for k below
 // walk_trips. The register tile (CACHED) walks MAX_CACHE quads, a trip count known at
 // compile time, so the loops unroll and the tile stays in registers; quads past the row

@@ -198,23 +198,20 @@ fn layer_norm_forward(
     load_tile_gamma(lane);
     load_tile_beta(lane);
     for (var b = wid.x; b < blocks; b = b + nwg.x) {
-        let row = b * rows_per_group() + slot;
-        let live = row < p.rows;
-        let cnt = select(0u, p.cols, live);
-        let base = row * p.stride;
+        let row = row_of(b, slot);
         // Statistics from one read: the tile keeps the row for a second pass in registers;
         // a streamed row builds its moments as it goes.
         var pivot = 0.0;
         if (!CACHED) {
-            pivot = pivot_of(input_quad(base, 0u, min(cnt, 4u)), cnt);
+            pivot = pivot_of(input_quad(row.base, 0u, min(row.cnt, 4u)), row.cnt);
         }
         var s = 0.0;
         var acc = Moments(vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
         var blk = BlockSums(vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
-        for (var k = 0u; k < walk_trips(lane, cnt); k = k + 1u) {
+        for (var k = 0u; k < walk_trips(lane, row.cnt); k = k + 1u) {
             let j = quad_at(lane, k);
-            let len = trip_len(j, cnt);
-            let h = input_quad(base, j, len);
+            let len = trip_len(j, row.cnt);
+            let h = input_quad(row.base, j, len);
             keep_h(k, h);
             if (CACHED) {
                 s = s + dot(h, vec4<f32>(1.0));
@@ -224,16 +221,16 @@ fn layer_norm_forward(
         }
         var st: vec3<f32>;
         if (CACHED) {
-            st = tile_stats(lane, cnt, s);
+            st = tile_stats(lane, row.cnt, s);
         } else {
             st = moments_stats(merge_moments(acc, block_moments(blk)), pivot);
         }
-        for (var k = 0u; k < walk_trips(lane, cnt); k = k + 1u) {
+        for (var k = 0u; k < walk_trips(lane, row.cnt); k = k + 1u) {
             let j = quad_at(lane, k);
-            let len = trip_len(j, cnt);
-            store_forward(base, j, len, tile_or_input(k, base, j, len), st.x, st.yz, tile_or_gamma(k, j, len), tile_or_beta(k, j, len));
+            let len = trip_len(j, row.cnt);
+            store_forward(row.base, j, len, tile_or_input(k, row.base, j, len), st.x, st.yz, tile_or_gamma(k, j, len), tile_or_beta(k, j, len));
         }
-        save_stats(row, lane, live, st.x + st.y, st.z);
+        save_stats(row.index, lane, row.live, st.x + st.y, st.z);
     }
 }
 
@@ -306,10 +303,7 @@ fn layer_norm_backward(
     begin_partial(lane, pb, want_dgamma);
     begin_partial(lane, pbb, want_dbeta);
     for (var b = wid.x; b < blocks; b = b + nwg.x) {
-        let row = b * rows_per_group() + slot;
-        let live = row < p.rows;
-        let cnt = select(0u, n, live);
-        let base = row * p.stride;
+        let row = row_of(b, slot);
         // The tile reads the row here whether or not the mean is saved; a streamed row
         // reads x here only for a mean that is not. x_quad, not input_quad: a kernel that
         // names `residual` at all binds it, and the backward must stay within 8 storage
@@ -317,13 +311,13 @@ fn layer_norm_backward(
         var s = 0.0;
         if (CACHED || !has(FLAG_MEAN)) {
             var part = 0.0;
-            for (var k = 0u; k < walk_trips(lane, cnt); k = k + 1u) {
+            for (var k = 0u; k < walk_trips(lane, row.cnt); k = k + 1u) {
                 let j = quad_at(lane, k);
-                let len = trip_len(j, cnt);
-                let h = x_quad(base, j, len);
+                let len = trip_len(j, row.cnt);
+                let h = x_quad(row.base, j, len);
                 keep_h(k, h);
                 if (CACHED) {
-                    keep_dy(k, dy_quad(base, j, len));
+                    keep_dy(k, dy_quad(row.base, j, len));
                 }
                 part = part + dot(h, vec4<f32>(1.0));
                 if (flush_now(k)) {
@@ -333,13 +327,13 @@ fn layer_norm_backward(
             }
             s = s + part;
         }
-        let m1 = first_mean(s, row, live);
+        let m1 = first_mean(s, row.index, row.live);
         var c = vec4<f32>(0.0);
         var part = vec4<f32>(0.0);
-        for (var k = 0u; k < walk_trips(lane, cnt); k = k + 1u) {
+        for (var k = 0u; k < walk_trips(lane, row.cnt); k = k + 1u) {
             let j = quad_at(lane, k);
-            let len = trip_len(j, cnt);
-            let sums = backward_sums(tile_or_x(k, base, j, len), tile_or_dy(k, base, j, len), tile_or_gamma(k, j, len), m1, len);
+            let len = trip_len(j, row.cnt);
+            let sums = backward_sums(tile_or_x(k, row.base, j, len), tile_or_dy(k, row.base, j, len), tile_or_gamma(k, j, len), m1, len);
             part = part + sums;
             if (flush_now(k)) {
                 c = c + part;
@@ -347,12 +341,12 @@ fn layer_norm_backward(
             }
         }
         c = c + part;
-        let st = backward_stats(row_sum(c), row, live);
-        for (var k = 0u; k < walk_trips(lane, cnt); k = k + 1u) {
+        let st = backward_stats(row_sum(c), row.index, row.live);
+        for (var k = 0u; k < walk_trips(lane, row.cnt); k = k + 1u) {
             let j = quad_at(lane, k);
-            let len = trip_len(j, cnt);
-            let d = tile_or_dy(k, base, j, len);
-            let xh = store_backward(base, j, len, tile_or_x(k, base, j, len), d, tile_or_gamma(k, j, len), m1, st);
+            let len = trip_len(j, row.cnt);
+            let d = tile_or_dy(k, row.base, j, len);
+            let xh = store_backward(row.base, j, len, tile_or_x(k, row.base, j, len), d, tile_or_gamma(k, j, len), m1, st);
             // d is zero past the row, so neither sum picks up xh there.
             add_partial(&tile_dgamma, k, pb, j, len, want_dgamma, d, xh);
             add_partial(&tile_dbeta, k, pbb, j, len, want_dbeta, d, vec4<f32>(1.0));

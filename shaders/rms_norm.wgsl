@@ -249,28 +249,25 @@ fn rms_norm_backward(
     load_tile_gamma(lane);
     begin_partial(lane, pb, want_dgamma);
     for (var b = wid.x; b < blocks; b = b + nwg.x) {
-        let row = b * rows_per_group() + slot;
-        let live = row < p.rows;
-        let cnt = select(0u, n, live);
-        let base = row * p.stride;
+        let row = row_of(b, slot);
         let zero = vec4<f32>(0.0);
         var lanes = Lanes(zero, zero, zero, zero, zero, zero);
-        for (var k = 0u; k < walk_trips(lane, cnt); k = k + 1u) {
+        for (var k = 0u; k < walk_trips(lane, row.cnt); k = k + 1u) {
             let j = quad_at(lane, k);
-            let len = trip_len(j, cnt);
-            let h = x_quad(base, j, len);
-            let d = dy_quad(base, j, len);
+            let len = trip_len(j, row.cnt);
+            let h = x_quad(row.base, j, len);
+            let d = dy_quad(row.base, j, len);
             keep_h(k, h);
             keep_dy(k, d);
             add_lanes(&lanes, k, norm_sq4(h, j), d * tile_or_gamma(k, j, len) * h);
         }
-        let co = backward_coefficients(row_reduce(lanes_split(lanes), SPLIT), row, live);
-        for (var k = 0u; k < walk_trips(lane, cnt); k = k + 1u) {
+        let co = backward_coefficients(row_reduce(lanes_split(lanes), SPLIT), row.index, row.live);
+        for (var k = 0u; k < walk_trips(lane, row.cnt); k = k + 1u) {
             let j = quad_at(lane, k);
-            let len = trip_len(j, cnt);
-            let h = tile_or_x(k, base, j, len);
-            let d = tile_or_dy(k, base, j, len);
-            st_dx(p.dx_off + base + j, dx_quad(base, j, len, h, d, tile_or_gamma(k, j, len), co), len);
+            let len = trip_len(j, row.cnt);
+            let h = tile_or_x(k, row.base, j, len);
+            let d = tile_or_dy(k, row.base, j, len);
+            st_dx(p.dx_off + row.base + j, dx_quad(row.base, j, len, h, d, tile_or_gamma(k, j, len), co), len);
             // Zero past the row: h and d are.
             add_partial(&tile_dgamma, k, pb, j, len, want_dgamma, d * h, vec4<f32>(co.r));
         }

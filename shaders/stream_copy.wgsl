@@ -15,13 +15,11 @@ fn stream_copy(
     let slot = lid / ROW_THREADS;
     let blocks = row_blocks();
     for (var b = wid.x; b < blocks; b = b + nwg.x) {
-        let row = b * rows_per_group() + slot;
-        let cnt = select(0u, p.cols, row < p.rows);
-        let base = row * p.stride;
-        for (var k = 0u; k < walk_trips(lane, cnt); k = k + 1u) {
+        let row = row_of(b, slot);
+        for (var k = 0u; k < walk_trips(lane, row.cnt); k = k + 1u) {
             let j = quad_at(lane, k);
-            let len = trip_len(j, cnt);
-            st_y(p.y_off + base + j, ld_x(p.x_off + base + j, len), len);
+            let len = trip_len(j, row.cnt);
+            st_y(p.y_off + row.base + j, ld_x(p.x_off + row.base + j, len), len);
         }
     }
 }
