@@ -7,8 +7,8 @@
 // `//! include` lines name what a file uses from elsewhere; src/shader.rs puts each in the
 // module once. Besides files, it generates `constants` (MAX_CACHE, MAX_WORKGROUP and
 // WHOLE_QUADS, from the variant), `tensors` (each tensor's binding and its ld_/st_ helpers,
-// shaders/io_*.wgsl instantiated from the op tables), `reduce` (reduce_subgroup.wgsl or
-// reduce_workgroup.wgsl) and `convert` (cvt_f16.wgsl or cvt_bf16.wgsl).
+// shaders/io_*.wgsl instantiated from the op tables, each in its own dtype) and `reduce`
+// (reduce_subgroup.wgsl or reduce_workgroup.wgsl).
 //
 // Rows are walked in quads of four elements: thread `lane` of a row owns the quads
 // starting at j = 4 * (lane + k * ROW_THREADS), so consecutive threads touch consecutive
@@ -42,12 +42,17 @@ struct Params {
     unused15_off: u32,
     // Rows of partial sums the backward leaves per gradient in the workspace.
     partial_rows: u32,
-    // Elements from one row to the next (>= cols): rows may be a view into a wider tensor.
+    // Elements from one token's rows to the next: rows may be a view into a wider tensor.
     stride: u32,
     // RMSNorm: elements the RMS is estimated from (partial RMSNorm); cols otherwise.
     norm_cols: u32,
     // Added to gamma in f32: y = xh * (gamma_offset + gamma).
     gamma_offset: f32,
+    // Rows per token (heads sharing gamma and beta), and elements from one head to the next.
+    heads: u32,
+    head_stride: u32,
+    pad0: u32,
+    pad1: u32,
 }
 
 // A tensor that may be absent has the flag 1 << its binding number; the op tables of
@@ -71,6 +76,8 @@ const FLAG_DH: u32 = 8192u;
 const FLAG_EPS_OUTSIDE: u32 = 65536u;
 // RMSNorm: the RMS comes from the first norm_cols < cols elements (partial RMSNorm).
 const FLAG_PARTIAL: u32 = 131072u;
+// The residual is added to the norm's output (post-norm), not to its input.
+const FLAG_ADD_AFTER: u32 = 262144u;
 
 // Threads of a workgroup.
 override WORKGROUP_SIZE: u32 = 256u;
@@ -125,7 +132,13 @@ struct Row {
 fn row_of(b: u32, slot: u32) -> Row {
     let index = b * rows_per_group() + slot;
     let live = index < p.rows;
-    return Row(index, live, select(0u, p.cols, live), index * p.stride);
+    return Row(index, live, select(0u, p.cols, live), row_base(index));
+}
+
+// The first element of row `index`: head index % heads of token index / heads (as
+// Shape::row_start). Past the last row it is past every row, never read.
+fn row_base(index: u32) -> u32 {
+    return (index / p.heads) * p.stride + (index % p.heads) * p.head_stride;
 }
 
 // A thread's walk over a row: its k-th quad starts at element quad_at(lane, k), for k below
@@ -185,11 +198,20 @@ fn len_mask(len: u32) -> vec4<f32> {
 // row (quad_len or walk_len), and return zeros past them.
 
 // The norm's input quad at j of the row starting at base: x, plus the residual when it is
-// fused.
+// added before the norm.
 fn input_quad(base: u32, j: u32, len: u32) -> vec4<f32> {
     var v = ld_x(p.x_off + base + j, len);
-    if (has(FLAG_RESIDUAL)) {
+    if (has(FLAG_RESIDUAL) && !has(FLAG_ADD_AFTER)) {
         v = v + ld_residual(p.residual_off + base + j, len);
+    }
+    return v;
+}
+
+// The quad y holds at j, from the norm's output v: v, plus the residual when it is added
+// after the norm (read by the thread that then writes y, so y may be the residual itself).
+fn output_quad(base: u32, j: u32, len: u32, v: vec4<f32>) -> vec4<f32> {
+    if (has(FLAG_RESIDUAL) && has(FLAG_ADD_AFTER)) {
+        return ld_residual(p.residual_off + base + j, len) + v;
     }
     return v;
 }

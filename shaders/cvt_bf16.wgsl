@@ -1,10 +1,10 @@
 // bf16 bits <-> f32: a bf16 is the high half of an f32. Stores round to nearest even and
 // keep NaN a NaN (a NaN whose payload sits in the low half would otherwise truncate to inf).
-fn unpack_half(bits: u32) -> f32 {
+fn unpack_bf16(bits: u32) -> f32 {
     return bitcast<f32>(bits << 16u);
 }
 
-fn pack_half(v: f32) -> u32 {
+fn pack_bf16(v: f32) -> u32 {
     let b = bitcast<u32>(v);
     if ((b & 0x7fffffffu) > 0x7f800000u) {
         return (b >> 16u) | 0x40u;

@@ -1,4 +1,4 @@
-//! include convert
+//! include cvt_f16.wgsl
 // Loads of one 16-bit tensor packed two to a u32 word (bf16, which WGSL cannot type, and
 // f16 on adapters without SHADER_F16), one scalar access per element. The conversions
 // come from cvt_bf16.wgsl or cvt_f16.wgsl. A template, as io_native_scalar.wgsl.
@@ -7,7 +7,7 @@
 
 fn ld1_tensor(i: u32) -> f32 {
     let w = tensor[i >> 1u];
-    return unpack_half(select(w & 0xffffu, w >> 16u, (i & 1u) == 1u));
+    return unpack_f16(select(w & 0xffffu, w >> 16u, (i & 1u) == 1u));
 }
 
 fn ld_tensor(i: u32, len: u32) -> vec4<f32> {

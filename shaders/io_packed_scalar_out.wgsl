@@ -1,4 +1,4 @@
-//! include convert
+//! include cvt_f16.wgsl
 // Stores of one 16-bit tensor packed two to a u32 word, one scalar access per element (see
 // io_packed_scalar_in.wgsl). The words are atomic: a pair whose two elements share a word
 // is stored with one atomicStore. An element whose word it shares with another row (rows
@@ -11,12 +11,12 @@
 fn st_half_tensor(i: u32, v: f32) {
     let shift = (i & 1u) * 16u;
     atomicAnd(&tensor[i >> 1u], ~(0xffffu << shift));
-    atomicOr(&tensor[i >> 1u], pack_half(v) << shift);
+    atomicOr(&tensor[i >> 1u], pack_f16(v) << shift);
 }
 
 fn st2_tensor(i: u32, v: vec2<f32>, len: u32) {
     if (len == 2u && (i & 1u) == 0u) {
-        atomicStore(&tensor[i >> 1u], pack_half(v.x) | (pack_half(v.y) << 16u));
+        atomicStore(&tensor[i >> 1u], pack_f16(v.x) | (pack_f16(v.y) << 16u));
         return;
     }
     if (len > 0u) {

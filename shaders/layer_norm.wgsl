@@ -1,7 +1,8 @@
 //! include common.wgsl
 // LayerNorm, forward and backward, one row per ROW_THREADS threads. Biased variance (1/n).
 //
-//   h = x (+ residual when fused; h may be written out as the new residual stream)
+//   h = x (+ residual when fused; h may be written out as the new residual stream;
+//   FLAG_ADD_AFTER: h = x, and the residual is added to y, as in rms_norm.wgsl)
 //   forward:  mean first, then the variance of the centred values (never E[h^2] - mean^2):
 //             m1  = fl(sum(h) / n)                 a first, rounded mean
 //             d   = h - m1                         exact when h is near m1 (Sterbenz)
@@ -88,7 +89,7 @@ fn centred_sums(h: vec4<f32>, m1: f32, len: u32) -> vec2<f32> {
 // (offset + gamma) and beta.
 fn store_forward(base: u32, j: u32, len: u32, h: vec4<f32>, m1: f32, st: vec2<f32>, g: vec4<f32>, bb: vec4<f32>) {
     let xh = (h - vec4<f32>(m1) - vec4<f32>(st.x)) * st.y;
-    st_y(p.y_off + base + j, fma(xh, g, bb), len);
+    st_y(p.y_off + base + j, output_quad(base, j, len, fma(xh, g, bb)), len);
     if (has(FLAG_H)) {
         st_h(p.h_off + base + j, h, len);
     }

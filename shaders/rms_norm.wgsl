@@ -5,6 +5,8 @@
 //   forward:  r = 1 / sqrt(mean_k(h^2) + eps)      (eps inside the root, the default)
 //             r = 1 / (sqrt(mean_k(h^2)) + eps)    (FLAG_EPS_OUTSIDE)
 //             y = h * r * (gamma_offset + gamma)
+//             (FLAG_ADD_AFTER: h = x, and y = residual + x * r * (gamma_offset + gamma);
+//             the backward is the norm's, and the residual's gradient is dy itself)
 //   mean_k is over the first k = norm_cols elements (partial RMSNorm; k = cols otherwise).
 //   backward: with u = g * dy,
 //             dh = r * u - [j < k] * c * h * sum(u * h)  (+ the gradient arriving on h;
@@ -57,7 +59,7 @@ fn norm_sq(v: vec4<f32>, j: u32) -> f32 {
 
 // Writes y (and h when asked) for the quad at j; g is its (offset + gamma).
 fn store_forward(base: u32, j: u32, len: u32, h: vec4<f32>, r: f32, g: vec4<f32>) {
-    st_y(p.y_off + base + j, h * r * g, len);
+    st_y(p.y_off + base + j, output_quad(base, j, len, h * r * g), len);
     if (has(FLAG_H)) {
         st_h(p.h_off + base + j, h, len);
     }
@@ -93,7 +95,7 @@ fn rms_norm_forward(
 fn forward_rows(row: vec2<u32>, lane: u32, both: bool) {
     let live = (row < vec2<u32>(p.rows)) & vec2<bool>(true, both);
     let cnt = select(0u, p.cols, live.x);
-    let base = row * p.stride;
+    let base = vec2<u32>(row_base(row.x), row_base(row.y));
     // Blocked sums: a thread may walk thousands of quads when few threads share a row;
     // flushing every 32 keeps the error near 32 + trips / 32 roundings.
     var ss = vec2<f32>(0.0);

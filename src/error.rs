@@ -130,6 +130,30 @@ pub enum NormError {
         /// Stride given.
         stride: usize,
     },
+    /// A row count that is not a whole number of tokens of `heads` rows each.
+    #[error("{rows} rows are not a whole number of tokens of {heads} heads each")]
+    InvalidHeads {
+        /// Rows given.
+        rows: usize,
+        /// Heads per token given.
+        heads: usize,
+    },
+    /// Heads and tokens laid out so that two rows would overlap.
+    #[error(
+        "{heads} heads of {cols} elements, {head_stride} apart, in tokens {row_stride} apart overlap: put a \
+         token's heads side by side (head stride >= cols, row stride >= the heads' span) or a head's tokens \
+         side by side (row stride >= cols, head stride >= the tokens' span)"
+    )]
+    OverlappingHeads {
+        /// Columns per row.
+        cols: usize,
+        /// Heads per token.
+        heads: usize,
+        /// Elements between the heads of a token.
+        head_stride: usize,
+        /// Elements between tokens.
+        row_stride: usize,
+    },
     /// A host call was given a row stride: host slices hold contiguous rows.
     #[error("host calls take contiguous rows: row stride {stride} must equal the {cols} columns")]
     HostRowStride {
@@ -138,15 +162,13 @@ pub enum NormError {
         /// Stride given.
         stride: usize,
     },
-    /// Parameters in a dtype other than f32 or the activations' dtype.
-    #[error(
-        "gamma/beta in {params:?} with activations in {activations:?}: parameters must be f32 or the activations' dtype"
-    )]
-    UnsupportedStorage {
-        /// Activations' dtype.
-        activations: crate::DType,
-        /// Parameters' dtype.
-        params: crate::DType,
+    /// A storage spec that does not parse ([`Storage`](crate::Storage)'s `FromStr`).
+    #[error("storage {text:?}: {why}")]
+    InvalidStorage {
+        /// The text given.
+        text: String,
+        /// What is wrong with it.
+        why: String,
     },
     /// The fraction of a row partial RMSNorm estimates the RMS from is not in (0, 1].
     #[error("partial RMSNorm fraction must be in (0, 1], got {0}")]
@@ -163,6 +185,14 @@ pub enum NormError {
         /// Which argument.
         what: &'static str,
         /// Why it is needed.
+        why: &'static str,
+    },
+    /// A tensor given that the config leaves no use for.
+    #[error("{what} was given, but {why}")]
+    UnusedArgument {
+        /// Which argument.
+        what: &'static str,
+        /// Why it has no use.
         why: &'static str,
     },
     /// A limit of the device is below what the call needs.

@@ -418,11 +418,10 @@ fn check_opt_len<T>(what: &'static str, expected: usize, v: Option<&[T]>) -> Res
     v.map_or(Ok(()), |v| check_len(what, expected, v.len()))
 }
 
-/// The host calls take contiguous slices: a row stride other than `cols` is refused, not
-/// dropped.
+/// The host calls take contiguous slices: strides that leave gaps are refused, not dropped.
 fn contiguous(shape: Shape) -> Result<Shape> {
     shape.checked()?;
-    if shape.row_stride != shape.cols {
+    if !shape.is_dense() {
         return Err(NormError::HostRowStride { cols: shape.cols, stride: shape.row_stride });
     }
     Ok(shape)

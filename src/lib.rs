@@ -67,7 +67,7 @@ pub use ops::table;
 pub use runtime::binding::Tensor;
 pub use runtime::context::{AdapterChoice, ContextOptions, F16Path, NormContext, Reduction};
 pub use runtime::recorder::Recorder;
-pub use shape::{EpsPlacement, Shape};
+pub use shape::{EpsPlacement, ResidualAdd, Shape};
 #[cfg(not(target_arch = "wasm32"))]
 pub use tuning::autotune::{TunedLaunch, autotune};
 pub use tuning::rules::Tuning;

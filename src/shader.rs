@@ -4,8 +4,7 @@
 //! lines, and a variant is the family's file with all it includes, each once. Besides
 //! files, four names are resolved here: `constants` (from the [`Variant`]), `tensors` (each
 //! tensor's binding and helpers: an `io_*.wgsl` template, itself a valid module, renamed
-//! after the tensor), `reduce` (subgroup or workgroup reductions) and `convert` (16-bit
-//! conversions of packed tensors). What varies per launch (workgroup size, threads per row,
+//! after the tensor and in its own dtype) and `reduce` (subgroup or workgroup reductions). What varies per launch (workgroup size, threads per row,
 //! reduction mode, cached or streamed rows) is an `override` constant; the text depends on
 //! the family, subgroups, the dtypes, the memory layout and the register tile (function
 //! arrays need a size fixed in the text).
@@ -13,7 +12,7 @@
 use std::fmt::Write as _;
 
 use crate::dtype::{Io, Storage};
-use crate::ops::table::{self, Class, Role, TensorSpec};
+use crate::ops::table::{self, Role, TensorSpec};
 
 /// Quads (4 elements) of a row each thread may keep in registers on a GPU by default
 /// ([`Tuning::register_quads`](crate::Tuning::register_quads)).
@@ -168,7 +167,7 @@ pub enum Layout {
 pub struct Variant {
     /// Subgroup reductions (row families only).
     pub subgroups: bool,
-    /// Dtypes of the activations and parameters.
+    /// The dtype of each tensor.
     pub storage: Storage,
     /// 16-bit floats as `array<f16>` (else packed in u32 words).
     pub native_f16: bool,
@@ -210,10 +209,8 @@ pub fn wgsl_source(family: Family, subgroups: bool, storage: Storage, native_f16
 /// `//! include` lines name, each once, ahead of the file that first names it.
 pub fn wgsl_variant(family: Family, variant: &Variant) -> String {
     let subgroups = variant.subgroups && family.reduces_rows();
-    let act = Io::of(variant.storage.activations, variant.native_f16);
-    let param = Io::of(variant.storage.params, variant.native_f16);
     let mut s = String::new();
-    if act == Io::F16 || param == Io::F16 {
+    if ROW_TENSORS.iter().any(|spec| io_of(variant, *spec) == Io::F16) {
         s.push_str("enable f16;\n");
     }
     // WGSL spells this `enable subgroups;`, which naga does not parse yet; it accepts the
@@ -227,9 +224,14 @@ pub fn wgsl_variant(family: Family, variant: &Variant) -> String {
         variant.layout,
         variant.register_quads.max(1),
     );
-    let mut assembly = Assembly { family, variant, subgroups, act, param, included: Vec::new(), out: s };
+    let mut assembly = Assembly { family, variant, subgroups, included: Vec::new(), out: s };
     assembly.include(family.file_name());
     assembly.out
+}
+
+/// How `spec` is read and written in `variant`.
+fn io_of(variant: &Variant, spec: TensorSpec) -> Io {
+    Io::of(spec.dtype(variant.storage), variant.native_f16)
 }
 
 /// The files under `shaders/` by name.
@@ -251,7 +253,7 @@ const FILES: [(&str, &str); 14] = [
 ];
 
 /// The names an `//! include` line may give besides files: what the variant decides.
-pub const GENERATED: [&str; 4] = ["constants", "tensors", "reduce", "convert"];
+pub const GENERATED: [&str; 3] = ["constants", "tensors", "reduce"];
 
 /// The text of the file `name` under `shaders/`.
 pub fn file_text(name: &str) -> Option<&'static str> {
@@ -273,8 +275,6 @@ struct Assembly<'a> {
     family: Family,
     variant: &'a Variant,
     subgroups: bool,
-    act: Io,
-    param: Io,
     included: Vec<String>,
     out: String,
 }
@@ -296,11 +296,6 @@ impl Assembly<'_> {
             "reduce" => {
                 self.include(if self.subgroups { "reduce_subgroup.wgsl" } else { "reduce_workgroup.wgsl" })
             }
-            "convert" => match (self.act, self.param) {
-                (Io::PackedBf16, _) | (_, Io::PackedBf16) => self.include("cvt_bf16.wgsl"),
-                (Io::PackedF16, _) | (_, Io::PackedF16) => self.include("cvt_f16.wgsl"),
-                _ => {}
-            },
             file => {
                 // Every name is one of FILES (a test resolves every include of every file).
                 let text = file_text(file).unwrap_or_default();
@@ -318,8 +313,7 @@ impl Assembly<'_> {
     fn tensors(&mut self) {
         let layout = self.variant.layout;
         for spec in ROW_TENSORS {
-            let io = if spec.class == Class::Param { self.param } else { self.act };
-            self.tensor(io, layout, spec);
+            self.tensor(io_of(self.variant, spec), layout, spec);
         }
         if self.family == Family::ReduceColumns {
             self.tensor(Io::F32, layout, table::DGAMMA);
@@ -340,7 +334,10 @@ impl Assembly<'_> {
             (_, Layout::Vector, _) => ("io_packed_vector.wgsl", ""),
         };
         let text = file_text(template).unwrap_or_default();
-        for dep in includes(text) {
+        // The packed templates are written for f16 (they include cvt_f16.wgsl and call its
+        // unpack_f16 and pack_f16); cvt_bf16.wgsl has the same functions named for bf16.
+        let text = if io == Io::PackedBf16 { text.replace("f16", "bf16") } else { text.to_string() };
+        for dep in includes(&text) {
             self.include(dep);
         }
         let binding = format!("@binding({})", spec.binding);

@@ -6,13 +6,19 @@ use wgpu_norm::shader::{self, Family, Layout, Variant, wgsl_source, wgsl_variant
 use wgpu_norm::table::Pass;
 use wgpu_norm::{DType, Storage};
 
-/// Every storage the kernels are built for, with f16 native and packed.
+/// Each dtype for every tensor, f32 tensors next to 16-bit ones and f16 next to bf16 (both
+/// packed in one module), with f16 native and packed.
 fn storages() -> Vec<(Storage, bool)> {
     let mut v = Vec::new();
-    for act in [DType::F32, DType::F16, DType::BF16] {
-        for params in [DType::F32, act] {
+    for dtype in [DType::F32, DType::F16, DType::BF16] {
+        for mix in [
+            Storage::uniform(dtype),
+            Storage::uniform(dtype).with_params(DType::F32),
+            Storage { x: dtype, dy: dtype, y: DType::BF16, dx: DType::F16, ..Storage::default() },
+            Storage { residual: dtype, h: DType::F16, gamma: DType::BF16, ..Storage::uniform(DType::F16) },
+        ] {
             for native in [false, true] {
-                v.push((Storage { activations: act, params }, native));
+                v.push((mix, native));
             }
         }
     }
@@ -173,14 +179,15 @@ fn every_include_resolves() {
 }
 
 /// The load/store templates and the conversions are modules of their own: each validates
-/// with only what it includes (conversions: the f16 ones, as `convert` gives for f16).
+/// with only the files it includes.
 #[test]
 fn templates_are_valid_modules_on_their_own() {
     for file in shader::file_names().filter(|f| f.starts_with("io_") || f.starts_with("cvt_")) {
         let mut source = String::new();
         for name in shader::includes(shader::file_text(file).unwrap()) {
-            assert_eq!(name, "convert", "{file}: only `convert` is expected here");
-            source.push_str(shader::file_text("cvt_f16.wgsl").unwrap());
+            let text =
+                shader::file_text(name).unwrap_or_else(|| panic!("{file} includes {name}, not a file"));
+            source.push_str(text);
         }
         source.push_str(shader::file_text(file).unwrap());
         let module = naga::front::wgsl::parse_str(&source)

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::Parser;
-use wgpu_norm::{DType, Direction, Norm, Shape};
+use wgpu_norm::{Direction, Norm, Shape, Storage};
 
 /// LLM-typical shapes: decode (1 token), small and large prefill batches, BERT-base's 768
 /// and the long rows of large models.
@@ -33,13 +33,19 @@ pub struct Args {
     /// Untimed runs before the timed ones.
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(0..=1_000))]
     pub warmup: u32,
-    /// Storage dtype of the activations and parameters: f32, f16 or bf16 (sums are f32).
-    #[arg(long, value_parser = parse_dtype, default_value = "f32")]
-    pub dtype: DType,
+    /// Storage dtype of every tensor (f32, f16 or bf16), then NAME=DTYPE for each tensor
+    /// stored otherwise: `bf16`, `y=bf16` (an f32 residual stream with a bf16 output),
+    /// `f16,gamma=f32`. Statistics and sums are f32.
+    #[arg(long, value_parser = parse_storage, default_value = "f32")]
+    pub dtype: Storage,
     /// Fuse the residual add: forward normalizes x + residual and writes h out; backward
     /// adds the gradient arriving on h.
     #[arg(long)]
     pub fused_residual: bool,
+    /// Per-head norm (QK-norm): each shape TOKENSxHEAD_DIM is HEADS heads per token, the q
+    /// heads of a fused QKV projection (tokens 3 x HEADS x HEAD_DIM apart), in one dispatch.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub heads: u32,
     /// Override the adapter's tuning: threads per workgroup.
     #[arg(long)]
     pub workgroup_size: Option<u32>,
@@ -107,11 +113,8 @@ pub fn parse_shape(s: &str) -> Result<Shape, String> {
     Ok(Shape::new(num(r, "rows")?, num(c, "columns")?))
 }
 
-fn parse_dtype(s: &str) -> Result<DType, String> {
-    [DType::F32, DType::F16, DType::BF16]
-        .into_iter()
-        .find(|d| d.name() == s.trim())
-        .ok_or_else(|| format!("unknown dtype `{s}`: f32, f16 or bf16"))
+fn parse_storage(s: &str) -> Result<Storage, String> {
+    s.parse().map_err(|e: wgpu_norm::NormError| e.to_string())
 }
 
 fn parse_op(s: &str) -> Result<Norm, String> {

@@ -7,8 +7,8 @@ use wgpu::util::DeviceExt as _;
 use wgpu_norm::half::{bf16, f16};
 use wgpu_norm::{
     DType, Direction, LayerNormBackward, LayerNormBackwardOp, LayerNormConfig, LayerNormForward,
-    LayerNormForwardOp, Norm, NormContext, Recorder, RmsNormBackward, RmsNormBackwardOp, RmsNormConfig,
-    RmsNormForward, RmsNormForwardOp, Shape, Storage, Tensor,
+    LayerNormForwardOp, Norm, NormContext, Recorder, ResidualAdd, RmsNormBackward, RmsNormBackwardOp,
+    RmsNormConfig, RmsNormForward, RmsNormForwardOp, Shape, Storage, Tensor,
 };
 
 use crate::BenchError;
@@ -283,28 +283,24 @@ pub struct Case {
     pub op: Norm,
     pub direction: Direction,
     pub shape: Shape,
-    pub dtype: DType,
+    pub storage: Storage,
     /// Forward: the input is x + residual and h is written out. Backward: the gradient
     /// arriving on h is added to dx.
     pub fused_residual: bool,
 }
 
 impl Case {
-    pub fn storage(&self) -> Storage {
-        Storage::uniform(self.dtype)
-    }
-
     pub fn rms(&self) -> RmsNormConfig {
-        RmsNormConfig { storage: self.storage(), ..RMS }
+        RmsNormConfig { storage: self.storage, ..RMS }
     }
 
     pub fn ln(&self) -> LayerNormConfig {
-        LayerNormConfig { storage: self.storage(), ..LN }
+        LayerNormConfig { storage: self.storage, ..LN }
     }
 }
 
 /// Everything one row of the table runs on, and the host copy of set 0's inputs (already
-/// rounded to the dtype, so the CPU sees what the GPU sees).
+/// rounded to their dtypes, so the CPU sees what the GPU sees).
 pub struct Workload {
     pub case: Case,
     pub x: Vec<f32>,
@@ -321,15 +317,17 @@ pub struct Workload {
     workspace: wgpu::Buffer,
 }
 
-const F32: Storage = Storage { activations: DType::F32, params: DType::F32 };
+const F32: Storage = Storage::uniform(DType::F32);
 pub const RMS: RmsNormConfig = RmsNormConfig {
     eps: 1e-6,
     eps_placement: wgpu_norm::EpsPlacement::InsideSqrt,
     gamma_offset: 0.0,
     partial: None,
+    residual_add: ResidualAdd::BeforeNorm,
     storage: F32,
 };
-pub const LN: LayerNormConfig = LayerNormConfig { eps: 1e-5, gamma_offset: 0.0, storage: F32 };
+pub const LN: LayerNormConfig =
+    LayerNormConfig { eps: 1e-5, gamma_offset: 0.0, residual_add: ResidualAdd::BeforeNorm, storage: F32 };
 
 /// `v` rounded to `dtype` and back.
 pub fn round_to(v: &[f32], dtype: DType) -> Vec<f32> {
@@ -338,6 +336,18 @@ pub fn round_to(v: &[f32], dtype: DType) -> Vec<f32> {
         DType::F16 => v.iter().map(|&e| f16::from_f32(e).to_f32()).collect(),
         DType::BF16 => v.iter().map(|&e| bf16::from_f32(e).to_f32()).collect(),
     }
+}
+
+/// The rows of `rows` (one after the other) placed where `shape` puts them, zeros between.
+fn scatter(shape: Shape, rows: &[f32]) -> Vec<f32> {
+    if shape.is_dense() {
+        return rows.to_vec();
+    }
+    let mut all = vec![0.0; shape.span()];
+    for (r, row) in rows.chunks_exact(shape.cols).enumerate() {
+        all[shape.row_start(r)..][..shape.cols].copy_from_slice(row);
+    }
+    all
 }
 
 /// `v` as `dtype`'s bytes.
@@ -375,36 +385,43 @@ pub fn inputs(n: usize, seed: u64) -> [Vec<f32>; 4] {
 impl Workload {
     pub fn new(gpu: &Gpu, case: Case) -> Result<Workload, BenchError> {
         let ctx = &gpu.ctx;
-        let Case { op, direction, shape, dtype, fused_residual } = case;
+        let Case { op, direction, shape, storage: st, fused_residual } = case;
         let n = shape.elements();
-        let moved = op.bytes_moved_as(ctx, direction, shape, case.storage(), fused_residual)?;
+        let moved = op.bytes_moved_as(ctx, direction, shape, st, fused_residual)?;
         let sets = ROTATE_BYTES.div_ceil(moved.max(1)).clamp(2, MAX_SETS) as usize;
-        let gamma = round_to(&noise(shape.cols, 7).iter().map(|v| 1.0 + 0.1 * v).collect::<Vec<_>>(), dtype);
-        let beta = round_to(&noise(shape.cols, 8).iter().map(|v| 0.1 * v).collect::<Vec<_>>(), dtype);
-        let [x, residual, dy, dh] = inputs(n, 1).map(|v| round_to(&v, dtype));
-        let (fwd, bwd) = (direction == Direction::Forward, direction == Direction::Backward);
-        let up = |label: &str, used: bool, data: &[f32]| -> Result<wgpu::Buffer, BenchError> {
-            if used { gpu.buffer_bytes(label, &encode(data, dtype)) } else { gpu.buffer("unused", 1, None) }
+        let gamma =
+            round_to(&noise(shape.cols, 7).iter().map(|v| 1.0 + 0.1 * v).collect::<Vec<_>>(), st.gamma);
+        let beta = round_to(&noise(shape.cols, 8).iter().map(|v| 0.1 * v).collect::<Vec<_>>(), st.beta);
+        let round = |[x, residual, dy, dh]: [Vec<f32>; 4]| {
+            [round_to(&x, st.x), round_to(&residual, st.residual), round_to(&dy, st.dy), round_to(&dh, st.dh)]
         };
-        let out = |label: &str, used: bool| -> Result<wgpu::Buffer, BenchError> {
-            gpu.buffer_bytes(
-                label,
-                &vec![0; if used { (n * dtype.size() as usize).next_multiple_of(4) } else { 4 }],
-            )
+        let [x, residual, dy, dh] = round(inputs(n, 1));
+        let (fwd, bwd) = (direction == Direction::Forward, direction == Direction::Backward);
+        // Rows sit where the shape puts them (the heads of a QKV view), zeros between.
+        let up = |label: &str, used: bool, data: &[f32], dtype| -> Result<wgpu::Buffer, BenchError> {
+            if used {
+                gpu.buffer_bytes(label, &encode(&scatter(shape, data), dtype))
+            } else {
+                gpu.buffer("unused", 1, None)
+            }
+        };
+        let out = |label: &str, used: bool, dtype: DType| -> Result<wgpu::Buffer, BenchError> {
+            let len = if used { (shape.span() * dtype.size() as usize).next_multiple_of(4) } else { 4 };
+            gpu.buffer_bytes(label, &vec![0; len])
         };
         let mut built = Vec::with_capacity(sets);
         for s in 0..sets {
-            let fresh = (s > 0).then(|| inputs(n, 1 + 4 * s as u64));
+            let fresh = (s > 0).then(|| round(inputs(n, 1 + 4 * s as u64)));
             let [xs, rs, dys, dhs] =
                 fresh.as_ref().map_or([&x, &residual, &dy, &dh], |[a, b, c, d]| [a, b, c, d]);
             built.push(Set {
-                x: up("x", true, xs)?,
-                residual: up("residual", fwd && fused_residual, rs)?,
-                dy: up("dy", bwd, dys)?,
-                dh: up("dh", bwd && fused_residual, dhs)?,
-                y: out("y", fwd)?,
-                h: out("h", fwd && fused_residual)?,
-                dx: out("dx", bwd)?,
+                x: up("x", true, xs, st.x)?,
+                residual: up("residual", fwd && fused_residual, rs, st.residual)?,
+                dy: up("dy", bwd, dys, st.dy)?,
+                dh: up("dh", bwd && fused_residual, dhs, st.dh)?,
+                y: out("y", fwd, st.y)?,
+                h: out("h", fwd && fused_residual, st.h)?,
+                dx: out("dx", bwd, st.dx)?,
                 mean: gpu.buffer("mean", shape.rows, None)?,
                 rstd: gpu.buffer("rstd", shape.rows, None)?,
             });
@@ -417,8 +434,8 @@ impl Workload {
         };
         let w = Workload {
             case,
-            gamma_buf: gpu.buffer_bytes("gamma", &encode(&gamma, dtype))?,
-            beta_buf: gpu.buffer_bytes("beta", &encode(&beta, dtype))?,
+            gamma_buf: gpu.buffer_bytes("gamma", &encode(&gamma, st.gamma))?,
+            beta_buf: gpu.buffer_bytes("beta", &encode(&beta, st.beta))?,
             dgamma: gpu.buffer("dgamma", shape.cols, None)?,
             dbeta: gpu.buffer("dbeta", shape.cols, None)?,
             workspace: gpu.buffer("workspace", (ws as usize / 4).max(1), None)?,
@@ -543,16 +560,18 @@ impl Workload {
     pub fn outputs(&self, gpu: &Gpu) -> Result<Vec<Vec<f32>>, BenchError> {
         let s = &self.sets[0];
         let c = &self.case;
-        let n = c.shape.elements();
-        let act = |b: &wgpu::Buffer| -> Result<Vec<f32>, BenchError> {
-            Ok(decode(&gpu.read_bytes(b)?, c.dtype, n))
+        let shape = c.shape;
+        let act = |b: &wgpu::Buffer, dtype| -> Result<Vec<f32>, BenchError> {
+            let all = decode(&gpu.read_bytes(b)?, dtype, shape.span());
+            Ok((0..shape.rows).flat_map(|r| all[shape.row_start(r)..][..shape.cols].to_vec()).collect())
         };
+        let st = c.storage;
         Ok(match (c.direction, c.op) {
-            (Direction::Forward, _) if c.fused_residual => vec![act(&s.y)?, act(&s.h)?],
-            (Direction::Forward, _) => vec![act(&s.y)?],
-            (Direction::Backward, Norm::RmsNorm) => vec![act(&s.dx)?, gpu.read(&self.dgamma)?],
+            (Direction::Forward, _) if c.fused_residual => vec![act(&s.y, st.y)?, act(&s.h, st.h)?],
+            (Direction::Forward, _) => vec![act(&s.y, st.y)?],
+            (Direction::Backward, Norm::RmsNorm) => vec![act(&s.dx, st.dx)?, gpu.read(&self.dgamma)?],
             (Direction::Backward, Norm::LayerNorm) => {
-                vec![act(&s.dx)?, gpu.read(&self.dgamma)?, gpu.read(&self.dbeta)?]
+                vec![act(&s.dx, st.dx)?, gpu.read(&self.dgamma)?, gpu.read(&self.dbeta)?]
             }
         })
     }

@@ -38,7 +38,7 @@ pub enum BenchError {
 }
 
 /// The shape the rooflines are measured on: 64 MiB a buffer, past any last-level cache.
-const ROOFLINE_SHAPE: Shape = Shape { rows: 4096, cols: 4096, row_stride: 4096 };
+const ROOFLINE_SHAPE: Shape = Shape::new(4096, 4096);
 /// Timed kernel milliseconds each row of the table gathers at least (within MAX_RUNS runs).
 const MIN_TIMED_MS: f64 = 100.0;
 const MAX_RUNS: usize = 400;
@@ -162,23 +162,26 @@ fn run(args: &Args) -> Result<(), BenchError> {
     let mut rows = Vec::new();
     for &shape in &args.shapes {
         bar.set_message(format!("{}x{}", shape.rows, shape.cols));
+        let shape = qk_view(shape, args.heads as usize);
         let mut loads = Vec::new();
         for &op in &args.ops {
             for &dir in &args.dirs {
                 let fused_residual = args.fused_residual;
-                let case = Case { op, direction: dir, shape, dtype: args.dtype, fused_residual };
+                let case = Case { op, direction: dir, shape, storage: args.dtype, fused_residual };
                 loads.push(Workload::new(&gpu, case)?);
             }
         }
-        // The shape's stream copy is timed in the same turns as its kernels.
+        // The shape's stream copy (dense rows of as many elements) is timed in the same turns
+        // as its kernels.
         let n = shape.elements();
+        let dense = Shape::new(shape.rows, shape.cols);
         let copy_x = gpu.buffer("shape_copy.x", n, Some(&gpu::noise(n, 7)))?;
         let copy_y = gpu.buffer("shape_copy.y", n, None)?;
         let ctx = &gpu.ctx;
         let copy = |pass: &mut wgpu::ComputePass<'_>, _: usize| -> Result<(), BenchError> {
-            Ok(StreamCopyOp::new(ctx, args.dtype)?.encode(
+            Ok(StreamCopyOp::new(ctx, args.dtype.x)?.encode(
                 pass,
-                shape,
+                dense,
                 &StreamCopy { x: (&copy_x).into(), y: (&copy_y).into() },
             )?)
         };
@@ -202,7 +205,7 @@ fn run(args: &Args) -> Result<(), BenchError> {
         let mut times = interleaved_runs(&gpu, args, &records)?;
         let copy_times = times.remove(0);
         let naive_times = times.split_off(loads.len());
-        let shape_copy = 2.0 * n as f64 * args.dtype.size() as f64 / (median(&copy_times) * 1e6);
+        let shape_copy = 2.0 * n as f64 * args.dtype.x.size() as f64 / (median(&copy_times) * 1e6);
         stream_gbps = stream_gbps.max(shape_copy);
         for (w, t) in loads.iter().zip(&times) {
             let mut row = measure(&gpu, args, w, t, shape_copy)?;
@@ -221,14 +224,21 @@ fn run(args: &Args) -> Result<(), BenchError> {
 
     println!();
     println!(
-        "storage: {} activations and parameters (f32 statistics and sums); fused residual add: {}",
-        args.dtype.name(),
+        "storage: {} (f32 statistics and sums; the copy in x's dtype); fused residual add: {}",
+        args.dtype,
         if args.fused_residual {
             "on (forward: x + residual in, y and h out; backward: + dh)"
         } else {
             "off"
         }
     );
+    if args.heads > 1 {
+        println!(
+            "heads: {} per token (QK-norm of the q heads of a fused QKV projection, one dispatch); ROWSxCOLS \
+             is tokens x head_dim, the rows column counts every head",
+            args.heads
+        );
+    }
     println!(
         "stream-copy roofline for the % column: {stream_gbps:.2} GB/s, the best of the sweep ({sweep_gbps:.2}) and of \
          the same-shape copies timed with the kernels"
@@ -284,6 +294,15 @@ fn io_err(path: &std::path::Path, e: impl std::fmt::Display) -> BenchError {
 }
 
 /// Every shape valid and within the adapter's limits before any time is spent.
+/// `shape` read as tokens x head_dim with `heads` heads per token, the q heads of a fused QKV
+/// projection; itself for one head.
+fn qk_view(shape: Shape, heads: usize) -> Shape {
+    if heads == 1 {
+        return shape;
+    }
+    Shape::heads(shape.rows, heads, shape.cols).with_row_stride(3 * heads * shape.cols)
+}
+
 fn check_shapes(gpu: &Gpu, shapes: &[Shape]) -> Result<(), BenchError> {
     let limits = gpu.ctx.limits();
     for s in shapes {
@@ -349,15 +368,15 @@ fn measure(gpu: &Gpu, args: &Args, w: &Workload, times: &[f64], shape_copy: f64)
     let max_err =
         |got: &[Vec<f32>]| got.iter().zip(&want).map(|(g, r)| cpu::rel_err(g, r)).fold(0.0, f64::max);
 
-    let bytes =
-        case.op.bytes_moved_as(ctx, case.direction, case.shape, case.storage(), case.fused_residual)?;
+    let bytes = case.op.bytes_moved_as(ctx, case.direction, case.shape, case.storage, case.fused_residual)?;
     let gpu_ms = median(times);
     let gpu_gbps = bytes as f64 / (gpu_ms * 1e6);
     Ok(Row {
         op: case.op.name(),
         direction: case.direction.name(),
-        dtype: case.dtype.name(),
+        dtype: case.storage.to_string(),
         fused_residual: case.fused_residual,
+        heads: case.shape.heads,
         rows: case.shape.rows,
         cols: case.shape.cols,
         bytes,
@@ -412,7 +431,7 @@ fn autotune(gpu: &Gpu, args: &Args) -> Result<(), BenchError> {
     if !shapes.contains(&ROOFLINE_SHAPE) {
         shapes.push(ROOFLINE_SHAPE);
     }
-    let storage = wgpu_norm::Storage::uniform(args.dtype);
+    let storage = args.dtype;
     let started = Instant::now();
     let tuned = wgpu_norm::autotune(&gpu.ctx, &shapes, storage, args.launch_cache.as_deref())?;
     println!(

@@ -3,7 +3,7 @@
 //! (naive time / the crate's time) says what the crate's engineering buys.
 
 use wgpu::util::DeviceExt as _;
-use wgpu_norm::{DType, Direction, Norm, NormContext};
+use wgpu_norm::{DType, Direction, Norm, NormContext, Storage};
 
 use crate::gpu::Workload;
 
@@ -51,8 +51,9 @@ impl Naive {
     pub fn covers(w: &Workload) -> bool {
         let c = &w.case;
         c.direction == Direction::Forward
-            && c.dtype == DType::F32
+            && c.storage == Storage::uniform(DType::F32)
             && !c.fused_residual
+            && c.shape.is_dense()
             && c.shape.cols.is_multiple_of(4)
     }
 

@@ -8,9 +8,11 @@ use wgpu_norm::{Direction, Norm};
 pub struct Row {
     pub op: &'static str,
     pub direction: &'static str,
-    pub dtype: &'static str,
+    pub dtype: String,
     /// Forward: x + residual normalized, h written out; backward: dh added to dx.
     pub fused_residual: bool,
+    /// Rows per token, normalized on their own (QK-norm); rows counts every head.
+    pub heads: usize,
     pub rows: usize,
     pub cols: usize,
     /// Bytes moved, by the byte model.

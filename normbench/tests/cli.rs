@@ -69,6 +69,33 @@ fn tiny_run_writes_json_and_svg() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// Each tensor in its own dtype (an f32 residual stream with bf16 y and dx), over the q
+/// heads of a fused QKV projection.
+#[test]
+fn mixed_storage_and_heads_run() {
+    let json = std::env::temp_dir().join(format!("normbench-mixed-{}.json", std::process::id()));
+    let out = normbench()
+        .args(["--shapes", "4x64", "--iters", "1", "--warmup", "0", "--fused-residual"])
+        .args(["--dtype", "y=bf16,dx=bf16", "--heads", "4", "--json"])
+        .arg(&json)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("storage: f32,y=bf16,dx=bf16"), "{stdout}");
+    let doc: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    for r in doc["results"].as_array().unwrap() {
+        assert_eq!(r["dtype"], "f32,y=bf16,dx=bf16");
+        assert_eq!(
+            (r["heads"].as_u64(), r["rows"].as_u64(), r["cols"].as_u64()),
+            (Some(4), Some(16), Some(64))
+        );
+        // One bf16 rounding of the outputs.
+        assert!(r["max_rel_err"].as_f64().unwrap() < 4e-3, "{r}");
+    }
+    std::fs::remove_file(&json).ok();
+}
+
 #[test]
 fn bad_arguments_exit_non_zero_with_a_message() {
     for (args, needle) in [
@@ -78,7 +105,8 @@ fn bad_arguments_exit_non_zero_with_a_message() {
         (vec!["--ops", "batch_norm"], "unknown op"),
         (vec!["--dirs", "sideways"], "unknown direction"),
         (vec!["--iters", "0"], "iters"),
-        (vec!["--dtype", "f64"], "unknown dtype"),
+        (vec!["--dtype", "f64"], "is not a dtype"),
+        (vec!["--dtype", "f32,z=f16"], "no tensor is named"),
     ] {
         let out = normbench().args(&args).output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);

@@ -11,7 +11,7 @@ use crate::ops::table::{
 };
 use crate::runtime::binding::Tensor;
 use crate::shader::Kernel;
-use crate::shape::check_eps;
+use crate::shape::{ResidualAdd, check_eps};
 
 /// LayerNorm settings.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -21,29 +21,42 @@ pub struct LayerNormConfig {
     /// `y = xh * (gamma_offset + gamma) + beta`, the offset added in f32. Ignored without
     /// gamma.
     pub gamma_offset: f32,
-    /// Dtypes of the tensors.
+    /// Where a fused residual joins: the norm's input (pre-norm, the default) or its
+    /// output (post-norm).
+    pub residual_add: ResidualAdd,
+    /// The dtype of each tensor.
     pub storage: Storage,
 }
 
 impl Default for LayerNormConfig {
     fn default() -> Self {
-        LayerNormConfig { eps: 1e-5, gamma_offset: 0.0, storage: Storage::default() }
+        LayerNormConfig {
+            eps: 1e-5,
+            gamma_offset: 0.0,
+            residual_add: ResidualAdd::BeforeNorm,
+            storage: Storage::default(),
+        }
     }
 }
 
 impl OpConfig for LayerNormConfig {
     fn check(&self) -> Result<()> {
         check_eps(self.eps)?;
-        check_offset(self.gamma_offset)?;
-        self.storage.check()
+        check_offset(self.gamma_offset)
     }
 
     fn storage(&self) -> Storage {
         self.storage
     }
 
+    fn unused(&self, name: &str) -> Option<&'static str> {
+        self.residual_add.unused(name)
+    }
+
     fn params(&self, rows: u32, cols: u32, stride: u32) -> Params {
-        row_params(rows, cols, stride, self.eps, self.gamma_offset)
+        let mut p = row_params(rows, cols, stride, self.eps, self.gamma_offset);
+        p.flags |= self.residual_add.flags();
+        p
     }
 }
 
@@ -52,7 +65,8 @@ impl OpConfig for LayerNormConfig {
 pub struct LayerNormForward<'a> {
     /// Input rows.
     pub x: Tensor<'a>,
-    /// Fused residual add: the norm's input is `x + residual`; `None` for plain `x`.
+    /// Fused residual add: the norm's input is `x + residual` (or `residual` is added to
+    /// y, see [`LayerNormConfig::residual_add`]); `None` for plain `x`.
     pub residual: Option<Tensor<'a>>,
     /// Scale, cols; `None` means all ones.
     pub gamma: Option<Tensor<'a>>,

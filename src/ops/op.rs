@@ -39,6 +39,11 @@ pub trait OpConfig: Copy + std::fmt::Debug + Send + Sync {
     fn check(&self) -> Result<()>;
     /// The tensors' dtypes.
     fn storage(&self) -> Storage;
+    /// Why the tensor `name` has no use under this config, if it has none: giving it is an
+    /// error, not silently ignored.
+    fn unused(&self, _name: &str) -> Option<&'static str> {
+        None
+    }
     /// The parameter block for rows of `cols` elements `stride` apart: shape, eps and
     /// option flags; binding fills in the tensor offsets and presence flags.
     #[doc(hidden)]
@@ -201,6 +206,8 @@ impl<K: OpKind> Op<K> {
         }
         let storage = self.config.storage();
         let mut params = self.config.params(rows, cols, shape.row_stride as u32);
+        // Checked by shape.checked(): within u32.
+        (params.heads, params.head_stride) = (shape.heads as u32, shape.head_stride as u32);
         let launch = ctx.row_launch(K::KERNEL, rows, cols);
         params.partial_rows = launch.partial_rows;
         let given = K::tensors(tensors);
@@ -217,6 +224,9 @@ impl<K: OpKind> Op<K> {
                 });
             }
             let Some(t) = t.filter(|_| !workspace || sums) else { continue };
+            if let Some(why) = self.config.unused(spec.name) {
+                return Err(NormError::UnusedArgument { what: spec.name, why });
+            }
             let elem = spec.dtype(storage).size();
             let footprint = footprint(spec.extent, shape, launch.partial_rows, t.offset, elem);
             let c = binding::check(ctx.limits(), *spec, t, footprint, elem)?;
@@ -310,6 +320,7 @@ impl<K: OpKind> Op<K> {
         let aligned = self.ctx.tuning().vector_access
             && params.cols.is_multiple_of(4)
             && params.stride.is_multiple_of(4)
+            && params.head_stride.is_multiple_of(4)
             && checked.iter().all(|c| {
                 !bindings.contains(&c.spec.binding)
                     || c.spec.extent == Extent::PerRow
@@ -357,13 +368,15 @@ impl<K: OpKind> Op<K> {
 
 /// Where a tensor of `extent` lies for `shape`, from byte `offset`.
 fn footprint(extent: Extent, shape: Shape, partial_rows: u32, offset: u64, elem: u64) -> Footprint {
-    let contiguous = |elements: u64| Footprint { start: offset, run: elements * elem, stride: 0, rows: 1 };
+    let contiguous = |elements: u64| Footprint::run(offset, elements * elem);
     match extent {
         Extent::Rows => Footprint {
             start: offset,
             run: shape.cols as u64 * elem,
             stride: shape.row_stride as u64 * elem,
-            rows: shape.rows as u64,
+            rows: shape.tokens() as u64,
+            head_stride: shape.head_stride as u64 * elem,
+            heads: shape.heads as u64,
         },
         Extent::Cols => contiguous(shape.cols as u64),
         Extent::PerRow => contiguous(shape.rows as u64),

@@ -18,6 +18,9 @@ pub struct Params {
     pub stride: u32,
     pub norm_cols: u32,
     pub gamma_offset: f32,
+    pub heads: u32,
+    pub head_stride: u32,
+    pub _pad: [u32; 2],
 }
 
 /// Flags of config options, above the tensors' `1 << binding` bits (as in
@@ -27,4 +30,6 @@ pub(crate) mod flags {
     pub const EPS_OUTSIDE: u32 = 1 << 16;
     /// RMSNorm: the RMS estimated from the first `norm_cols` elements.
     pub const PARTIAL: u32 = 1 << 17;
+    /// The residual is added to the norm's output, not to its input.
+    pub const ADD_AFTER: u32 = 1 << 18;
 }

@@ -9,7 +9,7 @@ use crate::ops::table::{
 };
 use crate::runtime::binding::Tensor;
 use crate::shader::Kernel;
-use crate::shape::{EpsPlacement, check_eps};
+use crate::shape::{EpsPlacement, ResidualAdd, check_eps};
 
 /// RMSNorm settings.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -24,7 +24,10 @@ pub struct RmsNormConfig {
     /// Partial RMSNorm: the RMS is estimated from the first `floor(p * cols)` elements of
     /// each row (at least one), p in (0, 1]; `None` uses the whole row.
     pub partial: Option<f32>,
-    /// Dtypes of the tensors.
+    /// Where a fused residual joins: the norm's input (pre-norm, the default) or its
+    /// output (post-norm).
+    pub residual_add: ResidualAdd,
+    /// The dtype of each tensor.
     pub storage: Storage,
 }
 
@@ -35,6 +38,7 @@ impl Default for RmsNormConfig {
             eps_placement: EpsPlacement::InsideSqrt,
             gamma_offset: 0.0,
             partial: None,
+            residual_add: ResidualAdd::BeforeNorm,
             storage: Storage::default(),
         }
     }
@@ -59,15 +63,20 @@ impl OpConfig for RmsNormConfig {
                 return Err(NormError::InvalidPartial(p));
             }
         }
-        self.storage.check()
+        Ok(())
     }
 
     fn storage(&self) -> Storage {
         self.storage
     }
 
+    fn unused(&self, name: &str) -> Option<&'static str> {
+        self.residual_add.unused(name)
+    }
+
     fn params(&self, rows: u32, cols: u32, stride: u32) -> Params {
         let mut p = row_params(rows, cols, stride, self.eps, self.gamma_offset);
+        p.flags |= self.residual_add.flags();
         p.norm_cols = self.norm_cols(cols as usize) as u32;
         if p.norm_cols < p.cols {
             p.flags |= flags::PARTIAL;
@@ -93,7 +102,8 @@ pub(crate) fn row_params(rows: u32, cols: u32, stride: u32, eps: f32, gamma_offs
 pub struct RmsNormForward<'a> {
     /// Input rows.
     pub x: Tensor<'a>,
-    /// Fused residual add: the norm's input is `x + residual`; `None` for plain `x`.
+    /// Fused residual add: the norm's input is `x + residual` (or `residual` is added to
+    /// y, see [`RmsNormConfig::residual_add`]); `None` for plain `x`.
     pub residual: Option<Tensor<'a>>,
     /// Scale, cols; `None` means all ones.
     pub gamma: Option<Tensor<'a>>,

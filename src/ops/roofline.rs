@@ -60,19 +60,24 @@ impl Norm {
     ) -> Result<u64> {
         let (rows, cols) = shape.checked()?;
         let (n, r, c) = (shape.elements() as u64, u64::from(rows), u64::from(cols));
-        let (act, param) = (storage.activations.size(), storage.params.size());
-        let (params, backward) = match self {
-            Norm::RmsNorm => (1, Kernel::RmsNormBackward),
-            Norm::LayerNorm => (2, Kernel::LayerNormBackward),
+        let s = storage;
+        let (layer, backward) = match self {
+            Norm::RmsNorm => (0, Kernel::RmsNormBackward),
+            Norm::LayerNorm => (1, Kernel::LayerNormBackward),
         };
         let fused = u64::from(fused_residual);
         Ok(match direction {
-            Direction::Forward => act * (2 + 2 * fused) * n + param * params * c,
+            Direction::Forward => {
+                let rows = s.x.size() + s.y.size() + fused * (s.residual.size() + s.h.size());
+                rows * n + (s.gamma.size() + layer * s.beta.size()) * c
+            }
             Direction::Backward => {
-                let stats = params; // rstd, and mean for LayerNorm
+                let gradients = 1 + layer; // dgamma, and dbeta for LayerNorm
+                let stats = gradients; // rstd, and mean for LayerNorm
                 let partial_rows = u64::from(ctx.row_launch(backward, rows, cols).partial_rows);
-                let sums = F32 * (2 * params * partial_rows * c + params * c);
-                act * (3 + fused) * n + param * c + F32 * stats * r + sums
+                let sums = F32 * (2 * gradients * partial_rows * c + gradients * c);
+                let rows = s.x.size() + s.dy.size() + s.dx.size() + fused * s.dh.size();
+                rows * n + s.gamma.size() * c + F32 * stats * r + sums
             }
         })
     }

@@ -18,10 +18,8 @@ pub enum Role {
 /// Which dtype a tensor is stored in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Class {
-    /// The activations' dtype ([`Storage::activations`]).
-    Activation,
-    /// The parameters' dtype ([`Storage::params`]).
-    Param,
+    /// Its own, chosen in [`Storage`]'s field of the tensor's name.
+    Stored,
     /// Always f32: statistics, gradients of parameters, the workspace.
     F32,
 }
@@ -29,7 +27,7 @@ pub enum Class {
 /// How many elements a tensor spans for a shape.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Extent {
-    /// Every row: `(rows - 1) * row_stride + cols`.
+    /// Every row: [`Shape::span`](crate::Shape::span) elements.
     Rows,
     /// One row of parameters: `cols`.
     Cols,
@@ -92,8 +90,8 @@ impl TensorSpec {
     /// Its dtype under `storage`.
     pub fn dtype(&self, storage: Storage) -> DType {
         match self.class {
-            Class::Activation => storage.activations,
-            Class::Param => storage.params,
+            // Every stored tensor of every table has a field (a unit test checks it).
+            Class::Stored => storage.dtype(self.name).unwrap_or_default(),
             Class::F32 => DType::F32,
         }
     }
@@ -133,23 +131,23 @@ impl TensorSpec {
 }
 
 // The tensors every op shares, each described here once.
-pub(crate) const X: TensorSpec = input("x", 0, Class::Activation, Extent::Rows);
-pub(crate) const GAMMA: TensorSpec = input("gamma", 1, Class::Param, Extent::Cols).optional();
-pub(crate) const BETA: TensorSpec = input("beta", 2, Class::Param, Extent::Cols).optional();
-pub(crate) const Y: TensorSpec = output("y", 3, Class::Activation, Extent::Rows);
+pub(crate) const X: TensorSpec = input("x", 0, Class::Stored, Extent::Rows);
+pub(crate) const GAMMA: TensorSpec = input("gamma", 1, Class::Stored, Extent::Cols).optional();
+pub(crate) const BETA: TensorSpec = input("beta", 2, Class::Stored, Extent::Cols).optional();
+pub(crate) const Y: TensorSpec = output("y", 3, Class::Stored, Extent::Rows);
 pub(crate) const MEAN_OUT: TensorSpec = output("mean", 4, Class::F32, Extent::PerRow).optional();
 pub(crate) const RSTD_OUT: TensorSpec = output("rstd", 5, Class::F32, Extent::PerRow).optional();
 pub(crate) const MEAN_IN: TensorSpec = input("mean", 4, Class::F32, Extent::PerRow).optional();
 pub(crate) const RSTD_IN: TensorSpec = input("rstd", 5, Class::F32, Extent::PerRow).optional();
-pub(crate) const DY: TensorSpec = input("dy", 6, Class::Activation, Extent::Rows);
-pub(crate) const DX: TensorSpec = output("dx", 7, Class::Activation, Extent::Rows);
+pub(crate) const DY: TensorSpec = input("dy", 6, Class::Stored, Extent::Rows);
+pub(crate) const DX: TensorSpec = output("dx", 7, Class::Stored, Extent::Rows);
 pub(crate) const DGAMMA: TensorSpec =
     output("dgamma", 9, Class::F32, Extent::Cols).optional().in_pass(Pass::Columns);
 pub(crate) const DBETA: TensorSpec =
     output("dbeta", 10, Class::F32, Extent::Cols).optional().in_pass(Pass::Columns);
-pub(crate) const RESIDUAL: TensorSpec = input("residual", 11, Class::Activation, Extent::Rows).optional();
-pub(crate) const H: TensorSpec = output("h", 12, Class::Activation, Extent::Rows).optional();
-pub(crate) const DH: TensorSpec = input("dh", 13, Class::Activation, Extent::Rows).optional();
+pub(crate) const RESIDUAL: TensorSpec = input("residual", 11, Class::Stored, Extent::Rows).optional();
+pub(crate) const H: TensorSpec = output("h", 12, Class::Stored, Extent::Rows).optional();
+pub(crate) const DH: TensorSpec = input("dh", 13, Class::Stored, Extent::Rows).optional();
 
 /// The backward's scratch of partial sums, for `gradients` column sums.
 pub(crate) const fn workspace(gradients: u32) -> TensorSpec {
@@ -158,8 +156,8 @@ pub(crate) const fn workspace(gradients: u32) -> TensorSpec {
 
 /// Pairs of tensors that may be the very same range of one buffer (in place): the kernels
 /// read each element of the first before the thread that reads it writes the second.
-pub(crate) const IN_PLACE: [(&str, &str); 5] =
-    [("y", "x"), ("h", "x"), ("h", "residual"), ("dx", "dy"), ("dx", "dh")];
+pub(crate) const IN_PLACE: [(&str, &str); 6] =
+    [("y", "x"), ("y", "residual"), ("h", "x"), ("h", "residual"), ("dx", "dy"), ("dx", "dh")];
 
 /// Every op's table, named after its kernel: what tests/shaders_validate.rs checks the WGSL
 /// against.
@@ -176,4 +174,19 @@ pub fn all() -> Vec<(&'static str, &'static [TensorSpec])> {
         entry::<crate::LayerNormBackwardKind>(),
         entry::<crate::StreamCopyKind>(),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each stored tensor of every op has its own field in [`Storage`].
+    #[test]
+    fn every_stored_tensor_has_a_dtype() {
+        for (kernel, table) in all() {
+            for spec in table.iter().filter(|s| s.class == Class::Stored) {
+                assert!(Storage::default().dtype(spec.name).is_some(), "{kernel}: {}", spec.name);
+            }
+        }
+    }
 }

@@ -32,19 +32,32 @@ impl<'a> From<&'a wgpu::Buffer> for Tensor<'a> {
     }
 }
 
-/// Where a tensor's elements lie in its buffer: `rows` runs of `run` bytes, `stride` bytes
-/// apart, from byte `start` (one run for a tensor that is not a view of rows).
+/// Where a tensor's elements lie in its buffer: runs of `run` bytes, one per row, the
+/// `heads` rows of each of `rows` tokens, from byte `start + t * stride + h * head_stride`
+/// (one run for a tensor that is not a view of rows).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Footprint {
     pub start: u64,
     pub run: u64,
     pub stride: u64,
     pub rows: u64,
+    pub head_stride: u64,
+    pub heads: u64,
 }
 
 impl Footprint {
+    /// One run of `run` bytes from `start`.
+    pub fn run(start: u64, run: u64) -> Footprint {
+        Footprint { start, run, stride: 0, rows: 1, head_stride: 0, heads: 1 }
+    }
+
     pub fn end(&self) -> u64 {
-        self.start + (self.rows - 1) * self.stride + self.run
+        self.start + (self.rows - 1) * self.stride + (self.heads - 1) * self.head_stride + self.run
+    }
+
+    /// Head `h`'s runs: one run per token.
+    fn head(&self, h: u64) -> Footprint {
+        Footprint { start: self.start + h * self.head_stride, head_stride: 0, heads: 1, ..*self }
     }
 }
 
@@ -125,11 +138,25 @@ pub(crate) fn check_aliasing(tensors: &[Checked<'_>], webgpu: bool) -> Result<()
     Ok(())
 }
 
-/// Whether two footprints share a byte. Views of rows share their stride (they are the
-/// rows of one shape); a single run is a view with one row.
+/// Whether two footprints share a byte: head by head, each a view of runs at one stride.
 fn overlap(a: Footprint, b: Footprint) -> bool {
     if a.end() <= b.start || b.end() <= a.start {
         return false;
+    }
+    (0..a.heads).any(|ha| (0..b.heads).any(|hb| runs_overlap(a.head(ha), b.head(hb))))
+}
+
+/// Whether two views of one head each share a byte.
+fn runs_overlap(a: Footprint, b: Footprint) -> bool {
+    if a.end() <= b.start || b.end() <= a.start {
+        return false;
+    }
+    if a.rows > 1 && b.rows > 1 && a.stride != b.stride {
+        // Strides differ (tensors of different dtypes): each row of the view of fewer rows
+        // against the other view.
+        let (few, many) = if a.rows <= b.rows { (a, b) } else { (b, a) };
+        return (0..few.rows)
+            .any(|i| runs_overlap(Footprint::run(few.start + i * few.stride, few.run), many));
     }
     let stride = if a.rows > 1 { a.stride } else { b.stride };
     if a.rows == 1 && b.rows == 1 || stride == 0 {
@@ -160,7 +187,7 @@ mod tests {
             mapped_at_creation: false,
         });
         let limits = wgpu::Limits::default();
-        let footprint = Footprint { start: 0, run: 64, stride: 0, rows: 1 };
+        let footprint = Footprint::run(0, 64);
         let checked = |spec| check(&limits, spec, Tensor::new(&buffer, 0), footprint, 4).unwrap();
         let pair = [checked(X), checked(Y)];
         assert_eq!(check_aliasing(&pair, false), Ok(()));
@@ -168,7 +195,7 @@ mod tests {
     }
 
     fn rows(start: u64, run: u64, stride: u64, rows: u64) -> Footprint {
-        Footprint { start, run, stride, rows }
+        Footprint { start, run, stride, rows, head_stride: 0, heads: 1 }
     }
 
     #[test]

@@ -91,7 +91,6 @@ pub fn autotune(
     storage: Storage,
     cache_file: Option<&Path>,
 ) -> Result<Vec<TunedLaunch>> {
-    storage.check()?;
     let adapter = adapter_key(ctx);
     // Choices are applied to this context only once all is timed and saved: a failure
     // anywhere changes nothing.
@@ -329,8 +328,8 @@ struct Bench<'a> {
 impl<'a> Bench<'a> {
     fn new(ctx: &'a NormContext, shape: Shape, storage: Storage) -> Result<Self> {
         let n = shape.elements() as u64;
-        let act = storage.activations;
-        let make = |label: &str, bytes: u64, fill: bool| {
+        // Filled with noise of `dtype`, or left as is.
+        let make = |label: &str, bytes: u64, fill: Option<DType>| {
             let size = bytes.next_multiple_of(16).max(16);
             let buffer = ctx.device().create_buffer(&wgpu::BufferDescriptor {
                 label: Some(label),
@@ -338,25 +337,27 @@ impl<'a> Bench<'a> {
                 usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
                 mapped_at_creation: false,
             });
-            if fill {
-                ctx.queue().write_buffer(&buffer, 0, &noise_bytes(act, size));
+            if let Some(dtype) = fill {
+                ctx.queue().write_buffer(&buffer, 0, &noise_bytes(dtype, size));
             }
             buffer
         };
         let cols = shape.cols as u64;
+        let s = storage;
         Ok(Bench {
             ctx,
             shape,
             storage,
-            x: make("autotune.x", n * act.size(), true),
-            y: make("autotune.y", n * act.size(), false),
-            dy: make("autotune.dy", n * act.size(), true),
-            // gamma then beta, each padded to 16 bytes.
-            params: make("autotune.params", 2 * (cols * storage.params.size()).next_multiple_of(16), true),
+            x: make("autotune.x", n * s.x.size(), Some(s.x)),
+            // y in the forward, dx in the backward, the copy's y (x's dtype).
+            y: make("autotune.y", n * s.y.size().max(s.dx.size()).max(s.x.size()), None),
+            dy: make("autotune.dy", n * s.dy.size(), Some(s.dy)),
+            // gamma then beta, each padded to 16 bytes (the noise is finite in either dtype).
+            params: make("autotune.params", 2 * (cols * 4).next_multiple_of(16), Some(DType::BF16)),
             // mean then rstd.
-            stats: make("autotune.stats", 2 * (shape.rows as u64 * 4).next_multiple_of(16), false),
+            stats: make("autotune.stats", 2 * (shape.rows as u64 * 4).next_multiple_of(16), None),
             // dgamma then dbeta.
-            grads: make("autotune.grads", 2 * (cols * 4).next_multiple_of(16), false),
+            grads: make("autotune.grads", 2 * (cols * 4).next_multiple_of(16), None),
         })
     }
 
@@ -400,7 +401,7 @@ impl<'a> Bench<'a> {
         let ctx = self.ctx;
         let (shape, storage) = (self.shape, self.storage);
         let at = |b, offset| Some(Tensor::new(b, offset));
-        let second_param = (shape.cols as u64 * storage.params.size()).next_multiple_of(16);
+        let second_param = (shape.cols as u64 * 4).next_multiple_of(16);
         let second_stat = (shape.rows as u64 * 4).next_multiple_of(16);
         let second_grad = (shape.cols as u64 * 4).next_multiple_of(16);
         let (gamma, beta) = (at(&self.params, 0), at(&self.params, second_param));
@@ -428,7 +429,7 @@ impl<'a> Bench<'a> {
                     LayerNormBackward { x, gamma, dy, dh: None, mean, rstd, dx: y, dgamma, dbeta, workspace };
                 LayerNormBackwardOp::new(ctx, ln)?.encode(encoder, shape, &args)
             }
-            _ => StreamCopyOp::new(ctx, storage.activations)?.encode(encoder, shape, &StreamCopy { x, y }),
+            _ => StreamCopyOp::new(ctx, storage.x)?.encode(encoder, shape, &StreamCopy { x, y }),
         }
     }
 }

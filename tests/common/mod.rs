@@ -8,7 +8,12 @@ use wgpu_norm::host;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::StandardNormal;
-use wgpu_norm::{ContextOptions, NormContext, Reduction, Shape};
+use wgpu_norm::half::{bf16, f16};
+use wgpu_norm::{
+    ContextOptions, DType, LayerNormBackward, LayerNormBackwardOp, LayerNormConfig, LayerNormForward,
+    LayerNormForwardOp, NormContext, Reduction, RmsNormBackward, RmsNormBackwardOp, RmsNormConfig,
+    RmsNormForward, RmsNormForwardOp, Shape, Tensor,
+};
 
 /// The default context: subgroup reductions where the adapter has them (lavapipe does).
 /// A missing adapter fails every test that uses it.
@@ -345,4 +350,296 @@ pub fn check_layer(ctx: &NormContext, label: &str, case: &Case) {
     let ones = vec![1.0; dy.len()];
     let bar = column_sum_bar(shape.rows, product_rms(&dy, &ones));
     check("dbeta", &grads.dbeta, &want.dbeta, bar, &context);
+}
+
+/// The unit roundoff of `dtype`: the most relative error one rounding to it makes.
+pub fn roundoff(dtype: DType) -> f64 {
+    match dtype {
+        DType::F32 => 0.0,
+        DType::F16 => 2f64.powi(-11),
+        DType::BF16 => 2f64.powi(-8),
+    }
+}
+
+/// `v` as `dtype`'s bytes, each element rounded to nearest.
+pub fn encode(v: &[f64], dtype: DType) -> Vec<u8> {
+    match dtype {
+        DType::F32 => v.iter().flat_map(|&e| (e as f32).to_le_bytes()).collect(),
+        DType::F16 => v.iter().flat_map(|&e| f16::from_f64(e).to_le_bytes()).collect(),
+        DType::BF16 => v.iter().flat_map(|&e| bf16::from_f64(e).to_le_bytes()).collect(),
+    }
+}
+
+/// `bytes` as elements of `dtype`.
+pub fn decode(bytes: &[u8], dtype: DType) -> Vec<f64> {
+    match dtype {
+        DType::F32 => {
+            bytes.chunks_exact(4).map(|b| f64::from(f32::from_le_bytes(b.try_into().unwrap()))).collect()
+        }
+        DType::F16 => bytes.chunks_exact(2).map(|b| f16::from_le_bytes([b[0], b[1]]).to_f64()).collect(),
+        DType::BF16 => bytes.chunks_exact(2).map(|b| bf16::from_le_bytes([b[0], b[1]]).to_f64()).collect(),
+    }
+}
+
+/// `v` rounded to `dtype`: what the GPU will read.
+pub fn stored(v: &[f32], dtype: DType) -> Vec<f64> {
+    let wide: Vec<f64> = v.iter().map(|&e| f64::from(e)).collect();
+    decode(&encode(&wide, dtype), dtype)
+}
+
+/// Each element within one rounding of `dtype` of the reference, after an f32 computation
+/// held to `bar` (whose relative parts apply to the larger of the element and `terms`, the
+/// size of what it is formed from); f32 outputs also to `bar`'s norm-wise bound.
+#[track_caller]
+pub fn check_stored(
+    what: &str,
+    got: &[f64],
+    want: &[f64],
+    dtype: DType,
+    bar: Bar,
+    terms: f64,
+    context: &str,
+) {
+    let scale = rms(want).max(f64::MIN_POSITIVE);
+    let bar = Bar { atol: bar.atol * scale, ..bar };
+    if dtype == DType::F32 {
+        let got: Vec<f32> = got.iter().map(|&g| g as f32).collect();
+        return check_at_scale(what, &got, want, bar, terms, context);
+    }
+    let u = roundoff(dtype);
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        let tol = u * w.abs() + bar.atol + bar.rtol * w.abs().max(terms);
+        assert!(
+            (g - w).abs() <= tol,
+            "{what}[{i}] ({dtype:?}) = {g:e}, reference {w:e}, tolerance {tol:e} ({context})"
+        );
+    }
+}
+
+/// Elements of sentinel before and after every [`Placed`] tensor.
+const GUARD: usize = 8;
+const SENTINEL: f32 = 1234.5;
+
+/// One tensor in its own buffer, `pad` elements in, between sentinels.
+pub struct Placed {
+    buffer: wgpu::Buffer,
+    dtype: DType,
+    pad: usize,
+    len: usize,
+}
+
+impl Placed {
+    /// `values` (or NaN, an output's poison) at element `pad`, sentinels elsewhere.
+    pub fn new(c: &NormContext, values: Option<&[f64]>, len: usize, dtype: DType, pad: usize) -> Placed {
+        let mut all = vec![f64::from(SENTINEL); pad + len + GUARD];
+        for (i, slot) in all[pad..pad + len].iter_mut().enumerate() {
+            *slot = values.map_or(f64::NAN, |v| v[i]);
+        }
+        let mut bytes = encode(&all, dtype);
+        bytes.resize(bytes.len().next_multiple_of(4), 0);
+        let buffer = wgpu::util::DeviceExt::create_buffer_init(
+            c.device(),
+            &wgpu::util::BufferInitDescriptor {
+                label: None,
+                contents: &bytes,
+                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
+            },
+        );
+        Placed { buffer, dtype, pad, len }
+    }
+
+    pub fn tensor(&self) -> Tensor<'_> {
+        Tensor::new(&self.buffer, (self.pad as u64) * self.dtype.size())
+    }
+
+    /// The tensor's elements, once the sentinels around it are checked.
+    #[track_caller]
+    pub fn read(&self, c: &NormContext, what: &str, context: &str) -> Vec<f64> {
+        let bytes = read_bytes(c.device(), c.queue(), &self.buffer);
+        let all = decode(&bytes, self.dtype);
+        let sentinel = stored(&[SENTINEL], self.dtype)[0];
+        for i in (0..self.pad).chain(self.pad + self.len..self.pad + self.len + GUARD) {
+            assert_eq!(all[i], sentinel, "{what}: sentinel at element {i} overwritten ({context})");
+        }
+        all[self.pad..self.pad + self.len].to_vec()
+    }
+}
+
+/// RMSNorm or LayerNorm, for tests that run both through the same steps.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Norm {
+    Rms,
+    Layer,
+}
+
+/// The tensors of a forward followed by a backward of either norm, the backward reading the
+/// forward's x; `beta` and `dbeta` are LayerNorm's only.
+#[derive(Clone, Copy)]
+pub struct Step<'a> {
+    pub x: Tensor<'a>,
+    pub y: Tensor<'a>,
+    pub dy: Tensor<'a>,
+    pub dx: Tensor<'a>,
+    pub residual: Option<Tensor<'a>>,
+    pub h: Option<Tensor<'a>>,
+    pub dh: Option<Tensor<'a>>,
+    pub gamma: Option<Tensor<'a>>,
+    pub beta: Option<Tensor<'a>>,
+    pub dgamma: Option<Tensor<'a>>,
+    pub dbeta: Option<Tensor<'a>>,
+    pub workspace: Option<Tensor<'a>>,
+}
+
+/// A workspace buffer big enough for `norm`'s backward over `shape`.
+pub fn workspace_for(
+    c: &NormContext,
+    norm: Norm,
+    rms: RmsNormConfig,
+    ln: LayerNormConfig,
+    shape: Shape,
+) -> wgpu::Buffer {
+    let bytes = match norm {
+        Norm::Rms => RmsNormBackwardOp::new(c, rms).unwrap().workspace_size(shape).unwrap(),
+        Norm::Layer => LayerNormBackwardOp::new(c, ln).unwrap().workspace_size(shape).unwrap(),
+    };
+    storage(c, bytes.max(4))
+}
+
+/// Records `norm`'s forward and then its backward over `t`.
+pub fn record_step(
+    c: &NormContext,
+    norm: Norm,
+    rms: RmsNormConfig,
+    ln: LayerNormConfig,
+    shape: Shape,
+    t: &Step<'_>,
+    context: &str,
+) {
+    submit(c, |enc| match norm {
+        Norm::Rms => {
+            let f =
+                RmsNormForward { x: t.x, residual: t.residual, gamma: t.gamma, y: t.y, h: t.h, rstd: None };
+            RmsNormForwardOp::new(c, rms).unwrap().encode(enc, shape, &f).expect(context);
+            let b = RmsNormBackward {
+                x: t.x,
+                gamma: t.gamma,
+                dy: t.dy,
+                dh: t.dh,
+                rstd: None,
+                dx: t.dx,
+                dgamma: t.dgamma,
+                workspace: t.workspace,
+            };
+            RmsNormBackwardOp::new(c, rms).unwrap().encode(enc, shape, &b).expect(context);
+        }
+        Norm::Layer => {
+            let f = LayerNormForward {
+                x: t.x,
+                residual: t.residual,
+                gamma: t.gamma,
+                beta: t.beta,
+                y: t.y,
+                h: t.h,
+                mean: None,
+                rstd: None,
+            };
+            LayerNormForwardOp::new(c, ln).unwrap().encode(enc, shape, &f).expect(context);
+            let b = LayerNormBackward {
+                x: t.x,
+                gamma: t.gamma,
+                dy: t.dy,
+                dh: t.dh,
+                mean: None,
+                rstd: None,
+                dx: t.dx,
+                dgamma: t.dgamma,
+                dbeta: t.dbeta,
+                workspace: t.workspace,
+            };
+            LayerNormBackwardOp::new(c, ln).unwrap().encode(enc, shape, &b).expect(context);
+        }
+    });
+}
+
+/// The f64 reference of a [`Step`]: the forward of `input` (y with gamma and beta, and its
+/// rstd), the backward at `x` (dx, dgamma, dbeta) and x normalized without gamma (what the
+/// column sums' bars are scaled by).
+pub struct Reference {
+    pub y: Vec<f64>,
+    pub rstd: Vec<f64>,
+    pub dx: Vec<f64>,
+    pub dgamma: Vec<f64>,
+    pub dbeta: Option<Vec<f64>>,
+    pub xhat: Vec<f64>,
+}
+
+impl Reference {
+    #[allow(clippy::too_many_arguments)]
+    pub fn of(
+        norm: Norm,
+        input: &[f64],
+        x: &[f64],
+        g: &[f64],
+        b: &[f64],
+        dy: &[f64],
+        shape: Shape,
+        rms: &RmsNormConfig,
+        ln: &LayerNormConfig,
+    ) -> Reference {
+        use wgpu_norm::reference as r;
+        match norm {
+            Norm::Rms => {
+                let f = r::rms_norm_forward(input, Some(g), shape, rms).unwrap();
+                let w = r::rms_norm_backward(x, Some(g), dy, shape, rms).unwrap();
+                let xhat = r::rms_norm_forward(x, None, shape, rms).unwrap().y;
+                Reference { y: f.y, rstd: f.rstd, dx: w.dx, dgamma: w.dgamma, dbeta: None, xhat }
+            }
+            Norm::Layer => {
+                let f = r::layer_norm_forward(input, Some(g), Some(b), shape, ln).unwrap();
+                let w = r::layer_norm_backward(x, Some(g), dy, shape, ln).unwrap();
+                let xhat = r::layer_norm_forward(x, None, None, shape, ln).unwrap().y;
+                Reference { y: f.y, rstd: f.rstd, dx: w.dx, dgamma: w.dgamma, dbeta: Some(w.dbeta), xhat }
+            }
+        }
+    }
+
+    /// Checks a backward's outputs: `dx` (stored as `dtype`) against the reference's plus
+    /// `dh` where the gradient on h was added, and the column sums where they were asked for.
+    #[allow(clippy::too_many_arguments)]
+    pub fn check_backward(
+        &self,
+        dx: &[f64],
+        dtype: DType,
+        dh: Option<&[f64]>,
+        dgamma: Option<&[f64]>,
+        dbeta: Option<&[f64]>,
+        dy: &[f64],
+        g: &[f64],
+        shape: Shape,
+        context: &str,
+    ) {
+        let cols = shape.cols;
+        let want_dx: Vec<f64> = match dh {
+            Some(dh) => self.dx.iter().zip(dh).map(|(a, b)| a + b).collect(),
+            None => self.dx.clone(),
+        };
+        let terms = (dy
+            .iter()
+            .enumerate()
+            .map(|(i, d)| (self.rstd[i / cols] * g[i % cols] * d).powi(2))
+            .sum::<f64>()
+            / dy.len() as f64)
+            .sqrt();
+        check_stored("dx", dx, &want_dx, dtype, DX, terms, context);
+        let dyf: Vec<f32> = dy.iter().map(|&v| v as f32).collect();
+        let f32s = |v: &[f64]| v.iter().map(|&e| e as f32).collect::<Vec<f32>>();
+        if let Some(got) = dgamma {
+            let bar = column_sum_bar(shape.rows, product_rms(&dyf, &self.xhat));
+            check("dgamma", &f32s(got), &self.dgamma, bar, context);
+        }
+        if let (Some(got), Some(want)) = (dbeta, &self.dbeta) {
+            let bar = column_sum_bar(shape.rows, product_rms(&dyf, &vec![1.0; dy.len()]));
+            check("dbeta", &f32s(got), want, bar, context);
+        }
+    }
 }
