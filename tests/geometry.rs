@@ -52,19 +52,9 @@ fn statistics_of_other_lengths_are_refused() {
     assert_eq!(e, NormError::LengthMismatch { what: "rstd", expected: 2, actual: 1 });
 }
 
-/// A `.npy` file of f32 rows (version 1 header, C order): its shape and values.
+/// A `.npy` file of f32 rows: its shape and values.
 fn read_npy(path: &str) -> (Shape, Vec<f32>) {
-    let bytes = std::fs::read(path).unwrap();
-    assert_eq!(&bytes[..6], b"\x93NUMPY", "{path}");
-    let header_len = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
-    let header = std::str::from_utf8(&bytes[10..10 + header_len]).unwrap();
-    assert!(header.contains("'<f4'") && header.contains("'fortran_order': False"), "{header}");
-    let dims: Vec<usize> = header
-        .split_once("'shape': (")
-        .and_then(|(_, rest)| rest.split_once(')'))
-        .map(|(dims, _)| dims.split(',').filter_map(|d| d.trim().parse().ok()).collect())
-        .unwrap();
-    let values = bytemuck::pod_collect_to_vec(&bytes[10 + header_len..]);
+    let (dims, values) = common::read_npy(path);
     (Shape::new(dims[0], dims[1]), values)
 }
 

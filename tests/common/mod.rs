@@ -293,63 +293,98 @@ fn scaled(bar: Bar, want: &[f64]) -> Bar {
 
 const STATS: Bar = Bar { rel: 1e-6, atol: 0.0, rtol: 1e-5 };
 
+/// The rows, gradient and affine parameters of a GPU-vs-reference check.
+pub struct Inputs<'a> {
+    pub shape: Shape,
+    pub x: &'a [f32],
+    pub dy: &'a [f32],
+    pub gamma: Option<&'a [f32]>,
+    pub beta: Option<&'a [f32]>,
+    /// Pass the forward's saved statistics to backward (else backward recomputes them).
+    pub saved: bool,
+}
+
 /// RMSNorm forward and backward of `case` on `ctx` against the reference.
 pub fn check_rms(ctx: &NormContext, label: &str, case: &Case, placement: wgpu_norm::EpsPlacement) {
-    use wgpu_norm::{RmsNormConfig, reference};
     let Case { shape, input: kind, eps, seed, saved, affine } = *case;
     let mut r = rng(seed);
     let x = input(&mut r, kind, shape);
     let dy = randn(&mut r, shape.elements());
     let (g, _) = random_affine(&mut r, shape.cols);
-    let gamma = affine.then_some(&g[..]);
     let cfg = RmsNormConfig { eps, eps_placement: placement, ..Default::default() };
-    let context = format!("rms_norm, {label}, {case:?}, {placement:?}");
-    let out = host::rms_norm_forward(ctx, &x, gamma, shape, &cfg).expect(&context);
-    let want = reference::rms_norm_forward(&x, gamma, shape, &cfg).unwrap();
-    check("y", &out.y, &want.y, scaled(FORWARD, &want.y), &context);
-    check("rstd", &out.rstd, &want.rstd, STATS, &context);
-    let grads = host::rms_norm_backward(ctx, &x, gamma, &dy, saved.then_some(&out.rstd[..]), shape, &cfg)
-        .expect(&context);
-    let want_grads = reference::rms_norm_backward(&x, gamma, &dy, shape, &cfg).unwrap();
-    let terms = dx_terms(&want.rstd, gamma, &dy, shape.cols);
-    check_at_scale("dx", &grads.dx, &want_grads.dx, DX, terms, &context);
-    let want = want_grads;
-    let xhat = reference::rms_norm_forward(&x, None, shape, &cfg).unwrap().y;
-    let bar = column_sum_bar(shape.rows, product_rms(&dy, &xhat));
-    check("dgamma", &grads.dgamma, &want.dgamma, bar, &context);
+    let inputs = Inputs { shape, x: &x, dy: &dy, gamma: affine.then_some(&g[..]), beta: None, saved };
+    check_rms_on(ctx, &inputs, &cfg, &format!("rms_norm, {label}, {case:?}, {placement:?}"));
+}
+
+/// RMSNorm forward and backward of `inputs` on `ctx` against the reference.
+pub fn check_rms_on(ctx: &NormContext, inputs: &Inputs<'_>, cfg: &RmsNormConfig, context: &str) {
+    use wgpu_norm::reference;
+    let Inputs { shape, x, dy, gamma, saved, .. } = *inputs;
+    let out = host::rms_norm_forward(ctx, x, gamma, shape, cfg).expect(context);
+    let want = reference::rms_norm_forward(x, gamma, shape, cfg).unwrap();
+    check("y", &out.y, &want.y, scaled(FORWARD, &want.y), context);
+    check("rstd", &out.rstd, &want.rstd, STATS, context);
+    let grads = host::rms_norm_backward(ctx, x, gamma, dy, saved.then_some(&out.rstd[..]), shape, cfg)
+        .expect(context);
+    let want_grads = reference::rms_norm_backward(x, gamma, dy, shape, cfg).unwrap();
+    let terms = dx_terms(&want.rstd, gamma, dy, shape.cols);
+    check_at_scale("dx", &grads.dx, &want_grads.dx, DX, terms, context);
+    let xhat = reference::rms_norm_forward(x, None, shape, cfg).unwrap().y;
+    let bar = column_sum_bar(shape.rows, product_rms(dy, &xhat));
+    check("dgamma", &grads.dgamma, &want_grads.dgamma, bar, context);
 }
 
 /// LayerNorm forward and backward of `case` on `ctx` against the reference.
 pub fn check_layer(ctx: &NormContext, label: &str, case: &Case) {
-    use wgpu_norm::{LayerNormConfig, reference};
     let Case { shape, input: kind, eps, seed, saved, affine } = *case;
     let mut r = rng(seed);
     let x = input(&mut r, kind, shape);
     let dy = randn(&mut r, shape.elements());
     let (g, b) = random_affine(&mut r, shape.cols);
-    let (gamma, beta) = (affine.then_some(&g[..]), affine.then_some(&b[..]));
     let cfg = LayerNormConfig { eps, ..Default::default() };
-    let context = format!("layer_norm, {label}, {case:?}");
-    let out = host::layer_norm_forward(ctx, &x, gamma, beta, shape, &cfg).expect(&context);
-    let want = reference::layer_norm_forward(&x, gamma, beta, shape, &cfg).unwrap();
-    check("y", &out.y, &want.y, scaled(FORWARD, &want.y), &context);
+    let (gamma, beta) = (affine.then_some(&g[..]), affine.then_some(&b[..]));
+    let inputs = Inputs { shape, x: &x, dy: &dy, gamma, beta, saved };
+    check_layer_on(ctx, &inputs, &cfg, &format!("layer_norm, {label}, {case:?}"));
+}
+
+/// LayerNorm forward and backward of `inputs` on `ctx` against the reference.
+pub fn check_layer_on(ctx: &NormContext, inputs: &Inputs<'_>, cfg: &LayerNormConfig, context: &str) {
+    use wgpu_norm::reference;
+    let Inputs { shape, x, dy, gamma, beta, saved } = *inputs;
+    let out = host::layer_norm_forward(ctx, x, gamma, beta, shape, cfg).expect(context);
+    let want = reference::layer_norm_forward(x, gamma, beta, shape, cfg).unwrap();
+    check("y", &out.y, &want.y, scaled(FORWARD, &want.y), context);
     // The mean's error matters relative to the spread of x, not to the mean (near 0 for randn).
     let x64: Vec<f64> = x.iter().map(|&v| f64::from(v)).collect();
     let mean_bar = Bar { rel: f64::INFINITY, atol: 1e-6 * scale_of(&x64), rtol: 1e-6 };
-    check("mean", &out.mean, &want.mean, mean_bar, &context);
-    check("rstd", &out.rstd, &want.rstd, STATS, &context);
+    check("mean", &out.mean, &want.mean, mean_bar, context);
+    check("rstd", &out.rstd, &want.rstd, STATS, context);
     let (mean, rstd) = (saved.then_some(&out.mean[..]), saved.then_some(&out.rstd[..]));
-    let grads = host::layer_norm_backward(ctx, &x, gamma, &dy, mean, rstd, shape, &cfg).expect(&context);
-    let want_grads = reference::layer_norm_backward(&x, gamma, &dy, shape, &cfg).unwrap();
-    let terms = dx_terms(&want.rstd, gamma, &dy, shape.cols);
-    check_at_scale("dx", &grads.dx, &want_grads.dx, DX, terms, &context);
-    let want = want_grads;
-    let xhat = reference::layer_norm_forward(&x, None, None, shape, &cfg).unwrap().y;
-    let bar = column_sum_bar(shape.rows, product_rms(&dy, &xhat));
-    check("dgamma", &grads.dgamma, &want.dgamma, bar, &context);
+    let grads = host::layer_norm_backward(ctx, x, gamma, dy, mean, rstd, shape, cfg).expect(context);
+    let want_grads = reference::layer_norm_backward(x, gamma, dy, shape, cfg).unwrap();
+    let terms = dx_terms(&want.rstd, gamma, dy, shape.cols);
+    check_at_scale("dx", &grads.dx, &want_grads.dx, DX, terms, context);
+    let xhat = reference::layer_norm_forward(x, None, None, shape, cfg).unwrap().y;
+    let bar = column_sum_bar(shape.rows, product_rms(dy, &xhat));
+    check("dgamma", &grads.dgamma, &want_grads.dgamma, bar, context);
     let ones = vec![1.0; dy.len()];
-    let bar = column_sum_bar(shape.rows, product_rms(&dy, &ones));
-    check("dbeta", &grads.dbeta, &want.dbeta, bar, &context);
+    let bar = column_sum_bar(shape.rows, product_rms(dy, &ones));
+    check("dbeta", &grads.dbeta, &want_grads.dbeta, bar, context);
+}
+
+/// A `.npy` file of f32 values (version 1 header, C order): its dimensions and values.
+pub fn read_npy(path: &str) -> (Vec<usize>, Vec<f32>) {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    assert_eq!(&bytes[..6], b"\x93NUMPY", "{path}");
+    let header_len = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
+    let header = std::str::from_utf8(&bytes[10..10 + header_len]).unwrap();
+    assert!(header.contains("'<f4'") && header.contains("'fortran_order': False"), "{header}");
+    let dims: Vec<usize> = header
+        .split_once("'shape': (")
+        .and_then(|(_, rest)| rest.split_once(')'))
+        .map(|(dims, _)| dims.split(',').filter_map(|d| d.trim().parse().ok()).collect())
+        .unwrap();
+    (dims, bytemuck::pod_collect_to_vec(&bytes[10 + header_len..]))
 }
 
 /// The unit roundoff of `dtype`: the most relative error one rounding to it makes.

@@ -6,11 +6,11 @@ use wasm_bindgen_test::{console_log, wasm_bindgen_test, wasm_bindgen_test_config
 use wgpu_norm::half::{bf16, f16};
 use wgpu_norm::host;
 use wgpu_norm::{
-    Element, LayerNormConfig, NormContext, NormError, RmsNormConfig, RmsNormForward, RmsNormForwardOp, Shape,
-    Tensor, reference,
+    DType, Element, LayerNormConfig, LayerNormForward, LayerNormForwardOp, NormContext, NormError,
+    ResidualAdd, RmsNormConfig, RmsNormForward, RmsNormForwardOp, Shape, Storage, Tensor, reference,
 };
 
-use wgpu_norm_web::gpu::{noise, read, rel_err, storage};
+use wgpu_norm_web::gpu::{noise, poisoned, read, read_as, rel_err, storage};
 
 wasm_bindgen_test_configure!(run_in_browser);
 
@@ -269,4 +269,104 @@ async fn set_rows_on_a_bound_op() {
     let e = rel_err(&y[..900], &want.y);
     assert!(e < 1e-6, "seed 90: relative error {e:e}");
     assert!(y[900..].iter().all(|v| v.is_nan()), "seed 90: set_rows(3) wrote past its rows");
+}
+
+/// Records `bound` into a new encoder and submits it.
+fn run(ctx: &NormContext, bound: &wgpu_norm::BoundOp) {
+    let mut enc = ctx.device().create_command_encoder(&Default::default());
+    bound.encode(&mut enc);
+    ctx.queue().submit([enc.finish()]);
+}
+
+/// QK-norm of the q heads of a fused QKV tensor (5 tokens, 3 heads of 16), one dispatch:
+/// every head normalized with the shared gamma, every element outside the heads untouched.
+#[wasm_bindgen_test]
+async fn heads_of_a_fused_qkv() {
+    let ctx = context().await;
+    let (tokens, heads, dim) = (5, 3, 16);
+    let q = Shape::heads(tokens, heads, dim).with_row_stride(3 * heads * dim);
+    let x = noise(q.span(), 100, 0.2);
+    let g = noise(dim, 101, 1.0);
+    let (xb, gb, yb) = (storage(&ctx, &x), storage(&ctx, &g), poisoned(&ctx, q.span()));
+    let args = RmsNormForward { gamma: Some((&gb).into()), ..RmsNormForward::new(&xb, &yb) };
+    let op = RmsNormForwardOp::new(&ctx, RmsNormConfig::default()).unwrap();
+    run(&ctx, &op.bind_async(q, &args).await.unwrap());
+    let y = read(&ctx, &yb).await.unwrap();
+    let mut inside = vec![false; q.span()];
+    for r in 0..q.rows {
+        let at = q.row_start(r);
+        let want = reference::rms_norm_forward(
+            &x[at..at + dim],
+            Some(&g),
+            Shape::new(1, dim),
+            &RmsNormConfig::default(),
+        )
+        .unwrap();
+        let e = rel_err(&y[at..at + dim], &want.y);
+        assert!(e < 1e-6, "seed 100, row {r}: relative error {e:e}");
+        inside[at..at + dim].iter_mut().for_each(|v| *v = true);
+    }
+    assert!(y.iter().zip(&inside).all(|(v, i)| *i || v.is_nan()), "seed 100: wrote outside the q heads");
+}
+
+/// An f32 residual stream with a bf16 y (packed two to a word on WebGPU), y = rmsnorm(x + residual).
+#[wasm_bindgen_test]
+async fn f32_stream_with_a_bf16_output() {
+    let ctx = context().await;
+    let shape = Shape::new(4, 130);
+    let (x, r) = (noise(shape.elements(), 110, 0.0), noise(shape.elements(), 111, 0.5));
+    let (xb, rb) = (storage(&ctx, &x), storage(&ctx, &r));
+    // Two bf16 NaNs to a word.
+    let yb = storage(&ctx, &vec![f32::from_bits(0x7fc0_7fc0); shape.elements() / 2]);
+    let hb = poisoned(&ctx, shape.elements());
+    let args = RmsNormForward {
+        residual: Some((&rb).into()),
+        h: Some((&hb).into()),
+        ..RmsNormForward::new(&xb, &yb)
+    };
+    let cfg =
+        RmsNormConfig { storage: Storage { y: DType::BF16, ..Storage::default() }, ..Default::default() };
+    run(&ctx, &RmsNormForwardOp::new(&ctx, cfg).unwrap().bind_async(shape, &args).await.unwrap());
+    let h: Vec<f32> = x.iter().zip(&r).map(|(a, b)| a + b).collect();
+    assert_eq!(read(&ctx, &hb).await.unwrap(), h, "seed 110: h in f32");
+    let y: Vec<bf16> = read_as(&ctx, &yb).await.unwrap();
+    let want = reference::rms_norm_forward(&h, None, shape, &cfg).unwrap();
+    for (i, (g, w)) in y.iter().zip(&want.y).enumerate() {
+        assert!(
+            (g.to_f64() - w).abs() <= 2f64.powi(-8) * w.abs() + 1e-6,
+            "seed 110: y[{i}] = {g}, reference {w}"
+        );
+    }
+}
+
+/// Post-norm add: y = residual + layernorm(x) * gamma + beta in one kernel.
+#[wasm_bindgen_test]
+async fn post_norm_add() {
+    let ctx = context().await;
+    let shape = Shape::new(3, 200);
+    let (x, r) = (noise(shape.elements(), 120, 0.3), noise(shape.elements(), 121, 0.0));
+    let (g, b) = (noise(shape.cols, 122, 1.0), noise(shape.cols, 123, 0.0));
+    let (xb, rb, gb, bb, yb) = (
+        storage(&ctx, &x),
+        storage(&ctx, &r),
+        storage(&ctx, &g),
+        storage(&ctx, &b),
+        poisoned(&ctx, shape.elements()),
+    );
+    let args = LayerNormForward {
+        x: (&xb).into(),
+        residual: Some((&rb).into()),
+        gamma: Some((&gb).into()),
+        beta: Some((&bb).into()),
+        y: (&yb).into(),
+        h: None,
+        mean: None,
+        rstd: None,
+    };
+    let cfg = LayerNormConfig { residual_add: ResidualAdd::AfterNorm, ..Default::default() };
+    run(&ctx, &LayerNormForwardOp::new(&ctx, cfg).unwrap().bind_async(shape, &args).await.unwrap());
+    let normed = reference::layer_norm_forward(&x, Some(&g), Some(&b), shape, &cfg).unwrap().y;
+    let want: Vec<f64> = normed.iter().zip(&r).map(|(n, r)| n + f64::from(*r)).collect();
+    let e = rel_err(&read(&ctx, &yb).await.unwrap(), &want);
+    assert!(e < 1e-6, "seed 120: relative error {e:e}");
 }

@@ -1,0 +1,81 @@
+//! Rows whose squares leave f32's range (issue 13 item 4, RMSNorm): elements near 1e20, 1e30
+//! and f32's largest, whose squares overflow, and near 1e-30 with eps 0, whose squares
+//! underflow. RMSNorm's y is scale-free, so it must come out right and finite, and so must
+//! the backward's dx and dgamma from the forward's saved rstd: against the f64 reference, on
+//! the register tile and streamed rows (two to a trip too), every reduction path, both eps
+//! placements.
+
+mod common;
+
+use common::{DX, FORWARD, check, check_at_scale, contexts, randn, rng};
+use wgpu_norm::{EpsPlacement, RmsNormConfig, Shape, host, reference};
+
+/// RMSNorm forward of randn rows times `scale` against the reference, and the backward from
+/// its saved rstd; rstd, dx and dgamma where rstd is a normal f32 (for rows up to about
+/// 1e37: a subnormal rstd may be flushed to 0 by a GPU, and the backward then shows the
+/// overflow as before).
+fn check_scaled_rows(shape: Shape, scale: f32, eps: f32, placement: EpsPlacement, seed: u64) {
+    let mut r = rng(seed);
+    // At most f32's largest, whatever randn draws.
+    let x: Vec<f32> =
+        randn(&mut r, shape.elements()).iter().map(|v| (v / 4.0).clamp(-1.0, 1.0) * scale).collect();
+    let g: Vec<f32> = randn(&mut r, shape.cols).iter().map(|v| 1.0 + 0.25 * v).collect();
+    let dy = randn(&mut r, shape.elements());
+    let cfg = RmsNormConfig { eps, eps_placement: placement, ..Default::default() };
+    let want = reference::rms_norm_forward(&x, Some(&g), shape, &cfg).unwrap();
+    for (label, c) in contexts() {
+        let context =
+            format!("{label}, {shape:?}, x = randn * {scale:e}, eps {eps:e}, {placement:?}, seed {seed}");
+        let out = host::rms_norm_forward(c, &x, Some(&g), shape, &cfg).expect(&context);
+        assert!(out.y.iter().all(|v| v.is_finite()), "y not finite ({context})");
+        let scale_of_y = common::rms(&want.y);
+        check("y", &out.y, &want.y, common::Bar { atol: FORWARD.atol * scale_of_y, ..FORWARD }, &context);
+        if want.rstd.iter().all(|&r| r > 2.0 * f64::from(f32::MIN_POSITIVE)) {
+            let stats = common::Bar { rel: 1e-6, atol: 0.0, rtol: 1e-5 };
+            check("rstd", &out.rstd, &want.rstd, stats, &context);
+            let grads =
+                host::rms_norm_backward(c, &x, Some(&g), &dy, Some(&out.rstd), shape, &cfg).expect(&context);
+            let w = reference::rms_norm_backward(&x, Some(&g), &dy, shape, &cfg).unwrap();
+            let terms = (dy
+                .iter()
+                .enumerate()
+                .map(|(i, d)| {
+                    (want.rstd[i / shape.cols] * f64::from(g[i % shape.cols]) * f64::from(*d)).powi(2)
+                })
+                .sum::<f64>()
+                / dy.len() as f64)
+                .sqrt();
+            let dx_bar = common::Bar { atol: DX.atol * terms, ..DX };
+            check_at_scale("dx", &grads.dx, &w.dx, dx_bar, terms, &context);
+            let xhat = reference::rms_norm_forward(&x, None, shape, &cfg).unwrap().y;
+            let bar = common::column_sum_bar(shape.rows, common::product_rms(&dy, &xhat));
+            check("dgamma", &grads.dgamma, &w.dgamma, bar, &context);
+        }
+    }
+}
+
+#[test]
+fn squares_that_overflow() {
+    // 64 and 768: the register tile; 8192 and 65536: streamed, two rows to a trip where a
+    // workgroup has two row blocks left (33 rows).
+    let shapes =
+        [Shape::new(3, 1), Shape::new(5, 64), Shape::new(4, 768), Shape::new(33, 8192), Shape::new(2, 65536)];
+    for (i, &shape) in shapes.iter().enumerate() {
+        for (j, scale) in [1e20_f32, 1e30, f32::MAX].into_iter().enumerate() {
+            for placement in [EpsPlacement::InsideSqrt, EpsPlacement::OutsideSqrt] {
+                check_scaled_rows(shape, scale, 1e-6, placement, 10 * i as u64 + j as u64);
+            }
+        }
+    }
+}
+
+#[test]
+fn squares_that_underflow_with_eps_zero() {
+    for (i, &shape) in [Shape::new(3, 1), Shape::new(5, 64), Shape::new(33, 8192)].iter().enumerate() {
+        for (j, scale) in [1e-25_f32, 1e-30].into_iter().enumerate() {
+            for placement in [EpsPlacement::InsideSqrt, EpsPlacement::OutsideSqrt] {
+                check_scaled_rows(shape, scale, 0.0, placement, 100 + 10 * i as u64 + j as u64);
+            }
+        }
+    }
+}
