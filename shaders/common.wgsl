@@ -6,7 +6,7 @@
 //
 // `//! include` lines name what a file uses from elsewhere; src/shader.rs puts each in the
 // module once. Besides files, it generates `constants` (MAX_CACHE, MAX_WORKGROUP and
-// WHOLE_QUADS, from the variant), `tensors` (each tensor's binding and its ld_/st_ helpers,
+// WHOLE_QUADS from the variant; GUARD_HI and GUARD_LO from src/ops/params.rs), `tensors` (each tensor's binding and its ld_/st_ helpers,
 // shaders/io_*.wgsl instantiated from the op tables, each in its own dtype) and `reduce`
 // (reduce_subgroup.wgsl or reduce_workgroup.wgsl).
 //
@@ -51,8 +51,9 @@ struct Params {
     // Rows per token (heads sharing gamma and beta), and elements from one head to the next.
     heads: u32,
     head_stride: u32,
-    pad0: u32,
-    pad1: u32,
+    // 2^GUARD_HI and 2^GUARD_LO (rows whose squares leave f32's range, below), at run time.
+    guard_hi: f32,
+    guard_lo: f32,
 }
 
 // A tensor that may be absent has the flag 1 << its binding number; the op tables of
@@ -338,7 +339,40 @@ fn end_partial(acc: ptr<private, array<vec4<f32>, MAX_CACHE>>, lane: u32, at: u3
 // sum overflowed f32 (elements past about 1e19) it is +inf, the overflowed sum itself, so
 // the overflow shows in rstd and in every output instead of a silent rstd = 0 and y = 0.
 fn overflow_shows(r: f32, sum_sq: f32) -> f32 {
-    return select(r, sum_sq, sum_sq > 0x1.fffffep+127f);
+    return select(r, sum_sq, sum_sq > MAX_F32);
+}
+
+// Rows whose squares leave f32's range: above about 1e19 they overflow, below about 1e-19
+// they underflow, which matters only where eps is below TINY as well. The forwards sum such
+// a row again scaled by a power of two (p.guard_hi = 2^GUARD_HI, or for RMSNorm
+// p.guard_lo = 2^GUARD_LO), in idle lanes of the same reductions, and normalize h * 2^e
+// with the statistics of the scaled row: y is scale-free. The backwards take e from the
+// saved rstd (backward_scale). Every scaling is a product with a power of two, exact but
+// where it leaves f32's normal range: elements it takes below that count as 0, and they are
+// under 2^-78 of the row's largest (or of eps). Rows in range have e = 0, and a product
+// with 2^0 = 1 changes no bit. On SIMD drivers that run both sides of every branch under a
+// mask (llvmpipe), a row in range still pays for a product per quad (the store's h * 2^e),
+// a few per row, and one masked trip of each walk again.
+const TINY: f32 = 0x1p-100f;
+const MAX_F32: f32 = 0x1.fffffep+127f;
+
+// 2^e, for e in [-126, 127]. With e known at compile time (other than 0), a compiler may fold
+// (h * 2^e) * (h * 2^e) into h * h * 2^(2e), which leaves f32's range; the guards' own
+// factors come from Params for that reason.
+fn pow2(e: i32) -> f32 {
+    return bitcast<f32>(u32(e + 127) << 23u);
+}
+
+// The power of two 2^e the backward scales a row's h by, from its saved rstd (0 where it
+// has none): for a saved rstd in [2^e, 2^(e+1)) with |e| > 60 (rows beyond about 1e18 or
+// below 1e-18), so that h * 2^e is near 1 and the row's squares and sums stay in f32's
+// range up to its largest elements. Every value is then the unscaled one times a power of
+// two, rounded the same. e = 0 for rows in range, and without a saved rstd (or with a zero,
+// subnormal or non-finite one): rows whose squares overflow then show it as before.
+fn backward_scale(saved: f32) -> i32 {
+    let biased = i32((bitcast<u32>(saved) >> 23u) & 0xffu);
+    let e = min(biased - 127, 126);
+    return select(0, e, biased != 0 && biased != 255 && abs(e) > 60);
 }
 
 // How row_reduce combines two threads' values: SUM adds them; SPLIT merges two dominant

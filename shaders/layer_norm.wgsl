@@ -18,6 +18,10 @@
 //             dgamma = sum over rows of dy * xh,   dbeta = sum over rows of dy
 //   A saved mean is used as m1 and corrected the same way; a saved rstd is used as is.
 //   dx is dh: x and the residual receive the same gradient. Backward reads h as its x.
+//   Rows whose squares leave f32's range (common.wgsl): the forward sums them again scaled
+//   by 2^GUARD_HI, in the idle lanes of its reductions (tile_stats, guarded_moments), and
+//   normalizes h * 2^e with the Stats of the scaled row; the backward works on h * 2^e, 2^e
+//   the power of two of the saved rstd where that is far from 1 (backward_scale).
 //
 // Rows that fit in registers (CACHED: MAX_CACHE quads per thread) are read once. Longer rows
 // are streamed from device memory once per pass, two passes each way. A streamed forward
@@ -56,25 +60,46 @@ fn tile_or_beta(k: u32, j: u32, len: u32) -> vec4<f32> {
     return beta_quad(j, len);
 }
 
-// (m2, rstd) from sum(d) and sum(d^2) of the values centred on m1.
-fn centred_stats(sum_d: f32, sum_d2: f32) -> vec2<f32> {
-    let n = f32(p.cols);
-    let m2 = sum_d / n;
-    return vec2<f32>(m2, rstd_of(sum_d2 / n - m2 * m2, sum_d2));
+// A row's statistics: xh = (h * 2^e - m1 - m2) * r, with e = 0 for every row in range
+// (common.wgsl: rows whose squares leave f32's range). m1 + m2 is the mean and r the rstd of
+// the row scaled by 2^e.
+struct Stats {
+    e: i32,
+    m1: f32,
+    m2: f32,
+    r: f32,
 }
 
-// rstd from the variance, and the sum of squares it came from (to show an overflow).
-fn rstd_of(var_: f32, sum_sq: f32) -> f32 {
-    return overflow_shows(1.0 / sqrt(max(var_, 0.0) + p.eps), sum_sq);
+// The Stats of a row scaled by 2^e, centred on m1, from sum(d) and sum(d^2), d = h * 2^e - m1.
+fn centred_stats(e: i32, m1: f32, sum_d: f32, sum_d2: f32) -> Stats {
+    let m2 = sum_d / f32(p.cols);
+    return Stats(e, m1, m2, rstd_of(sum_d2 / f32(p.cols) - m2 * m2, sum_d2, e));
 }
 
-fn save_stats(row: u32, lane: u32, live: bool, m: f32, r: f32) {
+// The rstd of a row scaled by 2^e from its variance, and the sum of squares that came from
+// (to show an overflow). eps scales with the row (eps * 2^(2e)); where that underflows it is
+// negligible next to any variance but 0, which leaves the rstd of eps alone, scaled.
+fn rstd_of(var_: f32, sum_sq: f32, e: i32) -> f32 {
+    let v = max(var_, 0.0);
+    let f = pow2(e);
+    let flat = v == 0.0;
+    return overflow_shows(select(1.0, pow2(-e), flat) / sqrt(select(v + p.eps * f * f, p.eps, flat)), sum_sq);
+}
+
+// The Stats of a row from its sums, unscaled (lanes x, y) and scaled by 2^GUARD_HI (z, w):
+// the unscaled ones unless the sum of squares overflowed.
+fn guarded_stats(t: vec4<f32>, m1: f32, m1_hi: f32) -> Stats {
+    let over = !(t.y <= MAX_F32);
+    return centred_stats(select(0, GUARD_HI, over), select(m1, m1_hi, over), select(t.x, t.z, over), select(t.y, t.w, over));
+}
+
+fn save_stats(row: u32, lane: u32, live: bool, st: Stats) {
     if (live && lane == 0u) {
         if (has(FLAG_MEAN)) {
-            mean[p.mean_off + row] = m;
+            mean[p.mean_off + row] = (st.m1 + st.m2) * pow2(-st.e);
         }
         if (has(FLAG_RSTD)) {
-            rstd[p.rstd_off + row] = r;
+            rstd[p.rstd_off + row] = st.r * pow2(st.e);
         }
     }
 }
@@ -85,10 +110,9 @@ fn centred_sums(h: vec4<f32>, m1: f32, len: u32) -> vec2<f32> {
     return vec2<f32>(dot(d, vec4<f32>(1.0)), dot(d, d));
 }
 
-// Writes y (and h when asked) for the quad at j; st = (m2, rstd); g and bb are its
-// (offset + gamma) and beta.
-fn store_forward(base: u32, j: u32, len: u32, h: vec4<f32>, m1: f32, st: vec2<f32>, g: vec4<f32>, bb: vec4<f32>) {
-    let xh = (h - vec4<f32>(m1) - vec4<f32>(st.x)) * st.y;
+// Writes y (and h when asked) for the quad at j; g and bb are its (offset + gamma) and beta.
+fn store_forward(base: u32, j: u32, len: u32, h: vec4<f32>, st: Stats, g: vec4<f32>, bb: vec4<f32>) {
+    let xh = (h * pow2(st.e) - vec4<f32>(st.m1) - vec4<f32>(st.m2)) * st.r;
     st_y(p.y_off + base + j, output_quad(base, j, len, fma(xh, g, bb)), len);
     if (has(FLAG_H)) {
         st_h(p.h_off + base + j, h, len);
@@ -128,7 +152,7 @@ fn pivot_of(q: vec4<f32>, cnt: u32) -> f32 {
 // overflow shows in rstd (overflow_shows) instead of vanishing as inf - inf.
 fn block_moments(b: BlockSums) -> Moments {
     let n = max(b.n, vec4<f32>(1.0));
-    let m2 = select(max(b.s2 - b.s1 * (b.s1 / n), vec4<f32>(0.0)), b.s2, b.s2 > vec4<f32>(0x1.fffffep+127f));
+    let m2 = select(max(b.s2 - b.s1 * (b.s1 / n), vec4<f32>(0.0)), b.s2, b.s2 > vec4<f32>(MAX_F32));
     return Moments(b.n, b.shift + b.s1 / n, m2);
 }
 
@@ -161,29 +185,89 @@ fn add_moments(acc: ptr<function, Moments>, blk: ptr<function, BlockSums>, k: u3
     }
 }
 
-// (m1, m2, rstd) of a streamed row from its threads' moments of d = h - pivot: Chan's
-// merge over the row's threads and the four lanes of their quads, as sums: the row's mean
-// of d; what its rounding lost, sum(n * (mean - md)); and sum(M2 + n * (mean - md)^2).
-fn moments_stats(acc: Moments, pivot: f32) -> vec3<f32> {
-    let n = f32(p.cols);
-    let md = row_sum(vec4<f32>(dot(acc.n, acc.mean), 0.0, 0.0, 0.0)).x / n;
-    let dm = acc.mean - vec4<f32>(md);
-    let t = row_sum(vec4<f32>(dot(acc.m2, vec4<f32>(1.0)) + dot(acc.n, dm * dm), dot(acc.n, dm), 0.0, 0.0));
-    let c = t.y / n;
-    let m2 = t.x - n * c * c;
-    return vec3<f32>(pivot, md + c, rstd_of(m2 / n, m2));
+// A streamed walk's moments of d = h * f - pivot (f a power of two, pivot of the row scaled
+// by f), over its first `trips` quads.
+fn walk_moments(row: Row, lane: u32, pivot: f32, f: f32, trips: u32) -> Moments {
+    var acc = Moments(vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
+    var blk = BlockSums(vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
+    for (var k = 0u; k < trips; k = k + 1u) {
+        let j = quad_at(lane, k);
+        let len = walk_len(j, row.cnt);
+        add_moments(&acc, &blk, k, input_quad(row.base, j, len) * f, pivot, len);
+    }
+    return merge_moments(acc, block_moments(blk));
 }
 
-// (m1, m2, rstd) of a row in the register tile, from this thread's share s of sum(h): the
-// corrected two-pass, its second pass over registers.
-fn tile_stats(lane: u32, cnt: u32, s: f32) -> vec3<f32> {
-    let m1 = row_sum(vec4<f32>(s, 0.0, 0.0, 0.0)).x / f32(p.cols);
+// A thread's moments `acc` of the row scaled by 2^GUARD_HI: acc scaled, exact where it is
+// finite (or out of range only where the guard is not the one used). Where it is not, the
+// thread walks its quads again, scaled (no reduction or barrier inside, and they are not
+// written yet, so divergence and in-place rows are safe; the trip count is 0 elsewhere).
+fn guarded_moments(acc: Moments, row: Row, lane: u32, pivot: f32) -> Moments {
+    let big = vec4<f32>(MAX_F32);
+    let again = !(all(acc.m2 <= big) && all(abs(acc.mean) <= big));
+    let g = p.guard_hi;
+    let walked = walk_moments(row, lane, pivot * g, g, select(0u, walk_trips(lane, row.cnt), again));
+    if (again) {
+        return walked;
+    }
+    return Moments(acc.n, acc.mean * g, acc.m2 * g * g);
+}
+
+// The Stats of a streamed row from its threads' moments of d = h - pivot, unscaled (acc)
+// and guarded (hi): Chan's merge over the row's threads and the four lanes of their quads,
+// as sums: the row's mean of d; what its rounding lost, sum(n * (mean - md)); and
+// sum(M2 + n * (mean - md)^2).
+fn moments_stats(acc: Moments, hi: Moments, pivot: f32) -> Stats {
+    let md = row_sum(vec4<f32>(dot(acc.n, acc.mean), dot(hi.n, hi.mean), 0.0, 0.0)).xy / f32(p.cols);
+    let dm = acc.mean - vec4<f32>(md.x);
+    let dh = hi.mean - vec4<f32>(md.y);
+    let one = vec4<f32>(1.0);
+    let t = row_sum(vec4<f32>(
+        dot(acc.m2, one) + dot(acc.n, dm * dm),
+        dot(acc.n, dm),
+        dot(hi.m2, one) + dot(hi.n, dh * dh),
+        dot(hi.n, dh),
+    ));
+    let over = !(t.x <= MAX_F32);
+    return spread_stats(select(0, GUARD_HI, over), select(pivot, pivot * p.guard_hi, over), select(md.x, md.y, over), select(t.xy, t.zw, over));
+}
+
+// The Stats of a row scaled by 2^e from the mean md of d = h * 2^e - pivot and the row's
+// sums (of M2 + n * (mean - md)^2, of n * (mean - md)), as moments_stats forms them.
+fn spread_stats(e: i32, pivot: f32, md: f32, t: vec2<f32>) -> Stats {
+    let n = f32(p.cols);
+    let c = t.y / n;
+    let m2 = t.x - n * c * c;
+    return Stats(e, pivot, md + c, rstd_of(m2 / n, m2, e));
+}
+
+// The Stats of a row in the register tile, from this thread's share s of sum(h): the
+// corrected two-pass, its second pass over registers, with the sums of the row scaled by
+// 2^GUARD_HI in the idle lanes of both reductions: this thread's sums scaled, exact where
+// they are finite; where they are not, its quads again from memory, scaled (as in
+// guarded_moments).
+fn tile_stats(row: Row, lane: u32, s: f32) -> Stats {
+    let g = p.guard_hi;
+    let again_s = !(abs(s) <= MAX_F32);
+    var s_hi = 0.0;
+    for (var k = 0u; k < select(0u, MAX_CACHE, again_s); k = k + 1u) {
+        let j = quad_at(lane, k);
+        s_hi = s_hi + dot(input_quad(row.base, j, quad_len(j, row.cnt)) * g, vec4<f32>(1.0));
+    }
+    let m = row_sum(vec4<f32>(s, select(s * g, s_hi, again_s), 0.0, 0.0)).xy / f32(p.cols);
     var c = vec2<f32>(0.0);
     for (var k = 0u; k < MAX_CACHE; k = k + 1u) {
-        c = c + centred_sums(tile_h[k], m1, quad_len(quad_at(lane, k), cnt));
+        c = c + centred_sums(tile_h[k], m.x, quad_len(quad_at(lane, k), row.cnt));
     }
-    let t = row_sum(vec4<f32>(c, 0.0, 0.0));
-    return vec3<f32>(m1, centred_stats(t.x, t.y));
+    let again_c = !(c.y <= MAX_F32);
+    var c_hi = vec2<f32>(0.0);
+    for (var k = 0u; k < select(0u, MAX_CACHE, again_c); k = k + 1u) {
+        let j = quad_at(lane, k);
+        let len = quad_len(j, row.cnt);
+        c_hi = c_hi + centred_sums(input_quad(row.base, j, len) * g, m.y, len);
+    }
+    c_hi = select(vec2<f32>(c.x * g, c.y * g * g), c_hi, again_c);
+    return guarded_stats(row_sum(vec4<f32>(c, c_hi)), m.x, m.y);
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
@@ -201,85 +285,128 @@ fn layer_norm_forward(
     for (var b = wid.x; b < blocks; b = b + nwg.x) {
         let row = row_of(b, slot);
         // Statistics from one read: the tile keeps the row for a second pass in registers;
-        // a streamed row builds its moments as it goes.
-        var pivot = 0.0;
-        if (!CACHED) {
-            pivot = pivot_of(input_quad(row.base, 0u, min(row.cnt, 4u)), row.cnt);
-        }
-        var s = 0.0;
-        var acc = Moments(vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
-        var blk = BlockSums(vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
-        for (var k = 0u; k < walk_trips(lane, row.cnt); k = k + 1u) {
-            let j = quad_at(lane, k);
-            let len = trip_len(j, row.cnt);
-            let h = input_quad(row.base, j, len);
-            keep_h(k, h);
-            if (CACHED) {
-                s = s + dot(h, vec4<f32>(1.0));
-            } else {
-                add_moments(&acc, &blk, k, h, pivot, len);
-            }
-        }
-        var st: vec3<f32>;
+        // a streamed row builds its moments as it goes, about a pivot.
+        var st: Stats;
         if (CACHED) {
-            st = tile_stats(lane, row.cnt, s);
+            var s = 0.0;
+            for (var k = 0u; k < MAX_CACHE; k = k + 1u) {
+                let j = quad_at(lane, k);
+                let h = input_quad(row.base, j, quad_len(j, row.cnt));
+                keep_h(k, h);
+                s = s + dot(h, vec4<f32>(1.0));
+            }
+            st = tile_stats(row, lane, s);
         } else {
-            st = moments_stats(merge_moments(acc, block_moments(blk)), pivot);
+            let pivot = pivot_of(input_quad(row.base, 0u, min(row.cnt, 4u)), row.cnt);
+            let acc = walk_moments(row, lane, pivot, 1.0, walk_trips(lane, row.cnt));
+            st = moments_stats(acc, guarded_moments(acc, row, lane, pivot), pivot);
         }
         for (var k = 0u; k < walk_trips(lane, row.cnt); k = k + 1u) {
             let j = quad_at(lane, k);
             let len = trip_len(j, row.cnt);
-            store_forward(row.base, j, len, tile_or_input(k, row.base, j, len), st.x, st.yz, tile_or_gamma(k, j, len), tile_or_beta(k, j, len));
+            store_forward(row.base, j, len, tile_or_input(k, row.base, j, len), st, tile_or_gamma(k, j, len), tile_or_beta(k, j, len));
         }
-        save_stats(row.index, lane, row.live, st.x + st.y, st.z);
+        save_stats(row.index, lane, row.live, st);
     }
 }
 
-// The first mean: saved, or reduced from this thread's share `s` of sum(h).
-// Called from uniform control flow only (row_sum holds barriers).
-fn first_mean(s: f32, row: u32, live: bool) -> f32 {
+// The row's saved rstd, read once; 0 without one.
+fn saved_rstd(row: Row) -> f32 {
+    if (has(FLAG_RSTD) && row.live) {
+        return rstd[p.rstd_off + row.index];
+    }
+    return 0.0;
+}
+
+// The first mean of the row scaled by f = 2^e: saved, or reduced from this thread's share
+// `s` of sum(h * f). Called from uniform control flow only (row_sum holds barriers).
+fn first_mean(s: f32, row: Row, f: f32) -> f32 {
     if (has(FLAG_MEAN)) {
-        return select(0.0, mean[p.mean_off + row], live);
+        if (row.live) {
+            return mean[p.mean_off + row.index] * f;
+        }
+        return 0.0;
     }
     return row_sum(vec4<f32>(s, 0.0, 0.0, 0.0)).x / f32(p.cols);
 }
 
-// The quad's share of (sum(d), sum(d^2), sum(u), sum(u * d)), d = h - m1, u = g * dy,
-// over its `len` elements inside the row.
-fn backward_sums(h: vec4<f32>, dy: vec4<f32>, g: vec4<f32>, m1: f32, len: u32) -> vec4<f32> {
-    let d = (h - vec4<f32>(m1)) * len_mask(len);
-    let u = dy * g;
-    let one = vec4<f32>(1.0);
-    return vec4<f32>(dot(d, one), dot(d, d), dot(u, one), dot(u, d));
+// The backward's quad k of h * f: from the tile (which holds it scaled) or read again.
+fn tile_or_h(k: u32, row: Row, j: u32, len: u32, f: f32) -> vec4<f32> {
+    if (CACHED) {
+        return tile_h[k];
+    }
+    return x_quad(row.base, j, len) * f;
 }
 
-// (m2, rstd, mean(u), mean(u * xh)) from the sums of d, d^2, u and u * d, d = h - m1.
-fn backward_stats(t: vec4<f32>, row: u32, live: bool) -> vec4<f32> {
+// The first walk of the backward over the row scaled by f = 2^e: this thread's share of its
+// sum, and the tile filled.
+fn backward_first_walk(row: Row, lane: u32, f: f32) -> f32 {
+    var s = 0.0;
+    var part = 0.0;
+    for (var k = 0u; k < walk_trips(lane, row.cnt); k = k + 1u) {
+        let j = quad_at(lane, k);
+        let len = trip_len(j, row.cnt);
+        let h = x_quad(row.base, j, len) * f;
+        keep_h(k, h);
+        if (CACHED) {
+            keep_dy(k, dy_quad(row.base, j, len));
+        }
+        part = part + dot(h, vec4<f32>(1.0));
+        if (flush_now(k)) {
+            s = s + part;
+            part = 0.0;
+        }
+    }
+    return s + part;
+}
+
+// The second walk: this thread's share of (sum(d), sum(d^2), sum(u), sum(u * d)),
+// d = h * f - m1, u = g * dy.
+fn backward_sums_walk(row: Row, lane: u32, m1: f32, f: f32) -> vec4<f32> {
+    var c = vec4<f32>(0.0);
+    var part = vec4<f32>(0.0);
+    for (var k = 0u; k < walk_trips(lane, row.cnt); k = k + 1u) {
+        let j = quad_at(lane, k);
+        let len = trip_len(j, row.cnt);
+        let d = (tile_or_h(k, row, j, len, f) - vec4<f32>(m1)) * len_mask(len);
+        let u = tile_or_dy(k, row.base, j, len) * tile_or_gamma(k, j, len);
+        let one = vec4<f32>(1.0);
+        part = part + vec4<f32>(dot(d, one), dot(d, d), dot(u, one), dot(u, d));
+        if (flush_now(k)) {
+            c = c + part;
+            part = vec4<f32>(0.0);
+        }
+    }
+    return c + part;
+}
+
+// (m2, rstd, mean(u), mean(u * xh)) of the row scaled by 2^e from the sums of d, d^2, u and
+// u * d, d = h * 2^e - m1, and its saved rstd (saved_rstd) when there is one.
+fn backward_stats(t: vec4<f32>, saved: f32, live: bool, e: i32) -> vec4<f32> {
     let n = f32(p.cols);
-    var st = centred_stats(t.x, t.y);
+    var st = centred_stats(e, 0.0, t.x, t.y);
     if (has(FLAG_RSTD) && live) {
-        st.y = rstd[p.rstd_off + row];
+        st.r = saved * pow2(-e);
     }
     // sum(u * xh) = rstd * (sum(u * d) - m2 * sum(u)): m2 is tiny next to d, no cancellation.
-    return vec4<f32>(st.x, st.y, t.z / n, st.y * (t.w - st.x * t.z) / n);
+    return vec4<f32>(st.m2, st.r, t.z / n, st.r * (t.w - st.m2 * t.z) / n);
 }
 
-// Writes dx for the quad at j and returns xh (for dgamma); st as from backward_stats.
-fn store_backward(
-    base: u32,
-    j: u32,
-    len: u32,
-    h: vec4<f32>,
-    dy: vec4<f32>,
-    g: vec4<f32>,
-    m1: f32,
-    st: vec4<f32>,
-) -> vec4<f32> {
-    let xh = (h - vec4<f32>(m1) - vec4<f32>(st.x)) * st.y;
-    let u = dy * g;
-    let dx = st.y * (u - vec4<f32>(st.z) - xh * st.w) + dh_quad(base, j, len);
-    st_dx(p.dx_off + base + j, dx, len);
-    return xh;
+// The last walk: dx of the row scaled by f = 2^e (st as from backward_stats; dx scales back
+// by f, which the rstd takes) and the dgamma and dbeta partial sums (at pb and pbb).
+fn backward_stores(row: Row, lane: u32, m1: f32, st: vec4<f32>, f: f32, pb: u32, pbb: u32, want_dgamma: bool, want_dbeta: bool) {
+    for (var k = 0u; k < walk_trips(lane, row.cnt); k = k + 1u) {
+        let j = quad_at(lane, k);
+        let len = trip_len(j, row.cnt);
+        let dy = tile_or_dy(k, row.base, j, len);
+        let xh = (tile_or_h(k, row, j, len, f) - vec4<f32>(m1) - vec4<f32>(st.x)) * st.y;
+        let u = dy * tile_or_gamma(k, j, len);
+        let dx = (st.y * f) * (u - vec4<f32>(st.z) - xh * st.w) + dh_quad(row.base, j, len);
+        st_dx(p.dx_off + row.base + j, dx, len);
+        // dy is zero past the row, so neither sum picks up xh there.
+        add_partial(&tile_dgamma, k, pb, j, len, want_dgamma, dy, xh);
+        add_partial(&tile_dbeta, k, pbb, j, len, want_dbeta, dy, vec4<f32>(1.0));
+    }
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
@@ -305,53 +432,22 @@ fn layer_norm_backward(
     begin_partial(lane, pbb, want_dbeta);
     for (var b = wid.x; b < blocks; b = b + nwg.x) {
         let row = row_of(b, slot);
+        // The row's scale 2^e from its saved rstd (common.wgsl: rows whose squares leave
+        // f32's range).
+        let saved = saved_rstd(row);
+        let e = backward_scale(saved);
         // The tile reads the row here whether or not the mean is saved; a streamed row
         // reads x here only for a mean that is not. x_quad, not input_quad: a kernel that
         // names `residual` at all binds it, and the backward must stay within 8 storage
         // buffers.
+        let f = pow2(e);
         var s = 0.0;
         if (CACHED || !has(FLAG_MEAN)) {
-            var part = 0.0;
-            for (var k = 0u; k < walk_trips(lane, row.cnt); k = k + 1u) {
-                let j = quad_at(lane, k);
-                let len = trip_len(j, row.cnt);
-                let h = x_quad(row.base, j, len);
-                keep_h(k, h);
-                if (CACHED) {
-                    keep_dy(k, dy_quad(row.base, j, len));
-                }
-                part = part + dot(h, vec4<f32>(1.0));
-                if (flush_now(k)) {
-                    s = s + part;
-                    part = 0.0;
-                }
-            }
-            s = s + part;
+            s = backward_first_walk(row, lane, f);
         }
-        let m1 = first_mean(s, row.index, row.live);
-        var c = vec4<f32>(0.0);
-        var part = vec4<f32>(0.0);
-        for (var k = 0u; k < walk_trips(lane, row.cnt); k = k + 1u) {
-            let j = quad_at(lane, k);
-            let len = trip_len(j, row.cnt);
-            let sums = backward_sums(tile_or_x(k, row.base, j, len), tile_or_dy(k, row.base, j, len), tile_or_gamma(k, j, len), m1, len);
-            part = part + sums;
-            if (flush_now(k)) {
-                c = c + part;
-                part = vec4<f32>(0.0);
-            }
-        }
-        c = c + part;
-        let st = backward_stats(row_sum(c), row.index, row.live);
-        for (var k = 0u; k < walk_trips(lane, row.cnt); k = k + 1u) {
-            let j = quad_at(lane, k);
-            let len = trip_len(j, row.cnt);
-            let d = tile_or_dy(k, row.base, j, len);
-            let xh = store_backward(row.base, j, len, tile_or_x(k, row.base, j, len), d, tile_or_gamma(k, j, len), m1, st);
-            // d is zero past the row, so neither sum picks up xh there.
-            add_partial(&tile_dgamma, k, pb, j, len, want_dgamma, d, xh);
-            add_partial(&tile_dbeta, k, pbb, j, len, want_dbeta, d, vec4<f32>(1.0));
-        }
+        let m1 = first_mean(s, row, f);
+        let st = backward_stats(row_sum(backward_sums_walk(row, lane, m1, f)), saved, row.live, e);
+        backward_stores(row, lane, m1, st, f, pb, pbb, want_dgamma, want_dbeta);
     }
     end_partial(&tile_dgamma, lane, pb, want_dgamma);
     end_partial(&tile_dbeta, lane, pbb, want_dbeta);

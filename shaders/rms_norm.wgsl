@@ -18,7 +18,7 @@
 //   dx is dh: x and the residual receive the same gradient. Backward reads h as its x.
 //   Rows whose squares leave f32's range: the forward sums them again scaled by a power of
 //   two (guard_sums, row_scale); the backward works on h * 2^e, 2^e the power of two of
-//   the saved rstd where that is far from 1 (backward_scale). Rows in range are untouched.
+//   the saved rstd where that is far from 1 (backward_scale). See common.wgsl.
 //
 // Fused single pass: while a row fits in registers (CACHED: MAX_CACHE quads per thread)
 // each element is read once and written once. A longer row is streamed twice from device
@@ -33,77 +33,37 @@
 @group(0) @binding(5) var<storage, read_write> rstd: array<f32>;
 
 fn scale_from_sum_sq(sum_sq: f32) -> f32 {
-    return overflow_shows(rstd_scaled(sum_sq, 0), sum_sq);
+    return overflow_shows(rstd_scaled(sum_sq, 1.0), sum_sq);
 }
 
-// 1 / (rms + eps) or 1 / sqrt(ms + eps) of a row whose squares were summed scaled by 2^(2e):
-// the rstd of the row scaled by 2^e, exactly as far as f32 goes. eps scales with the row;
-// where that underflows, eps is negligible next to the row.
-fn rstd_scaled(sum_sq: f32, e: i32) -> f32 {
+// 1 / (rms + eps) or 1 / sqrt(ms + eps) of a row whose squares were summed scaled by f^2
+// (f a power of two): the rstd of the row scaled by f, exactly as far as f32 goes. eps
+// scales with the row; where that underflows, eps is negligible next to the row.
+fn rstd_scaled(sum_sq: f32, f: f32) -> f32 {
     let ms = sum_sq / f32(p.norm_cols);
     if (has(FLAG_EPS_OUTSIDE)) {
-        return 1.0 / (sqrt(ms) + scale_exp(p.eps, e));
+        return 1.0 / (sqrt(ms) + p.eps * f);
     }
-    return 1.0 / sqrt(ms + scale_exp(p.eps, 2 * e));
+    return 1.0 / sqrt(ms + p.eps * f * f);
 }
 
-// v * 2^e, exactly, by adding e to v's exponent: 0 (of v's sign) where that would be
-// subnormal, infinite where it overflows, and v itself for 0, subnormal, inf and NaN.
-// Not a product: drivers may evaluate ldexp as v * exp2(e) (0 * 2^172 = NaN) and reassociate
-// products of constants (2^86 * 2^86 = inf, 2^-96 * 2^-96 = 0) before they multiply.
-fn scale_exp(v: f32, e: i32) -> f32 {
-    let b = bitcast<u32>(v);
-    let ex = i32((b >> 23u) & 0xffu);
-    let sign = b & 0x80000000u;
-    if (ex == 0 || ex == 255) {
-        return v;
-    }
-    let to = ex + e;
-    if (to <= 0) {
-        return bitcast<f32>(sign);
-    }
-    if (to >= 255) {
-        return bitcast<f32>(sign | 0x7f800000u);
-    }
-    return bitcast<f32>((b & 0x807fffffu) | (u32(to) << 23u));
-}
-
-// h * 2^e (scale_exp); h itself for e = 0 (every row in range), at no cost.
-fn scaled(h: vec4<f32>, e: i32) -> vec4<f32> {
-    if (e == 0) {
-        return h;
-    }
-    return vec4<f32>(scale_exp(h.x, e), scale_exp(h.y, e), scale_exp(h.z, e), scale_exp(h.w, e));
-}
-
-// Rows whose squares leave f32's range: above about 1e19 they overflow, below about 1e-19
-// they underflow, which matters only where eps is below TINY as well. Such a row is summed
-// again with h scaled by 2^GUARD_HI or 2^GUARD_LO (exact), in two lanes of the same
-// reduction, and normalized as (h * 2^e) * rstd_scaled: y is scale-free. Elements a
-// scaling takes below f32's normal range count as 0: they are under 2^-78 of the row's
-// largest (or of eps).
-const GUARD_HI: i32 = -96;
-const GUARD_LO: i32 = 86;
-const TINY: f32 = 0x1p-100f;
-
-// A thread's guard sums (hi, lo) of one row, from its own sum of squares `ss`. In range,
-// ss scaled is exact, or out of range only where that guard is not the one used; out of
-// range, the thread walks its own quads again, scaled (no reduction or barrier inside, and
-// its quads are not written yet, so divergence and in-place rows are safe).
+// A thread's guard sums (hi, lo) of one row, from its own sum of squares `ss`: ss scaled,
+// exact where ss is in range (or out of range only where that guard is not the one used).
+// Where ss overflowed, or underflowed and eps may not hide it, the thread walks its quads
+// again from memory, scaled (no reduction or barrier inside, and they are not written yet,
+// so divergence and in-place rows are safe; the trip count is 0 elsewhere).
 fn guard_sums(ss: f32, base: u32, lane: u32, cnt: u32) -> vec2<f32> {
-    if (ss <= 0x1.fffffep+127f && (ss >= TINY || p.eps >= TINY)) {
-        return vec2<f32>(scale_exp(ss, 2 * GUARD_HI), scale_exp(ss, 2 * GUARD_LO));
-    }
+    let again = !(ss <= MAX_F32) || (ss < TINY && p.eps < TINY);
     var g = vec2<f32>(0.0);
-    for (var k = 0u; k < walk_trips(lane, cnt); k = k + 1u) {
+    for (var k = 0u; k < select(0u, walk_trips(lane, cnt), again); k = k + 1u) {
         let j = quad_at(lane, k);
-        let h = tile_or_input(k, base, j, trip_len(j, cnt));
-        g = g + vec2<f32>(norm_sq(scaled(h, GUARD_HI), j), norm_sq(scaled(h, GUARD_LO), j));
+        let h = input_quad(base, j, trip_len(j, cnt));
+        g = g + vec2<f32>(norm_sq(h * p.guard_hi, j), norm_sq(h * p.guard_lo, j));
     }
-    return g;
+    return select(vec2<f32>(ss * p.guard_hi * p.guard_hi, ss * p.guard_lo * p.guard_lo), g, again);
 }
 
-// A row's rstd as 2^e * r: y = scaled(h, e) * r * g, with e = 0 for every row in range.
+// A row's rstd as 2^e * r: y = h * 2^e * r * g, with e = 0 for every row in range.
 struct RowScale {
     e: i32,
     r: f32,
@@ -111,13 +71,10 @@ struct RowScale {
 
 // The RowScale of a row from its sums of squares, unscaled and guarded.
 fn row_scale(ss: f32, hi: f32, lo: f32) -> RowScale {
-    if (ss > 0x1.fffffep+127f) {
-        return RowScale(GUARD_HI, rstd_scaled(hi, GUARD_HI));
-    }
-    if (ss < TINY && p.eps < TINY) {
-        return RowScale(GUARD_LO, rstd_scaled(lo, GUARD_LO));
-    }
-    return RowScale(0, rstd_scaled(ss, 0));
+    let over = !(ss <= MAX_F32);
+    let under = ss < TINY && p.eps < TINY;
+    let e = select(select(0, GUARD_LO, under), GUARD_HI, over);
+    return RowScale(e, rstd_scaled(select(select(ss, lo, under), hi, over), pow2(e)));
 }
 
 fn save_rstd(row: u32, lane: u32, live: bool, r: f32) {
@@ -142,7 +99,7 @@ fn norm_sq(v: vec4<f32>, j: u32) -> f32 {
 
 // Writes y (and h when asked) for the quad at j; g is its (offset + gamma).
 fn store_forward(base: u32, j: u32, len: u32, h: vec4<f32>, r: RowScale, g: vec4<f32>) {
-    st_y(p.y_off + base + j, output_quad(base, j, len, scaled(h, r.e) * r.r * g), len);
+    st_y(p.y_off + base + j, output_quad(base, j, len, h * pow2(r.e) * r.r * g), len);
     if (has(FLAG_H)) {
         st_h(p.h_off + base + j, h, len);
     }
@@ -218,8 +175,8 @@ fn forward_rows(row: vec2<u32>, lane: u32, both: bool) {
             store_forward(base.y, j, len, input_quad(base.y, j, len), ry, g);
         }
     }
-    save_rstd(row.x, lane, live.x, scale_exp(rx.r, rx.e));
-    save_rstd(row.y, lane, live.y, scale_exp(ry.r, ry.e));
+    save_rstd(row.x, lane, live.x, rx.r * pow2(rx.e));
+    save_rstd(row.y, lane, live.y, ry.r * pow2(ry.e));
 }
 
 // h^2 of the quad at j on the elements the RMS is estimated from, else 0.
@@ -278,39 +235,31 @@ struct Coefficients {
     dominant: f32,
 }
 
-// The power of two 2^e the backward scales a row's h by: for a saved rstd in [2^e, 2^(e+1))
-// with |e| > 60 (rows beyond about 1e18 or below 1e-18), so that h * 2^e is near 1 and the
-// row's squares and sums stay in f32's range up to its largest elements. Every value is
-// then the unscaled one times a power of two, rounded the same. e = 0 for rows in range,
-// which are not touched, and without a saved rstd (or with a zero, subnormal or non-finite
-// one): rows whose squares overflow then show it as before.
-fn backward_scale(row: u32, live: bool) -> i32 {
-    if (has(FLAG_RSTD) && live) {
-        let biased = (bitcast<u32>(rstd[p.rstd_off + row]) >> 23u) & 0xffu;
-        let e = i32(biased) - 127;
-        if (biased != 0u && biased != 0xffu && abs(e) > 60) {
-            return e;
-        }
+// The row's saved rstd, read once; 0 without one.
+fn saved_rstd(row: Row) -> f32 {
+    if (has(FLAG_RSTD) && row.live) {
+        return rstd[p.rstd_off + row.index];
     }
-    return 0;
+    return 0.0;
 }
 
-// The coefficients from the dominant split of the row scaled by s = 2^e (backward_scale) and the
-// saved rstd when there is one, for that scaled row. Products are formed as
+// The coefficients from the dominant split of the row scaled by s = 2^e (backward_scale) and
+// its saved rstd (saved_rstd) when there is one, for that scaled row. Products are formed as
 // ((S * r) / k) * r * r so that neither r^3 (which underflows f32 for |h| near 1e15) nor
 // S * r^3 leaves the f32 range while dx is in it. eps scales with the row (eps * s^2 inside
 // the root): s is at most 1 / sqrt(eps), so it stays in range.
-fn backward_coefficients(split: vec4<f32>, row: u32, live: bool, e: i32) -> Coefficients {
+fn backward_coefficients(split: vec4<f32>, saved: f32, live: bool, e: i32) -> Coefficients {
+    let s = pow2(e);
     let sum_sq = split.x + split.z;
     let sum_uh = split.y + split.w;
     let dominant = select(-1.0, split.x, split.x > split.z);
     let k = f32(p.norm_cols);
     var r = scale_from_sum_sq(sum_sq);
     if (has(FLAG_RSTD) && live) {
-        r = scale_exp(rstd[p.rstd_off + row], -e);
+        r = saved * pow2(-e);
     }
     if (has(FLAG_EPS_OUTSIDE)) {
-        let eps = scale_exp(p.eps, e);
+        let eps = p.eps * s;
         var rms = sqrt(sum_sq / k);
         if (has(FLAG_RSTD)) {
             // The saved statistic is 1 / (rms + eps); where rms << eps the recovered rms
@@ -330,18 +279,19 @@ fn backward_coefficients(split: vec4<f32>, row: u32, live: bool, e: i32) -> Coef
     return Coefficients(
         r,
         (sum_uh * r) / k * r * r,
-        ((split.z + k * scale_exp(p.eps, 2 * e)) * r) / k * r * r,
+        ((split.z + k * (p.eps * s * s)) * r) / k * r * r,
         (split.w * r) / k * r * r,
         dominant,
     );
 }
 
-// dx for the quad at j of the row scaled by 2^e (h is scaled, co for the scaled row), plus dh.
-fn dx_quad(base: u32, j: u32, len: u32, h: vec4<f32>, w: vec4<f32>, g: vec4<f32>, co: Coefficients, e: i32) -> vec4<f32> {
+// dx for the quad at j of the row scaled by s = 2^e (h is scaled, co for the scaled row),
+// plus dh: dx scales back by s, which the coefficients take (a product per row, not quad).
+fn dx_quad(base: u32, j: u32, len: u32, h: vec4<f32>, w: vec4<f32>, g: vec4<f32>, co: Coefficients, s: f32) -> vec4<f32> {
     let u = w * g;
-    let usual = co.r * u - co.ct * h * norm_mask(j);
-    let alone = co.dom_u * u - co.dom_h * h;
-    return scaled(select(usual, alone, norm_sq4(h, j) == vec4<f32>(co.dominant)), e) + dh_quad(base, j, len);
+    let usual = (co.r * s) * u - (co.ct * s) * h * norm_mask(j);
+    let alone = (co.dom_u * s) * u - (co.dom_h * s) * h;
+    return select(usual, alone, norm_sq4(h, j) == vec4<f32>(co.dominant)) + dh_quad(base, j, len);
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
@@ -364,33 +314,45 @@ fn rms_norm_backward(
     begin_partial(lane, pb, want_dgamma);
     for (var b = wid.x; b < blocks; b = b + nwg.x) {
         let row = row_of(b, slot);
-        let e = backward_scale(row.index, row.live);
-        let zero = vec4<f32>(0.0);
-        var lanes = Lanes(zero, zero, zero, zero, zero, zero);
-        for (var k = 0u; k < walk_trips(lane, row.cnt); k = k + 1u) {
-            let j = quad_at(lane, k);
-            let len = trip_len(j, row.cnt);
-            let h = scaled(x_quad(row.base, j, len), e);
-            let d = dy_quad(row.base, j, len);
-            keep_h(k, h);
-            keep_dy(k, d);
-            add_lanes(&lanes, k, norm_sq4(h, j), d * tile_or_gamma(k, j, len) * h);
-        }
-        let co = backward_coefficients(row_reduce(lanes_split(lanes), SPLIT), row.index, row.live, e);
-        for (var k = 0u; k < walk_trips(lane, row.cnt); k = k + 1u) {
-            let j = quad_at(lane, k);
-            let len = trip_len(j, row.cnt);
-            // The tile holds h scaled already.
-            var h = tile_or_x(k, row.base, j, len);
-            if (!CACHED) {
-                h = scaled(h, e);
-            }
-            let d = tile_or_dy(k, row.base, j, len);
-            let g = tile_or_gamma(k, j, len);
-            st_dx(p.dx_off + row.base + j, dx_quad(row.base, j, len, h, d, g, co, e), len);
-            // Zero past the row: h and d are. h * r is the scaled h times the scaled rstd.
-            add_partial(&tile_dgamma, k, pb, j, len, want_dgamma, d * h, vec4<f32>(co.r));
-        }
+        let saved = saved_rstd(row);
+        let e = backward_scale(saved);
+        let lanes = backward_sums(row, lane, pow2(e));
+        let co = backward_coefficients(row_reduce(lanes_split(lanes), SPLIT), saved, row.live, e);
+        backward_stores(row, lane, co, pow2(e), pb, want_dgamma);
     }
     end_partial(&tile_dgamma, lane, pb, want_dgamma);
+}
+
+// The first walk of the backward over a row scaled by s = 2^e: its lanes' dominant splits.
+fn backward_sums(row: Row, lane: u32, s: f32) -> Lanes {
+    let zero = vec4<f32>(0.0);
+    var lanes = Lanes(zero, zero, zero, zero, zero, zero);
+    for (var k = 0u; k < walk_trips(lane, row.cnt); k = k + 1u) {
+        let j = quad_at(lane, k);
+        let len = trip_len(j, row.cnt);
+        let h = x_quad(row.base, j, len) * s;
+        let d = dy_quad(row.base, j, len);
+        keep_h(k, h);
+        keep_dy(k, d);
+        add_lanes(&lanes, k, norm_sq4(h, j), d * tile_or_gamma(k, j, len) * h);
+    }
+    return lanes;
+}
+
+// The second walk: dx of the row scaled by s, and its dgamma partial sums (at pb).
+fn backward_stores(row: Row, lane: u32, co: Coefficients, s: f32, pb: u32, want_dgamma: bool) {
+    for (var k = 0u; k < walk_trips(lane, row.cnt); k = k + 1u) {
+        let j = quad_at(lane, k);
+        let len = trip_len(j, row.cnt);
+        // The tile holds h scaled already.
+        var h = tile_or_x(k, row.base, j, len);
+        if (!CACHED) {
+            h = h * s;
+        }
+        let d = tile_or_dy(k, row.base, j, len);
+        let g = tile_or_gamma(k, j, len);
+        st_dx(p.dx_off + row.base + j, dx_quad(row.base, j, len, h, d, g, co, s), len);
+        // Zero past the row: h and d are. h * r is the scaled h times the scaled rstd.
+        add_partial(&tile_dgamma, k, pb, j, len, want_dgamma, d * h, vec4<f32>(co.r));
+    }
 }

@@ -12,6 +12,7 @@
 use std::fmt::Write as _;
 
 use crate::dtype::{Io, Storage};
+use crate::ops::params::{GUARD_HI, GUARD_LO};
 use crate::ops::table::{self, Role, TensorSpec};
 
 /// Quads (4 elements) of a row each thread may keep in registers on a GPU by default
@@ -291,6 +292,8 @@ impl Assembly<'_> {
                 let _ = writeln!(self.out, "const MAX_CACHE: u32 = {}u;", v.register_quads.max(1));
                 let _ = writeln!(self.out, "const MAX_WORKGROUP: u32 = {MAX_WORKGROUP}u;");
                 let _ = writeln!(self.out, "const WHOLE_QUADS: bool = {};", v.layout == Layout::Vector);
+                let _ = writeln!(self.out, "const GUARD_HI: i32 = {GUARD_HI};");
+                let _ = writeln!(self.out, "const GUARD_LO: i32 = {GUARD_LO};");
             }
             "tensors" => self.tensors(),
             "reduce" => {

@@ -258,19 +258,15 @@ fn host_calls_refuse_a_row_stride() {
     assert_eq!(e, NormError::HostRowStride { cols: 3, stride: 4 });
 }
 
-/// Rows whose squares overflow f32 (|x| about 1e20) are not silently y = 0 with rstd = 0
-/// where they are not yet rescaled: rstd is infinite and no output is a plausible finite
-/// number, in LayerNorm's forward and both backwards, on the register-tile and the streamed
-/// path. RMSNorm's forward rescales such rows (tests/overflow.rs).
+/// Rows whose squares overflow f32 (|x| about 1e20) are not silently dx = 0 where they are
+/// not rescaled, in a backward without the forward's saved statistics: no dx is a plausible
+/// finite number, in either norm, on the register-tile and the streamed path. The forwards,
+/// and the backwards from saved statistics, rescale such rows (tests/overflow.rs).
 #[test]
 fn overflowing_rows_are_not_silent() {
     for cols in [64, 8192] {
         let shape = Shape::new(3, cols);
         let x: Vec<f32> = (0..shape.elements()).map(|i| if i % 3 == 0 { 1e20 } else { -2e20 }).collect();
-        let out =
-            host::layer_norm_forward(ctx(), &x, None, None, shape, &LayerNormConfig::default()).unwrap();
-        assert!(out.rstd.iter().all(|r| *r == f32::INFINITY), "layer rstd, {cols} cols: {:?}", out.rstd);
-        assert!(out.y.iter().all(|y| !y.is_finite()), "layer y, {cols} cols");
         let dy = vec![1.0_f32; shape.elements()];
         let g =
             host::rms_norm_backward(ctx(), &x, None, &dy, None, shape, &RmsNormConfig::default()).unwrap();

@@ -1,14 +1,15 @@
-//! Rows whose squares leave f32's range (issue 13 item 4, RMSNorm): elements near 1e20, 1e30
-//! and f32's largest, whose squares overflow, and near 1e-30 with eps 0, whose squares
-//! underflow. RMSNorm's y is scale-free, so it must come out right and finite, and so must
-//! the backward's dx and dgamma from the forward's saved rstd: against the f64 reference, on
-//! the register tile and streamed rows (two to a trip too), every reduction path, both eps
-//! placements.
+//! Rows whose squares leave f32's range (issue 13 item 4): elements near 1e20, 1e30 and f32's
+//! largest, whose squares overflow, and (RMSNorm) near 1e-30 with eps 0, whose squares
+//! underflow. Both norms' y is scale-free, so it must come out right and finite, and so must
+//! the backward's dx, dgamma and dbeta from the forward's saved statistics: against the f64
+//! reference, on the register tile and streamed rows (two to a trip too), every reduction
+//! path, both eps placements; for LayerNorm, rows about 0 and rows with a mean of their
+//! own size, up to rows whose sum overflows as well.
 
 mod common;
 
-use common::{DX, FORWARD, check, check_at_scale, contexts, randn, rng};
-use wgpu_norm::{EpsPlacement, RmsNormConfig, Shape, host, reference};
+use common::{DX, FORWARD, Inputs, check, check_at_scale, contexts, randn, random_affine, rng};
+use wgpu_norm::{EpsPlacement, LayerNormConfig, RmsNormConfig, Shape, host, reference};
 
 /// RMSNorm forward of randn rows times `scale` against the reference, and the backward from
 /// its saved rstd; rstd, dx and dgamma where rstd is a normal f32 (for rows up to about
@@ -54,13 +55,14 @@ fn check_scaled_rows(shape: Shape, scale: f32, eps: f32, placement: EpsPlacement
     }
 }
 
+// 64 and 768: the register tile; 8192 and 65536: streamed, for RMSNorm two rows to a trip
+// where a workgroup has two row blocks left (33 rows).
+const SHAPES: [Shape; 5] =
+    [Shape::new(3, 1), Shape::new(5, 64), Shape::new(4, 768), Shape::new(33, 8192), Shape::new(2, 65536)];
+
 #[test]
 fn squares_that_overflow() {
-    // 64 and 768: the register tile; 8192 and 65536: streamed, two rows to a trip where a
-    // workgroup has two row blocks left (33 rows).
-    let shapes =
-        [Shape::new(3, 1), Shape::new(5, 64), Shape::new(4, 768), Shape::new(33, 8192), Shape::new(2, 65536)];
-    for (i, &shape) in shapes.iter().enumerate() {
+    for (i, &shape) in SHAPES.iter().enumerate() {
         for (j, scale) in [1e20_f32, 1e30, f32::MAX].into_iter().enumerate() {
             for placement in [EpsPlacement::InsideSqrt, EpsPlacement::OutsideSqrt] {
                 check_scaled_rows(shape, scale, 1e-6, placement, 10 * i as u64 + j as u64);
@@ -75,6 +77,48 @@ fn squares_that_underflow_with_eps_zero() {
         for (j, scale) in [1e-25_f32, 1e-30].into_iter().enumerate() {
             for placement in [EpsPlacement::InsideSqrt, EpsPlacement::OutsideSqrt] {
                 check_scaled_rows(shape, scale, 0.0, placement, 100 + 10 * i as u64 + j as u64);
+            }
+        }
+    }
+}
+
+/// LayerNorm of rows (mean + randn / 4) * scale against the reference, and its backward from
+/// the saved statistics; at f32's largest, the forward's y (the rstd may be subnormal there,
+/// which a GPU may flush to 0).
+fn check_layer_rows(shape: Shape, scale: f32, mean: f32, seed: u64) {
+    let mut r = rng(seed);
+    let x: Vec<f32> = randn(&mut r, shape.elements())
+        .iter()
+        .map(|v| ((mean + (v / 4.0).clamp(-1.0, 1.0)) / (mean + 1.0)) * scale)
+        .collect();
+    let dy = randn(&mut r, shape.elements());
+    let (g, b) = random_affine(&mut r, shape.cols);
+    let cfg = LayerNormConfig::default();
+    let inputs = Inputs { shape, x: &x, dy: &dy, gamma: Some(&g), beta: Some(&b), saved: true };
+    for (label, c) in contexts() {
+        let context = format!(
+            "{label}, {shape:?}, x = (({mean} + randn / 4) / {}) * {scale:e}, seed {seed}",
+            mean + 1.0
+        );
+        if scale < 1e35 {
+            common::check_layer_on(c, &inputs, &cfg, &context);
+        } else {
+            let out = host::layer_norm_forward(c, &x, Some(&g), Some(&b), shape, &cfg).expect(&context);
+            let want = reference::layer_norm_forward(&x, Some(&g), Some(&b), shape, &cfg).unwrap();
+            assert!(out.y.iter().all(|v| v.is_finite()), "y not finite ({context})");
+            check("y", &out.y, &want.y, common::scaled(FORWARD, &want.y), &context);
+        }
+    }
+}
+
+#[test]
+fn layer_norm_squares_that_overflow() {
+    for (i, &shape) in SHAPES.iter().enumerate() {
+        for (j, scale) in [1e20_f32, 1e30, f32::MAX].into_iter().enumerate() {
+            // About 0, and a mean three times the spread (at f32's largest, rows whose sum
+            // overflows too).
+            for (m, mean) in [0.0_f32, 3.0].into_iter().enumerate() {
+                check_layer_rows(shape, scale, mean, 200 + 10 * i as u64 + 2 * j as u64 + m as u64);
             }
         }
     }

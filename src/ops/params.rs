@@ -20,7 +20,24 @@ pub struct Params {
     pub gamma_offset: f32,
     pub heads: u32,
     pub head_stride: u32,
-    pub _pad: [u32; 2],
+    /// 2^[`GUARD_HI`] and 2^[`GUARD_LO`], the powers of two the kernels scale rows whose
+    /// squares leave f32's range by. Passed at run time, not written into the shaders as
+    /// constants: a shader compiler may fold `(h * c) * (h * c)` into `h * h * (c * c)`,
+    /// and `c * c` is out of f32's range (lavapipe does).
+    pub guard_hi: f32,
+    pub guard_lo: f32,
+}
+
+/// The exponent rows whose squares overflow are scaled by (elements past about 1e19): their
+/// squares, up to f32's largest, then stay in range, summed over 2^24 elements.
+pub(crate) const GUARD_HI: i32 = -96;
+/// The exponent rows whose squares underflow are scaled by (elements below about 1e-19,
+/// where eps is below 2^-100 too).
+pub(crate) const GUARD_LO: i32 = 86;
+
+/// 2^e for e in [-126, 127], exactly.
+pub(crate) const fn pow2(e: i32) -> f32 {
+    f32::from_bits(((e + 127) as u32) << 23)
 }
 
 /// Flags of config options, above the tensors' `1 << binding` bits (as in

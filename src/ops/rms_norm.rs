@@ -3,7 +3,7 @@
 use crate::dtype::Storage;
 use crate::error::{NormError, Result};
 use crate::ops::op::{Op, OpConfig, OpKind};
-use crate::ops::params::{Params, flags};
+use crate::ops::params::{GUARD_HI, GUARD_LO, Params, flags, pow2};
 use crate::ops::table::{
     DGAMMA, DH, DX, DY, GAMMA, H, RESIDUAL, RSTD_IN, RSTD_OUT, TensorSpec, X, Y, workspace,
 };
@@ -94,7 +94,17 @@ pub(crate) fn check_offset(v: f32) -> Result<()> {
 
 /// The parameter block every row kernel starts from.
 pub(crate) fn row_params(rows: u32, cols: u32, stride: u32, eps: f32, gamma_offset: f32) -> Params {
-    Params { rows, cols, eps, stride, norm_cols: cols, gamma_offset, ..Default::default() }
+    Params {
+        rows,
+        cols,
+        eps,
+        stride,
+        norm_cols: cols,
+        gamma_offset,
+        guard_hi: pow2(GUARD_HI),
+        guard_lo: pow2(GUARD_LO),
+        ..Default::default()
+    }
 }
 
 /// Tensors of an RMSNorm forward: `y = h * rstd * gamma` with `h = x (+ residual)`.

@@ -287,7 +287,7 @@ fn dx_terms(rstd: &[f64], gamma: Option<&[f32]>, dy: &[f32], cols: usize) -> f64
 }
 
 /// `bar` with its absolute part scaled to the size of the reference values.
-fn scaled(bar: Bar, want: &[f64]) -> Bar {
+pub fn scaled(bar: Bar, want: &[f64]) -> Bar {
     Bar { atol: bar.atol * scale_of(want), ..bar }
 }
 
