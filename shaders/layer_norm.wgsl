@@ -322,10 +322,7 @@ fn saved_rstd(row: Row) -> f32 {
 // `s` of sum(h * f). Called from uniform control flow only (row_sum holds barriers).
 fn first_mean(s: f32, row: Row, f: f32) -> f32 {
     if (has(FLAG_MEAN)) {
-        if (row.live) {
-            return mean[p.mean_off + row.index] * f;
-        }
-        return 0.0;
+        return select(0.0, mean[p.mean_off + row.index], row.live) * f;
     }
     return row_sum(vec4<f32>(s, 0.0, 0.0, 0.0)).x / f32(p.cols);
 }

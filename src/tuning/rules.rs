@@ -249,3 +249,68 @@ fn subgroup_mode(row_threads: u32, workgroup_size: u32, subgroups: Option<(u32, 
         0
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fmt::Write as _;
+
+    /// The adapters of BENCHMARKS.md's launch table: name, device type and subgroup size
+    /// range (None: no subgroup operations, as in a browser under wgpu 30), with the sizes
+    /// each reports (wgpu's `AdapterInfo` documents the GPUs' ranges).
+    type Adapter = (&'static str, wgpu::DeviceType, Option<(u32, u32)>);
+    const ADAPTERS: [Adapter; 7] = [
+        ("lavapipe", wgpu::DeviceType::Cpu, Some((8, 8))),
+        ("SwiftShader", wgpu::DeviceType::Cpu, Some((4, 4))),
+        ("WebGPU page (wgpu 30)", wgpu::DeviceType::Other, None),
+        ("NVIDIA", wgpu::DeviceType::DiscreteGpu, Some((32, 32))),
+        ("AMD RDNA", wgpu::DeviceType::DiscreteGpu, Some((32, 64))),
+        ("Apple", wgpu::DeviceType::IntegratedGpu, Some((32, 32))),
+        ("Intel", wgpu::DeviceType::IntegratedGpu, Some((8, 32))),
+    ];
+
+    const SHAPES: [(u32, u32); 4] = [(1, 4096), (8192, 768), (4096, 4096), (32768, 128)];
+
+    /// The launch table as BENCHMARKS.md shows it: CPU adapters as on an 8-core machine.
+    fn launch_table() -> String {
+        let mut out = String::from(
+            "| adapter | subgroup | direction | shape | workgroup | threads per row | rows per workgroup | reduction | row held | workgroups |\n|---|---|---|---|---:|---:|---:|---|---|---:|\n",
+        );
+        for (name, device_type, subgroups) in ADAPTERS {
+            let mut info = wgpu::AdapterInfo::new(device_type, wgpu::Backend::Vulkan);
+            (info.subgroup_min_size, info.subgroup_max_size) = subgroups.unwrap_or((4, 128));
+            let mut t = Tuning::for_device(&info, &wgpu::Limits::default());
+            if device_type == wgpu::DeviceType::Cpu {
+                (t.max_forward_groups, t.backward_groups) = (32, 32);
+            }
+            let sg = subgroups.map_or("none".to_string(), |(lo, hi)| {
+                if lo == hi { lo.to_string() } else { format!("{lo}-{hi}") }
+            });
+            for kernel in [Kernel::RmsNormForward, Kernel::RmsNormBackward] {
+                for (rows, cols) in SHAPES {
+                    let l = t.row_launch(kernel, rows, cols, None, subgroups);
+                    let reduction = ["workgroup tree", "subgroup butterfly", "subgroupAdd + exchange"]
+                        [l.subgroup_mode as usize];
+                    let held = match l.register_quads {
+                        0 => "streamed".to_string(),
+                        q => format!("registers, {q} quads"),
+                    };
+                    let dir = if kernel.is_backward() { "backward" } else { "forward" };
+                    let _ = writeln!(
+                        out,
+                        "| {name} | {sg} | {dir} | {rows}x{cols} | {} | {} | {} | {reduction} | {held} | {} |",
+                        l.workgroup_size, l.row_threads, l.rows_per_group, l.groups
+                    );
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn benchmarks_md_shows_the_launch_each_adapter_gets() {
+        let table = launch_table();
+        let doc = include_str!("../../BENCHMARKS.md");
+        assert!(doc.contains(&table), "BENCHMARKS.md's launch table is not current; it reads, now:\n{table}");
+    }
+}
