@@ -319,12 +319,18 @@ fn saved_rstd(row: Row) -> f32 {
 }
 
 // The first mean of the row scaled by f = 2^e: saved, or reduced from this thread's share
-// `s` of sum(h * f). Called from uniform control flow only (row_sum holds barriers).
+// `s` of sum(h * f). Called from uniform control flow only (row_sum holds barriers); no
+// `return` under `row.live`, which would leave the row_sum in non-uniform control flow.
 fn first_mean(s: f32, row: Row, f: f32) -> f32 {
+    var m = 0.0;
     if (has(FLAG_MEAN)) {
-        return select(0.0, mean[p.mean_off + row.index], row.live) * f;
+        if (row.live) {
+            m = mean[p.mean_off + row.index] * f;
+        }
+    } else {
+        m = row_sum(vec4<f32>(s, 0.0, 0.0, 0.0)).x / f32(p.cols);
     }
-    return row_sum(vec4<f32>(s, 0.0, 0.0, 0.0)).x / f32(p.cols);
+    return m;
 }
 
 // The backward's quad k of h * f: from the tile (which holds it scaled) or read again.
