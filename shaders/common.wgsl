@@ -6,9 +6,9 @@
 //
 // `//! include` lines name what a file uses from elsewhere; src/shader.rs puts each in the
 // module once. Besides files, it generates `constants` (MAX_CACHE, MAX_WORKGROUP and
-// WHOLE_QUADS from the variant; GUARD_HI and GUARD_LO from src/ops/params.rs), `tensors` (each tensor's binding and its ld_/st_ helpers,
-// shaders/io_*.wgsl instantiated from the op tables, each in its own dtype) and `reduce`
-// (reduce_subgroup.wgsl or reduce_workgroup.wgsl).
+// WHOLE_QUADS from the variant; GUARD_HI and GUARD_LO from src/ops/params.rs), `tensors`
+// (each tensor's binding and its ld_/st_ helpers, shaders/io_*.wgsl instantiated from the op
+// tables, each in its own dtype) and `reduce` (reduce_subgroup.wgsl or reduce_workgroup.wgsl).
 //
 // Rows are walked in quads of four elements: thread `lane` of a row owns the quads
 // starting at j = 4 * (lane + k * ROW_THREADS), so consecutive threads touch consecutive
@@ -274,11 +274,13 @@ fn tile_or_input(k: u32, base: u32, j: u32, len: u32) -> vec4<f32> {
     return input_quad(base, j, len);
 }
 
-fn tile_or_x(k: u32, base: u32, j: u32, len: u32) -> vec4<f32> {
+// The backward's quad k of x * f (f a power of two, backward_scale): from the tile, which
+// holds it scaled already, or read again and scaled.
+fn tile_or_x(k: u32, base: u32, j: u32, len: u32, f: f32) -> vec4<f32> {
     if (CACHED) {
         return tile_h[k];
     }
-    return x_quad(base, j, len);
+    return x_quad(base, j, len) * f;
 }
 
 fn tile_or_dy(k: u32, base: u32, j: u32, len: u32) -> vec4<f32> {

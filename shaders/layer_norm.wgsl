@@ -333,14 +333,6 @@ fn first_mean(s: f32, row: Row, f: f32) -> f32 {
     return m;
 }
 
-// The backward's quad k of h * f: from the tile (which holds it scaled) or read again.
-fn tile_or_h(k: u32, row: Row, j: u32, len: u32, f: f32) -> vec4<f32> {
-    if (CACHED) {
-        return tile_h[k];
-    }
-    return x_quad(row.base, j, len) * f;
-}
-
 // The first walk of the backward over the row scaled by f = 2^e: this thread's share of its
 // sum, and the tile filled.
 fn backward_first_walk(row: Row, lane: u32, f: f32) -> f32 {
@@ -371,7 +363,7 @@ fn backward_sums_walk(row: Row, lane: u32, m1: f32, f: f32) -> vec4<f32> {
     for (var k = 0u; k < walk_trips(lane, row.cnt); k = k + 1u) {
         let j = quad_at(lane, k);
         let len = trip_len(j, row.cnt);
-        let d = (tile_or_h(k, row, j, len, f) - vec4<f32>(m1)) * len_mask(len);
+        let d = (tile_or_x(k, row.base, j, len, f) - vec4<f32>(m1)) * len_mask(len);
         let u = tile_or_dy(k, row.base, j, len) * tile_or_gamma(k, j, len);
         let one = vec4<f32>(1.0);
         part = part + vec4<f32>(dot(d, one), dot(d, d), dot(u, one), dot(u, d));
@@ -402,7 +394,7 @@ fn backward_stores(row: Row, lane: u32, m1: f32, st: vec4<f32>, f: f32, pb: u32,
         let j = quad_at(lane, k);
         let len = trip_len(j, row.cnt);
         let dy = tile_or_dy(k, row.base, j, len);
-        let xh = (tile_or_h(k, row, j, len, f) - vec4<f32>(m1) - vec4<f32>(st.x)) * st.y;
+        let xh = (tile_or_x(k, row.base, j, len, f) - vec4<f32>(m1) - vec4<f32>(st.x)) * st.y;
         let u = dy * tile_or_gamma(k, j, len);
         let dx = (st.y * f) * (u - vec4<f32>(st.z) - xh * st.w) + dh_quad(row.base, j, len);
         st_dx(p.dx_off + row.base + j, dx, len);
@@ -439,11 +431,11 @@ fn layer_norm_backward(
         // f32's range).
         let saved = saved_rstd(row);
         let e = backward_scale(saved);
+        let f = pow2(e);
         // The tile reads the row here whether or not the mean is saved; a streamed row
         // reads x here only for a mean that is not. x_quad, not input_quad: a kernel that
         // names `residual` at all binds it, and the backward must stay within 8 storage
         // buffers.
-        let f = pow2(e);
         var s = 0.0;
         if (CACHED || !has(FLAG_MEAN)) {
             s = backward_first_walk(row, lane, f);

@@ -316,9 +316,10 @@ fn rms_norm_backward(
         let row = row_of(b, slot);
         let saved = saved_rstd(row);
         let e = backward_scale(saved);
-        let lanes = backward_sums(row, lane, pow2(e));
+        let f = pow2(e);
+        let lanes = backward_sums(row, lane, f);
         let co = backward_coefficients(row_reduce(lanes_split(lanes), SPLIT), saved, row.live, e);
-        backward_stores(row, lane, co, pow2(e), pb, want_dgamma);
+        backward_stores(row, lane, co, f, pb, want_dgamma);
     }
     end_partial(&tile_dgamma, lane, pb, want_dgamma);
 }
@@ -344,11 +345,7 @@ fn backward_stores(row: Row, lane: u32, co: Coefficients, s: f32, pb: u32, want_
     for (var k = 0u; k < walk_trips(lane, row.cnt); k = k + 1u) {
         let j = quad_at(lane, k);
         let len = trip_len(j, row.cnt);
-        // The tile holds h scaled already.
-        var h = tile_or_x(k, row.base, j, len);
-        if (!CACHED) {
-            h = h * s;
-        }
+        let h = tile_or_x(k, row.base, j, len, s);
         let d = tile_or_dy(k, row.base, j, len);
         let g = tile_or_gamma(k, j, len);
         st_dx(p.dx_off + row.base + j, dx_quad(row.base, j, len, h, d, g, co, s), len);
