@@ -192,7 +192,11 @@ fn flush_now(k: u32) -> bool {
 // row when len is its quad_len. (Cheap on purpose: it sits in the register tile's loops,
 // which the compiler unrolls only while their bodies stay small.)
 fn len_mask(len: u32) -> vec4<f32> {
-    return select(vec4<f32>(0.0), vec4<f32>(1.0), vec4<u32>(0u, 1u, 2u, 3u) < vec4<u32>(len));
+    return select(vec4<f32>(0.0), vec4<f32>(1.0), lanes_in(len));
+}
+
+fn lanes_in(len: u32) -> vec4<bool> {
+    return vec4<u32>(0u, 1u, 2u, 3u) < vec4<u32>(len);
 }
 
 // The quad helpers below take `len`, how many elements of the quad at j lie inside the
@@ -378,15 +382,45 @@ fn backward_scale(saved: f32) -> i32 {
 }
 
 // How row_reduce combines two threads' values: SUM adds them; SPLIT merges two dominant
-// splits (merge_split).
+// splits (merge_split); PEAK_Y and PEAK_ZW take the larger in those lanes (peak_key) and add
+// the others.
 const SUM: u32 = 0u;
 const SPLIT: u32 = 1u;
+const PEAK_Y: u32 = 2u;
+const PEAK_ZW: u32 = 3u;
+
+// The lanes an op takes the larger of.
+fn max_lanes(op: u32) -> vec4<bool> {
+    return vec4<bool>(false, op == PEAK_Y, op == PEAK_ZW, op == PEAK_ZW);
+}
 
 fn combine(a: vec4<f32>, b: vec4<f32>, op: u32) -> vec4<f32> {
     if (op == SPLIT) {
         return merge_split(a, b);
     }
-    return a + b;
+    return select(a + b, max(a, b), max_lanes(op));
+}
+
+// A key to find the element of largest |c| with a max: |c| with its last bit replaced by
+// c's sign, a non-negative float (0 is the smallest key) for any finite c. The element whose
+// own key equals the largest is the one; peak_value gives its c to within that last bit.
+fn peak_key(c: f32) -> f32 {
+    let bits = bitcast<u32>(c);
+    return bitcast<f32>((bits & 0x7ffffffeu) | (bits >> 31u));
+}
+
+fn quad_keys(c: vec4<f32>) -> vec4<f32> {
+    return vec4<f32>(peak_key(c.x), peak_key(c.y), peak_key(c.z), peak_key(c.w));
+}
+
+fn max4(v: vec4<f32>) -> f32 {
+    return max(max(v.x, v.y), max(v.z, v.w));
+}
+
+fn peak_value(key: f32) -> f32 {
+    let bits = bitcast<u32>(key);
+    let mag = bitcast<f32>(bits & 0xfffffffeu);
+    return select(mag, -mag, (bits & 1u) != 0u);
 }
 
 // A dominant split of some elements' (q, w) pairs: (m, mw, s, t) with m the largest q,

@@ -17,6 +17,13 @@
 //             dh = rstd * (u - mean(u) - xh * mean(u * xh))  (+ the gradient arriving on h)
 //             dgamma = sum over rows of dy * xh,   dbeta = sum over rows of dy
 //   A saved mean is used as m1 and corrected the same way; a saved rstd is used as is.
+//   The peak element: the two terms of dx_m cancel where xh_m^2 nears n - 1, its largest
+//   (one element far from all the others; at n = 2, both): they are 1 / (1 - xh_m^2 / (n - 1))
+//   times dx_m. With S'' and U'' the sums of (c_i - mean_o)^2 and u_i (c_i - mean_o) over the
+//   other elements, centred on their own mean mean_o, the same dx_m is
+//             dx_m = rstd * (v_m * (S'' rstd^2 / n + eps rstd^2) - xh_m * U'' rstd / n),
+//   v = u - mean(u), with nothing left to cancel. The element of largest |c| (c = h - m1)
+//   takes that form where xh_m^2 > PEAK_SHARE * (n - 1); no two elements can.
 //   dx is dh: x and the residual receive the same gradient. Backward reads h as its x.
 //   Rows whose squares leave f32's range (common.wgsl): the forward sums them again scaled
 //   by 2^GUARD_HI, in the idle lanes of its reductions (tile_stats, guarded_moments), and
@@ -30,6 +37,10 @@
 // shifted sums and merged with Chan, Golub and LeVeque's formula, then merged across the
 // row's threads. The mean is carried as pivot + mean(d), like m1 + m2 above.
 // Backward partial sums are deterministic, as in rms_norm.wgsl.
+
+// Below it the usual dx_m's terms are at most 4 n / (n - 1) times dx_m: two digits of
+// headroom to f32's seven at most, and the rest walk stays off most rows.
+const PEAK_SHARE: f32 = 0.75;
 
 @group(0) @binding(4) var<storage, read_write> mean: array<f32>;
 @group(0) @binding(5) var<storage, read_write> rstd: array<f32>;
@@ -318,26 +329,35 @@ fn saved_rstd(row: Row) -> f32 {
     return 0.0;
 }
 
-// The first mean of the row scaled by f = 2^e: saved, or reduced from this thread's share
-// `s` of sum(h * f). Called from uniform control flow only (row_sum holds barriers); no
-// `return` under `row.live`, which would leave the row_sum in non-uniform control flow.
-fn first_mean(s: f32, row: Row, f: f32) -> f32 {
+// The first mean m1 of the row scaled by f = 2^e, and (without a saved rstd) the peak_key of
+// its element farthest from m1: the mean saved, or reduced from this thread's share `t` of
+// (sum(h * f), 0, max(h * f), max(-h * f)) (backward_first_walk), which a saved mean with a
+// saved rstd does not reduce at all. Called from uniform control flow only (row_reduce holds
+// barriers); no `return` under `row.live`, which would leave the reduction in non-uniform
+// control flow.
+fn first_mean(t: vec4<f32>, row: Row, f: f32) -> vec2<f32> {
     var m = 0.0;
+    var all = t;
+    if (!has(FLAG_MEAN) || !has(FLAG_RSTD)) {
+        all = row_reduce(t, PEAK_ZW);
+        m = all.x / f32(p.cols);
+    }
     if (has(FLAG_MEAN)) {
         if (row.live) {
             m = mean[p.mean_off + row.index] * f;
         }
-    } else {
-        m = row_sum(vec4<f32>(s, 0.0, 0.0, 0.0)).x / f32(p.cols);
     }
-    return m;
+    let hi = all.z - m;
+    let lo = -all.w - m;
+    return vec2<f32>(m, peak_key(select(lo, hi, abs(hi) >= abs(lo))));
 }
 
-// The first walk of the backward over the row scaled by f = 2^e: this thread's share of its
-// sum, and the tile filled.
-fn backward_first_walk(row: Row, lane: u32, f: f32) -> f32 {
-    var s = 0.0;
-    var part = 0.0;
+// The first walk of the backward over the row scaled by f = 2^e: this thread's share of
+// (sum(h * f), 0, max(h * f), max(-h * f)), and the tile filled.
+fn backward_first_walk(row: Row, lane: u32, f: f32) -> vec4<f32> {
+    let none = vec4<f32>(0.0, 0.0, -MAX_F32, -MAX_F32);
+    var t = none;
+    var part = none;
     for (var k = 0u; k < walk_trips(lane, row.cnt); k = k + 1u) {
         let j = quad_at(lane, k);
         let len = trip_len(j, row.cnt);
@@ -346,57 +366,132 @@ fn backward_first_walk(row: Row, lane: u32, f: f32) -> f32 {
         if (CACHED) {
             keep_dy(k, dy_quad(row.base, j, len));
         }
-        part = part + dot(h, vec4<f32>(1.0));
+        let out = vec4<f32>(-MAX_F32);
+        let hi = max4(select(out, h, lanes_in(len)));
+        let lo = max4(select(out, -h, lanes_in(len)));
+        part = combine(part, vec4<f32>(dot(h, vec4<f32>(1.0)), 0.0, hi, lo), PEAK_ZW);
         if (flush_now(k)) {
-            s = s + part;
-            part = 0.0;
+            t = combine(t, part, PEAK_ZW);
+            part = none;
         }
     }
-    return s + part;
+    return combine(t, part, PEAK_ZW);
 }
 
-// The second walk: this thread's share of (sum(d), sum(d^2), sum(u), sum(u * d)),
-// d = h * f - m1, u = g * dy.
+// How backward_sums_walk's sums are reduced: with a saved rstd, sum(c^2) is not needed and
+// lane y carries the largest peak_key(c) instead.
+fn sums_op() -> u32 {
+    return select(SUM, PEAK_Y, has(FLAG_RSTD));
+}
+
+// The second walk: this thread's share of (sum(c), sum(c^2) or the peak (sums_op), sum(u),
+// sum(u * c)), c = h * f - m1, u = g * dy.
 fn backward_sums_walk(row: Row, lane: u32, m1: f32, f: f32) -> vec4<f32> {
-    var c = vec4<f32>(0.0);
+    var t = vec4<f32>(0.0);
     var part = vec4<f32>(0.0);
     for (var k = 0u; k < walk_trips(lane, row.cnt); k = k + 1u) {
         let j = quad_at(lane, k);
         let len = trip_len(j, row.cnt);
-        let d = (tile_or_x(k, row.base, j, len, f) - vec4<f32>(m1)) * len_mask(len);
+        let c = (tile_or_x(k, row.base, j, len, f) - vec4<f32>(m1)) * len_mask(len);
         let u = tile_or_dy(k, row.base, j, len) * tile_or_gamma(k, j, len);
         let one = vec4<f32>(1.0);
-        part = part + vec4<f32>(dot(d, one), dot(d, d), dot(u, one), dot(u, d));
+        let y = select(dot(c, c), max4(quad_keys(c)), has(FLAG_RSTD));
+        part = combine(part, vec4<f32>(dot(c, one), y, dot(u, one), dot(u, c)), sums_op());
         if (flush_now(k)) {
-            c = c + part;
+            t = combine(t, part, sums_op());
             part = vec4<f32>(0.0);
         }
     }
-    return c + part;
+    return combine(t, part, sums_op());
 }
 
-// (m2, rstd, mean(u), mean(u * xh)) of the row scaled by 2^e from the sums of d, d^2, u and
-// u * d, d = h * 2^e - m1, and its saved rstd (saved_rstd) when there is one.
-fn backward_stats(t: vec4<f32>, saved: f32, live: bool, e: i32) -> vec4<f32> {
+// What dx of the row scaled by 2^e is formed from: xh = (c - m2) * r, v = u - mean(u),
+//   dx = r * (v - xh * w),   w = mean(u * xh),
+// except for the row's peak element, where that cancels: see `The peak element` above.
+struct Coefficients {
+    m2: f32,
+    r: f32,
+    mean_u: f32,
+    w: f32,
+    // The peak_key of the element that takes dx = r * (v * a - xh * b); -1, which no key
+    // equals, where no element needs to. At n = 2 every element takes it.
+    peak: f32,
+    a: f32,
+    b: f32,
+}
+
+// The Coefficients but (a, b), from the reduced sums `t` (sums_op), the saved rstd (saved_rstd)
+// when there is one, and the peak from first_mean when there is none.
+fn backward_stats(t: vec4<f32>, saved: f32, live: bool, e: i32, first_peak: f32) -> Coefficients {
     let n = f32(p.cols);
     var st = centred_stats(e, 0.0, t.x, t.y);
-    if (has(FLAG_RSTD) && live) {
-        st.r = saved * pow2(-e);
+    var peak = first_peak;
+    if (has(FLAG_RSTD)) {
+        peak = t.y;
+        if (live) {
+            st.r = saved * pow2(-e);
+        }
     }
-    // sum(u * xh) = rstd * (sum(u * d) - m2 * sum(u)): m2 is tiny next to d, no cancellation.
-    return vec4<f32>(st.m2, st.r, t.z / n, st.r * (t.w - st.m2 * t.z) / n);
+    let xh = (peak_value(peak) - st.m2) * st.r;
+    let needs = p.cols > 2u && xh * xh > PEAK_SHARE * (n - 1.0);
+    // sum(u * xh) = rstd * (sum(u * c) - m2 * sum(u)): m2 is tiny next to c, no cancellation.
+    return Coefficients(st.m2, st.r, t.z / n, st.r * (t.w - st.m2 * t.z) / n, select(-1.0, peak, needs), 1.0, 0.0);
 }
 
-// The last walk: dx of the row scaled by f = 2^e (st as from backward_stats; dx scales back
-// by f, which the rstd takes) and the dgamma and dbeta partial sums (at pb and pbb).
-fn backward_stores(row: Row, lane: u32, m1: f32, st: vec4<f32>, f: f32, pb: u32, pbb: u32, want_dgamma: bool, want_dbeta: bool) {
+// The rest walk, on rows whose peak takes (a, b) only (trips 0 on the others): this thread's
+// share of (sum(q), sum(q^2), sum(u), sum(u * q)) over the row's other elements, q = h * f -
+// pivot, the pivot their mean as m1, m2 and the peak give it. Centred on their own mean,
+// their sums do not cancel as the whole row's would; q is taken from h, not c = h * f - m1,
+// which rounds to the peak's scale, far coarser than the others' spread.
+fn backward_rest_walk(row: Row, lane: u32, m1: f32, f: f32, co: Coefficients, trips: u32) -> vec4<f32> {
+    let pivot = m1 + (co.m2 - (peak_value(co.peak) - co.m2) / f32(p.cols - 1u));
+    var t = vec4<f32>(0.0);
+    var part = vec4<f32>(0.0);
+    for (var k = 0u; k < trips; k = k + 1u) {
+        let j = quad_at(lane, k);
+        let len = trip_len(j, row.cnt);
+        let h = tile_or_x(k, row.base, j, len, f);
+        let others = lanes_in(len) & (quad_keys(h - vec4<f32>(m1)) != vec4<f32>(co.peak));
+        let q = select(vec4<f32>(0.0), h - vec4<f32>(pivot), others);
+        let u = select(vec4<f32>(0.0), tile_or_dy(k, row.base, j, len) * tile_or_gamma(k, j, len), others);
+        let one = vec4<f32>(1.0);
+        part = part + vec4<f32>(dot(q, one), dot(q, q), dot(u, one), dot(u, q));
+        if (flush_now(k)) {
+            t = t + part;
+            part = vec4<f32>(0.0);
+        }
+    }
+    return t + part;
+}
+
+// (a, b) from the other elements' sums (backward_rest_walk; zeros where it did not walk):
+// S'' and U'' their centred sum of squares and of u times c, a = S'' r^2 / n + eps r^2 and
+// b = U'' r / n. eps r^2 is the same for the row scaled by f = 2^e and for the row.
+fn peak_coefficients(co: Coefficients, rest: vec4<f32>, f: f32) -> Coefficients {
+    let n = f32(p.cols);
+    let k = f32(max(p.cols, 2u) - 1u);
+    let s2 = rest.y - rest.x * (rest.x / k);
+    let u2 = rest.w - rest.z * (rest.x / k);
+    var out = co;
+    out.a = s2 * co.r * co.r / n + p.eps * (co.r * f) * (co.r * f);
+    out.b = u2 * co.r / n;
+    return out;
+}
+
+// The last walk: dx of the row scaled by f = 2^e (dx scales back by f, which the rstd takes)
+// and the dgamma and dbeta partial sums (at pb and pbb).
+fn backward_stores(row: Row, lane: u32, m1: f32, co: Coefficients, f: f32, pb: u32, pbb: u32, want_dgamma: bool, want_dbeta: bool) {
     for (var k = 0u; k < walk_trips(lane, row.cnt); k = k + 1u) {
         let j = quad_at(lane, k);
         let len = trip_len(j, row.cnt);
         let dy = tile_or_dy(k, row.base, j, len);
-        let xh = (tile_or_x(k, row.base, j, len, f) - vec4<f32>(m1) - vec4<f32>(st.x)) * st.y;
-        let u = dy * tile_or_gamma(k, j, len);
-        let dx = (st.y * f) * (u - vec4<f32>(st.z) - xh * st.w) + dh_quad(row.base, j, len);
+        let c = tile_or_x(k, row.base, j, len, f) - vec4<f32>(m1);
+        let xh = (c - vec4<f32>(co.m2)) * co.r;
+        let v = dy * tile_or_gamma(k, j, len) - vec4<f32>(co.mean_u);
+        let peak = select(quad_keys(c) == vec4<f32>(co.peak), vec4<bool>(true), p.cols == 2u);
+        let a = select(vec4<f32>(1.0), vec4<f32>(co.a), peak);
+        let b = select(vec4<f32>(co.w), vec4<f32>(co.b), peak);
+        let dx = (co.r * f) * (v * a - xh * b) + dh_quad(row.base, j, len);
         st_dx(p.dx_off + row.base + j, dx, len);
         // dy is zero past the row, so neither sum picks up xh there.
         add_partial(&tile_dgamma, k, pb, j, len, want_dgamma, dy, xh);
@@ -432,17 +527,21 @@ fn layer_norm_backward(
         let saved = saved_rstd(row);
         let e = backward_scale(saved);
         let f = pow2(e);
-        // The tile reads the row here whether or not the mean is saved; a streamed row
-        // reads x here only for a mean that is not. x_quad, not input_quad: a kernel that
+        // The tile reads the row here whether or not the statistics are saved; a streamed
+        // row reads x here only for a mean or a peak they do not give. x_quad, not input_quad: a kernel that
         // names `residual` at all binds it, and the backward must stay within 8 storage
         // buffers.
-        var s = 0.0;
-        if (CACHED || !has(FLAG_MEAN)) {
-            s = backward_first_walk(row, lane, f);
+        var first = vec4<f32>(0.0);
+        if (CACHED || !has(FLAG_MEAN) || !has(FLAG_RSTD)) {
+            first = backward_first_walk(row, lane, f);
         }
-        let m1 = first_mean(s, row, f);
-        let st = backward_stats(row_sum(backward_sums_walk(row, lane, m1, f)), saved, row.live, e);
-        backward_stores(row, lane, m1, st, f, pb, pbb, want_dgamma, want_dbeta);
+        let mp = first_mean(first, row, f);
+        let m1 = mp.x;
+        let t = row_reduce(backward_sums_walk(row, lane, m1, f), sums_op());
+        let co = backward_stats(t, saved, row.live, e, mp.y);
+        let trips = select(0u, walk_trips(lane, row.cnt), co.peak >= 0.0);
+        let rest = row_sum(backward_rest_walk(row, lane, m1, f, co, trips));
+        backward_stores(row, lane, m1, peak_coefficients(co, rest, f), f, pb, pbb, want_dgamma, want_dbeta);
     }
     end_partial(&tile_dgamma, lane, pb, want_dgamma);
     end_partial(&tile_dbeta, lane, pbb, want_dbeta);

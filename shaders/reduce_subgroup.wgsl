@@ -1,7 +1,8 @@
 //! include common.wgsl
 // Row reduction with subgroup operations: a butterfly when a row fits in one subgroup,
-// else subgroupAdd (a butterfly for SPLIT) and a single exchange of one value per subgroup
-// through workgroup memory (two barriers instead of log2(ROW_THREADS) + 2).
+// else subgroupAdd (subgroupMax in a PEAK op's lanes, a butterfly for SPLIT) and a single
+// exchange of one value per subgroup through workgroup memory (two barriers instead of
+// log2(ROW_THREADS) + 2).
 //
 // Both assume, as the Vulkan, Metal and D3D12 drivers we know of do for 1-D workgroups,
 // that a subgroup is a run of consecutive local_invocation_index values; the tests check
@@ -32,10 +33,12 @@ fn row_reduce(v: vec4<f32>, op: u32) -> vec4<f32> {
         var s = v;
         if (op == SUM) {
             s = subgroupAdd(v);
-        } else {
+        } else if (op == SPLIT) {
             for (var o = sg_size / 2u; o > 0u; o = o / 2u) {
                 s = combine(s, subgroupShuffleXor(s, o), op);
             }
+        } else {
+            s = select(subgroupAdd(v), subgroupMax(v), max_lanes(op));
         }
         workgroupBarrier();
         if (sg_lane == 0u) {

@@ -231,8 +231,27 @@ pub fn layer_norm_backward<T: Copy + Into<f64>>(
         let u: Vec<f64> = drow.iter().zip(&g).map(|(d, g)| d * g).collect();
         let mean_u = u.iter().sum::<f64>() / n;
         let mean_uxh = u.iter().zip(&xh).map(|(u, h)| u * h).sum::<f64>() / n;
+        // The element of largest |x - mean|: where its xh^2 nears n - 1 the two terms of
+        // its dx cancel (at n = 2, for both elements: 1 - xh^2 = eps r^2), and f64 too
+        // would lose as many digits as that has. Its dx is formed from the sums over the
+        // other elements centred on their own mean instead, the same value since
+        // 1 / r^2 = (S + n eps) / n: r (v (S'' r^2 / n + eps r^2) - xh U'' r / n).
+        let from_others = |m: usize| {
+            let others = || (0..shape.cols).filter(move |&i| i != m);
+            let k = (shape.cols - 1) as f64;
+            let mean_o = others().map(|i| row[i]).sum::<f64>() / k;
+            let s2: f64 = others().map(|i| (row[i] - mean_o).powi(2)).sum();
+            let u2: f64 = others().map(|i| u[i] * (row[i] - mean_o)).sum();
+            r * ((u[m] - mean_u) * (s2 * r * r / n + eps * r * r) - xh[m] * u2 * r / n)
+        };
+        let top = (0..shape.cols).max_by(|&a, &b| xh[a].abs().total_cmp(&xh[b].abs()));
+        let alone = top.filter(|_| shape.cols > 1).map(|m| (m, from_others(m)));
         for j in 0..shape.cols {
-            dx.push(r * (u[j] - mean_u - xh[j] * mean_uxh));
+            dx.push(match alone {
+                Some((m, dx_m)) if m == j => dx_m,
+                _ if shape.cols == 2 => from_others(j),
+                _ => r * (u[j] - mean_u - xh[j] * mean_uxh),
+            });
             dgamma[j] += drow[j] * xh[j];
             dbeta[j] += drow[j];
         }

@@ -1,7 +1,8 @@
-//! RMSNorm's backward where one element dominates its row, hidden size 1 its extreme: the
-//! two terms of that element's dx cancel (at d = 1, r u (1 - r^2 x^2) = r u eps r^2), so
-//! the kernels form it from the sums over the other elements. Checked against the f64
-//! reference relative to that dx itself, not to the size of the terms it cancels from.
+//! Both backwards where one element dominates its row, the smallest hidden size their
+//! extreme: the two terms of that element's dx cancel (RMSNorm at d = 1:
+//! r u (1 - r^2 x^2) = r u eps r^2; LayerNorm at d = 2, for both elements), so the kernels
+//! form it from the sums over the other elements. Checked against the f64 reference relative
+//! to that dx itself, not to the size of the terms it cancels from.
 
 mod common;
 
@@ -29,7 +30,7 @@ fn dominant_terms(x: &[f32], g: &[f32], dy: &[f32], shape: Shape, row: usize, cf
     let t_abs: f64 = others.map(|i| (u(i) * v(i)).abs()).sum();
     c * (u(m).abs() * (s_rest + k * e) + v(m).abs() * t_abs)
 }
-use wgpu_norm::{EpsPlacement, RmsNormConfig, Shape, host, reference};
+use wgpu_norm::{EpsPlacement, LayerNormConfig, RmsNormConfig, Shape, host, reference};
 
 #[test]
 fn rms_norm_backward_keeps_the_digits_of_a_dominant_element() {
@@ -99,6 +100,123 @@ fn reference_at_hidden_size_one_is_the_closed_form() {
                 "{placement:?} row {i}: {} against {want}",
                 dx[i]
             );
+        }
+    }
+}
+
+/// LayerNorm's counterpart of `dominant_terms`, for element `m` of `row`: r^3 / n *
+/// ((|u_m| + |mean(u)|) (S'' + n eps) + |d_m| sum over i != m of |u_i c_i|), with d = x - mean,
+/// c_i = x_i - the mean of the others and S'' = sum of c_i^2 over them.
+fn layer_terms(x: &[f32], g: &[f32], dy: &[f32], cols: usize, row: usize, m: usize, eps: f32) -> f64 {
+    let at = |i: usize| row * cols + i;
+    let u = |i: usize| f64::from(dy[at(i)]) * f64::from(g[i]);
+    let v = |i: usize| f64::from(x[at(i)]);
+    let n = cols as f64;
+    let mean = (0..cols).map(v).sum::<f64>() / n;
+    let s: f64 = (0..cols).map(|i| (v(i) - mean).powi(2)).sum();
+    let r = 1.0 / (s / n + f64::from(eps)).sqrt();
+    let mean_u = (0..cols).map(u).sum::<f64>() / n;
+    let others = || (0..cols).filter(move |&i| i != m);
+    let mean_o = others().map(v).sum::<f64>() / (n - 1.0);
+    let s_rest: f64 = others().map(|i| (v(i) - mean_o).powi(2)).sum();
+    let t_abs: f64 = others().map(|i| (u(i) * (v(i) - mean_o)).abs()).sum();
+    r.powi(3) / n
+        * ((u(m).abs() + mean_u.abs()) * (s_rest + n * f64::from(eps)) + (v(m) - mean).abs() * t_abs)
+}
+
+#[test]
+fn layer_norm_backward_keeps_the_digits_of_a_dominant_element() {
+    let shapes = [(41, 2), (5, 3), (64, 7), (33, 127), (8, 4097), (3, 65536)];
+    // Factor 1: random rows, where only d = 2 cancels (every element, by eps r^2).
+    let factors = [1.0f32, 1e3, 1e4, 1e5, 1e6];
+    // Which statistics the backward is given: each takes another path to the peak element.
+    let saved = [(false, false), (true, true), (true, false), (false, true)];
+    for (label, ctx) in contexts() {
+        for (i, &(rows, cols)) in shapes.iter().enumerate() {
+            for (f, factor) in factors.into_iter().enumerate() {
+                let (with_mean, with_rstd) = saved[(i + f) % saved.len()];
+                let seed = 7600 + 10 * i as u64 + f as u64;
+                let shape = Shape::new(rows, cols);
+                let context = format!(
+                    "{label}, {rows}x{cols}, factor {factor:e}, saved mean {with_mean}, saved rstd {with_rstd}, seed {seed}"
+                );
+                let mut r = rng(seed);
+                let x = dominated(&mut r, shape, factor);
+                let dy = randn(&mut r, shape.elements());
+                let (g, b) = random_affine(&mut r, cols);
+                let cfg = LayerNormConfig { eps: 1e-5, ..Default::default() };
+                let fwd = host::layer_norm_forward(ctx, &x, Some(&g), Some(&b), shape, &cfg).expect(&context);
+                let (mean, rstd) = (with_mean.then_some(&fwd.mean[..]), with_rstd.then_some(&fwd.rstd[..]));
+                let dx = host::layer_norm_backward(ctx, &x, Some(&g), &dy, mean, rstd, shape, &cfg)
+                    .expect(&context)
+                    .dx;
+                let want = reference::layer_norm_backward(&x, Some(&g), &dy, shape, &cfg).unwrap().dx;
+                let scale = rms(&want);
+                check("dx", &dx, &want, Bar { atol: DX.atol * scale, ..DX }, &context);
+                for row in 0..rows {
+                    // At d = 2 both elements cancel; else the dominant one (of a dominated row).
+                    let peaks = match cols {
+                        2 => vec![row * cols, row * cols + 1],
+                        _ if factor > 1.0 => vec![dominant_at(shape, row)],
+                        _ => vec![],
+                    };
+                    for i in peaks {
+                        let terms = layer_terms(&x, &g, &dy, cols, row, i - row * cols, cfg.eps);
+                        let (gpu, want) = (f64::from(dx[i]), want[i]);
+                        assert!(
+                            (gpu - want).abs() <= 1e-5 * terms.max(want.abs()),
+                            "dx of row {row}'s element {} = {gpu:e}, reference {want:e}, terms {terms:e} ({context})",
+                            i - row * cols
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The reference's own LayerNorm dx where it cancels: at d = 2 the closed form
+/// eps r^3 (u - mean(u)), r = (d^2 + eps)^-1/2 with d = (x_0 - x_1) / 2; for a dominant
+/// element, minus the sum of the others' dx (dx sums to 0 over a row), which do not cancel.
+#[test]
+fn layer_norm_reference_where_dx_cancels() {
+    let mut r = rng(7700);
+    let eps = 1e-5f32;
+    let cfg = LayerNormConfig { eps, ..Default::default() };
+    let shape = Shape::new(64, 2);
+    let (x, dy, g) = (dominated(&mut r, shape, 1e3), randn(&mut r, 128), randn(&mut r, 2));
+    let dx = reference::layer_norm_backward(&x, Some(&g), &dy, shape, &cfg).unwrap().dx;
+    for row in 0..64 {
+        let v = |i: usize| f64::from(x[2 * row + i]);
+        let u = |i: usize| f64::from(dy[2 * row + i]) * f64::from(g[i]);
+        let d = (v(0) - v(1)) / 2.0;
+        let r = 1.0 / (d * d + f64::from(eps)).sqrt();
+        for i in 0..2 {
+            let want = f64::from(eps) * r.powi(3) * (u(i) - (u(0) + u(1)) / 2.0);
+            assert!(
+                (dx[2 * row + i] - want).abs() <= 1e-12 * want.abs(),
+                "row {row}: {} against {want}",
+                dx[2 * row + i]
+            );
+        }
+    }
+    for (i, cols) in [3, 7, 127].into_iter().enumerate() {
+        for (f, factor) in [1e2f32, 1e3, 1e4].into_iter().enumerate() {
+            let shape = Shape::new(16, cols);
+            let mut r = rng(7710 + 10 * i as u64 + f as u64);
+            let (x, dy, g) =
+                (dominated(&mut r, shape, factor), randn(&mut r, shape.elements()), randn(&mut r, cols));
+            let dx = reference::layer_norm_backward(&x, Some(&g), &dy, shape, &cfg).unwrap().dx;
+            for row in 0..16 {
+                let m = dominant_at(shape, row);
+                let others: f64 = (row * cols..(row + 1) * cols).filter(|&j| j != m).map(|j| dx[j]).sum();
+                assert!(
+                    (dx[m] + others).abs() <= 1e-7 * dx[m].abs(),
+                    "{cols} cols, factor {factor:e}, row {row}: {} against {}",
+                    dx[m],
+                    -others
+                );
+            }
         }
     }
 }

@@ -147,6 +147,68 @@ async fn layer_norm_backward_4097() {
     layer_backward(3, 4097, 41).await;
 }
 
+/// LayerNorm's dx where its two terms cancel: every element at d = 2, the dominant element of
+/// a row with one element 1e4 times the rest. Each such dx is checked to 1e-5 of the terms
+/// it is formed from, with and without the forward's saved statistics (each finds the peak
+/// element another way).
+async fn layer_backward_cancelling(rows: usize, cols: usize, seed: u64) {
+    let ctx = context().await;
+    let shape = Shape::new(rows, cols);
+    let mut x = noise(shape.elements(), seed, 0.0);
+    let peak = |r: usize| r * cols + (7 * r) % cols;
+    if cols > 2 {
+        (0..rows).for_each(|r| x[peak(r)] *= 1e4);
+    }
+    let (dy, g) = (noise(shape.elements(), seed + 1, 0.0), noise(cols, seed + 2, 1.0));
+    let cfg = LayerNormConfig::default();
+    let fwd = host::layer_norm_forward_async(&ctx, &x, Some(&g), None, shape, &cfg).await.unwrap();
+    let want = reference::layer_norm_backward(&x, Some(&g), &dy, shape, &cfg).unwrap().dx;
+    for saved in [false, true] {
+        let (mean, rstd) = (saved.then_some(&fwd.mean[..]), saved.then_some(&fwd.rstd[..]));
+        let dx = host::layer_norm_backward_async(&ctx, &x, Some(&g), &dy, mean, rstd, shape, &cfg)
+            .await
+            .unwrap()
+            .dx;
+        for r in 0..rows {
+            let at = |i: usize| r * cols + i;
+            let (v, u) = (|i| f64::from(x[at(i)]), |i| f64::from(dy[at(i)]) * f64::from(g[i]));
+            let n = cols as f64;
+            let mean_x = (0..cols).map(v).sum::<f64>() / n;
+            let mean_u = (0..cols).map(u).sum::<f64>() / n;
+            let var = (0..cols).map(|i| (v(i) - mean_x).powi(2)).sum::<f64>() / n;
+            let rs = 1.0 / (var + f64::from(cfg.eps)).sqrt();
+            let peaks = if cols == 2 { vec![at(0), at(1)] } else { vec![peak(r)] };
+            for i in peaks {
+                let m = i - r * cols;
+                let others = || (0..cols).filter(move |&j| j != m);
+                let mean_o = others().map(v).sum::<f64>() / (n - 1.0);
+                let s2: f64 = others().map(|j| (v(j) - mean_o).powi(2)).sum();
+                let t: f64 = others().map(|j| (u(j) * (v(j) - mean_o)).abs()).sum();
+                let terms = rs.powi(3) / n
+                    * ((u(m).abs() + mean_u.abs()) * (s2 + n * f64::from(cfg.eps))
+                        + (v(m) - mean_x).abs() * t);
+                let err = (f64::from(dx[i]) - want[i]).abs();
+                assert!(
+                    err <= 1e-5 * terms.max(want[i].abs()),
+                    "seed {seed}, {rows}x{cols}, saved {saved}, row {r}: dx {} against {}, terms {terms:e}",
+                    dx[i],
+                    want[i]
+                );
+            }
+        }
+    }
+}
+
+#[wasm_bindgen_test]
+async fn layer_norm_backward_2() {
+    layer_backward_cancelling(64, 2, 42).await;
+}
+
+#[wasm_bindgen_test]
+async fn layer_norm_backward_dominated_127() {
+    layer_backward_cancelling(9, 127, 43).await;
+}
+
 /// More rows than one dispatch dimension holds: workgroups loop over row blocks.
 #[wasm_bindgen_test]
 async fn more_rows_than_a_dispatch_dimension() {
