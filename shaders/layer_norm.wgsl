@@ -38,8 +38,8 @@
 // row's threads. The mean is carried as pivot + mean(d), like m1 + m2 above.
 // Backward partial sums are deterministic, as in rms_norm.wgsl.
 
-// Below it the usual dx_m's terms are at most 4 n / (n - 1) times dx_m: two digits of
-// headroom to f32's seven at most, and the rest walk stays off most rows.
+// Below it the usual dx_m's terms are at most 4 times dx_m (1 / (1 - PEAK_SHARE)): under one
+// digit of f32's seven lost, and the rest walk stays off most rows.
 const PEAK_SHARE: f32 = 0.75;
 
 @group(0) @binding(4) var<storage, read_write> mean: array<f32>;

@@ -7,6 +7,7 @@
 mod common;
 
 use common::{Bar, DX, check, contexts, dominant_at, dominated, randn, random_affine, rms, rng};
+use wgpu_norm::{EpsPlacement, LayerNormConfig, RmsNormConfig, Shape, host, reference};
 
 /// The size of the terms the dominant element m of `row` has its dx formed from, in f64:
 /// c * (|u_m| (S' + k e) + |x_m| sum over i != m of |u_i x_i|), with S' the sum of the other
@@ -30,7 +31,15 @@ fn dominant_terms(x: &[f32], g: &[f32], dy: &[f32], shape: Shape, row: usize, cf
     let t_abs: f64 = others.map(|i| (u(i) * v(i)).abs()).sum();
     c * (u(m).abs() * (s_rest + k * e) + v(m).abs() * t_abs)
 }
-use wgpu_norm::{EpsPlacement, LayerNormConfig, RmsNormConfig, Shape, host, reference};
+
+/// x with one element per row `factor` times the rest (`dominated`), dy, gamma and beta.
+fn dominated_case(seed: u64, shape: Shape, factor: f32) -> (Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32>) {
+    let mut r = rng(seed);
+    let x = dominated(&mut r, shape, factor);
+    let dy = randn(&mut r, shape.elements());
+    let (g, b) = random_affine(&mut r, shape.cols);
+    (x, dy, g, b)
+}
 
 #[test]
 fn rms_norm_backward_keeps_the_digits_of_a_dominant_element() {
@@ -45,10 +54,7 @@ fn rms_norm_backward_keeps_the_digits_of_a_dominant_element() {
                         let context = format!(
                             "{label}, {rows}x{cols}, factor {factor:e}, {placement:?}, saved rstd {saved}, seed {seed}"
                         );
-                        let mut r = rng(seed);
-                        let x = dominated(&mut r, shape, factor);
-                        let dy = randn(&mut r, shape.elements());
-                        let (g, _) = random_affine(&mut r, cols);
+                        let (x, dy, g, _) = dominated_case(seed, shape, factor);
                         let cfg = RmsNormConfig { eps: 1e-5, eps_placement: placement, ..Default::default() };
                         let rstd =
                             host::rms_norm_forward(ctx, &x, Some(&g), shape, &cfg).expect(&context).rstd;
@@ -140,10 +146,7 @@ fn layer_norm_backward_keeps_the_digits_of_a_dominant_element() {
                 let context = format!(
                     "{label}, {rows}x{cols}, factor {factor:e}, saved mean {with_mean}, saved rstd {with_rstd}, seed {seed}"
                 );
-                let mut r = rng(seed);
-                let x = dominated(&mut r, shape, factor);
-                let dy = randn(&mut r, shape.elements());
-                let (g, b) = random_affine(&mut r, cols);
+                let (x, dy, g, b) = dominated_case(seed, shape, factor);
                 let cfg = LayerNormConfig { eps: 1e-5, ..Default::default() };
                 let fwd = host::layer_norm_forward(ctx, &x, Some(&g), Some(&b), shape, &cfg).expect(&context);
                 let (mean, rstd) = (with_mean.then_some(&fwd.mean[..]), with_rstd.then_some(&fwd.rstd[..]));
