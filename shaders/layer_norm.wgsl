@@ -528,9 +528,9 @@ fn layer_norm_backward(
         let e = backward_scale(saved);
         let f = pow2(e);
         // The tile reads the row here whether or not the statistics are saved; a streamed
-        // row reads x here only for a mean or a peak they do not give. x_quad, not input_quad: a kernel that
-        // names `residual` at all binds it, and the backward must stay within 8 storage
-        // buffers.
+        // row reads x here only for a mean or a peak they do not give. x_quad, not
+        // input_quad: a kernel that names `residual` at all binds it, and the backward must
+        // stay within 8 storage buffers.
         var first = vec4<f32>(0.0);
         if (CACHED || !has(FLAG_MEAN) || !has(FLAG_RSTD)) {
             first = backward_first_walk(row, lane, f);
