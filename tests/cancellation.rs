@@ -41,6 +41,15 @@ fn dominated_case(seed: u64, shape: Shape, factor: f32) -> (Vec<f32>, Vec<f32>, 
     (x, dy, g, b)
 }
 
+/// A dx that cancels, to 1e-5 of the terms it is formed from (or of itself, if larger).
+fn check_cancelling(gpu: f32, want: f64, terms: f64, at: &str) {
+    let gpu = f64::from(gpu);
+    assert!(
+        (gpu - want).abs() <= 1e-5 * terms.max(want.abs()),
+        "dx of {at} = {gpu:e}, reference {want:e}, terms {terms:e}"
+    );
+}
+
 #[test]
 fn rms_norm_backward_keeps_the_digits_of_a_dominant_element() {
     let shapes = [(37, 1), (5, 3), (64, 7), (33, 127), (8, 4097), (3, 65536)];
@@ -70,10 +79,11 @@ fn rms_norm_backward_keeps_the_digits_of_a_dominant_element() {
                         for row in 0..rows {
                             let i = dominant_at(shape, row);
                             let terms = dominant_terms(&x, &g, &dy, shape, row, &cfg);
-                            let (gpu, want) = (f64::from(dx[i]), want[i]);
-                            assert!(
-                                (gpu - want).abs() <= 1e-5 * terms.max(want.abs()),
-                                "dx of row {row}'s dominant element = {gpu:e}, reference {want:e}, terms {terms:e} ({context})"
+                            check_cancelling(
+                                dx[i],
+                                want[i],
+                                terms,
+                                &format!("row {row}'s dominant element, {context}"),
                             );
                         }
                     }
@@ -165,12 +175,8 @@ fn layer_norm_backward_keeps_the_digits_of_a_dominant_element() {
                     };
                     for i in peaks {
                         let terms = layer_terms(&x, &g, &dy, cols, row, i - row * cols, cfg.eps);
-                        let (gpu, want) = (f64::from(dx[i]), want[i]);
-                        assert!(
-                            (gpu - want).abs() <= 1e-5 * terms.max(want.abs()),
-                            "dx of row {row}'s element {} = {gpu:e}, reference {want:e}, terms {terms:e} ({context})",
-                            i - row * cols
-                        );
+                        let at = format!("row {row}'s element {}, {context}", i - row * cols);
+                        check_cancelling(dx[i], want[i], terms, &at);
                     }
                 }
             }
