@@ -381,6 +381,17 @@ fn backward_scale(saved: f32) -> i32 {
     return select(0, e, biased != 0 && biased != 255 && abs(e) > 60);
 }
 
+// The power of two 2^e that brings a row whose largest |h| is `m` near 1 where its squares
+// would overflow: for m in [2^-e, 2^(1-e)) with e < -60 (m beyond about 1e18), but no
+// smaller than 2^GUARD_HI, the forwards' factor, so that the rstd of a flat row (eps alone)
+// stays in range scaled; e = 0 for every other row, whose squares stay in range (tiny rows
+// are left as they are: scaling them up would scale eps up with them, past f32's range).
+fn magnitude_scale(m: f32) -> i32 {
+    let biased = i32((bitcast<u32>(m) >> 23u) & 0xffu);
+    let e = max(127 - biased, GUARD_HI);
+    return select(0, e, biased != 255 && e < -60);
+}
+
 // How row_reduce combines two threads' values: SUM adds them; SPLIT merges two dominant
 // splits (merge_split); PEAK_Y and PEAK_ZW take the larger in those lanes (peak_key) and add
 // the others.

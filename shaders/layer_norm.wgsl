@@ -329,27 +329,42 @@ fn saved_rstd(row: Row) -> f32 {
     return 0.0;
 }
 
-// The first mean m1 of the row scaled by f = 2^e, and (without a saved rstd) the peak_key of
-// its element farthest from m1: the mean saved, or reduced from this thread's share `t` of
-// (sum(h * f), 0, max(h * f), max(-h * f)) (backward_first_walk), which a saved mean with a
-// saved rstd does not reduce at all. Called from uniform control flow only (row_reduce holds
-// barriers); no `return` under `row.live`, which would leave the reduction in non-uniform
-// control flow.
-fn first_mean(t: vec4<f32>, row: Row, f: f32) -> vec2<f32> {
-    var m = 0.0;
+// What the backward takes from its first walk: the row's power of two 2^e, the first mean m1
+// and the peak_key of the element farthest from it, both of the row scaled by 2^e.
+struct First {
+    e: i32,
+    m1: f32,
+    peak: f32,
+}
+
+// The First of a row whose saved rstd (if any) gave it the scale 2^e: the mean saved, or
+// reduced from this thread's share `t` of (sum(h * 2^e), sum(h * 2^e) * 2^GUARD_HI,
+// max(h * 2^e), max(-h * 2^e)) (backward_first_walk), which a saved mean with a saved rstd
+// does not reduce at all. Without a saved rstd, the scale comes from the row's largest |h|
+// here (magnitude_scale), and the mean from the guarded sum where the plain one overflowed.
+// Called from uniform control flow only (row_reduce holds barriers); no `return` under
+// `row.live`, which would leave the reduction in non-uniform control flow.
+fn first_mean(t: vec4<f32>, row: Row, e: i32) -> First {
     var all = t;
+    var es = e;
+    var m = 0.0;
     if (!has(FLAG_MEAN) || !has(FLAG_RSTD)) {
         all = row_reduce(t, PEAK_ZW);
-        m = all.x / f32(p.cols);
+        if (!has(FLAG_RSTD)) {
+            es = magnitude_scale(max(all.z, all.w));
+        }
+        let over = !(abs(all.x) <= MAX_F32);
+        m = select(all.x / f32(p.cols) * pow2(es - e), all.y / f32(p.cols) * pow2(es - e - GUARD_HI), over);
     }
+    let g = pow2(es - e);
     if (has(FLAG_MEAN)) {
         if (row.live) {
-            m = mean[p.mean_off + row.index] * f;
+            m = mean[p.mean_off + row.index] * pow2(es);
         }
     }
-    let hi = all.z - m;
-    let lo = -all.w - m;
-    return vec2<f32>(m, peak_key(select(lo, hi, abs(hi) >= abs(lo))));
+    let hi = all.z * g - m;
+    let lo = -all.w * g - m;
+    return First(es, m, peak_key(select(lo, hi, abs(hi) >= abs(lo))));
 }
 
 // The first walk of the backward over the row scaled by f = 2^e: this thread's share of
@@ -369,7 +384,8 @@ fn backward_first_walk(row: Row, lane: u32, f: f32) -> vec4<f32> {
         let out = vec4<f32>(-MAX_F32);
         let hi = max4(select(out, h, lanes_in(len)));
         let lo = max4(select(out, -h, lanes_in(len)));
-        part = combine(part, vec4<f32>(dot(h, vec4<f32>(1.0)), 0.0, hi, lo), PEAK_ZW);
+        let sum = dot(h, vec4<f32>(1.0));
+        part = combine(part, vec4<f32>(sum, dot(h * p.guard_hi, vec4<f32>(1.0)), hi, lo), PEAK_ZW);
         if (flush_now(k)) {
             t = combine(t, part, PEAK_ZW);
             part = none;
@@ -491,7 +507,9 @@ fn backward_stores(row: Row, lane: u32, m1: f32, co: Coefficients, f: f32, pb: u
         let peak = select(quad_keys(c) == vec4<f32>(co.peak), vec4<bool>(true), p.cols == 2u);
         let a = select(vec4<f32>(1.0), vec4<f32>(co.a), peak);
         let b = select(vec4<f32>(co.w), vec4<f32>(co.b), peak);
-        let dx = (co.r * f) * (v * a - xh * b) + dh_quad(row.base, j, len);
+        // Scaled back by f before the rstd: r * f alone may be below f32's normal range
+        // (rows near f32's largest) where dx is not.
+        let dx = co.r * ((v * a - xh * b) * f) + dh_quad(row.base, j, len);
         st_dx(p.dx_off + row.base + j, dx, len);
         // dy is zero past the row, so neither sum picks up xh there.
         add_partial(&tile_dgamma, k, pb, j, len, want_dgamma, dy, xh);
@@ -531,17 +549,24 @@ fn layer_norm_backward(
         // row reads x here only for a mean or a peak they do not give. x_quad, not
         // input_quad: a kernel that names `residual` at all binds it, and the backward must
         // stay within 8 storage buffers.
-        var first = vec4<f32>(0.0);
+        var t0 = vec4<f32>(0.0);
         if (CACHED || !has(FLAG_MEAN) || !has(FLAG_RSTD)) {
-            first = backward_first_walk(row, lane, f);
+            t0 = backward_first_walk(row, lane, f);
         }
-        let mp = first_mean(first, row, f);
-        let m1 = mp.x;
-        let t = row_reduce(backward_sums_walk(row, lane, m1, f), sums_op());
-        let co = backward_stats(t, saved, row.live, e, mp.y);
+        let first = first_mean(t0, row, e);
+        // A row scaled again from its largest |h| (no saved rstd): its tile too, in a loop
+        // of no trips on rows in range.
+        let fs = pow2(first.e);
+        let rescale = select(0u, walk_trips(lane, row.cnt), CACHED && first.e != e);
+        for (var k = 0u; k < rescale; k = k + 1u) {
+            tile_h[k] = tile_h[k] * pow2(first.e - e);
+        }
+        let m1 = first.m1;
+        let t = row_reduce(backward_sums_walk(row, lane, m1, fs), sums_op());
+        let co = backward_stats(t, saved, row.live, first.e, first.peak);
         let trips = select(0u, walk_trips(lane, row.cnt), co.peak >= 0.0);
-        let rest = row_sum(backward_rest_walk(row, lane, m1, f, co, trips));
-        backward_stores(row, lane, m1, peak_coefficients(co, rest, f), f, pb, pbb, want_dgamma, want_dbeta);
+        let rest = row_sum(backward_rest_walk(row, lane, m1, fs, co, trips));
+        backward_stores(row, lane, m1, peak_coefficients(co, rest, fs), fs, pb, pbb, want_dgamma, want_dbeta);
     }
     end_partial(&tile_dgamma, lane, pb, want_dgamma);
     end_partial(&tile_dbeta, lane, pbb, want_dbeta);

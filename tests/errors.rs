@@ -259,9 +259,10 @@ fn host_calls_refuse_a_row_stride() {
 }
 
 /// Rows whose squares overflow f32 (|x| about 1e20) are not silently dx = 0 where they are
-/// not rescaled, in a backward without the forward's saved statistics: no dx is a plausible
-/// finite number, in either norm, on the register-tile and the streamed path. The forwards,
-/// and the backwards from saved statistics, rescale such rows (tests/overflow.rs).
+/// not rescaled, in RMSNorm's backward without the forward's saved rstd: no dx is a plausible
+/// finite number, on the register-tile and the streamed path. The forwards, the backwards
+/// from saved statistics and LayerNorm's backward without them rescale such rows
+/// (tests/overflow.rs).
 #[test]
 fn overflowing_rows_are_not_silent() {
     for cols in [64, 8192] {
@@ -271,9 +272,6 @@ fn overflowing_rows_are_not_silent() {
         let g =
             host::rms_norm_backward(ctx(), &x, None, &dy, None, shape, &RmsNormConfig::default()).unwrap();
         assert!(g.dx.iter().all(|d| !d.is_finite()), "rms dx, {cols} cols");
-        let g =
-            host::layer_norm_backward(ctx(), &x, None, &dy, None, None, shape, &Default::default()).unwrap();
-        assert!(g.dx.iter().all(|d| !d.is_finite()), "layer dx, {cols} cols");
     }
 }
 
