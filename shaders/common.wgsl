@@ -361,6 +361,7 @@ fn overflow_shows(r: f32, sum_sq: f32) -> f32 {
 // a few per row, and one masked trip of each walk again.
 const TINY: f32 = 0x1p-100f;
 const MAX_F32: f32 = 0x1.fffffep+127f;
+const MIN_NORMAL: f32 = 0x1p-126f;
 
 // 2^e, for e in [-126, 127]. With e known at compile time (other than 0), a compiler may fold
 // (h * 2^e) * (h * 2^e) into h * h * 2^(2e), which leaves f32's range; the guards' own
@@ -381,6 +382,17 @@ fn backward_scale(saved: f32) -> i32 {
     return select(0, e, biased != 0 && biased != 255 && abs(e) > 60);
 }
 
+// A backward's dx of a row scaled by s = 2^e is r * s * inner (r the scaled row's rstd,
+// inner formed from the scaled row), computed as a * (inner * b) with the factors (a, b)
+// of the row: r * s alone, or inner * s alone, may be below f32's normal range where dx is
+// not (rows near f32's largest, or whose saved rstd is near f32's smallest), and a GPU may
+// flush it to 0. So (r * s, 1) where r * s is normal, else (r, s): r * s < 2^-126 <= s
+// puts r below 1, and inner * s above |dx|.
+fn dx_factors(r: f32, s: f32) -> vec2<f32> {
+    let rs = r * s;
+    return select(vec2<f32>(r, s), vec2<f32>(rs, 1.0), abs(rs) >= MIN_NORMAL);
+}
+
 // The power of two 2^e that brings a row whose largest |h| is `m` near 1 where its squares
 // would overflow: for m in [2^-e, 2^(1-e)) with e < -60 (m beyond about 1e18), but no
 // smaller than 2^GUARD_HI, the forwards' factor, so that the rstd of a flat row (eps alone)
@@ -392,13 +404,14 @@ fn magnitude_scale(m: f32) -> i32 {
     return select(0, e, biased != 255 && e < -60);
 }
 
-// How row_reduce combines two threads' values: SUM adds them; SPLIT merges two dominant
-// splits (merge_split); PEAK_Y and PEAK_ZW take the larger in those lanes (peak_key) and add
+// How row_reduce combines two threads' values: SUM adds them; SPLIT and SPLIT_GUARDED merge
+// two dominant splits (merge_split, merge_guarded_split); PEAK_Y and PEAK_ZW take the larger in those lanes (peak_key) and add
 // the others.
 const SUM: u32 = 0u;
 const SPLIT: u32 = 1u;
 const PEAK_Y: u32 = 2u;
 const PEAK_ZW: u32 = 3u;
+const SPLIT_GUARDED: u32 = 4u;
 
 // The lanes an op takes the larger of.
 fn max_lanes(op: u32) -> vec4<bool> {
@@ -408,6 +421,9 @@ fn max_lanes(op: u32) -> vec4<bool> {
 fn combine(a: vec4<f32>, b: vec4<f32>, op: u32) -> vec4<f32> {
     if (op == SPLIT) {
         return merge_split(a, b);
+    }
+    if (op == SPLIT_GUARDED) {
+        return merge_guarded_split(a, b);
     }
     return select(a + b, max(a, b), max_lanes(op));
 }
@@ -445,6 +461,39 @@ fn merge_split(a: vec4<f32>, b: vec4<f32>) -> vec4<f32> {
     let win = select(b, a, a_wins);
     let lose = select(a, b, a_wins);
     return vec4<f32>(win.x, win.y, (a.z + b.z) + lose.x, (a.w + b.w) + lose.y);
+}
+
+// merge_split of splits whose squares may overflow f32. q is a square (h^2) and w a product
+// with h (u * h): a split whose squares would overflow is kept for h * 2^GUARD_HI instead
+// (q times 2^(2 GUARD_HI), w times 2^GUARD_HI) and says so by m's sign bit (split_scaled).
+// This merge scales both where either is scaled or their sum would overflow; a split in
+// range scales exactly, but for values it takes below f32's normal range, which count as 0
+// next to squares that summed past f32's largest.
+fn merge_guarded_split(a: vec4<f32>, b: vec4<f32>) -> vec4<f32> {
+    let over = !((abs(a.x) + a.z) + (abs(b.x) + b.z) <= MAX_F32);
+    let scaled = over || split_scaled(a) || split_scaled(b);
+    let sa = select(a, scale_split(a), scaled);
+    let sb = select(b, scale_split(b), scaled);
+    let a_wins = abs(sa.x) > abs(sb.x) || (abs(sa.x) == abs(sb.x) && sa.y >= sb.y);
+    let win = select(sb, sa, a_wins);
+    let lose = select(sa, sb, a_wins);
+    return vec4<f32>(win.x, win.y, (sa.z + sb.z) + abs(lose.x), (sa.w + sb.w) + lose.y);
+}
+
+fn split_scaled(a: vec4<f32>) -> bool {
+    return (bitcast<u32>(a.x) >> 31u) != 0u;
+}
+
+// A split marked scaled (merge_guarded_split), the values as they are.
+fn mark_scaled(a: vec4<f32>) -> vec4<f32> {
+    return vec4<f32>(bitcast<f32>(bitcast<u32>(a.x) | 0x80000000u), a.yzw);
+}
+
+// The split of the same elements scaled by 2^GUARD_HI, marked; a scaled split as it is.
+fn scale_split(a: vec4<f32>) -> vec4<f32> {
+    let g = p.guard_hi;
+    let s = mark_scaled(vec4<f32>(a.x * g * g, a.y * g, a.z * g * g, a.w * g));
+    return select(s, a, split_scaled(a));
 }
 
 // Reduces v over the ROW_THREADS threads that share this thread's row. The leading

@@ -497,6 +497,7 @@ fn peak_coefficients(co: Coefficients, rest: vec4<f32>, f: f32) -> Coefficients 
 // The last walk: dx of the row scaled by f = 2^e (dx scales back by f, which the rstd takes)
 // and the dgamma and dbeta partial sums (at pb and pbb).
 fn backward_stores(row: Row, lane: u32, m1: f32, co: Coefficients, f: f32, pb: u32, pbb: u32, want_dgamma: bool, want_dbeta: bool) {
+    let back = dx_factors(co.r, f);
     for (var k = 0u; k < walk_trips(lane, row.cnt); k = k + 1u) {
         let j = quad_at(lane, k);
         let len = trip_len(j, row.cnt);
@@ -507,9 +508,7 @@ fn backward_stores(row: Row, lane: u32, m1: f32, co: Coefficients, f: f32, pb: u
         let peak = select(quad_keys(c) == vec4<f32>(co.peak), vec4<bool>(true), p.cols == 2u);
         let a = select(vec4<f32>(1.0), vec4<f32>(co.a), peak);
         let b = select(vec4<f32>(co.w), vec4<f32>(co.b), peak);
-        // Scaled back by f before the rstd: r * f alone may be below f32's normal range
-        // (rows near f32's largest) where dx is not.
-        let dx = co.r * ((v * a - xh * b) * f) + dh_quad(row.base, j, len);
+        let dx = back.x * ((v * a - xh * b) * back.y) + dh_quad(row.base, j, len);
         st_dx(p.dx_off + row.base + j, dx, len);
         // dy is zero past the row, so neither sum picks up xh there.
         add_partial(&tile_dgamma, k, pb, j, len, want_dgamma, dy, xh);

@@ -33,7 +33,7 @@ fn row_reduce(v: vec4<f32>, op: u32) -> vec4<f32> {
         var s = v;
         if (op == SUM) {
             s = subgroupAdd(v);
-        } else if (op == SPLIT) {
+        } else if (op == SPLIT || op == SPLIT_GUARDED) {
             for (var o = sg_size / 2u; o > 0u; o = o / 2u) {
                 s = combine(s, subgroupShuffleXor(s, o), op);
             }

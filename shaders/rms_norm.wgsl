@@ -18,7 +18,8 @@
 //   dx is dh: x and the residual receive the same gradient. Backward reads h as its x.
 //   Rows whose squares leave f32's range: the forward sums them again scaled by a power of
 //   two (guard_sums, row_scale); the backward works on h * 2^e, 2^e the power of two of
-//   the saved rstd where that is far from 1 (backward_scale). See common.wgsl.
+//   the saved rstd where that is far from 1 (backward_scale), or without one, 2^GUARD_HI
+//   where its squares overflow (thread_split). See common.wgsl.
 //
 // Fused single pass: while a row fits in registers (CACHED: MAX_CACHE quads per thread)
 // each element is read once and written once. A longer row is streamed twice from device
@@ -31,10 +32,6 @@
 // those rows in a fixed order. No atomics.
 
 @group(0) @binding(5) var<storage, read_write> rstd: array<f32>;
-
-fn scale_from_sum_sq(sum_sq: f32) -> f32 {
-    return overflow_shows(rstd_scaled(sum_sq, 1.0), sum_sq);
-}
 
 // 1 / (rms + eps) or 1 / sqrt(ms + eps) of a row whose squares were summed scaled by f^2
 // (f a power of two): the rstd of the row scaled by f, exactly as far as f32 goes. eps
@@ -210,25 +207,27 @@ fn add_lanes(a: ptr<function, Lanes>, k: u32, q: vec4<f32>, w: vec4<f32>) {
     }
 }
 
-// The thread's four lanes merged into one split (m, mu, s, t).
-fn lanes_split(a: Lanes) -> vec4<f32> {
+// The thread's four lanes merged into one split (m, mu, s, t) by `op` (SPLIT or
+// SPLIT_GUARDED).
+fn lanes_split(a: Lanes, op: u32) -> vec4<f32> {
     let s = a.s_done + a.s;
     let t = a.t_done + a.t;
-    let xy = merge_split(vec4<f32>(a.m.x, a.mu.x, s.x, t.x), vec4<f32>(a.m.y, a.mu.y, s.y, t.y));
-    let zw = merge_split(vec4<f32>(a.m.z, a.mu.z, s.z, t.z), vec4<f32>(a.m.w, a.mu.w, s.w, t.w));
-    return merge_split(xy, zw);
+    let xy = combine(vec4<f32>(a.m.x, a.mu.x, s.x, t.x), vec4<f32>(a.m.y, a.mu.y, s.y, t.y), op);
+    let zw = combine(vec4<f32>(a.m.z, a.mu.z, s.z, t.z), vec4<f32>(a.m.w, a.mu.w, s.w, t.w), op);
+    return combine(xy, zw, op);
 }
 
-// What dx is formed from. Every element but a dominant one: dx = r * u - ct * h, ct = c *
-// sum(u * h). An element whose h^2 outweighs all others' together (h^2 = m > their sum)
-// would lose digits there, as the two terms cancel (at d = 1, 1 - r^2 h^2 = eps r^2);
-// its dx is formed as dom_u * u - dom_h * h instead, with the sums S' and T' of h^2 and
-// u * h over the other elements (the row's dominant split):
-//   dom_u = c * (S' + k * e),   dom_h = c * T',   e = eps (inside), rms * eps (outside)
+// What dx is formed from, as r * (a * u - b * h). Every element but a dominant one: a = 1,
+// b = w = c * sum(u * h) / r. An element whose h^2 outweighs all others' together (h^2 = m >
+// their sum) would lose digits there, as the two terms cancel (at d = 1, 1 - r^2 h^2 =
+// eps r^2); its a and b are formed from the sums S' and T' of h^2 and u * h over the other
+// elements (the row's dominant split) instead:
+//   a = dom_u = c * (S' + k * e) / r,   b = dom_h = c * T' / r,
+//   e = eps (inside), rms * eps (outside)
 // the same value, since 1 / r^2 = S / k + eps (inside) and 1 / r = rms + eps (outside).
 struct Coefficients {
     r: f32,
-    ct: f32,
+    w: f32,
     dom_u: f32,
     dom_h: f32,
     // The dominant element's h^2 (norm_sq4), or -1 when no element dominates.
@@ -243,18 +242,19 @@ fn saved_rstd(row: Row) -> f32 {
     return 0.0;
 }
 
-// The coefficients from the dominant split of the row scaled by s = 2^e (backward_scale) and
-// its saved rstd (saved_rstd) when there is one, for that scaled row. Products are formed as
-// ((S * r) / k) * r * r so that neither r^3 (which underflows f32 for |h| near 1e15) nor
-// S * r^3 leaves the f32 range while dx is in it. eps scales with the row (eps * s^2 inside
-// the root): s is at most 1 / sqrt(eps), so it stays in range.
+// The coefficients from the dominant split of the row scaled by s = 2^e (backward_scale, or
+// 2^GUARD_HI where the row's squares overflowed) and its saved rstd (saved_rstd) where
+// there is one, for that scaled row. Products are formed as ((S * r) / k) * r so that neither
+// r^2 (which underflows f32 for |h| near 1e20) nor S * r^2 leaves the f32 range while dx is
+// in it. eps scales with the row (eps * s^2 inside the root): s is at most 1 / sqrt(eps), so
+// it stays in range, or it is 2^GUARD_HI, where eps * s^2 counts as 0 next to the row.
 fn backward_coefficients(split: vec4<f32>, saved: f32, live: bool, e: i32) -> Coefficients {
     let s = pow2(e);
     let sum_sq = split.x + split.z;
     let sum_uh = split.y + split.w;
     let dominant = select(-1.0, split.x, split.x > split.z);
     let k = f32(p.norm_cols);
-    var r = scale_from_sum_sq(sum_sq);
+    var r = overflow_shows(rstd_scaled(sum_sq, s), sum_sq);
     if (has(FLAG_RSTD) && live) {
         r = saved * pow2(-e);
     }
@@ -270,28 +270,29 @@ fn backward_coefficients(split: vec4<f32>, saved: f32, live: bool, e: i32) -> Co
         let on = rms > 0.0;
         return Coefficients(
             r,
-            select(0.0, (sum_uh * r) / kr * r, on),
-            select(0.0, ((split.z + kr * eps) * r) / kr * r, on),
-            select(0.0, (split.w * r) / kr * r, on),
+            select(0.0, (sum_uh * r) / kr, on),
+            select(0.0, ((split.z + kr * eps) * r) / kr, on),
+            select(0.0, (split.w * r) / kr, on),
             select(-1.0, dominant, on),
         );
     }
     return Coefficients(
         r,
-        (sum_uh * r) / k * r * r,
-        ((split.z + k * (p.eps * s * s)) * r) / k * r * r,
-        (split.w * r) / k * r * r,
+        (sum_uh * r) / k * r,
+        ((split.z + k * (p.eps * s * s)) * r) / k * r,
+        (split.w * r) / k * r,
         dominant,
     );
 }
 
-// dx for the quad at j of the row scaled by s = 2^e (h is scaled, co for the scaled row),
-// plus dh: dx scales back by s, which the coefficients take (a product per row, not quad).
-fn dx_quad(base: u32, j: u32, len: u32, h: vec4<f32>, w: vec4<f32>, g: vec4<f32>, co: Coefficients, s: f32) -> vec4<f32> {
-    let u = w * g;
-    let usual = (co.r * s) * u - (co.ct * s) * h * norm_mask(j);
-    let alone = (co.dom_u * s) * u - (co.dom_h * s) * h;
-    return select(usual, alone, norm_sq4(h, j) == vec4<f32>(co.dominant)) + dh_quad(base, j, len);
+// dx for the quad at j of the row scaled by 2^e (h is scaled, co for the scaled row), plus
+// dh; `back` scales it back by 2^e (dx_factors).
+fn dx_quad(base: u32, j: u32, len: u32, h: vec4<f32>, d: vec4<f32>, g: vec4<f32>, co: Coefficients, back: vec2<f32>) -> vec4<f32> {
+    let u = d * g;
+    let usual = u - co.w * h * norm_mask(j);
+    let alone = co.dom_u * u - co.dom_h * h;
+    let dx = back.x * (select(usual, alone, norm_sq4(h, j) == vec4<f32>(co.dominant)) * back.y);
+    return dx + dh_quad(base, j, len);
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
@@ -317,9 +318,29 @@ fn rms_norm_backward(
         let saved = saved_rstd(row);
         let e = backward_scale(saved);
         let f = pow2(e);
-        let lanes = backward_sums(row, lane, f);
-        let co = backward_coefficients(row_reduce(lanes_split(lanes), SPLIT), saved, row.live, e);
-        backward_stores(row, lane, co, f, pb, want_dgamma);
+        // With a saved rstd the row is scaled by it (or its rstd saved as 0 where it was
+        // beyond f32's range, and the overflow shows). Without one, a row whose squares
+        // overflow is scaled by 2^GUARD_HI (thread_split), its tile too, in a loop of no
+        // trips on rows in range. FLAGS is a pipeline constant: a backward with a saved rstd
+        // has neither walk nor the guarded merges (llvmpipe runs a loop's body once even
+        // with no trips).
+        let op = select(SPLIT_GUARDED, SPLIT, has(FLAG_RSTD));
+        var split = lanes_split(backward_sums(row, lane, f), op);
+        if (!has(FLAG_RSTD)) {
+            split = thread_split(row, lane, split);
+        }
+        split = row_reduce(split, op);
+        var es = e;
+        if (!has(FLAG_RSTD)) {
+            let over = split_scaled(split);
+            es = select(0, GUARD_HI, over);
+            for (var k = 0u; k < select(0u, walk_trips(lane, row.cnt), CACHED && over); k = k + 1u) {
+                tile_h[k] = tile_h[k] * p.guard_hi;
+            }
+            split.x = abs(split.x);
+        }
+        let co = backward_coefficients(split, saved, row.live, es);
+        backward_stores(row, lane, co, pow2(es), pb, want_dgamma);
     }
     end_partial(&tile_dgamma, lane, pb, want_dgamma);
 }
@@ -340,15 +361,34 @@ fn backward_sums(row: Row, lane: u32, s: f32) -> Lanes {
     return lanes;
 }
 
+// This thread's dominant split of a row without a saved rstd, from its lanes' (`split`).
+// Where its own squares overflowed, it walks its quads again scaled by 2^GUARD_HI and marks
+// the split scaled (merge_guarded_split); a loop of no trips elsewhere. No reduction or
+// barrier inside.
+fn thread_split(row: Row, lane: u32, split: vec4<f32>) -> vec4<f32> {
+    let again = !(abs(split.x) + split.z <= MAX_F32);
+    let zero = vec4<f32>(0.0);
+    var scaled = Lanes(zero, zero, zero, zero, zero, zero);
+    for (var k = 0u; k < select(0u, walk_trips(lane, row.cnt), again); k = k + 1u) {
+        let j = quad_at(lane, k);
+        let len = trip_len(j, row.cnt);
+        let h = tile_or_x(k, row.base, j, len, 1.0) * p.guard_hi;
+        let u = tile_or_dy(k, row.base, j, len) * tile_or_gamma(k, j, len);
+        add_lanes(&scaled, k, norm_sq4(h, j), u * h);
+    }
+    return select(split, mark_scaled(lanes_split(scaled, SPLIT_GUARDED)), again);
+}
+
 // The second walk: dx of the row scaled by s, and its dgamma partial sums (at pb).
 fn backward_stores(row: Row, lane: u32, co: Coefficients, s: f32, pb: u32, want_dgamma: bool) {
+    let back = dx_factors(co.r, s);
     for (var k = 0u; k < walk_trips(lane, row.cnt); k = k + 1u) {
         let j = quad_at(lane, k);
         let len = trip_len(j, row.cnt);
         let h = tile_or_x(k, row.base, j, len, s);
         let d = tile_or_dy(k, row.base, j, len);
         let g = tile_or_gamma(k, j, len);
-        st_dx(p.dx_off + row.base + j, dx_quad(row.base, j, len, h, d, g, co, s), len);
+        st_dx(p.dx_off + row.base + j, dx_quad(row.base, j, len, h, d, g, co, back), len);
         // Zero past the row: h and d are. h * r is the scaled h times the scaled rstd.
         add_partial(&tile_dgamma, k, pb, j, len, want_dgamma, d * h, vec4<f32>(co.r));
     }

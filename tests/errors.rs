@@ -258,23 +258,6 @@ fn host_calls_refuse_a_row_stride() {
     assert_eq!(e, NormError::HostRowStride { cols: 3, stride: 4 });
 }
 
-/// Rows whose squares overflow f32 (|x| about 1e20) are not silently dx = 0 where they are
-/// not rescaled, in RMSNorm's backward without the forward's saved rstd: no dx is a plausible
-/// finite number, on the register-tile and the streamed path. The forwards, the backwards
-/// from saved statistics and LayerNorm's backward without them rescale such rows
-/// (tests/overflow.rs).
-#[test]
-fn overflowing_rows_are_not_silent() {
-    for cols in [64, 8192] {
-        let shape = Shape::new(3, cols);
-        let x: Vec<f32> = (0..shape.elements()).map(|i| if i % 3 == 0 { 1e20 } else { -2e20 }).collect();
-        let dy = vec![1.0_f32; shape.elements()];
-        let g =
-            host::rms_norm_backward(ctx(), &x, None, &dy, None, shape, &RmsNormConfig::default()).unwrap();
-        assert!(g.dx.iter().all(|d| !d.is_finite()), "rms dx, {cols} cols");
-    }
-}
-
 /// A device allowing fewer storage buffers per shader stage than a kernel binds is refused
 /// up front with the limit named (a device of its own, asking for 4).
 #[test]

@@ -1,21 +1,22 @@
 //! Rows whose squares leave f32's range (issue 13 item 4): elements near 1e20, 1e30 and f32's
 //! largest, whose squares overflow, and (RMSNorm) near 1e-30 with eps 0, whose squares
 //! underflow. Both norms' y is scale-free, so it must come out right and finite, and so must
-//! the backward's dx, dgamma and dbeta from the forward's saved statistics: against the f64
-//! reference, on the register tile and streamed rows (two to a trip too), every reduction
-//! path, both eps placements; for LayerNorm, rows about 0 and rows with a mean of their
-//! own size, up to rows whose sum overflows as well.
+//! the backward's dx, dgamma and dbeta, from the forward's saved statistics and (rows that
+//! overflow) without them: against the f64 reference, on the register tile and streamed rows
+//! (two to a trip too), every reduction path, both eps placements; for LayerNorm, rows about
+//! 0 and rows with a mean of their own size, up to rows whose sum overflows as well.
 
 mod common;
 
 use common::{DX, FORWARD, Inputs, check, check_at_scale, contexts, randn, random_affine, rng};
 use wgpu_norm::{EpsPlacement, LayerNormConfig, RmsNormConfig, Shape, host, reference};
 
-/// RMSNorm forward of randn rows times `scale` against the reference, and the backward from
-/// its saved rstd; rstd, dx and dgamma where rstd is a normal f32 (for rows up to about
-/// 1e37: a subnormal rstd may be flushed to 0 by a GPU, and the backward then shows the
-/// overflow as before).
-fn check_scaled_rows(shape: Shape, scale: f32, eps: f32, placement: EpsPlacement, seed: u64) {
+/// RMSNorm forward of randn rows times `scale` against the reference, and its backward's dx
+/// and dgamma: from the saved rstd where that is a normal f32 (rows up to about 1e37: a GPU
+/// may flush a subnormal one to 0, and the backward then shows the overflow), and (`unsaved`)
+/// without it, where the backward scales the row itself. Near f32's largest dx is below
+/// f32's normal range: a GPU may flush it to 0 too.
+fn check_scaled_rows(shape: Shape, scale: f32, eps: f32, placement: EpsPlacement, unsaved: bool, seed: u64) {
     let mut r = rng(seed);
     // At most f32's largest, whatever randn draws.
     let x: Vec<f32> =
@@ -31,26 +32,28 @@ fn check_scaled_rows(shape: Shape, scale: f32, eps: f32, placement: EpsPlacement
         assert!(out.y.iter().all(|v| v.is_finite()), "y not finite ({context})");
         let scale_of_y = common::rms(&want.y);
         check("y", &out.y, &want.y, common::Bar { atol: FORWARD.atol * scale_of_y, ..FORWARD }, &context);
-        if want.rstd.iter().all(|&r| r > 2.0 * f64::from(f32::MIN_POSITIVE)) {
+        let normal = want.rstd.iter().all(|&r| r > 2.0 * f64::from(f32::MIN_POSITIVE));
+        if normal {
             let stats = common::Bar { rel: 1e-6, atol: 0.0, rtol: 1e-5 };
             check("rstd", &out.rstd, &want.rstd, stats, &context);
-            let grads =
-                host::rms_norm_backward(c, &x, Some(&g), &dy, Some(&out.rstd), shape, &cfg).expect(&context);
-            let w = reference::rms_norm_backward(&x, Some(&g), &dy, shape, &cfg).unwrap();
-            let terms = (dy
-                .iter()
-                .enumerate()
-                .map(|(i, d)| {
-                    (want.rstd[i / shape.cols] * f64::from(g[i % shape.cols]) * f64::from(*d)).powi(2)
-                })
-                .sum::<f64>()
-                / dy.len() as f64)
-                .sqrt();
-            let dx_bar = common::Bar { atol: DX.atol * terms, ..DX };
+        }
+        let w = reference::rms_norm_backward(&x, Some(&g), &dy, shape, &cfg).unwrap();
+        let terms = (dy
+            .iter()
+            .enumerate()
+            .map(|(i, d)| (want.rstd[i / shape.cols] * f64::from(g[i % shape.cols]) * f64::from(*d)).powi(2))
+            .sum::<f64>()
+            / dy.len() as f64)
+            .sqrt();
+        let dx_bar = common::Bar { atol: (DX.atol * terms).max(f64::from(f32::MIN_POSITIVE)), ..DX };
+        let xhat = reference::rms_norm_forward(&x, None, shape, &cfg).unwrap().y;
+        let dgamma_bar = common::column_sum_bar(shape.rows, common::product_rms(&dy, &xhat));
+        let saved = [normal.then_some(Some(&out.rstd[..])), unsaved.then_some(None)];
+        for rstd in saved.iter().flatten() {
+            let context = format!("{context}, saved rstd {}", rstd.is_some());
+            let grads = host::rms_norm_backward(c, &x, Some(&g), &dy, *rstd, shape, &cfg).expect(&context);
             check_at_scale("dx", &grads.dx, &w.dx, dx_bar, terms, &context);
-            let xhat = reference::rms_norm_forward(&x, None, shape, &cfg).unwrap().y;
-            let bar = common::column_sum_bar(shape.rows, common::product_rms(&dy, &xhat));
-            check("dgamma", &grads.dgamma, &w.dgamma, bar, &context);
+            check("dgamma", &grads.dgamma, &w.dgamma, dgamma_bar, &context);
         }
     }
 }
@@ -65,18 +68,20 @@ fn squares_that_overflow() {
     for (i, &shape) in SHAPES.iter().enumerate() {
         for (j, scale) in [1e20_f32, 1e30, f32::MAX].into_iter().enumerate() {
             for placement in [EpsPlacement::InsideSqrt, EpsPlacement::OutsideSqrt] {
-                check_scaled_rows(shape, scale, 1e-6, placement, 10 * i as u64 + j as u64);
+                check_scaled_rows(shape, scale, 1e-6, placement, true, 10 * i as u64 + j as u64);
             }
         }
     }
 }
 
+/// With the saved rstd only: a backward without it sums squares unscaled, which underflow
+/// here (a limit the README states).
 #[test]
 fn squares_that_underflow_with_eps_zero() {
     for (i, &shape) in [Shape::new(3, 1), Shape::new(5, 64), Shape::new(33, 8192)].iter().enumerate() {
         for (j, scale) in [1e-25_f32, 1e-30].into_iter().enumerate() {
             for placement in [EpsPlacement::InsideSqrt, EpsPlacement::OutsideSqrt] {
-                check_scaled_rows(shape, scale, 0.0, placement, 100 + 10 * i as u64 + j as u64);
+                check_scaled_rows(shape, scale, 0.0, placement, false, 100 + 10 * i as u64 + j as u64);
             }
         }
     }

@@ -209,6 +209,33 @@ async fn layer_norm_backward_dominated_127() {
     layer_backward_cancelling(9, 127, 43).await;
 }
 
+/// Rows whose squares overflow f32 (|x| about 1e30) in both backwards without the forward's
+/// saved statistics, on the register tile and streamed: each scales the row by a power of two
+/// it finds itself (RMSNorm from the threads whose squares overflowed, LayerNorm from the
+/// row's largest |x|).
+#[wasm_bindgen_test]
+async fn overflowing_rows_without_saved_statistics() {
+    let ctx = context().await;
+    for (i, cols) in [1001, 16384].into_iter().enumerate() {
+        let shape = Shape::new(3, cols);
+        let seed = 60 + 10 * i as u64;
+        let (dy, g) = (noise(shape.elements(), seed, 0.0), noise(cols, seed + 1, 1.0));
+        let scaled =
+            |shift| noise(shape.elements(), seed + 2, shift).iter().map(|v| v * 1e30).collect::<Vec<f32>>();
+        let (x, cfg) = (scaled(0.0), RmsNormConfig::default());
+        let dx = host::rms_norm_backward_async(&ctx, &x, Some(&g), &dy, None, shape, &cfg).await.unwrap().dx;
+        let e = rel_err(&dx, &reference::rms_norm_backward(&x, Some(&g), &dy, shape, &cfg).unwrap().dx);
+        assert!(e < 1e-5, "seed {seed}, 3x{cols}: RMSNorm dx relative error {e:e}");
+        let (x, cfg) = (scaled(0.5), LayerNormConfig::default());
+        let dx = host::layer_norm_backward_async(&ctx, &x, Some(&g), &dy, None, None, shape, &cfg)
+            .await
+            .unwrap()
+            .dx;
+        let e = rel_err(&dx, &reference::layer_norm_backward(&x, Some(&g), &dy, shape, &cfg).unwrap().dx);
+        assert!(e < 1e-5, "seed {seed}, 3x{cols}: LayerNorm dx relative error {e:e}");
+    }
+}
+
 /// More rows than one dispatch dimension holds: workgroups loop over row blocks.
 #[wasm_bindgen_test]
 async fn more_rows_than_a_dispatch_dimension() {
