@@ -468,7 +468,10 @@ fn merge_split(a: vec4<f32>, b: vec4<f32>) -> vec4<f32> {
 // (q times 2^(2 GUARD_HI), w times 2^GUARD_HI) and says so by m's sign bit (split_scaled).
 // This merge scales both where either is scaled or their sum would overflow; a split in
 // range scales exactly, but for values it takes below f32's normal range, which count as 0
-// next to squares that summed past f32's largest.
+// next to squares that summed past f32's largest. The winner and loser are picked here as in
+// merge_split rather than by calling it on the scaled splits: that shorter form made
+// SwiftShader spin for over 10 minutes on the no-saved-rstd GPU-launch pipeline (not
+// explained; this form compiles in seconds).
 fn merge_guarded_split(a: vec4<f32>, b: vec4<f32>) -> vec4<f32> {
     let over = !((abs(a.x) + a.z) + (abs(b.x) + b.z) <= MAX_F32);
     let scaled = over || split_scaled(a) || split_scaled(b);
