@@ -54,6 +54,9 @@ struct Params {
     // 2^GUARD_HI and 2^GUARD_LO (rows whose squares leave f32's range, below), at run time.
     guard_hi: f32,
     guard_lo: f32,
+    // Split rows (FLAG_SPLIT): segments per row, and elements per segment (a multiple of 4).
+    chunks: u32,
+    chunk_len: u32,
 }
 
 // A tensor that may be absent has the flag 1 << its binding number; the op tables of
@@ -79,6 +82,11 @@ const FLAG_EPS_OUTSIDE: u32 = 65536u;
 const FLAG_PARTIAL: u32 = 131072u;
 // The residual is added to the norm's output (post-norm), not to its input.
 const FLAG_ADD_AFTER: u32 = 262144u;
+// Split rows: each row is walked as p.chunks segments of p.chunk_len elements, one per
+// row slot (split_row). Without FLAG_SPLIT_FINISH a segment leaves its partial sums in the
+// workspace; with it, it merges its row's partials and writes its part of the row.
+const FLAG_SPLIT: u32 = 524288u;
+const FLAG_SPLIT_FINISH: u32 = 1048576u;
 
 // Threads of a workgroup.
 override WORKGROUP_SIZE: u32 = 256u;
@@ -113,11 +121,41 @@ fn rows_per_group() -> u32 {
     return WORKGROUP_SIZE / ROW_THREADS;
 }
 
-// Blocks of rows_per_group() rows; workgroups stride over them, so any row count fits in
-// a 1-D dispatch of at most 65,535 workgroups.
+// Blocks of rows_per_group() rows (of segments, with split rows); workgroups stride over
+// them, so any row count fits in a 1-D dispatch of at most 65,535 workgroups.
 fn row_blocks() -> u32 {
     let r = rows_per_group();
-    return (p.rows + r - 1u) / r;
+    return (select(p.rows, p.rows * p.chunks, has(FLAG_SPLIT)) + r - 1u) / r;
+}
+
+// The first column of the segment a split row's slot walks (split_row); 0 otherwise.
+var<private> walk_start: u32;
+
+// A row slot's segment of a split row: the row, the segment's index in it, whether the row
+// exists, and the end of the segment (0 when the row does not exist). Sets walk_start.
+struct Segment {
+    row: u32,
+    index: u32,
+    live: bool,
+    end: u32,
+}
+
+fn split_row(v: u32) -> Segment {
+    let row = v / p.chunks;
+    let index = v % p.chunks;
+    walk_start = index * p.chunk_len;
+    let live = row < p.rows;
+    return Segment(row, index, live, select(0u, min(walk_start + p.chunk_len, p.cols), live));
+}
+
+// The sum of row `row`'s segments' partial sums, the same in every segment (each of the
+// row's threads adds a fixed set of them, then one row_sum): from uniform control flow only.
+fn merged_partials(s: Segment, lane: u32) -> vec4<f32> {
+    var acc = vec4<f32>(0.0);
+    for (var c = lane; c < select(0u, p.chunks, s.live); c = c + ROW_THREADS) {
+        acc = acc + ld_workspace(p.workspace_off + 4u * (s.row * p.chunks + c), 4u);
+    }
+    return row_sum(acc);
 }
 
 // The row a slot takes from row block b: its index, whether it exists, its element count
@@ -142,20 +180,20 @@ fn row_base(index: u32) -> u32 {
     return (index / p.heads) * p.stride + (index % p.heads) * p.head_stride;
 }
 
-// A thread's walk over a row: its k-th quad starts at element quad_at(lane, k), for k below
-// walk_trips. The register tile (CACHED) walks MAX_CACHE quads, a trip count known at
-// compile time, so the loops unroll and the tile stays in registers; quads past the row
-// have length 0 there. A streamed walk takes the quads that start inside the row. Each
+// A thread's walk over a row (or a split row's segment, from walk_start): its k-th quad
+// starts at element quad_at(lane, k), for k below walk_trips. The register tile (CACHED)
+// walks MAX_CACHE quads, a trip count known at compile time, so the loops unroll and the
+// tile stays in registers; quads past the row have length 0 there. A streamed walk takes the quads that start inside the row. Each
 // kernel writes its walks once, for both: the CACHED tests below fold away.
 fn quad_at(lane: u32, k: u32) -> u32 {
-    return 4u * (lane + k * ROW_THREADS);
+    return select(0u, walk_start, has(FLAG_SPLIT)) + 4u * (lane + k * ROW_THREADS);
 }
 
 fn walk_trips(lane: u32, cnt: u32) -> u32 {
     if (CACHED) {
         return MAX_CACHE;
     }
-    let first = 4u * lane;
+    let first = quad_at(lane, 0u);
     return select(0u, (cnt - first + 4u * ROW_THREADS - 1u) / (4u * ROW_THREADS), cnt > first);
 }
 
@@ -271,6 +309,14 @@ fn keep_dy(k: u32, v: vec4<f32>) {
     }
 }
 
+// Reads the walk over the row starting at base into the tile (a no-op when streamed).
+fn fill_tile(base: u32, lane: u32, cnt: u32) {
+    for (var k = 0u; k < select(0u, MAX_CACHE, CACHED); k = k + 1u) {
+        let j = quad_at(lane, k);
+        keep_h(k, input_quad(base, j, quad_len(j, cnt)));
+    }
+}
+
 fn tile_or_input(k: u32, base: u32, j: u32, len: u32) -> vec4<f32> {
     if (CACHED) {
         return tile_h[k];
@@ -294,8 +340,14 @@ fn tile_or_dy(k: u32, base: u32, j: u32, len: u32) -> vec4<f32> {
     return dy_quad(base, j, len);
 }
 
+// The parameters' tile holds the columns a thread visits in every row; a split row's
+// segments each have columns of their own, and read them as they go.
+fn params_cached() -> bool {
+    return CACHED && !has(FLAG_SPLIT);
+}
+
 fn load_tile_gamma(lane: u32) {
-    if (CACHED) {
+    if (params_cached()) {
         for (var k = 0u; k < MAX_CACHE; k = k + 1u) {
             let j = quad_at(lane, k);
             tile_gamma[k] = gamma_quad(j, quad_len(j, p.cols));
@@ -304,7 +356,7 @@ fn load_tile_gamma(lane: u32) {
 }
 
 fn tile_or_gamma(k: u32, j: u32, len: u32) -> vec4<f32> {
-    if (CACHED) {
+    if (params_cached()) {
         return tile_gamma[k];
     }
     return gamma_quad(j, len);

@@ -27,6 +27,11 @@
 // correctness does not depend on it. Streamed rows go two per trip while a workgroup has two
 // row blocks left, so a gamma quad read serves two rows and one reduction both.
 //
+// Rows too few to fill the device may be split (rms_norm_forward_split): each segment of a
+// row sums its squares into the workspace, then each merges its row's sums in a fixed order
+// and scales its own elements. x is read twice, and the result does not depend on which
+// workgroup finishes first.
+//
 // Backward is deterministic: each (workgroup, row slot) accumulates dgamma for the rows it
 // visits in a fixed order into its own row of the workspace; reduce_columns.wgsl sums
 // those rows in a fixed order. No atomics.
@@ -134,6 +139,18 @@ fn forward_rows(row: vec2<u32>, lane: u32, both: bool) {
     let live = (row < vec2<u32>(p.rows)) & vec2<bool>(true, both);
     let cnt = select(0u, p.cols, live.x);
     let base = vec2<u32>(row_base(row.x), row_base(row.y));
+    let t = row_sums(base, cnt, live.y, lane, both);
+    let rx = row_scale(t.x, t.z, select(t.w, 0.0, both));
+    let ry = row_scale(t.y, t.w, 0.0);
+    store_rows(base, cnt, live.y, lane, both, rx, ry);
+    save_rstd(row.x, lane, live.x, rx.r * pow2(rx.e));
+    save_rstd(row.y, lane, live.y, ry.r * pow2(ry.e));
+}
+
+// The sums of squares of the walk over row.x's first cnt elements (and row.y's when
+// `both`), reduced over the row's threads: both rows' sums and their overflow guards, or
+// one row's sum and both of its guards (guard_sums).
+fn row_sums(base: vec2<u32>, cnt: u32, live_y: bool, lane: u32, both: bool) -> vec4<f32> {
     // Blocked sums: a thread may walk thousands of quads when few threads share a row;
     // flushing every 32 keeps the error near 32 + trips / 32 roundings.
     var ss = vec2<f32>(0.0);
@@ -145,7 +162,7 @@ fn forward_rows(row: vec2<u32>, lane: u32, both: bool) {
         keep_h(k, h);
         part.x = part.x + norm_sq(h, j);
         if (both) {
-            part.y = part.y + norm_sq(input_quad(base.y, j, select(0u, len, live.y)), j);
+            part.y = part.y + norm_sq(input_quad(base.y, j, select(0u, len, live_y)), j);
         }
         if (flush_now(k)) {
             ss = ss + part;
@@ -153,27 +170,58 @@ fn forward_rows(row: vec2<u32>, lane: u32, both: bool) {
         }
     }
     ss = ss + part;
-    // Lanes: both rows' sums and their overflow guards, or one row's sum and both guards.
     let gx = guard_sums(ss.x, base.x, lane, cnt);
     var lanes = vec4<f32>(ss.x, 0.0, gx);
     if (both) {
-        let gy = guard_sums(ss.y, base.y, lane, select(0u, p.cols, live.y));
+        let gy = guard_sums(ss.y, base.y, lane, select(0u, cnt, live_y));
         lanes = vec4<f32>(ss, gx.x, gy.x);
     }
-    let t = row_sum(lanes);
-    let rx = row_scale(t.x, t.z, select(t.w, 0.0, both));
-    let ry = row_scale(t.y, t.w, 0.0);
+    return row_sum(lanes);
+}
+
+// Writes the walk's y (and h) of row.x, and of row.y when `both`.
+fn store_rows(base: vec2<u32>, cnt: u32, live_y: bool, lane: u32, both: bool, rx: RowScale, ry: RowScale) {
     for (var k = 0u; k < walk_trips(lane, cnt); k = k + 1u) {
         let j = quad_at(lane, k);
         let len = trip_len(j, cnt);
         let g = tile_or_gamma(k, j, len);
         store_forward(base.x, j, len, tile_or_input(k, base.x, j, len), rx, g);
-        if (both && live.y) {
+        if (both && live_y) {
             store_forward(base.y, j, len, input_quad(base.y, j, len), ry, g);
         }
     }
-    save_rstd(row.x, lane, live.x, rx.r * pow2(rx.e));
-    save_rstd(row.y, lane, live.y, ry.r * pow2(ry.e));
+}
+
+// The forward of rows split into segments (FLAG_SPLIT), one per row slot: rows too few to
+// fill the device are spread over more workgroups. Run twice: a segment first leaves the
+// sums of row_sums in its quad of the workspace; then (FLAG_SPLIT_FINISH) every segment of
+// a row merges them the same way and writes its own elements.
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn rms_norm_forward_split(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    inv: Invocation,
+) {
+    enter(inv);
+    let lane = inv.index % ROW_THREADS;
+    let slot = inv.index / ROW_THREADS;
+    for (var b = wid.x; b < row_blocks(); b = b + nwg.x) {
+        let v = b * rows_per_group() + slot;
+        let s = split_row(v);
+        let base = vec2<u32>(row_base(s.row));
+        if (has(FLAG_SPLIT_FINISH)) {
+            fill_tile(base.x, lane, s.end);
+            let t = merged_partials(s, lane);
+            let r = row_scale(t.x, t.y, t.z);
+            store_rows(base, s.end, false, lane, false, r, r);
+            save_rstd(s.row, lane, s.live && s.index == 0u, r.r * pow2(r.e));
+        } else {
+            let t = row_sums(base, s.end, false, lane, false);
+            if (s.live && lane == 0u) {
+                st_workspace(p.workspace_off + 4u * v, vec4<f32>(t.x, t.z, t.w, 0.0), 4u);
+            }
+        }
+    }
 }
 
 // h^2 of the quad at j on the elements the RMS is estimated from, else 0.

@@ -55,6 +55,9 @@ const ROW_TENSORS: [TensorSpec; 9] = [
 pub enum Kernel {
     /// `rms_norm_forward` in `shaders/rms_norm.wgsl`.
     RmsNormForward,
+    /// `rms_norm_forward_split` in `shaders/rms_norm.wgsl`: the forward of rows split
+    /// over several workgroups.
+    RmsNormForwardSplit,
     /// `rms_norm_backward` in `shaders/rms_norm.wgsl`.
     RmsNormBackward,
     /// `layer_norm_forward` in `shaders/layer_norm.wgsl`.
@@ -88,7 +91,9 @@ impl Family {
     /// The entry points this family's file defines.
     pub fn kernels(self) -> &'static [Kernel] {
         match self {
-            Family::RmsNorm => &[Kernel::RmsNormForward, Kernel::RmsNormBackward],
+            Family::RmsNorm => {
+                &[Kernel::RmsNormForward, Kernel::RmsNormForwardSplit, Kernel::RmsNormBackward]
+            }
             Family::LayerNorm => &[Kernel::LayerNormForward, Kernel::LayerNormBackward],
             Family::ReduceColumns => &[Kernel::ReduceColumns],
             Family::StreamCopy => &[Kernel::StreamCopy],
@@ -116,6 +121,7 @@ impl Kernel {
     pub fn name(self) -> &'static str {
         match self {
             Kernel::RmsNormForward => "rms_norm_forward",
+            Kernel::RmsNormForwardSplit => "rms_norm_forward_split",
             Kernel::RmsNormBackward => "rms_norm_backward",
             Kernel::LayerNormForward => "layer_norm_forward",
             Kernel::LayerNormBackward => "layer_norm_backward",
@@ -127,7 +133,7 @@ impl Kernel {
     /// The label of the compute pass a bound op of this kernel opens.
     pub fn pass_label(self) -> &'static str {
         match self {
-            Kernel::RmsNormForward => "wgpu_norm.rms_norm_forward",
+            Kernel::RmsNormForward | Kernel::RmsNormForwardSplit => "wgpu_norm.rms_norm_forward",
             Kernel::RmsNormBackward => "wgpu_norm.rms_norm_backward",
             Kernel::LayerNormForward => "wgpu_norm.layer_norm_forward",
             Kernel::LayerNormBackward => "wgpu_norm.layer_norm_backward",
@@ -141,10 +147,18 @@ impl Kernel {
         matches!(self, Kernel::RmsNormBackward | Kernel::LayerNormBackward)
     }
 
+    /// The kernel that runs this one's rows split into segments, if it has one.
+    pub fn split(self) -> Option<Kernel> {
+        match self {
+            Kernel::RmsNormForward => Some(Kernel::RmsNormForwardSplit),
+            _ => None,
+        }
+    }
+
     /// The file that defines the kernel.
     pub fn family(self) -> Family {
         match self {
-            Kernel::RmsNormForward | Kernel::RmsNormBackward => Family::RmsNorm,
+            Kernel::RmsNormForward | Kernel::RmsNormForwardSplit | Kernel::RmsNormBackward => Family::RmsNorm,
             Kernel::LayerNormForward | Kernel::LayerNormBackward => Family::LayerNorm,
             Kernel::ReduceColumns => Family::ReduceColumns,
             Kernel::StreamCopy => Family::StreamCopy,

@@ -62,6 +62,9 @@ pub struct Args {
     /// Override the adapter's tuning: elements each thread should own.
     #[arg(long)]
     pub elements_per_thread: Option<u32>,
+    /// Override the adapter's tuning: elements per segment of a split row (0: never split).
+    #[arg(long)]
+    pub split_chunk: Option<u32>,
     /// Autotune every kernel for the benchmark's shapes (and the roofline's) before timing:
     /// the launches it picks are the ones measured.
     #[arg(long)]

@@ -74,6 +74,9 @@ fn run(args: &Args) -> Result<(), BenchError> {
         if let Some(v) = args.register_quads {
             t.register_quads = v;
         }
+        if let Some(v) = args.split_chunk {
+            t.split_chunk = v;
+        }
         if args.scalar_access {
             t.vector_access = false;
         }
@@ -98,13 +101,17 @@ fn run(args: &Args) -> Result<(), BenchError> {
     let t = gpu.ctx.tuning();
     println!(
         "tuning: workgroup {} threads, at most {} threads per row, {} elements per thread, at most {} register quads, \
-         {} access, backward grid {} workgroups",
+         {} access, backward grid {} workgroups, split rows {}",
         t.workgroup_size,
         t.max_row_threads,
         t.elements_per_thread,
         t.register_quads,
         if t.vector_access { "vector" } else { "scalar" },
-        t.backward_groups
+        t.backward_groups,
+        match t.split_chunk {
+            0 => "never".to_string(),
+            n => format!("in segments of {n}"),
+        }
     );
     if gpu.copy_timing != gpu.timing {
         println!(

@@ -6,7 +6,7 @@ use std::marker::PhantomData;
 
 use crate::dtype::Storage;
 use crate::error::{NormError, Result};
-use crate::ops::params::Params;
+use crate::ops::params::{Params, flags};
 use crate::ops::table::{Extent, TensorSpec};
 use crate::runtime::binding::{self, Checked, Footprint, Tensor};
 use crate::runtime::context::NormContext;
@@ -51,9 +51,11 @@ pub trait OpConfig: Copy + std::fmt::Debug + Send + Sync {
 }
 
 /// Bindings of the column pass (`reduce_columns`): the workspace, dgamma and dbeta.
-const COLUMN_BINDINGS: [u32; 3] = [8, 9, 10];
+const COLUMN_BINDINGS: [u32; 3] = [WORKSPACE_BINDING, 9, 10];
 /// The binding of the parameter block.
 const PARAMS_BINDING: u32 = 15;
+/// The binding of the workspace: the backward's partial sums, a split forward's segment sums.
+const WORKSPACE_BINDING: u32 = 8;
 
 /// An op made from a context and a config: checked once, then bound to tensors as often
 /// as needed. Cheap to make and to clone; pipelines are shared through the context.
@@ -105,8 +107,12 @@ struct Dispatch {
 /// its buffers alive.
 pub struct BoundOp {
     label: &'static str,
+    /// A split launch's first pass: each segment's sums.
+    split_pass: Option<Dispatch>,
     rows_pass: Dispatch,
     columns_pass: Option<Dispatch>,
+    /// The buffer of those sums (the bind groups hold it too).
+    _partials: Option<wgpu::Buffer>,
     params: Params,
     uniform: wgpu::Buffer,
     launch: RowLaunch,
@@ -210,6 +216,7 @@ impl<K: OpKind> Op<K> {
         (params.heads, params.head_stride) = (shape.heads as u32, shape.head_stride as u32);
         let launch = ctx.row_launch(K::KERNEL, rows, cols);
         params.partial_rows = launch.partial_rows;
+        (params.chunks, params.chunk_len) = (launch.chunks, launch.chunk_len);
         let given = K::tensors(tensors);
         // The column pass runs when one of its outputs is asked for, and needs the workspace.
         let sums =
@@ -246,8 +253,10 @@ impl<K: OpKind> Op<K> {
         ctx.queue().write_buffer(&uniform, 0, bytemuck::bytes_of(&params));
         verdicts.push(Verdict::new("parameter block creation", scope));
         let layout = self.layout(&checked, &params, &rows_bindings);
+        // A split launch runs the kernel's split form twice: the segments' sums, then the
+        // finishing pass (the key this gives).
         let row_key = |launch: &RowLaunch| PipelineKey {
-            kernel: K::KERNEL,
+            kernel: if launch.split() { K::KERNEL.split().unwrap_or(K::KERNEL) } else { K::KERNEL },
             variant: Variant {
                 subgroups: ctx.uses_subgroups() && K::KERNEL.family().reduces_rows(),
                 storage,
@@ -260,8 +269,9 @@ impl<K: OpKind> Op<K> {
             row_threads: launch.row_threads,
             subgroup_mode: launch.subgroup_mode,
             cached: launch.register_quads > 0,
-            flags: params.flags,
+            flags: params.flags | if launch.split() { flags::SPLIT | flags::SPLIT_FINISH } else { 0 },
         };
+        let sums_key = |key: PipelineKey| PipelineKey { flags: key.flags & !flags::SPLIT_FINISH, ..key };
         // Every pipeline a later binding of these tensors with fewer rows runs is compiled
         // now, so that such a binding (a decode step after prefill) never compiles; once per
         // launch and row length, so that binding again does not enumerate them again.
@@ -270,13 +280,36 @@ impl<K: OpKind> Op<K> {
             for other in ctx.row_launches_up_to(K::KERNEL, rows, cols) {
                 if !other.same_pipeline(&launch) {
                     ctx.pipelines().get(ctx.device(), row_key(&other), verdicts);
+                    if other.split() {
+                        ctx.pipelines().get(ctx.device(), sums_key(row_key(&other)), verdicts);
+                    }
                 }
             }
             ctx.pipelines().cover_rows(key, cols, rows);
         }
         let max_groups = ctx.limits().max_compute_workgroups_per_dimension.max(1);
         let groups = launch.groups.min(max_groups);
-        let rows_pass = self.dispatch(key, &rows_bindings, &checked, &uniform, groups, verdicts);
+        // A split launch's segment sums: a quad per segment, in a buffer of the binding's own.
+        let partials = launch.split().then(|| {
+            let scope = ctx.device().push_error_scope(wgpu::ErrorFilter::Validation);
+            let buffer = ctx.device().create_buffer(&wgpu::BufferDescriptor {
+                label: Some("wgpu_norm.split_partials"),
+                size: 16 * u64::from(rows) * u64::from(launch.chunks),
+                usage: wgpu::BufferUsages::STORAGE,
+                mapped_at_creation: false,
+            });
+            verdicts.push(Verdict::new("split partials creation", scope));
+            buffer
+        });
+        let mut split_bindings = rows_bindings.clone();
+        split_bindings.push(WORKSPACE_BINDING);
+        let (bindings, scratch) = match &partials {
+            Some(buffer) => (&split_bindings, Some(buffer)),
+            None => (&rows_bindings, None),
+        };
+        let split_pass = scratch
+            .map(|_| self.dispatch(sums_key(key), bindings, &checked, scratch, &uniform, groups, verdicts));
+        let rows_pass = self.dispatch(key, bindings, &checked, scratch, &uniform, groups, verdicts);
         let columns_pass = sums.then(|| {
             let t = ctx.tuning();
             let column_flags = K::TABLE
@@ -301,12 +334,14 @@ impl<K: OpKind> Op<K> {
             };
             let groups =
                 cols.div_ceil(4).div_ceil(t.workgroup_size).min(t.max_forward_groups).min(max_groups);
-            self.dispatch(key, &COLUMN_BINDINGS, &checked, &uniform, groups, verdicts)
+            self.dispatch(key, &COLUMN_BINDINGS, &checked, None, &uniform, groups, verdicts)
         });
         Ok(BoundOp {
             label: K::KERNEL.pass_label(),
+            split_pass,
             rows_pass,
             columns_pass,
+            _partials: partials,
             params,
             uniform,
             launch: RowLaunch { groups, ..launch },
@@ -329,11 +364,15 @@ impl<K: OpKind> Op<K> {
         if aligned { Layout::Vector } else { Layout::Scalar }
     }
 
+    /// The dispatch of `key` with `bindings`: the checked tensors, `scratch` as the
+    /// workspace where it is given, placeholders for the rest.
+    #[allow(clippy::too_many_arguments)]
     fn dispatch(
         &self,
         key: PipelineKey,
         bindings: &[u32],
         checked: &[Checked<'_>],
+        scratch: Option<&wgpu::Buffer>,
         uniform: &wgpu::Buffer,
         groups: u32,
         verdicts: &mut Vec<Verdict>,
@@ -349,7 +388,10 @@ impl<K: OpKind> Op<K> {
                         offset: c.bind_offset,
                         size: wgpu::BufferSize::new(c.bind_size),
                     }),
-                    None => ctx.placeholder(b),
+                    None => match scratch {
+                        Some(buffer) if b == WORKSPACE_BINDING => buffer.as_entire_binding(),
+                        _ => ctx.placeholder(b),
+                    },
                 };
                 wgpu::BindGroupEntry { binding: b, resource }
             })
@@ -392,7 +434,7 @@ impl BoundOp {
     /// allocated or locked.
     pub fn encode(&self, into: &mut impl Recorder) {
         into.in_compute_pass(self.label, &mut |pass| {
-            for d in std::iter::once(&self.rows_pass).chain(&self.columns_pass) {
+            for d in self.split_pass.iter().chain([&self.rows_pass]).chain(&self.columns_pass) {
                 pass.set_pipeline(&d.pipeline);
                 pass.set_bind_group(0, &d.bind_group, &[]);
                 pass.dispatch_workgroups(d.groups, 1, 1);
@@ -423,6 +465,9 @@ impl BoundOp {
         self.params.rows = rows;
         self.params.partial_rows = launch.partial_rows;
         self.rows_pass.groups = launch.groups;
+        if let Some(d) = &mut self.split_pass {
+            d.groups = launch.groups;
+        }
         queue.write_buffer(&self.uniform, 0, bytemuck::bytes_of(&self.params));
         Ok(())
     }
@@ -460,5 +505,28 @@ mod tests {
             ContextOptions { tuning: Some(tuning), ..Default::default() },
         );
         assert_eq!(layout(&scalar, s, 4096), Layout::Scalar, "tuning");
+    }
+
+    /// Few long rows take the split form, in two dispatches; many rows, or short ones, one.
+    #[test]
+    fn few_long_rows_are_split() {
+        use crate::{RmsNormConfig, RmsNormForward, RmsNormForwardOp};
+        let ctx = NormContext::new().unwrap();
+        let buffer = ctx.device().create_buffer(&wgpu::BufferDescriptor {
+            label: None,
+            size: 4 << 20,
+            usage: wgpu::BufferUsages::STORAGE,
+            mapped_at_creation: false,
+        });
+        let split = |rows: usize, cols: usize| {
+            let op = RmsNormForwardOp::new(&ctx, RmsNormConfig::default()).unwrap();
+            let args = RmsNormForward::new(Tensor::new(&buffer, 0), Tensor::new(&buffer, 2 << 20));
+            op.bind(Shape::new(rows, cols), &args).unwrap().split_pass.is_some()
+        };
+        let t = ctx.tuning();
+        let long = (2 * t.split_chunk).max(4 * t.max_row_threads * t.register_quads + 4) as usize;
+        assert!(split(1, long), "1x{long}");
+        assert!(!split((t.backward_groups / 4) as usize, long), "a row per core");
+        assert!(!split(1, 1024), "1x1024");
     }
 }

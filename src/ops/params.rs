@@ -26,6 +26,9 @@ pub struct Params {
     /// and `c * c` is out of f32's range (lavapipe does).
     pub guard_hi: f32,
     pub guard_lo: f32,
+    /// Split rows: segments per row and elements per segment ([`RowLaunch`](crate::tuning::RowLaunch)).
+    pub chunks: u32,
+    pub chunk_len: u32,
 }
 
 /// The exponent rows whose squares overflow are scaled by (elements past about 1e19): their
@@ -49,4 +52,8 @@ pub(crate) mod flags {
     pub const PARTIAL: u32 = 1 << 17;
     /// The residual is added to the norm's output, not to its input.
     pub const ADD_AFTER: u32 = 1 << 18;
+    /// Split rows, both passes.
+    pub const SPLIT: u32 = 1 << 19;
+    /// Split rows, the finishing pass.
+    pub const SPLIT_FINISH: u32 = 1 << 20;
 }

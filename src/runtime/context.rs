@@ -309,17 +309,20 @@ impl NormContext {
         let choice = self.launch_choice(&LaunchKey::of(kernel, rows, cols));
         let info = &self.shared.info;
         let subgroups = self.uses_subgroups().then_some((info.subgroup_min_size, info.subgroup_max_size));
-        self.tuning().row_launch(kernel, rows, cols, choice, subgroups)
+        // Every split kernel binds at most 8 storage buffers (rms_norm_forward_split: 7).
+        let split = kernel.split().is_some() && self.limits().max_storage_buffers_per_shader_stage >= 8;
+        self.tuning().row_launch(kernel, rows, cols, choice, subgroups, split)
     }
 
     /// One launch per pipeline `kernel` can need for rows of `cols` and any row count from
     /// 1 to `rows`: what binding compiles, so that binding again with fewer rows never does.
     pub(crate) fn row_launches_up_to(&self, kernel: Kernel, rows: u32, cols: u32) -> Vec<RowLaunch> {
         // The launch is a step function of the row count. It steps where the workgroup
-        // shrinks (just past (target - 1) * k rows, k = rows per workgroup, a power of two)
-        // and where autotuning's row bucket changes (just past a power of two).
+        // shrinks (just past (target - 1) * k rows, k = rows per workgroup, a power of two),
+        // where autotuning's row bucket and a split row's segment count change (just past a
+        // power of two), and where rows stop being split (at target / 4).
         let target = u64::from(self.tuning().backward_groups.max(1));
-        let mut counts = vec![1, u64::from(rows)];
+        let mut counts = vec![1, u64::from(rows), target.div_ceil(4)];
         for p in (0..32).map(|i| 1_u64 << i) {
             counts.extend([p, p + 1, (target - 1) * p + 1]);
         }

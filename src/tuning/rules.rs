@@ -37,6 +37,14 @@ pub struct Tuning {
     pub backward_groups: u32,
     /// Most f32 partial sums per gradient (dgamma or dbeta) in the backward workspace.
     pub max_partials: u64,
+    /// Elements per segment of a split row (0: rows are never split). A forward of rows
+    /// at least two segments long and too long for one workgroup's register tile
+    /// (`4 * max_row_threads * register_quads` elements), fewer of them than compute units
+    /// (a quarter of `backward_groups`), runs each row as segments, one per row slot, up
+    /// to `backward_groups` of them, in two dispatches: each segment's sums, then each
+    /// segment merges its row's sums and writes its part. Where the kernel has a split form
+    /// (RMSNorm) and the device allows 8 storage buffers per shader stage.
+    pub split_chunk: u32,
 }
 
 impl Tuning {
@@ -78,6 +86,10 @@ impl Tuning {
                 max_forward_groups: 4 * cores,
                 backward_groups: 4 * cores,
                 max_partials: 1 << 22,
+                // A row's workgroup runs on one core: a row split over the others is 1.3x
+                // faster at 16384 elements and 2.9x at 262144, where 4096 elements per
+                // segment pay for the second dispatch and read (measured, BENCHMARKS.md).
+                split_chunk: 4096,
             };
         }
         Tuning {
@@ -95,6 +107,10 @@ impl Tuning {
             max_forward_groups: max_groups,
             backward_groups: 512,
             max_partials: 1 << 22,
+            // One workgroup at elements_per_thread per thread, in registers: a decode row
+            // past 8192 elements would otherwise be streamed twice by one workgroup, on one
+            // compute unit of a hundred, at that unit's bandwidth.
+            split_chunk: workgroup_size * 8,
         }
     }
 }
@@ -118,19 +134,36 @@ pub(crate) struct RowLaunch {
     /// visits a row (slot s of workgroup w first visits row w * rows_per_group + s, so the
     /// slots past the row count visit none and leave nothing).
     pub partial_rows: u32,
+    /// Segments per row: 1, or more for a split row ([`Tuning::split_chunk`]), when the
+    /// rest of the launch is that of `rows x chunks` rows of `chunk_len` elements.
+    pub chunks: u32,
+    /// Elements per segment (a multiple of 4; the last segment may be shorter); the row
+    /// length when not split.
+    pub chunk_len: u32,
 }
 
 impl RowLaunch {
     /// Whether `other` runs the same pipeline (it may differ in grid size).
     pub fn same_pipeline(&self, other: &RowLaunch) -> bool {
-        (self.workgroup_size, self.row_threads, self.subgroup_mode, self.register_quads)
-            == (other.workgroup_size, other.row_threads, other.subgroup_mode, other.register_quads)
+        (self.workgroup_size, self.row_threads, self.subgroup_mode, self.register_quads, self.split())
+            == (
+                other.workgroup_size,
+                other.row_threads,
+                other.subgroup_mode,
+                other.register_quads,
+                other.split(),
+            )
+    }
+
+    /// Whether rows are split into segments.
+    pub fn split(&self) -> bool {
+        self.chunks > 1
     }
 
     /// The same pipeline and row mapping over fewer rows: the grid shrinks to the row
     /// blocks there are, and the backward leaves as many partial rows as its slots visit.
     pub fn over_rows(&self, rows: u32) -> RowLaunch {
-        let groups = self.groups.min(rows.div_ceil(self.rows_per_group)).max(1);
+        let groups = self.groups.min((rows * self.chunks).div_ceil(self.rows_per_group)).max(1);
         RowLaunch { groups, partial_rows: (groups * self.rows_per_group).min(rows.max(1)), ..*self }
     }
 }
@@ -171,6 +204,9 @@ impl Tuning {
     ///
     /// `choice` is autotuning's launch for the shape's bucket, if any; `subgroups` the
     /// adapter's subgroup size range when rows are reduced with subgroup operations.
+    ///
+    /// A forward of few long rows is split ([`Tuning::split_chunk`]) where `split` allows
+    /// (the kernel has a split form the device can bind).
     pub(crate) fn row_launch(
         &self,
         kernel: Kernel,
@@ -178,7 +214,27 @@ impl Tuning {
         cols: u32,
         choice: Option<LaunchChoice>,
         subgroups: Option<(u32, u32)>,
+        split: bool,
     ) -> RowLaunch {
+        let tile_row =
+            4 * u64::from(self.max_row_threads.min(self.workgroup_size)) * u64::from(self.register_quads);
+        // Fewer rows than compute units (or cores): backward_groups is about four per unit.
+        let few = u64::from(rows) * 4 < u64::from(self.backward_groups);
+        if split && self.split_chunk > 0 && few && u64::from(cols) > tile_row {
+            // Segments at least split_chunk long, and no more than fill the device: a power
+            // of two, so that the launch changes only where the row count crosses one (the
+            // counts binding compiles ahead, Op::bind).
+            let fill = prev_power_of_two(self.backward_groups.max(1)) / rows.max(1);
+            let most = (cols / self.split_chunk).min(fill);
+            if most >= 2 {
+                let chunk_len = cols.div_ceil(prev_power_of_two(most)).next_multiple_of(4);
+                let chunks = cols.div_ceil(chunk_len);
+                if chunks > 1 {
+                    let whole = self.row_launch(kernel, rows * chunks, chunk_len, None, subgroups, false);
+                    return RowLaunch { chunks, chunk_len, ..whole };
+                }
+            }
+        }
         let t = self;
         let backward = kernel.is_backward();
         // Threads walk rows in quads of elements.
@@ -231,6 +287,8 @@ impl Tuning {
             subgroup_mode: subgroup_mode(row_threads, t.workgroup_size, subgroups),
             register_quads,
             partial_rows: (groups.max(1) * rows_per_group).min(rows.max(1)),
+            chunks: 1,
+            chunk_len: cols,
         }
     }
 }
@@ -269,12 +327,12 @@ mod tests {
         ("Intel", wgpu::DeviceType::IntegratedGpu, Some((8, 32))),
     ];
 
-    const SHAPES: [(u32, u32); 4] = [(1, 4096), (8192, 768), (4096, 4096), (32768, 128)];
+    const SHAPES: [(u32, u32); 5] = [(1, 4096), (1, 65536), (8192, 768), (4096, 4096), (32768, 128)];
 
     /// The launch table as BENCHMARKS.md shows it: CPU adapters as on an 8-core machine.
     fn launch_table() -> String {
         let mut out = String::from(
-            "| adapter | subgroup | direction | shape | workgroup | threads per row | rows per workgroup | reduction | row held | workgroups |\n|---|---|---|---|---:|---:|---:|---|---|---:|\n",
+            "| adapter | subgroup | direction | shape | segments | workgroup | threads per row | rows per workgroup | reduction | row held | workgroups |\n|---|---|---|---|---|---:|---:|---:|---|---|---:|\n",
         );
         for (name, device_type, subgroups) in ADAPTERS {
             let mut info = wgpu::AdapterInfo::new(device_type, wgpu::Backend::Vulkan);
@@ -288,7 +346,7 @@ mod tests {
             });
             for kernel in [Kernel::RmsNormForward, Kernel::RmsNormBackward] {
                 for (rows, cols) in SHAPES {
-                    let l = t.row_launch(kernel, rows, cols, None, subgroups);
+                    let l = t.row_launch(kernel, rows, cols, None, subgroups, kernel.split().is_some());
                     let reduction = ["workgroup tree", "subgroup butterfly", "subgroupAdd + exchange"]
                         [l.subgroup_mode as usize];
                     let held = match l.register_quads {
@@ -296,9 +354,13 @@ mod tests {
                         q => format!("registers, {q} quads"),
                     };
                     let dir = if kernel.is_backward() { "backward" } else { "forward" };
+                    let segments = match l.split() {
+                        true => format!("{} of {}", l.chunks, l.chunk_len),
+                        false => "whole rows".to_string(),
+                    };
                     let _ = writeln!(
                         out,
-                        "| {name} | {sg} | {dir} | {rows}x{cols} | {} | {} | {} | {reduction} | {held} | {} |",
+                        "| {name} | {sg} | {dir} | {rows}x{cols} | {segments} | {} | {} | {} | {reduction} | {held} | {} |",
                         l.workgroup_size, l.row_threads, l.rows_per_group, l.groups
                     );
                 }

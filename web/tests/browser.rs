@@ -236,6 +236,15 @@ async fn overflowing_rows_without_saved_statistics() {
     }
 }
 
+/// Few rows too long for a workgroup's register tile, split over workgroups by the GPU
+/// rules a page gets: each row's segments summed, then finished.
+#[wasm_bindgen_test]
+async fn split_rows() {
+    for (i, (rows, cols)) in [(1, 65536), (2, 20001), (5, 9000)].into_iter().enumerate() {
+        rms_forward(rows, cols, 80 + i as u64).await;
+    }
+}
+
 /// More rows than one dispatch dimension holds: workgroups loop over row blocks.
 #[wasm_bindgen_test]
 async fn more_rows_than_a_dispatch_dimension() {

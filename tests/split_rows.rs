@@ -1,0 +1,181 @@
+//! Rows split over several workgroups (`Tuning::split_chunk`): the forward of few long rows,
+//! each row's segments summed in one dispatch and finished in a second. Forced on the test
+//! adapter with short segments, and as the GPU launch splits them; each output poisoned,
+//! between sentinels, and checked against the f64 reference.
+
+mod common;
+
+use common::{FORWARD, Input, Placed, Reference, check_stored, input, randn, rng, stored, submit};
+use wgpu_norm::{
+    ContextOptions, DType, EpsPlacement, LayerNormConfig, NormContext, Reduction, ResidualAdd, RmsNormConfig,
+    RmsNormForward, RmsNormForwardOp, Shape,
+};
+
+/// The test adapter with rows of more than 128 elements, up to 15 of them, split into
+/// segments of 64 elements or more, as many as fill 64 workgroups; segments up to 128
+/// elements held in registers.
+fn forced(reduction: Reduction) -> NormContext {
+    let base = common::ctx();
+    let mut tuning = *base.tuning();
+    (tuning.split_chunk, tuning.backward_groups, tuning.register_quads) = (64, 64, 4);
+    NormContext::from_device(
+        base.device().clone(),
+        base.queue().clone(),
+        ContextOptions { reduction, tuning: Some(tuning), ..Default::default() },
+    )
+}
+
+/// RMSNorm forward of `x` (+ `residual`) under `cfg` on `c`, every output poisoned and
+/// between sentinels, against the reference.
+fn check_forward(c: &NormContext, shape: Shape, kind: Input, cfg: RmsNormConfig, residual: bool, seed: u64) {
+    let context = format!("{shape:?}, {kind:?}, {cfg:?}, residual {residual}, seed {seed}");
+    let mut r = rng(seed);
+    let n = shape.elements();
+    let x = stored(&input(&mut r, kind, shape), DType::F32);
+    let res = stored(&randn(&mut r, n), DType::F32);
+    let g: Vec<f64> = randn(&mut r, shape.cols).iter().map(|v| 1.0 + 0.25 * f64::from(*v)).collect();
+    let h_want: Vec<f64> = if residual && cfg.residual_add == ResidualAdd::BeforeNorm {
+        x.iter().zip(&res).map(|(a, b)| f64::from((*a + *b) as f32)).collect()
+    } else {
+        x.clone()
+    };
+    let f32s = DType::F32;
+    let (pad, pad_odd) = (4, 3);
+    let px = Placed::new(c, Some(&x), n, f32s, pad);
+    let pres = Placed::new(c, Some(&res), n, f32s, pad_odd);
+    let pg = Placed::new(c, Some(&g), shape.cols, f32s, pad);
+    let py = Placed::new(c, None, n, f32s, pad);
+    let ph = Placed::new(c, None, n, f32s, pad);
+    let prstd = Placed::new(c, None, shape.rows, f32s, pad_odd);
+    let with_h = residual && cfg.residual_add == ResidualAdd::BeforeNorm;
+    let args = RmsNormForward {
+        x: px.tensor(),
+        residual: residual.then(|| pres.tensor()),
+        gamma: Some(pg.tensor()),
+        y: py.tensor(),
+        h: with_h.then(|| ph.tensor()),
+        rstd: Some(prstd.tensor()),
+    };
+    let op = RmsNormForwardOp::new(c, cfg).unwrap();
+    submit(c, |enc| op.encode(enc, shape, &args).expect(&context));
+    let reference = Reference::of(
+        common::Norm::Rms,
+        &h_want,
+        &h_want,
+        &g,
+        &[],
+        &vec![0.0; n],
+        shape,
+        &cfg,
+        &LayerNormConfig::default(),
+    );
+    let mut want_y = reference.y.clone();
+    if residual && cfg.residual_add == ResidualAdd::AfterNorm {
+        for (y, r) in want_y.iter_mut().zip(&res) {
+            *y += r;
+        }
+    }
+    check_stored("y", &py.read(c, "y", &context), &want_y, f32s, FORWARD, 0.0, &context);
+    let rstd = prstd.read(c, "rstd", &context);
+    check_stored("rstd", &rstd, &reference.rstd, f32s, FORWARD, 0.0, &context);
+    if with_h {
+        assert_eq!(ph.read(c, "h", &context), h_want, "h ({context})");
+    }
+    px.read(c, "x", &context);
+    pg.read(c, "gamma", &context);
+}
+
+#[test]
+fn split_rows_match_the_reference() {
+    let shapes = [(1, 4096), (1, 4097), (3, 1000), (5, 130), (2, 65536), (15, 300)];
+    let configs = [
+        RmsNormConfig::default(),
+        RmsNormConfig { eps_placement: EpsPlacement::OutsideSqrt, gamma_offset: 1.0, ..Default::default() },
+        RmsNormConfig { partial: Some(0.3), ..Default::default() },
+        RmsNormConfig { residual_add: ResidualAdd::AfterNorm, ..Default::default() },
+    ];
+    for reduction in [Reduction::Auto, Reduction::Workgroup] {
+        let c = forced(reduction);
+        for (i, &(rows, cols)) in shapes.iter().enumerate() {
+            for (k, cfg) in configs.iter().enumerate() {
+                let seed = 7000 + 10 * i as u64 + k as u64;
+                check_forward(&c, Shape::new(rows, cols), Input::Shifted, *cfg, k != 2, seed);
+            }
+        }
+    }
+}
+
+/// The GPU rules' own split: few rows of 4096 and more, in segments of a workgroup's
+/// 2048 elements.
+#[test]
+fn gpu_launch_splits_long_rows() {
+    let c = common::ctx_gpu_launch();
+    for (i, (rows, cols)) in [(1, 4096), (1, 262_144), (3, 20_000)].into_iter().enumerate() {
+        check_forward(
+            c,
+            Shape::new(rows, cols),
+            Input::Randn,
+            RmsNormConfig::default(),
+            true,
+            7100 + i as u64,
+        );
+    }
+}
+
+/// Segments each in range, whose row's sum of squares is not, or whose elements' squares
+/// are not: the merged sums carry the guards.
+#[test]
+fn split_rows_that_leave_f32s_range() {
+    let c = forced(Reduction::Auto);
+    for (i, kind) in
+        [Input::Huge, Input::Tiny, Input::Dominated, Input::LargeMean, Input::Zeros].into_iter().enumerate()
+    {
+        for eps in [1e-6, 0.0] {
+            if eps == 0.0 && kind == Input::Zeros {
+                continue;
+            }
+            let cfg = RmsNormConfig { eps, ..Default::default() };
+            check_forward(&c, Shape::new(2, 5000), kind, cfg, false, 7200 + i as u64);
+        }
+    }
+    // 1e19 squares to 1e38: each segment's sum is finite, the row's is not.
+    let mut r = rng(7300);
+    let shape = Shape::new(1, 4096);
+    let x: Vec<f32> = randn(&mut r, shape.elements()).iter().map(|v| 1.5e19 * v.signum()).collect();
+    let cfg = RmsNormConfig::default();
+    let out = wgpu_norm::host::rms_norm_forward(&c, &x, None, shape, &cfg).unwrap();
+    let want = wgpu_norm::reference::rms_norm_forward(&x, None, shape, &cfg).unwrap();
+    common::check("y", &out.y, &want.y, FORWARD, "1.5e19 rows");
+}
+
+/// A bound split op encodes the same bits every time, and runs over fewer rows after
+/// `set_rows`.
+#[test]
+fn bound_split_op_is_reused_and_resized() {
+    let c = forced(Reduction::Auto);
+    let shape = Shape::new(7, 3000);
+    let mut r = rng(7400);
+    let x = randn(&mut r, shape.elements());
+    let cfg = RmsNormConfig::default();
+    let px = Placed::new(&c, Some(&stored(&x, DType::F32)), x.len(), DType::F32, 0);
+    let py = Placed::new(&c, None, x.len(), DType::F32, 0);
+    let op = RmsNormForwardOp::new(&c, cfg).unwrap();
+    let bound = op.bind(shape, &RmsNormForward::new(px.tensor(), py.tensor())).unwrap();
+    let mut runs = Vec::new();
+    for _ in 0..3 {
+        submit(&c, |enc| bound.encode(enc));
+        runs.push(py.read(&c, "y", "reuse"));
+    }
+    assert!(runs.iter().all(|y| y == &runs[0]), "a bound split op gave different bits");
+    let want = wgpu_norm::reference::rms_norm_forward(&x, None, shape, &cfg).unwrap();
+    let got: Vec<f32> = runs[0].iter().map(|&v| v as f32).collect();
+    common::check("y", &got, &want.y, FORWARD, "7x3000");
+    // Fewer rows: the rest of y keeps what the first run wrote.
+    let y2: Vec<f64> = runs[0].iter().enumerate().map(|(i, &v)| if i < 2 * 3000 { 0.0 } else { v }).collect();
+    let py2 = Placed::new(&c, Some(&y2), x.len(), DType::F32, 0);
+    let mut bound = op.bind(shape, &RmsNormForward::new(px.tensor(), py2.tensor())).unwrap();
+    bound.set_rows(c.queue(), 2).unwrap();
+    submit(&c, |enc| bound.encode(enc));
+    let got: Vec<f32> = py2.read(&c, "y", "set_rows").iter().map(|&v| v as f32).collect();
+    common::check("y", &got, &want.y, FORWARD, "7x3000 bound, run over 2 rows");
+}
