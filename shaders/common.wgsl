@@ -145,7 +145,21 @@ fn split_row(v: u32) -> Segment {
     let index = v % p.chunks;
     walk_start = index * p.chunk_len;
     let live = row < p.rows;
-    return Segment(row, index, live, select(0u, min(walk_start + p.chunk_len, p.cols), live));
+    segment_cnt = select(0u, segment_len(index), live);
+    return Segment(row, index, live, walk_start + segment_cnt);
+}
+
+// The elements of segment c of a split row: chunk_len, or what is left for the last.
+fn segment_len(c: u32) -> u32 {
+    return min(p.chunk_len, p.cols - c * p.chunk_len);
+}
+
+// The elements of the segment a split row's slot walks (split_row).
+var<private> segment_cnt: u32;
+
+// The elements a row's statistics are over: the row's, or with split rows the segment's.
+fn row_len() -> f32 {
+    return f32(select(p.cols, segment_cnt, has(FLAG_SPLIT)));
 }
 
 // The sum of row `row`'s segments' partial sums, the same in every segment (each of the

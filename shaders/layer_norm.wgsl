@@ -56,7 +56,7 @@ fn beta_quad(j: u32, len: u32) -> vec4<f32> {
 var<private> tile_beta: array<vec4<f32>, MAX_CACHE>;
 
 fn load_tile_beta(lane: u32) {
-    if (CACHED) {
+    if (params_cached()) {
         for (var k = 0u; k < MAX_CACHE; k = k + 1u) {
             let j = quad_at(lane, k);
             tile_beta[k] = beta_quad(j, quad_len(j, p.cols));
@@ -65,7 +65,7 @@ fn load_tile_beta(lane: u32) {
 }
 
 fn tile_or_beta(k: u32, j: u32, len: u32) -> vec4<f32> {
-    if (CACHED) {
+    if (params_cached()) {
         return tile_beta[k];
     }
     return beta_quad(j, len);
@@ -83,8 +83,8 @@ struct Stats {
 
 // The Stats of a row scaled by 2^e, centred on m1, from sum(d) and sum(d^2), d = h * 2^e - m1.
 fn centred_stats(e: i32, m1: f32, sum_d: f32, sum_d2: f32) -> Stats {
-    let m2 = sum_d / f32(p.cols);
-    return Stats(e, m1, m2, rstd_of(sum_d2 / f32(p.cols) - m2 * m2, sum_d2, e));
+    let m2 = sum_d / row_len();
+    return Stats(e, m1, m2, rstd_of(sum_d2 / row_len() - m2 * m2, sum_d2, e));
 }
 
 // The rstd of a row scaled by 2^e from its variance, and the sum of squares that came from
@@ -224,12 +224,12 @@ fn guarded_moments(acc: Moments, row: Row, lane: u32, pivot: f32) -> Moments {
     return Moments(acc.n, acc.mean * g, acc.m2 * g * g);
 }
 
-// The Stats of a streamed row from its threads' moments of d = h - pivot, unscaled (acc)
-// and guarded (hi): Chan's merge over the row's threads and the four lanes of their quads,
-// as sums: the row's mean of d; what its rounding lost, sum(n * (mean - md)); and
+// The sums a streamed row's Stats come from, from its threads' moments of d = h - pivot,
+// unscaled (acc) and guarded (hi): Chan's merge over the row's threads and the four lanes of
+// their quads, as sums: the row's mean of d; what its rounding lost, sum(n * (mean - md)); and
 // sum(M2 + n * (mean - md)^2).
-fn moments_stats(acc: Moments, hi: Moments, pivot: f32) -> Stats {
-    let md = row_sum(vec4<f32>(dot(acc.n, acc.mean), dot(hi.n, hi.mean), 0.0, 0.0)).xy / f32(p.cols);
+fn moment_sums(acc: Moments, hi: Moments, pivot: f32) -> RowSums {
+    let md = row_sum(vec4<f32>(dot(acc.n, acc.mean), dot(hi.n, hi.mean), 0.0, 0.0)).xy / row_len();
     let dm = acc.mean - vec4<f32>(md.x);
     let dh = hi.mean - vec4<f32>(md.y);
     let one = vec4<f32>(1.0);
@@ -239,25 +239,24 @@ fn moments_stats(acc: Moments, hi: Moments, pivot: f32) -> Stats {
         dot(hi.m2, one) + dot(hi.n, dh * dh),
         dot(hi.n, dh),
     ));
-    let over = !(t.x <= MAX_F32);
-    return spread_stats(select(0, GUARD_HI, over), select(pivot, pivot * p.guard_hi, over), select(md.x, md.y, over), select(t.xy, t.zw, over));
+    return RowSums(vec2<f32>(pivot, pivot * p.guard_hi), md, t);
 }
 
 // The Stats of a row scaled by 2^e from the mean md of d = h * 2^e - pivot and the row's
 // sums (of M2 + n * (mean - md)^2, of n * (mean - md)), as moments_stats forms them.
 fn spread_stats(e: i32, pivot: f32, md: f32, t: vec2<f32>) -> Stats {
-    let n = f32(p.cols);
+    let n = row_len();
     let c = t.y / n;
     let m2 = t.x - n * c * c;
     return Stats(e, pivot, md + c, rstd_of(m2 / n, m2, e));
 }
 
-// The Stats of a row in the register tile, from this thread's share s of sum(h): the
-// corrected two-pass, its second pass over registers, with the sums of the row scaled by
-// 2^GUARD_HI in the idle lanes of both reductions: this thread's sums scaled, exact where
-// they are finite; where they are not, its quads again from memory, scaled (as in
+// The sums the Stats of a row in the register tile come from, from this thread's share s of
+// sum(h): the corrected two-pass, its second pass over registers, with the sums of the row
+// scaled by 2^GUARD_HI in the idle lanes of both reductions: this thread's sums scaled, exact
+// where they are finite; where they are not, its quads again from memory, scaled (as in
 // guarded_moments).
-fn tile_stats(row: Row, lane: u32, s: f32) -> Stats {
+fn tile_sums(row: Row, lane: u32, s: f32) -> RowSums {
     let g = p.guard_hi;
     let again_s = !(abs(s) <= MAX_F32);
     var s_hi = 0.0;
@@ -265,7 +264,7 @@ fn tile_stats(row: Row, lane: u32, s: f32) -> Stats {
         let j = quad_at(lane, k);
         s_hi = s_hi + dot(input_quad(row.base, j, quad_len(j, row.cnt)) * g, vec4<f32>(1.0));
     }
-    let m = row_sum(vec4<f32>(s, select(s * g, s_hi, again_s), 0.0, 0.0)).xy / f32(p.cols);
+    let m = row_sum(vec4<f32>(s, select(s * g, s_hi, again_s), 0.0, 0.0)).xy / row_len();
     var c = vec2<f32>(0.0);
     for (var k = 0u; k < MAX_CACHE; k = k + 1u) {
         c = c + centred_sums(tile_h[k], m.x, quad_len(quad_at(lane, k), row.cnt));
@@ -278,7 +277,92 @@ fn tile_stats(row: Row, lane: u32, s: f32) -> Stats {
         c_hi = c_hi + centred_sums(input_quad(row.base, j, len) * g, m.y, len);
     }
     c_hi = select(vec2<f32>(c.x * g, c.y * g * g), c_hi, again_c);
-    return guarded_stats(row_sum(vec4<f32>(c, c_hi)), m.x, m.y);
+    return RowSums(m, vec2<f32>(0.0), row_sum(vec4<f32>(c, c_hi)));
+}
+
+// What a row's Stats come from, reduced over its threads, unscaled and for the row scaled by
+// 2^GUARD_HI: the tile's first means m1 and t = (sum(d), sum(d^2)) about them (tile_sums),
+// or a streamed row's pivots m1, its means md of d = h - pivot and the sums of moment_sums.
+struct RowSums {
+    m1: vec2<f32>,
+    md: vec2<f32>,
+    t: vec4<f32>,
+}
+
+// The RowSums of the row (or the segment of a split row) at hand. Statistics from one read:
+// the tile keeps the row for a second pass in registers; a streamed row builds its moments as
+// it goes, about a pivot.
+fn forward_sums(row: Row, lane: u32) -> RowSums {
+    if (CACHED) {
+        var s = 0.0;
+        for (var k = 0u; k < MAX_CACHE; k = k + 1u) {
+            let j = quad_at(lane, k);
+            let h = input_quad(row.base, j, quad_len(j, row.cnt));
+            keep_h(k, h);
+            s = s + dot(h, vec4<f32>(1.0));
+        }
+        return tile_sums(row, lane, s);
+    }
+    let j0 = quad_at(0u, 0u);
+    let first = quad_len(j0, row.cnt);
+    let pivot = pivot_of(input_quad(row.base, j0, first), first);
+    let acc = walk_moments(row, lane, pivot, 1.0, walk_trips(lane, row.cnt));
+    return moment_sums(acc, guarded_moments(acc, row, lane, pivot), pivot);
+}
+
+// A row's Stats from its RowSums: the unscaled ones unless the sum of squares overflowed.
+fn row_stats(r: RowSums) -> Stats {
+    if (CACHED) {
+        return guarded_stats(r.t, r.m1.x, r.m1.y);
+    }
+    let over = !(r.t.x <= MAX_F32);
+    return spread_stats(select(0, GUARD_HI, over), select(r.m1.x, r.m1.y, over), select(r.md.x, r.md.y, over), select(r.t.xy, r.t.zw, over));
+}
+
+// A split row's segment, for merged_stats: its mean as m1 + m2 and M2, the sum of squared
+// deviations from that mean, from its RowSums (the lanes of one view: unscaled or scaled),
+// and in w whether any of them left f32's range.
+fn segment_spread(m1: f32, md: f32, t: vec2<f32>) -> vec4<f32> {
+    let n = row_len();
+    var m2 = md + t.y / n;
+    var sq = t.x - n * (t.y / n) * (t.y / n);
+    if (CACHED) {
+        m2 = t.x / n;
+        sq = t.y - t.x * m2;
+    }
+    let v = vec3<f32>(m1, m2, sq);
+    return vec4<f32>(v, select(1.0, 0.0, all(abs(v) <= vec3<f32>(MAX_F32))));
+}
+
+// The Stats of split row s from its segments' spreads, merged with Chan's formula about
+// segment 0's m1, the same way in every segment (a fixed set of segments per thread, then
+// row_sum): the unscaled ones unless one of them, or their merge, left f32's range. From
+// uniform control flow only.
+fn merged_stats(s: Segment, lane: u32) -> Stats {
+    let at = p.workspace_off + select(0u, 8u * s.row * p.chunks, s.live);
+    let pivot = vec2<f32>(ld_workspace(at, 4u).x, ld_workspace(at + 4u, 4u).x);
+    let trips = select(0u, p.chunks, s.live);
+    var a = vec4<f32>(0.0);
+    for (var c = lane; c < trips; c = c + ROW_THREADS) {
+        let u = ld_workspace(at + 8u * c, 4u);
+        let h = ld_workspace(at + 8u * c + 4u, 4u);
+        let d = vec2<f32>((u.x - pivot.x) + u.y, (h.x - pivot.y) + h.y);
+        a = a + vec4<f32>(f32(segment_len(c)) * d, u.w, 0.0);
+    }
+    let sa = row_sum(a);
+    let md = sa.xy / f32(p.cols);
+    var b = vec4<f32>(0.0);
+    for (var c = lane; c < trips; c = c + ROW_THREADS) {
+        let u = ld_workspace(at + 8u * c, 4u);
+        let h = ld_workspace(at + 8u * c + 4u, 4u);
+        let d = vec2<f32>((u.x - pivot.x) + u.y, (h.x - pivot.y) + h.y) - md;
+        b = b + vec4<f32>(vec2<f32>(u.z, h.z) + f32(segment_len(c)) * d * d, 0.0, 0.0);
+    }
+    let t = row_sum(b);
+    let over = sa.z > 0.0 || !(t.x <= MAX_F32);
+    let e = select(0, GUARD_HI, over);
+    let sq = select(t.x, t.y, over);
+    return Stats(e, select(pivot.x, pivot.y, over), select(md.x, md.y, over), rstd_of(sq / f32(p.cols), sq, e));
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
@@ -295,29 +379,51 @@ fn layer_norm_forward(
     load_tile_beta(lane);
     for (var b = wid.x; b < blocks; b = b + nwg.x) {
         let row = row_of(b, slot);
-        // Statistics from one read: the tile keeps the row for a second pass in registers;
-        // a streamed row builds its moments as it goes, about a pivot.
-        var st: Stats;
-        if (CACHED) {
-            var s = 0.0;
-            for (var k = 0u; k < MAX_CACHE; k = k + 1u) {
-                let j = quad_at(lane, k);
-                let h = input_quad(row.base, j, quad_len(j, row.cnt));
-                keep_h(k, h);
-                s = s + dot(h, vec4<f32>(1.0));
-            }
-            st = tile_stats(row, lane, s);
-        } else {
-            let pivot = pivot_of(input_quad(row.base, 0u, min(row.cnt, 4u)), row.cnt);
-            let acc = walk_moments(row, lane, pivot, 1.0, walk_trips(lane, row.cnt));
-            st = moments_stats(acc, guarded_moments(acc, row, lane, pivot), pivot);
-        }
-        for (var k = 0u; k < walk_trips(lane, row.cnt); k = k + 1u) {
-            let j = quad_at(lane, k);
-            let len = trip_len(j, row.cnt);
-            store_forward(row.base, j, len, tile_or_input(k, row.base, j, len), st, tile_or_gamma(k, j, len), tile_or_beta(k, j, len));
-        }
+        let st = row_stats(forward_sums(row, lane));
+        store_row(row, lane, st);
         save_stats(row.index, lane, row.live, st);
+    }
+}
+
+// Writes the walk's y (and h).
+fn store_row(row: Row, lane: u32, st: Stats) {
+    for (var k = 0u; k < walk_trips(lane, row.cnt); k = k + 1u) {
+        let j = quad_at(lane, k);
+        let len = trip_len(j, row.cnt);
+        store_forward(row.base, j, len, tile_or_input(k, row.base, j, len), st, tile_or_gamma(k, j, len), tile_or_beta(k, j, len));
+    }
+}
+
+// The forward of rows split into segments (FLAG_SPLIT), one per row slot, as
+// rms_norm_forward_split: each segment first leaves its spreads (segment_spread, unscaled and
+// scaled, two quads) in the workspace; then (FLAG_SPLIT_FINISH) every segment of a row merges
+// them (merged_stats) and writes its own elements.
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn layer_norm_forward_split(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    inv: Invocation,
+) {
+    enter(inv);
+    let lane = inv.index % ROW_THREADS;
+    let slot = inv.index / ROW_THREADS;
+    for (var b = wid.x; b < row_blocks(); b = b + nwg.x) {
+        let v = b * rows_per_group() + slot;
+        let s = split_row(v);
+        let row = Row(s.row, s.live, s.end, row_base(s.row));
+        if (has(FLAG_SPLIT_FINISH)) {
+            fill_tile(row.base, lane, row.cnt);
+            let st = merged_stats(s, lane);
+            store_row(row, lane, st);
+            save_stats(row.index, lane, s.live && s.index == 0u, st);
+        } else {
+            let r = forward_sums(row, lane);
+            if (s.live && lane == 0u) {
+                let at = p.workspace_off + 8u * v;
+                st_workspace(at, segment_spread(r.m1.x, r.md.x, r.t.xy), 4u);
+                st_workspace(at + 4u, segment_spread(r.m1.y, r.md.y, r.t.zw), 4u);
+            }
+        }
     }
 }
 

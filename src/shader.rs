@@ -62,6 +62,9 @@ pub enum Kernel {
     RmsNormBackward,
     /// `layer_norm_forward` in `shaders/layer_norm.wgsl`.
     LayerNormForward,
+    /// `layer_norm_forward_split` in `shaders/layer_norm.wgsl`: the forward of rows split
+    /// over several workgroups.
+    LayerNormForwardSplit,
     /// `layer_norm_backward` in `shaders/layer_norm.wgsl`.
     LayerNormBackward,
     /// `reduce_columns` in `shaders/reduce_columns.wgsl` (dgamma/dbeta column sums).
@@ -94,7 +97,9 @@ impl Family {
             Family::RmsNorm => {
                 &[Kernel::RmsNormForward, Kernel::RmsNormForwardSplit, Kernel::RmsNormBackward]
             }
-            Family::LayerNorm => &[Kernel::LayerNormForward, Kernel::LayerNormBackward],
+            Family::LayerNorm => {
+                &[Kernel::LayerNormForward, Kernel::LayerNormForwardSplit, Kernel::LayerNormBackward]
+            }
             Family::ReduceColumns => &[Kernel::ReduceColumns],
             Family::StreamCopy => &[Kernel::StreamCopy],
         }
@@ -124,6 +129,7 @@ impl Kernel {
             Kernel::RmsNormForwardSplit => "rms_norm_forward_split",
             Kernel::RmsNormBackward => "rms_norm_backward",
             Kernel::LayerNormForward => "layer_norm_forward",
+            Kernel::LayerNormForwardSplit => "layer_norm_forward_split",
             Kernel::LayerNormBackward => "layer_norm_backward",
             Kernel::ReduceColumns => "reduce_columns",
             Kernel::StreamCopy => "stream_copy",
@@ -135,7 +141,7 @@ impl Kernel {
         match self {
             Kernel::RmsNormForward | Kernel::RmsNormForwardSplit => "wgpu_norm.rms_norm_forward",
             Kernel::RmsNormBackward => "wgpu_norm.rms_norm_backward",
-            Kernel::LayerNormForward => "wgpu_norm.layer_norm_forward",
+            Kernel::LayerNormForward | Kernel::LayerNormForwardSplit => "wgpu_norm.layer_norm_forward",
             Kernel::LayerNormBackward => "wgpu_norm.layer_norm_backward",
             Kernel::ReduceColumns => "wgpu_norm.reduce_columns",
             Kernel::StreamCopy => "wgpu_norm.stream_copy",
@@ -151,7 +157,18 @@ impl Kernel {
     pub fn split(self) -> Option<Kernel> {
         match self {
             Kernel::RmsNormForward => Some(Kernel::RmsNormForwardSplit),
+            Kernel::LayerNormForward => Some(Kernel::LayerNormForwardSplit),
             _ => None,
+        }
+    }
+
+    /// Storage buffers the kernel binds: at most 8 (WebGPU's default limit per shader
+    /// stage), but for LayerNorm's split forward, which binds the workspace next to its 8
+    /// tensors (tests/shaders_validate.rs counts them).
+    pub fn storage_buffers(self) -> u32 {
+        match self {
+            Kernel::LayerNormForwardSplit => 9,
+            _ => 8,
         }
     }
 
@@ -159,7 +176,9 @@ impl Kernel {
     pub fn family(self) -> Family {
         match self {
             Kernel::RmsNormForward | Kernel::RmsNormForwardSplit | Kernel::RmsNormBackward => Family::RmsNorm,
-            Kernel::LayerNormForward | Kernel::LayerNormBackward => Family::LayerNorm,
+            Kernel::LayerNormForward | Kernel::LayerNormForwardSplit | Kernel::LayerNormBackward => {
+                Family::LayerNorm
+            }
             Kernel::ReduceColumns => Family::ReduceColumns,
             Kernel::StreamCopy => Family::StreamCopy,
         }

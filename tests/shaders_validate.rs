@@ -75,11 +75,12 @@ fn params_struct_matches_wgsl() {
     assert_eq!(members.len() * 4, wgpu_norm::params_size());
 }
 
-/// No kernel names more than 8 storage buffers, WebGPU's default
-/// max_storage_buffers_per_shader_stage. A binding counts as soon as the entry point's code
+/// No kernel names more storage buffers than `Kernel::storage_buffers` says: 8, WebGPU's
+/// default max_storage_buffers_per_shader_stage, but for LayerNorm's split forward, which runs
+/// only where the device allows its 9. A binding counts as soon as the entry point's code
 /// refers to it, even under a flag that is off: pipelines derive their layout from the text.
 #[test]
-fn every_kernel_binds_at_most_8_storage_buffers() {
+fn every_kernel_binds_the_storage_buffers_it_says() {
     for family in Family::ALL {
         let variant = Variant {
             subgroups: true,
@@ -102,8 +103,9 @@ fn every_kernel_binds_at_most_8_storage_buffers() {
                 })
                 .map(|(_, g)| g.name.as_deref().unwrap_or("?"))
                 .collect();
+            let kernel = family.kernels().iter().find(|k| k.name() == entry.name).unwrap();
             assert!(
-                storage.len() <= 8,
+                storage.len() as u32 <= kernel.storage_buffers(),
                 "{} binds {} storage buffers: {storage:?}",
                 entry.name,
                 storage.len()

@@ -289,12 +289,13 @@ impl<K: OpKind> Op<K> {
         }
         let max_groups = ctx.limits().max_compute_workgroups_per_dimension.max(1);
         let groups = launch.groups.min(max_groups);
-        // A split launch's segment sums: a quad per segment, in a buffer of the binding's own.
+        // A split launch's segment sums, in a buffer of the binding's own: up to two quads per
+        // segment (LayerNorm's spreads, unscaled and scaled; RMSNorm's sums take one).
         let partials = launch.split().then(|| {
             let scope = ctx.device().push_error_scope(wgpu::ErrorFilter::Validation);
             let buffer = ctx.device().create_buffer(&wgpu::BufferDescriptor {
                 label: Some("wgpu_norm.split_partials"),
-                size: 16 * u64::from(rows) * u64::from(launch.chunks),
+                size: 32 * u64::from(rows) * u64::from(launch.chunks),
                 usage: wgpu::BufferUsages::STORAGE,
                 mapped_at_creation: false,
             });

@@ -309,8 +309,8 @@ impl NormContext {
         let choice = self.launch_choice(&LaunchKey::of(kernel, rows, cols));
         let info = &self.shared.info;
         let subgroups = self.uses_subgroups().then_some((info.subgroup_min_size, info.subgroup_max_size));
-        // Every split kernel binds at most 8 storage buffers (rms_norm_forward_split: 7).
-        let split = kernel.split().is_some() && self.limits().max_storage_buffers_per_shader_stage >= 8;
+        let allowed = self.limits().max_storage_buffers_per_shader_stage;
+        let split = kernel.split().is_some_and(|k| k.storage_buffers() <= allowed);
         self.tuning().row_launch(kernel, rows, cols, choice, subgroups, split)
     }
 

@@ -42,8 +42,9 @@ pub struct Tuning {
     /// (`4 * max_row_threads * register_quads` elements), fewer of them than compute units
     /// (a quarter of `backward_groups`), runs each row as segments, one per row slot, up
     /// to `backward_groups` of them, in two dispatches: each segment's sums, then each
-    /// segment merges its row's sums and writes its part. Where the kernel has a split form
-    /// (RMSNorm) and the device allows 8 storage buffers per shader stage.
+    /// segment merges its row's sums and writes its part. Only where the device allows the
+    /// split form's storage buffers per shader stage: LayerNorm's needs 9, one past WebGPU's
+    /// default.
     pub split_chunk: u32,
 }
 

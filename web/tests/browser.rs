@@ -237,11 +237,13 @@ async fn overflowing_rows_without_saved_statistics() {
 }
 
 /// Few rows too long for a workgroup's register tile, split over workgroups by the GPU
-/// rules a page gets: each row's segments summed, then finished.
+/// rules a page gets: each row's segments summed, then finished (LayerNorm's where the
+/// adapter allows its 9 storage buffers per stage).
 #[wasm_bindgen_test]
 async fn split_rows() {
     for (i, (rows, cols)) in [(1, 65536), (2, 20001), (5, 9000)].into_iter().enumerate() {
         rms_forward(rows, cols, 80 + i as u64).await;
+        layer_forward(rows, cols, 90 + i as u64).await;
     }
 }
 
