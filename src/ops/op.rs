@@ -480,16 +480,21 @@ mod tests {
     use crate::ops::roofline::{StreamCopy, StreamCopyOp};
     use crate::{ContextOptions, DType, Tuning};
 
+    /// A storage buffer of `size` bytes on `ctx`'s device, for tensors to bind.
+    fn storage(ctx: &NormContext, size: u64) -> wgpu::Buffer {
+        ctx.device().create_buffer(&wgpu::BufferDescriptor {
+            label: None,
+            size,
+            usage: wgpu::BufferUsages::STORAGE,
+            mapped_at_creation: false,
+        })
+    }
+
     /// The vector layout is taken exactly when every quad is aligned and whole.
     #[test]
     fn vector_layout_needs_aligned_whole_quads() {
         let ctx = NormContext::new().unwrap();
-        let buffer = ctx.device().create_buffer(&wgpu::BufferDescriptor {
-            label: None,
-            size: 1 << 16,
-            usage: wgpu::BufferUsages::STORAGE,
-            mapped_at_creation: false,
-        });
+        let buffer = storage(&ctx, 1 << 16);
         let layout = |ctx: &NormContext, shape: Shape, y: u64| {
             let args = StreamCopy { x: Tensor::new(&buffer, 0), y: Tensor::new(&buffer, y) };
             StreamCopyOp::new(ctx, DType::F32).unwrap().bind(shape, &args).unwrap().rows_pass.layout
@@ -513,12 +518,7 @@ mod tests {
     fn few_long_rows_are_split() {
         use crate::{RmsNormConfig, RmsNormForward, RmsNormForwardOp};
         let ctx = NormContext::new().unwrap();
-        let buffer = ctx.device().create_buffer(&wgpu::BufferDescriptor {
-            label: None,
-            size: 4 << 20,
-            usage: wgpu::BufferUsages::STORAGE,
-            mapped_at_creation: false,
-        });
+        let buffer = storage(&ctx, 4 << 20);
         let split = |rows: usize, cols: usize| {
             let op = RmsNormForwardOp::new(&ctx, RmsNormConfig::default()).unwrap();
             let args = RmsNormForward::new(Tensor::new(&buffer, 0), Tensor::new(&buffer, 2 << 20));
