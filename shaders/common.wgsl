@@ -132,7 +132,8 @@ fn row_blocks() -> u32 {
 var<private> walk_start: u32;
 
 // A row slot's segment of a split row: the row, the segment's index in it, whether the row
-// exists, and the end of the segment (0 when the row does not exist). Sets walk_start.
+// exists, and the end of the segment (its start when the row does not exist: an empty
+// walk). Sets walk_start and segment_cnt.
 struct Segment {
     row: u32,
     index: u32,
@@ -197,8 +198,9 @@ fn row_base(index: u32) -> u32 {
 // A thread's walk over a row (or a split row's segment, from walk_start): its k-th quad
 // starts at element quad_at(lane, k), for k below walk_trips. The register tile (CACHED)
 // walks MAX_CACHE quads, a trip count known at compile time, so the loops unroll and the
-// tile stays in registers; quads past the row have length 0 there. A streamed walk takes the quads that start inside the row. Each
-// kernel writes its walks once, for both: the CACHED tests below fold away.
+// tile stays in registers; quads past the row have length 0 there. A streamed walk takes
+// the quads that start inside the row. Each kernel writes its walks once, for both: the
+// CACHED tests below fold away.
 fn quad_at(lane: u32, k: u32) -> u32 {
     return select(0u, walk_start, has(FLAG_SPLIT)) + 4u * (lane + k * ROW_THREADS);
 }

@@ -42,6 +42,10 @@ pub struct Args {
     /// adds the gradient arriving on h.
     #[arg(long)]
     pub fused_residual: bool,
+    /// Backward recomputes the statistics instead of reading the forward's saved mean and
+    /// rstd (the byte model still counts reading them: rows x 8 bytes).
+    #[arg(long)]
+    pub no_saved_stats: bool,
     /// Per-head norm (QK-norm): each shape TOKENSxHEAD_DIM is HEADS heads per token, the q
     /// heads of a fused QKV projection (tokens 3 x HEADS x HEAD_DIM apart), in one dispatch.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=4096))]

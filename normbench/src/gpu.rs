@@ -287,6 +287,8 @@ pub struct Case {
     /// Forward: the input is x + residual and h is written out. Backward: the gradient
     /// arriving on h is added to dx.
     pub fused_residual: bool,
+    /// Backward: read the forward's saved statistics (else recompute them).
+    pub saved_stats: bool,
 }
 
 impl Case {
@@ -385,7 +387,7 @@ pub fn inputs(n: usize, seed: u64) -> [Vec<f32>; 4] {
 impl Workload {
     pub fn new(gpu: &Gpu, case: Case) -> Result<Workload, BenchError> {
         let ctx = &gpu.ctx;
-        let Case { op, direction, shape, storage: st, fused_residual } = case;
+        let Case { op, direction, shape, storage: st, fused_residual, .. } = case;
         let n = shape.elements();
         let moved = op.bytes_moved_as(ctx, direction, shape, st, fused_residual)?;
         let sets = ROTATE_BYTES.div_ceil(moved.max(1)).clamp(2, MAX_SETS) as usize;
@@ -514,6 +516,7 @@ impl Workload {
         let s = &self.sets[set];
         let t = Tensor::from;
         let dh = c.fused_residual.then(|| t(&s.dh));
+        let saved = |b| c.saved_stats.then(|| t(b));
         match c.op {
             Norm::RmsNorm => RmsNormBackwardOp::new(ctx, c.rms())?.encode(
                 enc,
@@ -523,7 +526,7 @@ impl Workload {
                     gamma: Some(t(&self.gamma_buf)),
                     dy: t(&s.dy),
                     dh,
-                    rstd: Some(t(&s.rstd)),
+                    rstd: saved(&s.rstd),
                     dx: t(&s.dx),
                     dgamma: Some(t(&self.dgamma)),
                     workspace: Some(t(&self.workspace)),
@@ -537,8 +540,8 @@ impl Workload {
                     gamma: Some(t(&self.gamma_buf)),
                     dy: t(&s.dy),
                     dh,
-                    mean: Some(t(&s.mean)),
-                    rstd: Some(t(&s.rstd)),
+                    mean: saved(&s.mean),
+                    rstd: saved(&s.rstd),
                     dx: t(&s.dx),
                     dgamma: Some(t(&self.dgamma)),
                     dbeta: Some(t(&self.dbeta)),

@@ -174,7 +174,9 @@ fn run(args: &Args) -> Result<(), BenchError> {
         for &op in &args.ops {
             for &dir in &args.dirs {
                 let fused_residual = args.fused_residual;
-                let case = Case { op, direction: dir, shape, storage: args.dtype, fused_residual };
+                let saved_stats = !args.no_saved_stats;
+                let case =
+                    Case { op, direction: dir, shape, storage: args.dtype, fused_residual, saved_stats };
                 loads.push(Workload::new(&gpu, case)?);
             }
         }
@@ -239,6 +241,9 @@ fn run(args: &Args) -> Result<(), BenchError> {
             "off"
         }
     );
+    if args.no_saved_stats {
+        println!("backward: recomputes the statistics (no saved mean or rstd)");
+    }
     if args.heads > 1 {
         println!(
             "heads: {} per token (QK-norm of the q heads of a fused QKV projection, one dispatch); ROWSxCOLS \
@@ -383,6 +388,7 @@ fn measure(gpu: &Gpu, args: &Args, w: &Workload, times: &[f64], shape_copy: f64)
         direction: case.direction.name(),
         dtype: case.storage.to_string(),
         fused_residual: case.fused_residual,
+        saved_stats: case.saved_stats,
         heads: case.shape.heads,
         rows: case.shape.rows,
         cols: case.shape.cols,

@@ -11,6 +11,8 @@ pub struct Row {
     pub dtype: String,
     /// Forward: x + residual normalized, h written out; backward: dh added to dx.
     pub fused_residual: bool,
+    /// Backward: read the forward's saved statistics (else recomputed).
+    pub saved_stats: bool,
     /// Rows per token, normalized on their own (QK-norm); rows counts every head.
     pub heads: usize,
     pub rows: usize,

@@ -96,6 +96,27 @@ fn mixed_storage_and_heads_run() {
     std::fs::remove_file(&json).ok();
 }
 
+/// Backwards that recompute their statistics, checked against the reference like the rest.
+#[test]
+fn backward_without_saved_statistics_runs() {
+    let json = std::env::temp_dir().join(format!("normbench-unsaved-{}.json", std::process::id()));
+    let out = normbench()
+        .args(["--shapes", "4x64,3x4097", "--dirs", "backward", "--iters", "1", "--warmup", "0"])
+        .args(["--no-saved-stats", "--json"])
+        .arg(&json)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("recomputes the statistics"), "{stdout}");
+    let doc: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    for r in doc["results"].as_array().unwrap() {
+        assert_eq!((r["direction"].as_str(), r["saved_stats"].as_bool()), (Some("backward"), Some(false)));
+        assert!(r["max_rel_err"].as_f64().unwrap() < 1e-5, "{r}");
+    }
+    std::fs::remove_file(&json).ok();
+}
+
 #[test]
 fn bad_arguments_exit_non_zero_with_a_message() {
     for (args, needle) in [
