@@ -38,6 +38,8 @@ const MAX_SETS: u64 = 64;
 
 pub struct Gpu {
     pub ctx: NormContext,
+    /// What `ctx` was made with: other contexts of the run take the same.
+    pub options: wgpu_norm::ContextOptions,
     /// How kernel passes are timed.
     pub timing: Timing,
     /// How copy_buffer_to_buffer is timed (timestamps there need a further feature).
@@ -67,12 +69,13 @@ pub fn noise(n: usize, seed: u64) -> Vec<f32> {
 
 impl Gpu {
     /// The best adapter, with the tuning knobs `edit` changes from the adapter's defaults.
-    pub fn new(edit: impl Fn(&mut wgpu_norm::Tuning)) -> Result<Gpu, BenchError> {
+    pub fn new(checked_shaders: bool, edit: impl Fn(&mut wgpu_norm::Tuning)) -> Result<Gpu, BenchError> {
         let first = NormContext::new()?;
         let mut tuning = *first.tuning();
         edit(&mut tuning);
-        let options = wgpu_norm::ContextOptions { tuning: Some(tuning), ..Default::default() };
-        let ctx = NormContext::from_device(first.device().clone(), first.queue().clone(), options);
+        let options =
+            wgpu_norm::ContextOptions { tuning: Some(tuning), checked_shaders, ..Default::default() };
+        let ctx = NormContext::from_device(first.device().clone(), first.queue().clone(), options.clone());
         let features = ctx.device().features();
         let queries = features.contains(wgpu::Features::TIMESTAMP_QUERY).then(|| {
             let device = ctx.device();
@@ -100,7 +103,7 @@ impl Gpu {
         let timing = if queries.is_some() { Timing::Timestamp } else { Timing::Wall };
         let inside = features.contains(wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS);
         let copy_timing = if inside { timing } else { Timing::Wall };
-        Ok(Gpu { ctx, timing, copy_timing, queries })
+        Ok(Gpu { ctx, options, timing, copy_timing, queries })
     }
 
     fn wait(&self) -> Result<(), BenchError> {

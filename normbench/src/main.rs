@@ -61,7 +61,7 @@ fn run(args: &Args) -> Result<(), BenchError> {
     if let Some(args::Command::Geometry { input, eps, plot }) = &args.command {
         return geometry::run(input, *eps, plot.as_deref());
     }
-    let gpu = Gpu::new(|t| {
+    let gpu = Gpu::new(args.checked_shaders, |t| {
         if let Some(v) = args.workgroup_size {
             t.workgroup_size = v;
         }
@@ -101,7 +101,7 @@ fn run(args: &Args) -> Result<(), BenchError> {
     let t = gpu.ctx.tuning();
     println!(
         "tuning: workgroup {} threads, at most {} threads per row, {} elements per thread, at most {} register quads, \
-         {} access, backward grid {} workgroups, split rows {}",
+         {} access, backward grid {} workgroups, split rows {}, wgpu's bounds checks {}",
         t.workgroup_size,
         t.max_row_threads,
         t.elements_per_thread,
@@ -111,7 +111,8 @@ fn run(args: &Args) -> Result<(), BenchError> {
         match t.split_chunk {
             0 => "never".to_string(),
             n => format!("in segments of {n}"),
-        }
+        },
+        if args.checked_shaders { "on" } else { "off" }
     );
     if gpu.copy_timing != gpu.timing {
         println!(
@@ -286,6 +287,7 @@ fn run(args: &Args) -> Result<(), BenchError> {
                 subgroups: naive.is_some(),
             },
             timing: gpu.timing.name(),
+            checked_shaders: args.checked_shaders,
             copy_gbps,
             stream_gbps,
             host,
@@ -497,7 +499,7 @@ fn rooflines(gpu: &Gpu, args: &Args) -> Result<(f64, f64, Vec<report::SweepPoint
     let mut sweep = Vec::new();
     for (k, (wg, t)) in configs.into_iter().enumerate() {
         let tuning = wgpu_norm::Tuning { workgroup_size: wg, max_row_threads: t, ..base };
-        let options = wgpu_norm::ContextOptions { tuning: Some(tuning), ..Default::default() };
+        let options = wgpu_norm::ContextOptions { tuning: Some(tuning), ..gpu.options.clone() };
         let other =
             wgpu_norm::NormContext::from_device(gpu.ctx.device().clone(), gpu.ctx.queue().clone(), options);
         // The first point is the benchmark's own context, with any autotuned launch.

@@ -65,6 +65,8 @@ pub struct AdapterJson {
 pub struct Report {
     pub adapter: AdapterJson,
     pub timing: &'static str,
+    /// The kernels kept wgpu's bounds checks (`--checked-shaders`).
+    pub checked_shaders: bool,
     pub copy_gbps: f64,
     pub stream_gbps: f64,
     /// The host side of one 1x4096 RMSNorm forward.

@@ -58,6 +58,13 @@ pub struct ContextOptions {
     pub tuning: Option<Tuning>,
     /// How f16 tensors are accessed.
     pub f16: F16Path,
+    /// Compile the kernels with wgpu's bounds checks on every array index (and on buffer
+    /// accesses where the driver has no robust access of its own). Off by default: the
+    /// kernels index only inside the ranges binding has checked, and on lavapipe the checks
+    /// on the register tile's indices made rows of 768 run at 0.6 of a copy instead of 0.9
+    /// (BENCHMARKS.md, "Kernels without wgpu's index checks"). Turn on to rule the kernels
+    /// out when chasing memory corruption. The browser checks every access regardless.
+    pub checked_shaders: bool,
 }
 
 /// Kernels bound to one `wgpu::Device`. Cloning is cheap and shares the pipelines; `Send +
@@ -181,7 +188,7 @@ impl NormContext {
             native_f16,
             tuning,
             placeholder,
-            pipelines: Pipelines::default(),
+            pipelines: Pipelines::new(options.checked_shaders),
             launches: Mutex::new(HashMap::new()),
             lost: Arc::default(),
             options: ContextOptions { tuning: Some(tuning), ..options },

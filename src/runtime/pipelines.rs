@@ -25,6 +25,8 @@ pub(crate) struct PipelineKey {
 
 #[derive(Default)]
 pub(crate) struct Pipelines {
+    /// Modules keep wgpu's bounds checks (`ContextOptions::checked_shaders`).
+    checked: bool,
     modules: Mutex<HashMap<(Family, Variant), wgpu::ShaderModule>>,
     pipelines: Mutex<HashMap<PipelineKey, wgpu::ComputePipeline>>,
     /// Per bound launch and row length: the most rows whose smaller-row launches are all
@@ -39,6 +41,10 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Pipelines {
+    pub fn new(checked: bool) -> Self {
+        Pipelines { checked, ..Default::default() }
+    }
+
     pub fn compiled(&self) -> u64 {
         self.compiled.load(Ordering::Relaxed)
     }
@@ -122,10 +128,30 @@ impl Pipelines {
         }
         let source = shader::wgsl_variant(family, &variant);
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+        let desc = wgpu::ShaderModuleDescriptor {
             label: Some(family.file_name()),
             source: wgpu::ShaderSource::Wgsl(source.into()),
-        });
+        };
+        let module = if self.checked {
+            device.create_shader_module(desc)
+        } else {
+            // SAFETY: wgpu's bounds checks are only dropped, its loop bounding and integer
+            // division checks stay. Every array index in shaders/ is below its array's length
+            // by construction (a tile index below MAX_CACHE, a lane or slot below the
+            // workgroup size), and every buffer access is inside the binding that
+            // `runtime::binding` checked against the bound shape; tests/determinism.rs
+            // compares these kernels with checked ones bit for bit, and the sentinels
+            // around every output view catch a stray store.
+            unsafe {
+                device.create_shader_module_trusted(
+                    desc,
+                    wgpu::ShaderRuntimeChecks {
+                        bounds_checks: false,
+                        ..wgpu::ShaderRuntimeChecks::checked()
+                    },
+                )
+            }
+        };
         verdicts.push(Verdict::new("shader module creation", scope));
         modules.insert((family, variant), module.clone());
         module
