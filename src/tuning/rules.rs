@@ -77,11 +77,11 @@ impl Tuning {
                 workgroup_size,
                 elements_per_thread: 8,
                 max_row_threads: info.subgroup_max_size.max(1),
-                // Measured on lavapipe (BENCHMARKS.md): Mesa unrolls a forward tile of up to
-                // 16 quads into registers and a backward tile of 8; bigger tiles stay memory
-                // arrays, still faster than a second read of the row up to 24 quads (rows of
-                // 768 elements with a subgroup of 8 per row), slower from 32.
-                register_quads: 24,
+                // Measured on lavapipe (BENCHMARKS.md, "Register tiles of 32 quads on CPU
+                // adapters"): without wgpu's index checks a tile of 32 quads (rows of 1024
+                // with a subgroup of 8 per row) runs 1.4-2.7x faster than a second read of
+                // the row; 64 gained less and 128 lost on the forward.
+                register_quads: 32,
                 vector_access: true,
                 max_loop_trips: 2048,
                 max_forward_groups: 4 * cores,
