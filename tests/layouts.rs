@@ -21,8 +21,8 @@ fn scalar_ctx() -> NormContext {
     )
 }
 
-/// Hidden sizes around the CPU tile's edge (4 * 8 threads * 32 quads = 1024 on lavapipe), one that
-/// streams, and short rows whose quads are partly past the tile.
+/// Hidden sizes around the CPU tile's edge (4 * 8 threads * 32 quads = 1024 on lavapipe), one
+/// that streams, and short rows whose quads are partly past the tile.
 fn shapes() -> Vec<Shape> {
     let edge = 4 * ctx().tuning().max_row_threads as usize * ctx().tuning().register_quads as usize;
     vec![
