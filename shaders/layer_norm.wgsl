@@ -35,7 +35,8 @@
 // takes its statistics from one read: each thread keeps per-lane moments (count, mean, M2)
 // of d = h - pivot, the pivot one of the row's first values, built from short blocks of
 // shifted sums and merged with Chan, Golub and LeVeque's formula, then merged across the
-// row's threads. The mean is carried as pivot + mean(d), like m1 + m2 above.
+// row's threads. The mean is carried as pivot + mean(d), like m1 + m2 above. Streamed rows
+// go two per trip, as in rms_norm.wgsl, so that a gamma and beta quad serves both.
 // Backward partial sums are deterministic, as in rms_norm.wgsl.
 
 // Below it the usual dx_m's terms are at most 4 times dx_m (1 / (1 - PEAK_SHARE)): under one
@@ -178,35 +179,46 @@ fn merge_moments(a: Moments, b: Moments) -> Moments {
     return Moments(n, a.mean + delta * w, a.m2 + b.m2 + spread);
 }
 
-// Adds the quad h (k-th of the walk, len elements in the row) to a streamed walk's moments:
-// to the block's shifted sums, and the block to the moments on its last quad.
-fn add_moments(acc: ptr<function, Moments>, blk: ptr<function, BlockSums>, k: u32, h: vec4<f32>, pivot: f32, len: u32) {
-    if ((k & 31u) == 0u) {
-        (*blk).shift = (*acc).mean;
-    }
-    let e = ((h - vec4<f32>(pivot)) - (*blk).shift) * len_mask(len);
+// Adds the quad d (len elements in the row) to a block's shifted sums.
+fn add_quad(blk: ptr<function, BlockSums>, d: vec4<f32>, len: u32) {
+    let e = (d - (*blk).shift) * len_mask(len);
     (*blk).n = (*blk).n + len_mask(len);
     (*blk).s1 = (*blk).s1 + e;
     (*blk).s2 = (*blk).s2 + e * e;
-    if (flush_now(k)) {
-        *acc = merge_moments(*acc, block_moments(*blk));
-        (*blk).n = vec4<f32>(0.0);
-        (*blk).s1 = vec4<f32>(0.0);
-        (*blk).s2 = vec4<f32>(0.0);
-    }
+}
+
+// The moments of a pair of streamed rows (see forward_rows).
+struct MomentPair {
+    x: Moments,
+    y: Moments,
 }
 
 // A streamed walk's moments of d = h * f - pivot (f a power of two, pivot of the row scaled
-// by f), over its first `trips` quads.
-fn walk_moments(row: Row, lane: u32, pivot: f32, f: f32, trips: u32) -> Moments {
-    var acc = Moments(vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
-    var blk = BlockSums(vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
-    for (var k = 0u; k < trips; k = k + 1u) {
-        let j = quad_at(lane, k);
-        let len = walk_len(j, row.cnt);
-        add_moments(&acc, &blk, k, input_quad(row.base, j, len) * f, pivot, len);
+// by f) over its first `trips` quads, of row rx and, when `both` (a constant at each call),
+// of row ry with the same quads (its own pivot in pivot.y; nothing when it does not exist):
+// block by block (flush_now's 32 quads), each block's shifted sums merged into the moments
+// after its last quad, outside the loop over quads.
+fn walk_moments(rx: Row, ry: Row, both: bool, lane: u32, pivot: vec2<f32>, f: f32, trips: u32) -> MomentPair {
+    let none = Moments(vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
+    var acc = MomentPair(none, none);
+    for (var k0 = 0u; k0 < trips; k0 = k0 + 32u) {
+        var bx = BlockSums(acc.x.mean, vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
+        var by = BlockSums(acc.y.mean, vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
+        for (var k = k0; k < min(k0 + 32u, trips); k = k + 1u) {
+            let j = quad_at(lane, k);
+            let len = walk_len(j, rx.cnt);
+            add_quad(&bx, input_quad(rx.base, j, len) * f - vec4<f32>(pivot.x), len);
+            if (both) {
+                let ly = select(0u, len, ry.live);
+                add_quad(&by, input_quad(ry.base, j, ly) * f - vec4<f32>(pivot.y), ly);
+            }
+        }
+        acc.x = merge_moments(acc.x, block_moments(bx));
+        if (both) {
+            acc.y = merge_moments(acc.y, block_moments(by));
+        }
     }
-    return merge_moments(acc, block_moments(blk));
+    return acc;
 }
 
 // A thread's moments `acc` of the row scaled by 2^GUARD_HI: acc scaled, exact where it is
@@ -217,7 +229,8 @@ fn guarded_moments(acc: Moments, row: Row, lane: u32, pivot: f32) -> Moments {
     let big = vec4<f32>(MAX_F32);
     let again = !(all(acc.m2 <= big) && all(abs(acc.mean) <= big));
     let g = p.guard_hi;
-    let walked = walk_moments(row, lane, pivot * g, g, select(0u, walk_trips(lane, row.cnt), again));
+    let trips = select(0u, walk_trips(lane, row.cnt), again);
+    let walked = walk_moments(row, row, false, lane, vec2<f32>(pivot * g), g, trips).x;
     if (again) {
         return walked;
     }
@@ -303,11 +316,31 @@ fn forward_sums(row: Row, lane: u32) -> RowSums {
         }
         return tile_sums(row, lane, s);
     }
+    return streamed_sums(row, row, false, lane).x;
+}
+
+struct SumsPair {
+    x: RowSums,
+    y: RowSums,
+}
+
+// The RowSums of streamed row rx, and of ry when `both` (a constant at each call), from one
+// walk over both.
+fn streamed_sums(rx: Row, ry: Row, both: bool, lane: u32) -> SumsPair {
+    let pivot = vec2<f32>(row_pivot(rx), row_pivot(ry));
+    let acc = walk_moments(rx, ry, both, lane, pivot, 1.0, walk_trips(lane, rx.cnt));
+    let x = moment_sums(acc.x, guarded_moments(acc.x, rx, lane, pivot.x), pivot.x);
+    if (both) {
+        return SumsPair(x, moment_sums(acc.y, guarded_moments(acc.y, ry, lane, pivot.y), pivot.y));
+    }
+    return SumsPair(x, x);
+}
+
+// The pivot of a streamed row, from its first quad (pivot_of).
+fn row_pivot(row: Row) -> f32 {
     let j0 = quad_at(0u, 0u);
     let first = quad_len(j0, row.cnt);
-    let pivot = pivot_of(input_quad(row.base, j0, first), first);
-    let acc = walk_moments(row, lane, pivot, 1.0, walk_trips(lane, row.cnt));
-    return moment_sums(acc, guarded_moments(acc, row, lane, pivot), pivot);
+    return pivot_of(input_quad(row.base, j0, first), first);
 }
 
 // A row's Stats from its RowSums: the unscaled ones unless the sum of squares overflowed.
@@ -377,20 +410,40 @@ fn layer_norm_forward(
     let blocks = row_blocks();
     load_tile_gamma(lane);
     load_tile_beta(lane);
-    for (var b = wid.x; b < blocks; b = b + nwg.x) {
+    var b = wid.x;
+    if (!CACHED) {
+        // Streamed rows go two per trip while two row blocks are left, from blocks b and
+        // b + nwg.x, as in rms_norm_forward: each gamma and beta quad is read once for both.
+        for (; b + nwg.x < blocks; b = b + 2u * nwg.x) {
+            let rx = row_of(b, slot);
+            let ry = row_of(b + nwg.x, slot);
+            let t = streamed_sums(rx, ry, true, lane);
+            let sx = row_stats(t.x);
+            let sy = row_stats(t.y);
+            store_rows(rx, ry, true, lane, sx, sy);
+            save_stats(rx.index, lane, rx.live, sx);
+            save_stats(ry.index, lane, ry.live, sy);
+        }
+    }
+    for (; b < blocks; b = b + nwg.x) {
         let row = row_of(b, slot);
         let st = row_stats(forward_sums(row, lane));
-        store_row(row, lane, st);
+        store_rows(row, row, false, lane, st, st);
         save_stats(row.index, lane, row.live, st);
     }
 }
 
-// Writes the walk's y (and h).
-fn store_row(row: Row, lane: u32, st: Stats) {
-    for (var k = 0u; k < walk_trips(lane, row.cnt); k = k + 1u) {
+// Writes the walk's y (and h) of row rx, and of ry when `both` (a constant at each call).
+fn store_rows(rx: Row, ry: Row, both: bool, lane: u32, sx: Stats, sy: Stats) {
+    for (var k = 0u; k < walk_trips(lane, rx.cnt); k = k + 1u) {
         let j = quad_at(lane, k);
-        let len = trip_len(j, row.cnt);
-        store_forward(row.base, j, len, tile_or_input(k, row.base, j, len), st, tile_or_gamma(k, j, len), tile_or_beta(k, j, len));
+        let len = trip_len(j, rx.cnt);
+        let g = tile_or_gamma(k, j, len);
+        let bb = tile_or_beta(k, j, len);
+        store_forward(rx.base, j, len, tile_or_input(k, rx.base, j, len), sx, g, bb);
+        if (both && ry.live) {
+            store_forward(ry.base, j, len, input_quad(ry.base, j, len), sy, g, bb);
+        }
     }
 }
 
@@ -414,7 +467,7 @@ fn layer_norm_forward_split(
         if (has(FLAG_SPLIT_FINISH)) {
             fill_tile(row.base, lane, row.cnt);
             let st = merged_stats(s, lane);
-            store_row(row, lane, st);
+            store_rows(row, row, false, lane, st, st);
             save_stats(row.index, lane, s.live && s.index == 0u, st);
         } else {
             let r = forward_sums(row, lane);

@@ -1,6 +1,7 @@
 //! The row mapping under launch settings other than the defaults: workgroups looping over
 //! many row blocks, a single backward workgroup, small workgroups, one thread per element
-//! and many elements per thread (rows streamed at mid sizes). Each against the reference.
+//! and many elements per thread (rows streamed at mid sizes); streamed rows in pairs, the
+//! last pair's second block part empty (131 rows). Each against the reference.
 
 mod common;
 
@@ -31,7 +32,7 @@ fn non_default_launches_match_the_reference() {
         ("one element per thread", |t| t.elements_per_thread = 1),
         ("64 elements per thread", |t| t.elements_per_thread = 64),
     ];
-    let shapes = [(70_000, 3), (37, 1000), (5, 4097), (3, 20_000), (1, 1)];
+    let shapes = [(70_000, 3), (37, 1000), (5, 4097), (3, 20_000), (1, 1), (131, 4097), (131, 4096)];
     for reduction in [Reduction::Auto, Reduction::Workgroup] {
         for (name, edit) in edits {
             let ctx = context(reduction, edit);
