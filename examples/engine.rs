@@ -12,8 +12,8 @@
 use wgpu::util::DeviceExt as _;
 use wgpu_norm::half::bf16;
 use wgpu_norm::{
-    ContextOptions, DType, NormContext, RmsNormConfig, RmsNormForward, RmsNormForwardOp, Shape, Storage,
-    Tensor,
+    ContextOptions, DType, ExpectedCall, NormContext, RmsNormConfig, RmsNormForward, RmsNormForwardOp, Shape,
+    Storage, Tensor,
 };
 
 const TOKENS: usize = 8;
@@ -223,8 +223,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let block_out = Tensor::new(&acts_buf, block_out_at);
     let gamma = |b: usize| Tensor::new(&weights_buf, (b * HIDDEN * 4) as u64);
     // h = stream + block_out, written back over the stream; normed = RMSNorm(h). Bound once
-    // per block at load; each step only records them.
-    let op = RmsNormForwardOp::new(&norms, cfg)?;
+    // per block at load; each step only records them. The op compiles its pipelines when
+    // made, for the call it is told of.
+    let call = ExpectedCall::new(shape).with(&["residual", "gamma", "h"]);
+    let op = RmsNormForwardOp::with_calls(&norms, cfg, &[call])?;
     let add_norms = (0..=BLOCKS)
         .map(|b| {
             let args = RmsNormForward {

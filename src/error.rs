@@ -195,6 +195,17 @@ pub enum NormError {
         /// Why it has no use.
         why: &'static str,
     },
+    /// A tensor named in an [`ExpectedCall`](crate::ExpectedCall) that is not one of the
+    /// op's optional tensors.
+    #[error("{op} has no optional tensor `{name}`; it has {optional:?}")]
+    UnknownTensor {
+        /// The op's kernel.
+        op: &'static str,
+        /// The name given.
+        name: String,
+        /// The op's optional tensors.
+        optional: Vec<&'static str>,
+    },
     /// A limit of the device is below what the call needs.
     #[error("{what} needs {needed} for wgpu's `{limit}`, but this device allows {allowed}")]
     DeviceLimit {

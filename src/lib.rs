@@ -16,7 +16,8 @@
 //! From encode to the GPU, through few files:
 //!
 //! ```text
-//! Op::new        src/ops/op.rs         checks the config (src/ops/rms_norm.rs, layer_norm.rs)
+//! Op::new        src/ops/op.rs         checks the config (src/ops/rms_norm.rs, layer_norm.rs);
+//!                                      Op::with_calls compiles the pipelines of named calls too
 //! Op::bind       src/ops/op.rs         for each row of the op's tensor table (src/ops/table.rs):
 //!                src/runtime/binding.rs  check size, alignment, usage, limits, overlaps
 //!                src/tuning/rules.rs     the launch for this shape on this adapter
@@ -57,7 +58,7 @@ pub use ops::layer_norm::{
     LayerNormBackward, LayerNormBackwardKind, LayerNormBackwardOp, LayerNormConfig, LayerNormForward,
     LayerNormForwardKind, LayerNormForwardOp,
 };
-pub use ops::op::{BoundOp, Op, OpConfig, OpKind};
+pub use ops::op::{BoundOp, ExpectedCall, Op, OpConfig, OpKind};
 pub use ops::rms_norm::{
     RmsNormBackward, RmsNormBackwardKind, RmsNormBackwardOp, RmsNormConfig, RmsNormForward,
     RmsNormForwardKind, RmsNormForwardOp,

@@ -9,8 +9,9 @@ mod common;
 use common::{buffer, ctx, randn, read_bytes, rng, storage, submit};
 use wgpu_norm::host;
 use wgpu_norm::{
-    LayerNormBackward, LayerNormBackwardOp, LayerNormConfig, NormContext, NormError, RmsNormBackward,
-    RmsNormBackwardOp, RmsNormConfig, RmsNormForward, RmsNormForwardOp, Shape, Tensor, reference,
+    ExpectedCall, LayerNormBackward, LayerNormBackwardOp, LayerNormConfig, LayerNormForward,
+    LayerNormForwardOp, NormContext, NormError, ResidualAdd, RmsNormBackward, RmsNormBackwardOp,
+    RmsNormConfig, RmsNormForward, RmsNormForwardOp, Shape, Tensor, reference,
 };
 
 fn upload(c: &NormContext, data: &[f32]) -> wgpu::Buffer {
@@ -336,4 +337,109 @@ fn a_buffer_of_another_context_is_an_error() {
     let op = RmsNormForwardOp::new(b, RmsNormConfig::default()).unwrap();
     let e = op.bind(Shape::new(4, 64), &RmsNormForward::new(&x, &y)).err();
     assert!(matches!(e, Some(NormError::Wgpu { during: "bind group creation", .. })), "{e:?}");
+}
+
+/// An op made with the calls it will run compiles their pipelines then: binding those calls,
+/// or fewer rows of them, compiles nothing, for both norms in both directions, tile rows,
+/// streamed rows, a split row, unaligned rows and the backward's column pass.
+#[test]
+fn ops_made_with_their_calls_compile_nothing_at_bind() {
+    let base = ctx();
+    let c = NormContext::from_device(base.device().clone(), base.queue().clone(), Default::default());
+    let split = 4 * (2 * c.tuning().split_chunk as usize).max(4096);
+    for (rows, cols) in [(40, 7), (300, 512), (9, 4096), (1, split)] {
+        let shape = Shape::new(rows, cols);
+        let rows_buffer = || storage(&c, 4 * shape.elements() as u64);
+        let (x, y, dx) = (rows_buffer(), rows_buffer(), rows_buffer());
+        let cols_buffer = || storage(&c, 4 * cols as u64);
+        let (g, b, dg, db) = (cols_buffer(), cols_buffer(), cols_buffer(), cols_buffer());
+        let (mean, rstd) = (storage(&c, 4 * rows as u64), storage(&c, 4 * rows as u64));
+
+        let forward = ExpectedCall::new(shape).with(&["gamma", "beta", "rstd", "mean"]);
+        let rms_forward = forward.with(&["gamma", "rstd"]);
+        let backward = ExpectedCall::new(shape).with(&["gamma", "dgamma", "dbeta"]);
+        let rms_backward = backward.with(&["gamma", "rstd", "dgamma"]);
+        let before = c.pipelines_compiled();
+        let rms = RmsNormForwardOp::with_calls(&c, RmsNormConfig::default(), &[rms_forward]).unwrap();
+        let rms_b = RmsNormBackwardOp::with_calls(&c, RmsNormConfig::default(), &[rms_backward]).unwrap();
+        let ln = LayerNormForwardOp::with_calls(&c, LayerNormConfig::default(), &[forward]).unwrap();
+        let made = pollster::block_on(LayerNormBackwardOp::with_calls_async(
+            &c,
+            LayerNormConfig::default(),
+            &[backward],
+        ));
+        let ln_b = made.unwrap();
+        let compiled = c.pipelines_compiled();
+        assert!(compiled >= before + 4, "{rows}x{cols}: making the ops compiled {}", compiled - before);
+
+        let rms_ws = storage(&c, rms_b.workspace_size(shape).unwrap());
+        let ln_ws = storage(&c, ln_b.workspace_size(shape).unwrap());
+        for r in [1, rows.div_ceil(2), rows] {
+            let s = Shape::new(r, cols);
+            let rms_args = RmsNormForward {
+                gamma: Some((&g).into()),
+                rstd: Some((&rstd).into()),
+                ..RmsNormForward::new(&x, &y)
+            };
+            rms.bind(s, &rms_args).unwrap();
+            let rms_b_args = RmsNormBackward {
+                x: (&x).into(),
+                gamma: Some((&g).into()),
+                dy: (&y).into(),
+                dh: None,
+                rstd: Some((&rstd).into()),
+                dx: (&dx).into(),
+                dgamma: Some((&dg).into()),
+                workspace: Some((&rms_ws).into()),
+            };
+            rms_b.bind(s, &rms_b_args).unwrap();
+            let ln_args = LayerNormForward {
+                gamma: Some((&g).into()),
+                beta: Some((&b).into()),
+                mean: Some((&mean).into()),
+                rstd: Some((&rstd).into()),
+                ..LayerNormForward::new(&x, &y)
+            };
+            ln.bind(s, &ln_args).unwrap();
+            let ln_b_args = LayerNormBackward {
+                x: (&x).into(),
+                gamma: Some((&g).into()),
+                dy: (&y).into(),
+                dh: None,
+                mean: None,
+                rstd: None,
+                dx: (&dx).into(),
+                dgamma: Some((&dg).into()),
+                dbeta: Some((&db).into()),
+                workspace: Some((&ln_ws).into()),
+            };
+            ln_b.bind(s, &ln_b_args).unwrap();
+            assert_eq!(c.pipelines_compiled(), compiled, "binding {r} rows of {cols} compiled a pipeline");
+        }
+    }
+}
+
+/// Naming a call wrongly is a typed error when the op is made, before anything compiles.
+#[test]
+fn expected_calls_are_checked() {
+    let c = ctx();
+    let cfg = RmsNormConfig::default();
+    let call = ExpectedCall::new(Shape::new(4, 64));
+    let made = RmsNormForwardOp::with_calls(c, cfg, &[call.with(&["gama"])]);
+    let Err(NormError::UnknownTensor { op, name, optional }) = made else {
+        panic!("a misspelt tensor: {:?}", made.err());
+    };
+    assert_eq!((op, name.as_str()), ("rms_norm_forward", "gama"));
+    assert!(optional.contains(&"gamma") && !optional.contains(&"x"), "{optional:?}");
+    let made = RmsNormForwardOp::with_calls(c, cfg, &[call.with(&["x"])]);
+    assert!(
+        matches!(made, Err(NormError::UnknownTensor { .. })),
+        "a required tensor named: {:?}",
+        made.err()
+    );
+    let after = RmsNormConfig { residual_add: ResidualAdd::AfterNorm, ..cfg };
+    let made = RmsNormForwardOp::with_calls(c, after, &[call.with(&["residual", "h"])]);
+    assert!(matches!(made, Err(NormError::UnusedArgument { what: "h", .. })), "{:?}", made.err());
+    let made = RmsNormForwardOp::with_calls(c, cfg, &[ExpectedCall::new(Shape::new(0, 64))]);
+    assert_eq!(made.err(), Some(NormError::EmptyShape { rows: 0, cols: 64 }));
 }

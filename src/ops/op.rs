@@ -57,6 +57,35 @@ const PARAMS_BINDING: u32 = 15;
 /// The binding of the workspace: the backward's partial sums, a split forward's segment sums.
 const WORKSPACE_BINDING: u32 = 8;
 
+/// A call an op will be bound to, named when the op is made ([`Op::with_calls`]) so that
+/// the pipelines it needs are compiled then, not at its first bind.
+#[derive(Clone, Copy, Debug)]
+pub struct ExpectedCall<'a> {
+    /// The most rows, and the row length and strides, the op will be bound with: binding it
+    /// so, or with fewer rows, compiles nothing.
+    pub shape: Shape,
+    /// The optional tensors the call will give, by their names in the op's table
+    /// ([`OpKind::TABLE`]); the required ones are implied, and the workspace goes with dgamma
+    /// and dbeta. Every tensor is taken to start at an element offset that is a multiple of 4
+    /// (16 bytes for f32), as buffers an engine allocates do: a call bound off that alignment
+    /// runs a scalar-access pipeline, compiled at its bind.
+    pub optional: &'a [&'a str],
+}
+
+impl ExpectedCall<'static> {
+    /// A call of `shape` with no optional tensor.
+    pub fn new(shape: Shape) -> Self {
+        ExpectedCall { shape, optional: &[] }
+    }
+}
+
+impl<'a> ExpectedCall<'a> {
+    /// The same call, giving the optional tensors named.
+    pub fn with(self, optional: &'a [&'a str]) -> ExpectedCall<'a> {
+        ExpectedCall { optional, ..self }
+    }
+}
+
 /// An op made from a context and a config: checked once, then bound to tensors as often
 /// as needed. Cheap to make and to clone; pipelines are shared through the context.
 ///
@@ -93,6 +122,14 @@ impl<K: OpKind> Clone for Op<K> {
     }
 }
 
+/// The pipelines of one bound launch: its row kernel, a split launch's first pass (each
+/// segment's sums) and the column pass.
+struct Keys {
+    rows: PipelineKey,
+    sums: Option<PipelineKey>,
+    columns: Option<PipelineKey>,
+}
+
 /// One dispatch of a bound op.
 struct Dispatch {
     /// How its pipeline moves quads (kept for tests).
@@ -121,11 +158,58 @@ pub struct BoundOp {
 
 impl<K: OpKind> Op<K> {
     /// Checks `config` and makes the op on `ctx`. Nothing is compiled until a launch is
-    /// first bound: the pipelines depend on the row length, the layout and which optional
-    /// tensors are given.
+    /// first bound (the pipelines depend on the row length, the layout and which optional
+    /// tensors are given), or made with [`Op::with_calls`].
     pub fn new(ctx: &NormContext, config: K::Config) -> Result<Self> {
         config.check()?;
         Ok(Op { ctx: ctx.clone(), config, kind: PhantomData })
+    }
+
+    /// [`Op::new`], compiling now every pipeline that binding the op as `calls` say, or
+    /// with fewer rows, needs: an engine that knows its shapes at load pays no compile at
+    /// any bind. Every shape is not an option: one kernel has 32 launches per layout and
+    /// set of optional tensors under the GPU rules and 168 on lavapipe, at 15-110 ms each
+    /// there. On native every wgpu error is known when this returns; in a browser use
+    /// [`Op::with_calls_async`].
+    ///
+    /// ```
+    /// # #[cfg(not(target_arch = "wasm32"))] {
+    /// use wgpu_norm::{ExpectedCall, NormContext, RmsNormConfig, RmsNormForward, RmsNormForwardOp, Shape};
+    /// let ctx = NormContext::new()?;
+    /// let prefill = ExpectedCall::new(Shape::new(512, 1024)).with(&["gamma", "rstd"]);
+    /// let op = RmsNormForwardOp::with_calls(&ctx, RmsNormConfig::default(), &[prefill])?;
+    /// let compiled = ctx.pipelines_compiled();
+    /// let buffer = |bytes| ctx.device().create_buffer(&wgpu::BufferDescriptor {
+    ///     label: None, size: bytes, usage: wgpu::BufferUsages::STORAGE, mapped_at_creation: false,
+    /// });
+    /// let (x, y, gamma, rstd) = (buffer(4 << 19), buffer(4 << 19), buffer(4 << 10), buffer(4 << 9));
+    /// let args = RmsNormForward { gamma: Some((&gamma).into()), rstd: Some((&rstd).into()), ..RmsNormForward::new(&x, &y) };
+    /// op.bind(Shape::new(512, 1024), &args)?; // prefill
+    /// op.bind(Shape::new(1, 1024), &args)?; // a decode step
+    /// assert_eq!(ctx.pipelines_compiled(), compiled);
+    /// # }
+    /// # Ok::<(), wgpu_norm::NormError>(())
+    /// ```
+    pub fn with_calls(ctx: &NormContext, config: K::Config, calls: &[ExpectedCall<'_>]) -> Result<Self> {
+        let op = Op::new(ctx, config)?;
+        let mut verdicts = Vec::new();
+        let compiled = op.compile_calls(calls, &mut verdicts);
+        op.settle(compiled, verdict::judge_now(verdicts))?;
+        Ok(op)
+    }
+
+    /// [`Op::with_calls`], waiting for wgpu's word on every pipeline it compiled (needed in
+    /// a browser, where that word comes back asynchronously).
+    pub async fn with_calls_async(
+        ctx: &NormContext,
+        config: K::Config,
+        calls: &[ExpectedCall<'_>],
+    ) -> Result<Self> {
+        let op = Op::new(ctx, config)?;
+        let mut verdicts = Vec::new();
+        let compiled = op.compile_calls(calls, &mut verdicts);
+        op.settle(compiled, verdict::judge_wait(verdicts).await)?;
+        Ok(op)
     }
 
     /// The op's config.
@@ -170,11 +254,7 @@ impl<K: OpKind> Op<K> {
         Ok(workspace.map_or(0, |s| footprint(s.extent, shape, launch.partial_rows, 0, 4).run))
     }
 
-    fn settle(
-        &self,
-        bound: Result<BoundOp>,
-        errors: Vec<(NormError, Option<PipelineKey>)>,
-    ) -> Result<BoundOp> {
+    fn settle<T>(&self, done: Result<T>, errors: Vec<(NormError, Option<PipelineKey>)>) -> Result<T> {
         let mut first = None;
         for (e, key) in errors {
             if let Some(key) = key {
@@ -184,8 +264,134 @@ impl<K: OpKind> Op<K> {
         }
         match first {
             Some(e) => Err(self.ctx.lost_or(e)),
-            None => bound,
+            None => done,
         }
+    }
+
+    /// Compiles the pipelines of each of `calls` (see [`Op::with_calls`]).
+    fn compile_calls(&self, calls: &[ExpectedCall<'_>], verdicts: &mut Vec<Verdict>) -> Result<()> {
+        let ctx = &self.ctx;
+        ctx.check_device()?;
+        for call in calls {
+            let shape = call.shape;
+            let (rows, cols) = shape.checked()?;
+            ctx.check_cols(cols)?;
+            for &name in call.optional {
+                let Some(spec) = K::TABLE.iter().find(|s| s.name == name && s.optional) else {
+                    return Err(NormError::UnknownTensor {
+                        op: K::KERNEL.name(),
+                        name: name.to_string(),
+                        optional: K::TABLE.iter().filter(|s| s.optional).map(|s| s.name).collect(),
+                    });
+                };
+                if let Some(why) = self.config.unused(spec.name) {
+                    return Err(NormError::UnusedArgument { what: spec.name, why });
+                }
+            }
+            let named = |s: &TensorSpec| !s.optional || call.optional.contains(&s.name);
+            let sums = K::TABLE.iter().any(|s| s.pass.in_columns() && !s.pass.in_rows() && named(s));
+            let mut params = self.row_params(shape, rows, cols);
+            params.flags |= K::TABLE
+                .iter()
+                .filter(|s| match s.extent {
+                    Extent::Workspace { .. } => sums,
+                    _ => named(s),
+                })
+                .map(TensorSpec::flag)
+                .sum::<u32>();
+            let launch = ctx.row_launch(K::KERNEL, rows, cols);
+            let columns = sums.then(|| self.layout(&params, true));
+            self.compile(&launch, &params, self.layout(&params, true), columns, verdicts);
+        }
+        Ok(())
+    }
+
+    /// The parameter block of `shape` (`rows` x `cols`) before any tensor is bound.
+    fn row_params(&self, shape: Shape, rows: u32, cols: u32) -> Params {
+        let mut params = self.config.params(rows, cols, shape.row_stride as u32);
+        // Checked by shape.checked(): within u32.
+        (params.heads, params.head_stride) = (shape.heads as u32, shape.head_stride as u32);
+        params
+    }
+
+    /// Compiles, where the context has not yet, the pipelines of `launch` for the tensors
+    /// `params` flags, with rows in `layout` (and a column pass in `columns`, if any), and
+    /// those the same tensors need at any smaller row count; returns the launch's keys.
+    fn compile(
+        &self,
+        launch: &RowLaunch,
+        params: &Params,
+        layout: Layout,
+        columns: Option<Layout>,
+        verdicts: &mut Vec<Verdict>,
+    ) -> Keys {
+        let ctx = &self.ctx;
+        let pipelines = ctx.pipelines();
+        // A split launch runs the kernel's split form twice: the segments' sums, then the
+        // finishing pass (the key this gives).
+        let row_key = |launch: &RowLaunch| PipelineKey {
+            kernel: if launch.split() { K::KERNEL.split().unwrap_or(K::KERNEL) } else { K::KERNEL },
+            variant: Variant {
+                subgroups: ctx.uses_subgroups() && K::KERNEL.family().reduces_rows(),
+                storage: self.config.storage(),
+                native_f16: ctx.uses_native_f16(),
+                layout,
+                // Streamed launches share one module, whatever tile they would have had.
+                register_quads: launch.register_quads.max(1),
+            },
+            workgroup_size: launch.workgroup_size,
+            row_threads: launch.row_threads,
+            subgroup_mode: launch.subgroup_mode,
+            cached: launch.register_quads > 0,
+            flags: params.flags | if launch.split() { flags::SPLIT | flags::SPLIT_FINISH } else { 0 },
+        };
+        let sums_key = |key: PipelineKey| PipelineKey { flags: key.flags & !flags::SPLIT_FINISH, ..key };
+        let mut compile = |launch: &RowLaunch| {
+            let key = row_key(launch);
+            pipelines.get(ctx.device(), key, verdicts);
+            let sums = launch.split().then(|| sums_key(key));
+            if let Some(sums) = sums {
+                pipelines.get(ctx.device(), sums, verdicts);
+            }
+            (key, sums)
+        };
+        let (rows, cols) = (params.rows, params.cols);
+        let (key, sums) = compile(launch);
+        // Every pipeline a later binding of these tensors with fewer rows runs is compiled
+        // now, so that such a binding (a decode step after prefill) never compiles; once per
+        // launch and row length, so that binding again does not enumerate them again.
+        if pipelines.rows_covered(key, cols) < rows {
+            for other in ctx.row_launches_up_to(K::KERNEL, rows, cols) {
+                compile(&other);
+            }
+            pipelines.cover_rows(key, cols, rows);
+        }
+        let columns = columns.map(|layout| {
+            let t = ctx.tuning();
+            let column_flags = K::TABLE
+                .iter()
+                .filter(|s| COLUMN_BINDINGS.contains(&s.binding))
+                .map(TensorSpec::flag)
+                .sum::<u32>();
+            let key = PipelineKey {
+                kernel: Kernel::ReduceColumns,
+                variant: Variant {
+                    subgroups: false,
+                    storage: Storage::default(),
+                    native_f16: ctx.uses_native_f16(),
+                    layout,
+                    register_quads: 1,
+                },
+                workgroup_size: t.workgroup_size,
+                row_threads: 1,
+                subgroup_mode: 0,
+                cached: false,
+                flags: params.flags & column_flags,
+            };
+            pipelines.get(ctx.device(), key, verdicts);
+            key
+        });
+        Keys { rows: key, sums, columns }
     }
 
     fn prepare(
@@ -211,9 +417,7 @@ impl<K: OpKind> Op<K> {
             });
         }
         let storage = self.config.storage();
-        let mut params = self.config.params(rows, cols, shape.row_stride as u32);
-        // Checked by shape.checked(): within u32.
-        (params.heads, params.head_stride) = (shape.heads as u32, shape.head_stride as u32);
+        let mut params = self.row_params(shape, rows, cols);
         let launch = ctx.row_launch(K::KERNEL, rows, cols);
         params.partial_rows = launch.partial_rows;
         (params.chunks, params.chunk_len) = (launch.chunks, launch.chunk_len);
@@ -252,41 +456,18 @@ impl<K: OpKind> Op<K> {
         });
         ctx.queue().write_buffer(&uniform, 0, bytemuck::bytes_of(&params));
         verdicts.push(Verdict::new("parameter block creation", scope));
-        let layout = self.layout(&checked, &params, &rows_bindings);
-        // A split launch runs the kernel's split form twice: the segments' sums, then the
-        // finishing pass (the key this gives).
-        let row_key = |launch: &RowLaunch| PipelineKey {
-            kernel: if launch.split() { K::KERNEL.split().unwrap_or(K::KERNEL) } else { K::KERNEL },
-            variant: Variant {
-                subgroups: ctx.uses_subgroups() && K::KERNEL.family().reduces_rows(),
-                storage,
-                native_f16: ctx.uses_native_f16(),
-                layout,
-                // Streamed launches share one module, whatever tile they would have had.
-                register_quads: launch.register_quads.max(1),
-            },
-            workgroup_size: launch.workgroup_size,
-            row_threads: launch.row_threads,
-            subgroup_mode: launch.subgroup_mode,
-            cached: launch.register_quads > 0,
-            flags: params.flags | if launch.split() { flags::SPLIT | flags::SPLIT_FINISH } else { 0 },
+        // The vector layout wherever every quad a pass moves is aligned and whole (all but
+        // the per-row statistics move in quads).
+        let aligned = |bindings: &[u32]| {
+            checked.iter().all(|c| {
+                !bindings.contains(&c.spec.binding)
+                    || c.spec.extent == Extent::PerRow
+                    || c.element_offset.is_multiple_of(4)
+            })
         };
-        let sums_key = |key: PipelineKey| PipelineKey { flags: key.flags & !flags::SPLIT_FINISH, ..key };
-        // Every pipeline a later binding of these tensors with fewer rows runs is compiled
-        // now, so that such a binding (a decode step after prefill) never compiles; once per
-        // launch and row length, so that binding again does not enumerate them again.
-        let key = row_key(&launch);
-        if ctx.pipelines().rows_covered(key, cols) < rows {
-            for other in ctx.row_launches_up_to(K::KERNEL, rows, cols) {
-                if !other.same_pipeline(&launch) {
-                    ctx.pipelines().get(ctx.device(), row_key(&other), verdicts);
-                    if other.split() {
-                        ctx.pipelines().get(ctx.device(), sums_key(row_key(&other)), verdicts);
-                    }
-                }
-            }
-            ctx.pipelines().cover_rows(key, cols, rows);
-        }
+        let layout = self.layout(&params, aligned(&rows_bindings));
+        let columns = sums.then(|| self.layout(&params, aligned(&COLUMN_BINDINGS)));
+        let keys = self.compile(&launch, &params, layout, columns, verdicts);
         let max_groups = ctx.limits().max_compute_workgroups_per_dimension.max(1);
         let groups = launch.groups.min(max_groups);
         // A split launch's segment sums, in a buffer of the binding's own: up to two quads per
@@ -308,31 +489,11 @@ impl<K: OpKind> Op<K> {
             Some(buffer) => (&split_bindings, Some(buffer)),
             None => (&rows_bindings, None),
         };
-        let split_pass = scratch
-            .map(|_| self.dispatch(sums_key(key), bindings, &checked, scratch, &uniform, groups, verdicts));
-        let rows_pass = self.dispatch(key, bindings, &checked, scratch, &uniform, groups, verdicts);
-        let columns_pass = sums.then(|| {
+        let split_pass =
+            keys.sums.map(|key| self.dispatch(key, bindings, &checked, scratch, &uniform, groups, verdicts));
+        let rows_pass = self.dispatch(keys.rows, bindings, &checked, scratch, &uniform, groups, verdicts);
+        let columns_pass = keys.columns.map(|key| {
             let t = ctx.tuning();
-            let column_flags = K::TABLE
-                .iter()
-                .filter(|s| COLUMN_BINDINGS.contains(&s.binding))
-                .map(|s| s.flag())
-                .sum::<u32>();
-            let key = PipelineKey {
-                kernel: Kernel::ReduceColumns,
-                variant: Variant {
-                    subgroups: false,
-                    storage: Storage::default(),
-                    native_f16: ctx.uses_native_f16(),
-                    layout: self.layout(&checked, &params, &COLUMN_BINDINGS),
-                    register_quads: 1,
-                },
-                workgroup_size: t.workgroup_size,
-                row_threads: 1,
-                subgroup_mode: 0,
-                cached: false,
-                flags: params.flags & column_flags,
-            };
             let groups =
                 cols.div_ceil(4).div_ceil(t.workgroup_size).min(t.max_forward_groups).min(max_groups);
             self.dispatch(key, &COLUMN_BINDINGS, &checked, None, &uniform, groups, verdicts)
@@ -350,19 +511,15 @@ impl<K: OpKind> Op<K> {
         })
     }
 
-    /// The vector layout where the tuning allows it and every quad of every tensor the
-    /// pass moves in quads (all but the per-row statistics) is aligned and whole.
-    fn layout(&self, checked: &[Checked<'_>], params: &Params, bindings: &[u32]) -> Layout {
-        let aligned = self.ctx.tuning().vector_access
+    /// The vector layout where the tuning allows it, rows of `params` are whole quads apart
+    /// and the tensors' offsets are `aligned` to quads.
+    fn layout(&self, params: &Params, aligned: bool) -> Layout {
+        let vector = self.ctx.tuning().vector_access
+            && aligned
             && params.cols.is_multiple_of(4)
             && params.stride.is_multiple_of(4)
-            && params.head_stride.is_multiple_of(4)
-            && checked.iter().all(|c| {
-                !bindings.contains(&c.spec.binding)
-                    || c.spec.extent == Extent::PerRow
-                    || c.element_offset.is_multiple_of(4)
-            });
-        if aligned { Layout::Vector } else { Layout::Scalar }
+            && params.head_stride.is_multiple_of(4);
+        if vector { Layout::Vector } else { Layout::Scalar }
     }
 
     /// The dispatch of `key` with `bindings`: the checked tensors, `scratch` as the

@@ -6,8 +6,9 @@ use wasm_bindgen_test::{console_log, wasm_bindgen_test, wasm_bindgen_test_config
 use wgpu_norm::half::{bf16, f16};
 use wgpu_norm::host;
 use wgpu_norm::{
-    DType, Element, LayerNormConfig, LayerNormForward, LayerNormForwardOp, NormContext, NormError,
-    ResidualAdd, RmsNormConfig, RmsNormForward, RmsNormForwardOp, Shape, Storage, Tensor, reference,
+    DType, Element, ExpectedCall, LayerNormConfig, LayerNormForward, LayerNormForwardOp, NormContext,
+    NormError, ResidualAdd, RmsNormConfig, RmsNormForward, RmsNormForwardOp, Shape, Storage, Tensor,
+    reference,
 };
 
 use wgpu_norm_web::gpu::{noise, poisoned, read, read_as, rel_err, storage};
@@ -293,8 +294,12 @@ async fn fused_residual_add() {
         h: Some((&hb).into()),
         ..RmsNormForward::new(&xb, &yb)
     };
-    let op = RmsNormForwardOp::new(&ctx, RmsNormConfig::default()).unwrap();
+    // Made with its call, the op compiles when made and binding compiles nothing.
+    let call = ExpectedCall::new(shape).with(&["residual", "h"]);
+    let op = RmsNormForwardOp::with_calls_async(&ctx, RmsNormConfig::default(), &[call]).await.unwrap();
+    let compiled = ctx.pipelines_compiled();
     let bound = op.bind_async(shape, &args).await.unwrap();
+    assert_eq!(ctx.pipelines_compiled(), compiled, "binding the call the op was made with compiled");
     let mut enc = ctx.device().create_command_encoder(&Default::default());
     bound.encode(&mut enc);
     ctx.queue().submit([enc.finish()]);
