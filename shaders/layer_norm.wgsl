@@ -187,7 +187,7 @@ fn add_quad(blk: ptr<function, BlockSums>, d: vec4<f32>, len: u32) {
     (*blk).s2 = (*blk).s2 + e * e;
 }
 
-// The moments of a pair of streamed rows (see forward_rows).
+// The moments of a pair of streamed rows (walk_moments).
 struct MomentPair {
     x: Moments,
     y: Moments,
@@ -653,26 +653,45 @@ fn peak_coefficients(co: Coefficients, rest: vec4<f32>, f: f32) -> Coefficients 
     return out;
 }
 
-// The last walk: dx of the row scaled by f = 2^e (dx scales back by f, which the rstd takes)
-// and the dgamma and dbeta partial sums (at pb and pbb).
-fn backward_stores(row: Row, lane: u32, m1: f32, co: Coefficients, f: f32, pb: u32, pbb: u32, want_dgamma: bool, want_dbeta: bool) {
-    let back = dx_factors(co.r, f);
-    for (var k = 0u; k < walk_trips(lane, row.cnt); k = k + 1u) {
+// The last walk: dx of row rx scaled by cx.f = 2^e (dx scales back by f, which the rstd
+// takes) and the dgamma and dbeta partial sums (at pb and pbb); and of row ry with the same
+// quads when `both` (a constant at each call; nothing where ry does not exist), its sums
+// added to rx's before each partial sum is read and written once.
+fn backward_stores(rx: Row, ry: Row, both: bool, lane: u32, cx: RowBackward, cy: RowBackward, pb: u32, pbb: u32, want_dgamma: bool, want_dbeta: bool) {
+    for (var k = 0u; k < walk_trips(lane, rx.cnt); k = k + 1u) {
         let j = quad_at(lane, k);
-        let len = trip_len(j, row.cnt);
-        let dy = tile_or_dy(k, row.base, j, len);
-        let c = tile_or_x(k, row.base, j, len, f) - vec4<f32>(m1);
-        let xh = (c - vec4<f32>(co.m2)) * co.r;
-        let v = dy * tile_or_gamma(k, j, len) - vec4<f32>(co.mean_u);
-        let peak = select(quad_keys(c) == vec4<f32>(co.peak), vec4<bool>(true), p.cols == 2u);
-        let a = select(vec4<f32>(1.0), vec4<f32>(co.a), peak);
-        let b = select(vec4<f32>(co.w), vec4<f32>(co.b), peak);
-        let dx = back.x * ((v * a - xh * b) * back.y) + dh_quad(row.base, j, len);
-        st_dx(p.dx_off + row.base + j, dx, len);
+        let len = trip_len(j, rx.cnt);
+        let g = tile_or_gamma(k, j, len);
+        let dy = tile_or_dy(k, rx.base, j, len);
+        let xh = store_dx(rx.base, j, len, dy, tile_or_x(k, rx.base, j, len, cx.f), g, cx);
         // dy is zero past the row, so neither sum picks up xh there.
-        add_partial(&tile_dgamma, k, pb, j, len, want_dgamma, dy, xh);
-        add_partial(&tile_dbeta, k, pbb, j, len, want_dbeta, dy, vec4<f32>(1.0));
+        if (both) {
+            let ly = select(0u, len, ry.live);
+            let dy2 = dy_quad(ry.base, j, ly);
+            let xh2 = store_dx(ry.base, j, ly, dy2, x_quad(ry.base, j, ly) * cy.f, g, cy);
+            let dg2 = select(vec4<f32>(0.0), dy2 * xh2, ry.live);
+            add_partial(&tile_dgamma, k, pb, j, len, want_dgamma, fma(dy, xh, dg2), vec4<f32>(1.0));
+            add_partial(&tile_dbeta, k, pbb, j, len, want_dbeta, dy + dy2, vec4<f32>(1.0));
+        } else {
+            add_partial(&tile_dgamma, k, pb, j, len, want_dgamma, dy, xh);
+            add_partial(&tile_dbeta, k, pbb, j, len, want_dbeta, dy, vec4<f32>(1.0));
+        }
     }
+}
+
+// Writes dx for the quad at j (len elements in the row starting at base) from its dy, its
+// h * f (f the row's scale) and gamma; returns its xh.
+fn store_dx(base: u32, j: u32, len: u32, dy: vec4<f32>, h: vec4<f32>, g: vec4<f32>, rb: RowBackward) -> vec4<f32> {
+    let co = rb.co;
+    let back = dx_factors(co.r, rb.f);
+    let c = h - vec4<f32>(rb.m1);
+    let xh = (c - vec4<f32>(co.m2)) * co.r;
+    let v = dy * g - vec4<f32>(co.mean_u);
+    let peak = select(quad_keys(c) == vec4<f32>(co.peak), vec4<bool>(true), p.cols == 2u);
+    let a = select(vec4<f32>(1.0), vec4<f32>(co.a), peak);
+    let b = select(vec4<f32>(co.w), vec4<f32>(co.b), peak);
+    st_dx(p.dx_off + base + j, back.x * ((v * a - xh * b) * back.y) + dh_quad(base, j, len), len);
+    return xh;
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
@@ -696,36 +715,61 @@ fn layer_norm_backward(
     load_tile_gamma(lane);
     begin_partial(lane, pb, want_dgamma);
     begin_partial(lane, pbb, want_dbeta);
-    for (var b = wid.x; b < blocks; b = b + nwg.x) {
+    var b = wid.x;
+    if (!CACHED) {
+        // Streamed rows go two per trip while two row blocks are left, as in the forward:
+        // each gamma quad, and each partial sum read and written back, serves both.
+        for (; b + nwg.x < blocks; b = b + 2u * nwg.x) {
+            let rx = row_of(b, slot);
+            let ry = row_of(b + nwg.x, slot);
+            let cx = row_backward(rx, lane);
+            let cy = row_backward(ry, lane);
+            backward_stores(rx, ry, true, lane, cx, cy, pb, pbb, want_dgamma, want_dbeta);
+        }
+    }
+    for (; b < blocks; b = b + nwg.x) {
         let row = row_of(b, slot);
-        // The row's scale 2^e from its saved rstd (common.wgsl: rows whose squares leave
-        // f32's range).
-        let saved = saved_rstd(row);
-        let e = backward_scale(saved);
-        let f = pow2(e);
-        // The tile reads the row here whether or not the statistics are saved; a streamed
-        // row reads x here only for a mean or a peak they do not give. x_quad, not
-        // input_quad: a kernel that names `residual` at all binds it, and the backward must
-        // stay within 8 storage buffers.
-        var t0 = vec4<f32>(0.0);
-        if (CACHED || !has(FLAG_MEAN) || !has(FLAG_RSTD)) {
-            t0 = backward_first_walk(row, lane, f);
-        }
-        let first = first_mean(t0, row, e);
-        // A row scaled again from its largest |h| (no saved rstd): its tile too, in a loop
-        // of no trips on rows in range.
-        let fs = pow2(first.e);
-        let rescale = select(0u, walk_trips(lane, row.cnt), CACHED && first.e != e);
-        for (var k = 0u; k < rescale; k = k + 1u) {
-            tile_h[k] = tile_h[k] * pow2(first.e - e);
-        }
-        let m1 = first.m1;
-        let t = row_reduce(backward_sums_walk(row, lane, m1, fs), sums_op());
-        let co = backward_stats(t, saved, row.live, first.e, first.peak);
-        let trips = select(0u, walk_trips(lane, row.cnt), co.peak >= 0.0);
-        let rest = row_sum(backward_rest_walk(row, lane, m1, fs, co, trips));
-        backward_stores(row, lane, m1, peak_coefficients(co, rest, fs), fs, pb, pbb, want_dgamma, want_dbeta);
+        let c = row_backward(row, lane);
+        backward_stores(row, row, false, lane, c, c, pb, pbb, want_dgamma, want_dbeta);
     }
     end_partial(&tile_dgamma, lane, pb, want_dgamma);
     end_partial(&tile_dbeta, lane, pbb, want_dbeta);
+}
+
+// What the last walk over a row needs: its first mean m1 and Coefficients, for the row
+// scaled by f = 2^e.
+struct RowBackward {
+    m1: f32,
+    co: Coefficients,
+    f: f32,
+}
+
+// The walks over a row before its last, and their reductions. From uniform control flow only.
+fn row_backward(row: Row, lane: u32) -> RowBackward {
+    // The row's scale 2^e from its saved rstd (common.wgsl: rows whose squares leave
+    // f32's range).
+    let saved = saved_rstd(row);
+    let e = backward_scale(saved);
+    // The tile reads the row here whether or not the statistics are saved; a streamed
+    // row reads x here only for a mean or a peak they do not give. x_quad, not
+    // input_quad: a kernel that names `residual` at all binds it, and the backward must
+    // stay within 8 storage buffers.
+    var t0 = vec4<f32>(0.0);
+    if (CACHED || !has(FLAG_MEAN) || !has(FLAG_RSTD)) {
+        t0 = backward_first_walk(row, lane, pow2(e));
+    }
+    let first = first_mean(t0, row, e);
+    // A row scaled again from its largest |h| (no saved rstd): its tile too, in a loop
+    // of no trips on rows in range.
+    let fs = pow2(first.e);
+    let rescale = select(0u, walk_trips(lane, row.cnt), CACHED && first.e != e);
+    for (var k = 0u; k < rescale; k = k + 1u) {
+        tile_h[k] = tile_h[k] * pow2(first.e - e);
+    }
+    let m1 = first.m1;
+    let t = row_reduce(backward_sums_walk(row, lane, m1, fs), sums_op());
+    let co = backward_stats(t, saved, row.live, first.e, first.peak);
+    let trips = select(0u, walk_trips(lane, row.cnt), co.peak >= 0.0);
+    let rest = row_sum(backward_rest_walk(row, lane, m1, fs, co, trips));
+    return RowBackward(m1, peak_coefficients(co, rest, fs), fs);
 }

@@ -25,7 +25,8 @@
 // each element is read once and written once. A longer row is streamed twice from device
 // memory (sum of squares, then scale); the second read usually hits L2 on a GPU, and
 // correctness does not depend on it. Streamed rows go two per trip while a workgroup has two
-// row blocks left, so a gamma quad read serves two rows and one reduction both.
+// row blocks left, so a gamma quad read serves two rows and one reduction both; in the
+// backward's second walk, a gamma quad and a dgamma partial sum's read and write serve both.
 //
 // Rows too few to fill the device may be split (rms_norm_forward_split): each segment of a
 // row sums its squares into the workspace, then each merges its row's sums in a fixed order
@@ -361,36 +362,58 @@ fn rms_norm_backward(
     let pb = p.workspace_off + first_row * n;
     load_tile_gamma(lane);
     begin_partial(lane, pb, want_dgamma);
-    for (var b = wid.x; b < blocks; b = b + nwg.x) {
+    var b = wid.x;
+    if (!CACHED) {
+        // Streamed rows go two per trip while two row blocks are left, as in the forward:
+        // each gamma quad, and each dgamma partial sum read and written back, serves both.
+        for (; b + nwg.x < blocks; b = b + 2u * nwg.x) {
+            let rx = row_of(b, slot);
+            let ry = row_of(b + nwg.x, slot);
+            let cx = row_coefficients(rx, lane);
+            let cy = row_coefficients(ry, lane);
+            backward_stores(rx, ry, true, lane, cx, cy, pb, want_dgamma);
+        }
+    }
+    for (; b < blocks; b = b + nwg.x) {
         let row = row_of(b, slot);
-        let saved = saved_rstd(row);
-        let e = backward_scale(saved);
-        let f = pow2(e);
-        // With a saved rstd the row is scaled by it (or its rstd saved as 0 where it was
-        // beyond f32's range, and the overflow shows). Without one, a row whose squares
-        // overflow is scaled by 2^GUARD_HI (thread_split), its tile too, in a loop of no
-        // trips on rows in range. FLAGS is a pipeline constant: a backward with a saved rstd
-        // has neither walk nor the guarded merges (llvmpipe runs a loop's body once even
-        // with no trips).
-        let op = select(SPLIT_GUARDED, SPLIT, has(FLAG_RSTD));
-        var split = lanes_split(backward_sums(row, lane, f), op);
-        if (!has(FLAG_RSTD)) {
-            split = thread_split(row, lane, split);
-        }
-        split = row_reduce(split, op);
-        var es = e;
-        if (!has(FLAG_RSTD)) {
-            let over = split_scaled(split);
-            es = select(0, GUARD_HI, over);
-            for (var k = 0u; k < select(0u, walk_trips(lane, row.cnt), CACHED && over); k = k + 1u) {
-                tile_h[k] = tile_h[k] * p.guard_hi;
-            }
-            split.x = abs(split.x);
-        }
-        let co = backward_coefficients(split, saved, row.live, es);
-        backward_stores(row, lane, co, pow2(es), pb, want_dgamma);
+        let c = row_coefficients(row, lane);
+        backward_stores(row, row, false, lane, c, c, pb, want_dgamma);
     }
     end_partial(&tile_dgamma, lane, pb, want_dgamma);
+}
+
+// What the second walk over a row needs: its Coefficients, for the row scaled by s = 2^e.
+struct RowBackward {
+    co: Coefficients,
+    s: f32,
+}
+
+// The first walk over a row and its reduction. From uniform control flow only.
+fn row_coefficients(row: Row, lane: u32) -> RowBackward {
+    let saved = saved_rstd(row);
+    let e = backward_scale(saved);
+    // With a saved rstd the row is scaled by it (or its rstd saved as 0 where it was
+    // beyond f32's range, and the overflow shows). Without one, a row whose squares
+    // overflow is scaled by 2^GUARD_HI (thread_split), its tile too, in a loop of no
+    // trips on rows in range. FLAGS is a pipeline constant: a backward with a saved rstd
+    // has neither walk nor the guarded merges (llvmpipe runs a loop's body once even
+    // with no trips).
+    let op = select(SPLIT_GUARDED, SPLIT, has(FLAG_RSTD));
+    var split = lanes_split(backward_sums(row, lane, pow2(e)), op);
+    if (!has(FLAG_RSTD)) {
+        split = thread_split(row, lane, split);
+    }
+    split = row_reduce(split, op);
+    var es = e;
+    if (!has(FLAG_RSTD)) {
+        let over = split_scaled(split);
+        es = select(0, GUARD_HI, over);
+        for (var k = 0u; k < select(0u, walk_trips(lane, row.cnt), CACHED && over); k = k + 1u) {
+            tile_h[k] = tile_h[k] * p.guard_hi;
+        }
+        split.x = abs(split.x);
+    }
+    return RowBackward(backward_coefficients(split, saved, row.live, es), pow2(es));
 }
 
 // The first walk of the backward over a row scaled by s = 2^e: its lanes' dominant splits.
@@ -427,17 +450,29 @@ fn thread_split(row: Row, lane: u32, split: vec4<f32>) -> vec4<f32> {
     return select(split, mark_scaled(lanes_split(scaled, SPLIT_GUARDED)), again);
 }
 
-// The second walk: dx of the row scaled by s, and its dgamma partial sums (at pb).
-fn backward_stores(row: Row, lane: u32, co: Coefficients, s: f32, pb: u32, want_dgamma: bool) {
-    let back = dx_factors(co.r, s);
-    for (var k = 0u; k < walk_trips(lane, row.cnt); k = k + 1u) {
+// The second walk: dx of row rx, scaled by cx.s, and its dgamma partial sums (at pb); and
+// of row ry with the same quads when `both` (a constant at each call; nothing where ry does
+// not exist), its dgamma added to rx's before the partial sum is read and written once.
+fn backward_stores(rx: Row, ry: Row, both: bool, lane: u32, cx: RowBackward, cy: RowBackward, pb: u32, want_dgamma: bool) {
+    let bx = dx_factors(cx.co.r, cx.s);
+    let by = dx_factors(cy.co.r, cy.s);
+    let ry_r = select(0.0, cy.co.r, ry.live);
+    for (var k = 0u; k < walk_trips(lane, rx.cnt); k = k + 1u) {
         let j = quad_at(lane, k);
-        let len = trip_len(j, row.cnt);
-        let h = tile_or_x(k, row.base, j, len, s);
-        let d = tile_or_dy(k, row.base, j, len);
+        let len = trip_len(j, rx.cnt);
+        let h = tile_or_x(k, rx.base, j, len, cx.s);
+        let d = tile_or_dy(k, rx.base, j, len);
         let g = tile_or_gamma(k, j, len);
-        st_dx(p.dx_off + row.base + j, dx_quad(row.base, j, len, h, d, g, co, back), len);
+        st_dx(p.dx_off + rx.base + j, dx_quad(rx.base, j, len, h, d, g, cx.co, bx), len);
         // Zero past the row: h and d are. h * r is the scaled h times the scaled rstd.
-        add_partial(&tile_dgamma, k, pb, j, len, want_dgamma, d * h, vec4<f32>(co.r));
+        if (both) {
+            let ly = select(0u, len, ry.live);
+            let hy = x_quad(ry.base, j, ly) * cy.s;
+            let dy = dy_quad(ry.base, j, ly);
+            st_dx(p.dx_off + ry.base + j, dx_quad(ry.base, j, ly, hy, dy, g, cy.co, by), ly);
+            add_partial(&tile_dgamma, k, pb, j, len, want_dgamma, fma(d * h, vec4<f32>(cx.co.r), dy * hy * ry_r), vec4<f32>(1.0));
+        } else {
+            add_partial(&tile_dgamma, k, pb, j, len, want_dgamma, d * h, vec4<f32>(cx.co.r));
+        }
     }
 }

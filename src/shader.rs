@@ -153,6 +153,19 @@ impl Kernel {
         matches!(self, Kernel::RmsNormBackward | Kernel::LayerNormBackward)
     }
 
+    /// Whether the kernel walks streamed rows two per trip, from two row blocks, where a
+    /// workgroup has two left (so that a gamma quad, and a backward's partial sums, serve
+    /// both).
+    pub fn pairs_streamed_rows(self) -> bool {
+        matches!(
+            self,
+            Kernel::RmsNormForward
+                | Kernel::LayerNormForward
+                | Kernel::RmsNormBackward
+                | Kernel::LayerNormBackward
+        )
+    }
+
     /// The kernel that runs this one's rows split into segments, if it has one.
     pub fn split(self) -> Option<Kernel> {
         match self {

@@ -58,8 +58,8 @@ fn check_scaled_rows(shape: Shape, scale: f32, eps: f32, placement: EpsPlacement
     }
 }
 
-// 64 and 768: the register tile; 8192 and 65536: streamed, for RMSNorm two rows to a trip
-// where a workgroup has two row blocks left (33 rows).
+// 64 and 768: the register tile; 8192 and 65536: streamed, two rows to a trip (forward and
+// backward, both norms) where a workgroup has two row blocks left (33 rows).
 const SHAPES: [Shape; 5] =
     [Shape::new(3, 1), Shape::new(5, 64), Shape::new(4, 768), Shape::new(33, 8192), Shape::new(2, 65536)];
 

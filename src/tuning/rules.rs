@@ -257,13 +257,14 @@ impl Tuning {
         // of 8 threads each are not one workgroup on one core of a CPU adapter, or on one
         // compute unit of a GPU. More rows keep full workgroups: occupancy on a GPU is
         // capped per workgroup as well as per thread.
-        // A streamed forward pairs rows of two row blocks per trip (rms_norm_forward), so
-        // where the forward grid is capped at a few workgroups per core (a CPU adapter) it
-        // wants twice as many blocks as workgroups: at 256x16384 on lavapipe that is
-        // workgroups of 128, not 256, and 1.3x faster (BENCHMARKS.md, "Streamed rows in
-        // pairs").
-        let pairs = !backward && register_quads == 0 && t.max_forward_groups <= t.backward_groups;
-        let target = if pairs { 2 * t.max_forward_groups } else { t.backward_groups };
+        // Kernels that pair streamed rows take them from two row blocks, so where the grid
+        // is capped at a few workgroups per core (a CPU adapter) a streamed launch wants
+        // twice as many blocks as workgroups: at 256x16384 on lavapipe that is workgroups
+        // of 128, not 256, and 1.3x faster (BENCHMARKS.md, "Streamed rows in pairs").
+        let pairs =
+            kernel.pairs_streamed_rows() && register_quads == 0 && t.max_forward_groups <= t.backward_groups;
+        let grid = if backward { t.backward_groups } else { t.max_forward_groups };
+        let target = if pairs { 2 * grid } else { t.backward_groups };
         let smallest = row_threads.max(subgroups.map_or(1, |(_, max)| max));
         let mut workgroup_size = t.workgroup_size;
         while workgroup_size > smallest && rows.div_ceil(workgroup_size / row_threads) < target {
