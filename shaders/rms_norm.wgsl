@@ -363,9 +363,11 @@ fn rms_norm_backward(
     load_tile_gamma(lane);
     begin_partial(lane, pb, want_dgamma);
     var b = wid.x;
-    if (!CACHED) {
+    if (!CACHED && has(FLAG_RSTD)) {
         // Streamed rows go two per trip while two row blocks are left, as in the forward:
         // each gamma quad, and each dgamma partial sum read and written back, serves both.
+        // Only with a saved rstd: two copies of the guarded reduction a row without one
+        // needs made SwiftShader's shader compiler run for over 5 minutes (7 s for one).
         for (; b + nwg.x < blocks; b = b + 2u * nwg.x) {
             let rx = row_of(b, slot);
             let ry = row_of(b + nwg.x, slot);
