@@ -24,9 +24,10 @@
 // Fused single pass: while a row fits in registers (CACHED: MAX_CACHE quads per thread)
 // each element is read once and written once. A longer row is streamed twice from device
 // memory (sum of squares, then scale); the second read usually hits L2 on a GPU, and
-// correctness does not depend on it. Streamed rows go two per trip while a workgroup has two
-// row blocks left, so a gamma quad read serves two rows and one reduction both; in the
-// backward's second walk, a gamma quad and a dgamma partial sum's read and write serve both.
+// correctness does not depend on it. Streamed rows go four per trip while a workgroup has four
+// row blocks left, then two, so a gamma quad read serves them all and two reductions four
+// rows; in the backward's second walk two rows go per trip, and a gamma quad and a dgamma
+// partial sum's read and write serve both.
 //
 // Rows too few to fill the device may be split (rms_norm_forward_split): each segment of a
 // row sums its squares into the workspace, then each merges its row's sums in a fixed order
@@ -120,75 +121,113 @@ fn rms_norm_forward(
     let blocks = row_blocks();
     load_tile_gamma(lane);
     var b = wid.x;
+    let n = nwg.x;
     if (!CACHED) {
-        // Streamed rows go two per trip while two row blocks are left, from blocks b and
-        // b + nwg.x: each gamma quad is read once for both, and one reduction serves both.
-        // Its four lanes then hold no underflow guard, which only an eps below TINY needs.
-        for (; p.eps >= TINY && b + nwg.x < blocks; b = b + 2u * nwg.x) {
-            forward_rows(vec2<u32>(b, b + nwg.x) * rows_per_group() + slot, lane, true);
+        // Streamed rows go four per trip while four row blocks are left (from blocks b,
+        // b + n, b + 2n and b + 3n), then two: each gamma quad is read once for all of
+        // them, and two reductions serve four rows. Their lanes then hold no underflow
+        // guard, which only an eps below TINY needs.
+        let rpg = rows_per_group();
+        for (; p.eps >= TINY && b + 3u * n < blocks; b = b + 4u * n) {
+            forward_rows((vec4<u32>(b) + vec4<u32>(0u, 1u, 2u, 3u) * n) * rpg + slot, lane, 4u);
+        }
+        for (; p.eps >= TINY && b + n < blocks; b = b + 2u * n) {
+            forward_rows((vec4<u32>(b) + vec4<u32>(0u, 1u, 0u, 0u) * n) * rpg + slot, lane, 2u);
         }
     }
-    for (; b < blocks; b = b + nwg.x) {
-        forward_rows(vec2<u32>(b) * rows_per_group() + slot, lane, false);
+    for (; b < blocks; b = b + n) {
+        forward_rows(vec4<u32>(b * rows_per_group() + slot), lane, 1u);
     }
 }
 
-// The forward of row.x, and of row.y when `both` (a constant at each call, so each call
-// compiles to loops of its own; only streamed rows pair up). A slot past the last row sees
-// an empty row but still joins every reduction: call from uniform control flow only.
-fn forward_rows(row: vec2<u32>, lane: u32, both: bool) {
-    let live = (row < vec2<u32>(p.rows)) & vec2<bool>(true, both);
+// The forward of the first `n` rows of `row` (1, 2 or 4: a constant at each call, so each
+// call compiles to loops of its own; only streamed rows go more than one at a time). A slot
+// past the last row sees an empty row but still joins every reduction: call from uniform
+// control flow only.
+fn forward_rows(row: vec4<u32>, lane: u32, n: u32) {
+    let live = (row < vec4<u32>(p.rows)) & (vec4<u32>(0u, 1u, 2u, 3u) < vec4<u32>(n));
     let cnt = select(0u, p.cols, live.x);
-    let base = vec2<u32>(row_base(row.x), row_base(row.y));
-    let t = row_sums(base, cnt, live.y, lane, both);
-    let rx = row_scale(t.x, t.z, select(t.w, 0.0, both));
-    let ry = row_scale(t.y, t.w, 0.0);
-    store_rows(base, cnt, live.y, lane, both, rx, ry);
+    let base = vec4<u32>(row_base(row.x), row_base(row.y), row_base(row.z), row_base(row.w));
+    let t = row_sums(base, cnt, live, lane, n);
+    let rx = row_scale(t.ss.x, t.hi.x, t.lo);
+    let ry = row_scale(t.ss.y, t.hi.y, 0.0);
+    let rz = row_scale(t.ss.z, t.hi.z, 0.0);
+    let rw = row_scale(t.ss.w, t.hi.w, 0.0);
+    store_rows(base, cnt, live, lane, n, rx, ry, rz, rw);
     save_rstd(row.x, lane, live.x, rx.r * pow2(rx.e));
     save_rstd(row.y, lane, live.y, ry.r * pow2(ry.e));
+    save_rstd(row.z, lane, live.z, rz.r * pow2(rz.e));
+    save_rstd(row.w, lane, live.w, rw.r * pow2(rw.e));
 }
 
-// The sums of squares of the walk over row.x's first cnt elements (and row.y's when
-// `both`), reduced over the row's threads: both rows' sums and their overflow guards, or
-// one row's sum and both of its guards (guard_sums).
-fn row_sums(base: vec2<u32>, cnt: u32, live_y: bool, lane: u32, both: bool) -> vec4<f32> {
+// Sums of squares of up to four rows, reduced over each row's threads: each row's sum and
+// its guard scaled by 2^GUARD_HI, and for a row alone its guard scaled by 2^GUARD_LO.
+struct RowSums {
+    ss: vec4<f32>,
+    hi: vec4<f32>,
+    lo: f32,
+}
+
+// The RowSums of the walk over the first cnt elements of the first `n` rows starting at
+// `base` (a constant at each call: 1, 2 or 4): one reduction for one or two rows, two for
+// four. Row x's guards come from guard_sums; the rows after it have cnt elements where live.
+fn row_sums(base: vec4<u32>, cnt: u32, live: vec4<bool>, lane: u32, n: u32) -> RowSums {
     // Blocked sums: a thread may walk thousands of quads when few threads share a row;
     // flushing every 32 keeps the error near 32 + trips / 32 roundings.
-    var ss = vec2<f32>(0.0);
-    var part = vec2<f32>(0.0);
+    let lens = select(vec4<u32>(0u), vec4<u32>(4u), live);
+    var ss = vec4<f32>(0.0);
+    var part = vec4<f32>(0.0);
     for (var k = 0u; k < walk_trips(lane, cnt); k = k + 1u) {
         let j = quad_at(lane, k);
         let len = trip_len(j, cnt);
         let h = input_quad(base.x, j, len);
         keep_h(k, h);
         part.x = part.x + norm_sq(h, j);
-        if (both) {
-            part.y = part.y + norm_sq(input_quad(base.y, j, select(0u, len, live_y)), j);
+        if (n > 1u) {
+            part.y = part.y + norm_sq(input_quad(base.y, j, min(len, lens.y)), j);
+        }
+        if (n > 2u) {
+            part.z = part.z + norm_sq(input_quad(base.z, j, min(len, lens.z)), j);
+            part.w = part.w + norm_sq(input_quad(base.w, j, min(len, lens.w)), j);
         }
         if (flush_now(k)) {
             ss = ss + part;
-            part = vec2<f32>(0.0);
+            part = vec4<f32>(0.0);
         }
     }
     ss = ss + part;
+    let cnts = select(vec4<u32>(0u), vec4<u32>(cnt), live);
     let gx = guard_sums(ss.x, base.x, lane, cnt);
-    var lanes = vec4<f32>(ss.x, 0.0, gx);
-    if (both) {
-        let gy = guard_sums(ss.y, base.y, lane, select(0u, cnt, live_y));
-        lanes = vec4<f32>(ss, gx.x, gy.x);
+    if (n == 1u) {
+        let t = row_sum(vec4<f32>(ss.x, 0.0, gx));
+        return RowSums(vec4<f32>(t.x, 0.0, 0.0, 0.0), vec4<f32>(t.z, 0.0, 0.0, 0.0), t.w);
     }
-    return row_sum(lanes);
+    let gy = guard_sums(ss.y, base.y, lane, cnts.y);
+    if (n == 2u) {
+        let t = row_sum(vec4<f32>(ss.xy, gx.x, gy.x));
+        return RowSums(vec4<f32>(t.xy, 0.0, 0.0), vec4<f32>(t.zw, 0.0, 0.0), 0.0);
+    }
+    let gz = guard_sums(ss.z, base.z, lane, cnts.z);
+    let gw = guard_sums(ss.w, base.w, lane, cnts.w);
+    return RowSums(row_sum(ss), row_sum(vec4<f32>(gx.x, gy.x, gz.x, gw.x)), 0.0);
 }
 
-// Writes the walk's y (and h) of row.x, and of row.y when `both`.
-fn store_rows(base: vec2<u32>, cnt: u32, live_y: bool, lane: u32, both: bool, rx: RowScale, ry: RowScale) {
+// Writes the walk's y (and h) of the first `n` rows starting at `base` (1, 2 or 4), each
+// scaled by its RowScale.
+fn store_rows(base: vec4<u32>, cnt: u32, live: vec4<bool>, lane: u32, n: u32, rx: RowScale, ry: RowScale, rz: RowScale, rw: RowScale) {
     for (var k = 0u; k < walk_trips(lane, cnt); k = k + 1u) {
         let j = quad_at(lane, k);
         let len = trip_len(j, cnt);
         let g = tile_or_gamma(k, j, len);
         store_forward(base.x, j, len, tile_or_input(k, base.x, j, len), rx, g);
-        if (both && live_y) {
+        if (n > 1u && live.y) {
             store_forward(base.y, j, len, input_quad(base.y, j, len), ry, g);
+        }
+        if (n > 2u && live.z) {
+            store_forward(base.z, j, len, input_quad(base.z, j, len), rz, g);
+        }
+        if (n > 2u && live.w) {
+            store_forward(base.w, j, len, input_quad(base.w, j, len), rw, g);
         }
     }
 }
@@ -209,17 +248,17 @@ fn rms_norm_forward_split(
     for (var b = wid.x; b < row_blocks(); b = b + nwg.x) {
         let v = b * rows_per_group() + slot;
         let s = split_row(v);
-        let base = vec2<u32>(row_base(s.row));
+        let base = vec4<u32>(row_base(s.row));
         if (has(FLAG_SPLIT_FINISH)) {
             fill_tile(base.x, lane, s.end);
             let t = merged_partials(s, lane);
             let r = row_scale(t.x, t.y, t.z);
-            store_rows(base, s.end, false, lane, false, r, r);
+            store_rows(base, s.end, vec4<bool>(true), lane, 1u, r, r, r, r);
             save_rstd(s.row, lane, s.live && s.index == 0u, r.r * pow2(r.e));
         } else {
-            let t = row_sums(base, s.end, false, lane, false);
+            let t = row_sums(base, s.end, vec4<bool>(true), lane, 1u);
             if (s.live && lane == 0u) {
-                st_workspace(p.workspace_off + 4u * v, vec4<f32>(t.x, t.z, t.w, 0.0), 4u);
+                st_workspace(p.workspace_off + 4u * v, vec4<f32>(t.ss.x, t.hi.x, t.lo, 0.0), 4u);
             }
         }
     }

@@ -153,17 +153,15 @@ impl Kernel {
         matches!(self, Kernel::RmsNormBackward | Kernel::LayerNormBackward)
     }
 
-    /// Whether the kernel walks streamed rows two per trip, from two row blocks, where a
-    /// workgroup has two left (so that a gamma quad, and a backward's partial sums, serve
-    /// both).
-    pub fn pairs_streamed_rows(self) -> bool {
-        matches!(
-            self,
-            Kernel::RmsNormForward
-                | Kernel::LayerNormForward
-                | Kernel::RmsNormBackward
-                | Kernel::LayerNormBackward
-        )
+    /// How many streamed rows the kernel walks per trip, from as many row blocks, where a
+    /// workgroup has that many left (so that a gamma quad, a reduction, and a backward's
+    /// partial sums serve them all): four in RMSNorm's forward, two in the other norms.
+    pub fn streamed_rows_per_trip(self) -> u32 {
+        match self {
+            Kernel::RmsNormForward => 4,
+            Kernel::LayerNormForward | Kernel::RmsNormBackward | Kernel::LayerNormBackward => 2,
+            _ => 1,
+        }
     }
 
     /// The kernel that runs this one's rows split into segments, if it has one.

@@ -257,14 +257,18 @@ impl Tuning {
         // of 8 threads each are not one workgroup on one core of a CPU adapter, or on one
         // compute unit of a GPU. More rows keep full workgroups: occupancy on a GPU is
         // capped per workgroup as well as per thread.
-        // Kernels that pair streamed rows take them from two row blocks, so where the grid
-        // is capped at a few workgroups per core (a CPU adapter) a streamed launch wants
-        // twice as many blocks as workgroups: at 256x16384 on lavapipe that is workgroups
-        // of 128, not 256, and 1.3x faster (BENCHMARKS.md, "Streamed rows in pairs").
-        let pairs =
-            kernel.pairs_streamed_rows() && register_quads == 0 && t.max_forward_groups <= t.backward_groups;
+        // Kernels that walk streamed rows several per trip take them from as many row
+        // blocks, so where the grid is capped at a few workgroups per core (a CPU adapter) a
+        // streamed launch wants that many blocks per workgroup: at 256x16384 on lavapipe,
+        // pairs made workgroups of 128, not 256, and ran 1.3x faster (BENCHMARKS.md,
+        // "Streamed rows in pairs").
+        let per_trip = if register_quads == 0 && t.max_forward_groups <= t.backward_groups {
+            kernel.streamed_rows_per_trip()
+        } else {
+            1
+        };
         let grid = if backward { t.backward_groups } else { t.max_forward_groups };
-        let target = if pairs { 2 * grid } else { t.backward_groups };
+        let target = if per_trip > 1 { per_trip * grid } else { t.backward_groups };
         let smallest = row_threads.max(subgroups.map_or(1, |(_, max)| max));
         let mut workgroup_size = t.workgroup_size;
         while workgroup_size > smallest && rows.div_ceil(workgroup_size / row_threads) < target {
