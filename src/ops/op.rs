@@ -271,11 +271,9 @@ impl<K: OpKind> Op<K> {
     /// Compiles the pipelines of each of `calls` (see [`Op::with_calls`]).
     fn compile_calls(&self, calls: &[ExpectedCall<'_>], verdicts: &mut Vec<Verdict>) -> Result<()> {
         let ctx = &self.ctx;
-        ctx.check_device()?;
         for call in calls {
             let shape = call.shape;
-            let (rows, cols) = shape.checked()?;
-            ctx.check_cols(cols)?;
+            let (rows, cols) = self.check_shape(shape)?;
             for &name in call.optional {
                 let Some(spec) = K::TABLE.iter().find(|s| s.name == name && s.optional) else {
                     return Err(NormError::UnknownTensor {
@@ -289,7 +287,7 @@ impl<K: OpKind> Op<K> {
                 }
             }
             let named = |s: &TensorSpec| !s.optional || call.optional.contains(&s.name);
-            let sums = K::TABLE.iter().any(|s| s.pass.in_columns() && !s.pass.in_rows() && named(s));
+            let sums = K::TABLE.iter().any(|s| s.pass.column_output() && named(s));
             let mut params = self.row_params(shape, rows, cols);
             params.flags |= K::TABLE
                 .iter()
@@ -304,6 +302,26 @@ impl<K: OpKind> Op<K> {
             self.compile(&launch, &params, self.layout(&params, true), columns, verdicts);
         }
         Ok(())
+    }
+
+    /// The rows and columns of `shape`, checked, on a device that can run the op: what
+    /// binding and naming a call both check before anything else.
+    fn check_shape(&self, shape: Shape) -> Result<(u32, u32)> {
+        let ctx = &self.ctx;
+        ctx.check_device()?;
+        let (rows, cols) = shape.checked()?;
+        ctx.check_cols(cols)?;
+        let allowed = ctx.limits().max_storage_buffers_per_shader_stage;
+        let needed = rows_bindings::<K>().len().max(COLUMN_BINDINGS.len()) as u32;
+        if needed > allowed {
+            return Err(NormError::DeviceLimit {
+                what: K::KERNEL.name(),
+                limit: "max_storage_buffers_per_shader_stage",
+                needed: needed.into(),
+                allowed: allowed.into(),
+            });
+        }
+        Ok((rows, cols))
     }
 
     /// The parameter block of `shape` (`rows` x `cols`) before any tensor is bound.
@@ -401,21 +419,8 @@ impl<K: OpKind> Op<K> {
         verdicts: &mut Vec<Verdict>,
     ) -> Result<BoundOp> {
         let ctx = &self.ctx;
-        ctx.check_device()?;
-        let (rows, cols) = shape.checked()?;
-        ctx.check_cols(cols)?;
-        let rows_bindings: Vec<u32> =
-            K::TABLE.iter().filter(|s| s.pass.in_rows()).map(|s| s.binding).collect();
-        let allowed = ctx.limits().max_storage_buffers_per_shader_stage;
-        let needed = rows_bindings.len().max(COLUMN_BINDINGS.len()) as u32;
-        if needed > allowed {
-            return Err(NormError::DeviceLimit {
-                what: K::KERNEL.name(),
-                limit: "max_storage_buffers_per_shader_stage",
-                needed: needed.into(),
-                allowed: allowed.into(),
-            });
-        }
+        let (rows, cols) = self.check_shape(shape)?;
+        let rows_bindings = rows_bindings::<K>();
         let storage = self.config.storage();
         let mut params = self.row_params(shape, rows, cols);
         let launch = ctx.row_launch(K::KERNEL, rows, cols);
@@ -423,8 +428,7 @@ impl<K: OpKind> Op<K> {
         (params.chunks, params.chunk_len) = (launch.chunks, launch.chunk_len);
         let given = K::tensors(tensors);
         // The column pass runs when one of its outputs is asked for, and needs the workspace.
-        let sums =
-            K::TABLE.iter().zip(&given).any(|(s, t)| s.pass.in_columns() && !s.pass.in_rows() && t.is_some());
+        let sums = K::TABLE.iter().zip(&given).any(|(s, t)| s.pass.column_output() && t.is_some());
         let mut checked = Vec::with_capacity(given.len());
         for (spec, t) in K::TABLE.iter().zip(&given) {
             let workspace = matches!(spec.extent, Extent::Workspace { .. });
@@ -564,6 +568,11 @@ impl<K: OpKind> Op<K> {
         verdicts.push(Verdict::new("bind group creation", scope));
         Dispatch { layout: key.variant.layout, pipeline, bind_group, groups }
     }
+}
+
+/// The bindings of `K`'s row kernel.
+fn rows_bindings<K: OpKind>() -> Vec<u32> {
+    K::TABLE.iter().filter(|s| s.pass.in_rows()).map(|s| s.binding).collect()
 }
 
 /// Where a tensor of `extent` lies for `shape`, from byte `offset`.

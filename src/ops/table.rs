@@ -56,8 +56,9 @@ impl Pass {
         self != Pass::Columns
     }
 
-    pub(crate) fn in_columns(self) -> bool {
-        self != Pass::Rows
+    /// An output of the column pass alone (dgamma, dbeta): giving one runs that pass.
+    pub(crate) fn column_output(self) -> bool {
+        self == Pass::Columns
     }
 }
 
