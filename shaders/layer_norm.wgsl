@@ -32,11 +32,12 @@
 //
 // Rows that fit in registers (CACHED: MAX_CACHE quads per thread) are read once. Longer rows
 // are streamed from device memory once per pass, two passes each way. A streamed forward
-// takes its statistics from one read: each thread keeps per-lane moments (count, mean, M2)
-// of d = h - pivot, the pivot one of the row's first values, built from short blocks of
-// shifted sums and merged with Chan, Golub and LeVeque's formula, then merged across the
+// takes its statistics from one read: each thread keeps the moments (count, mean, M2) of its
+// elements' d = h - pivot, the pivot one of the row's first values, built from short blocks
+// of shifted sums and merged with Chan, Golub and LeVeque's formula, then merged across the
 // row's threads. The mean is carried as pivot + mean(d), like m1 + m2 above. Streamed rows
-// go two per trip, as in rms_norm.wgsl, so that a gamma and beta quad serves both.
+// go four per trip, then one, as in rms_norm.wgsl: a gamma and beta quad serves them all, and
+// the moments of each row are a lane of one vector, so four rows reduce in six row_sums.
 // Backward partial sums are deterministic, as in rms_norm.wgsl.
 
 // Below it the usual dx_m's terms are at most 4 times dx_m (1 / (1 - PEAK_SHARE)): under one
@@ -124,24 +125,28 @@ fn centred_sums(h: vec4<f32>, m1: f32, len: u32) -> vec2<f32> {
 
 // Writes y (and h when asked) for the quad at j; g and bb are its (offset + gamma) and beta.
 fn store_forward(base: u32, j: u32, len: u32, h: vec4<f32>, st: Stats, g: vec4<f32>, bb: vec4<f32>) {
-    let xh = (h * pow2(st.e) - vec4<f32>(st.m1) - vec4<f32>(st.m2)) * st.r;
+    // (h * 2^e - m1 - m2) * r as two fmas and a product of two scalars that the compiler hoists out
+    // of the walk: the same three roundings, two fewer operations per element.
+    let xh = fma(fma(h, vec4<f32>(pow2(st.e)), vec4<f32>(-st.m1)), vec4<f32>(st.r), vec4<f32>(-st.m2 * st.r));
     st_y(p.y_off + base + j, output_quad(base, j, len, fma(xh, g, bb)), len);
     if (has(FLAG_H)) {
         st_h(p.h_off + base + j, h, len);
     }
 }
 
-// Count, mean and sum of squared deviations (M2) of each lane of a thread's quads: what a
-// streamed row's statistics are merged from, so that it is read once for them.
+// Count, mean and sum of squared deviations (M2) of a thread's elements of up to four
+// streamed rows, a lane per row: what their statistics are merged from, so that each row is
+// read once for them.
 struct Moments {
     n: vec4<f32>,
     mean: vec4<f32>,
     m2: vec4<f32>,
 }
 
-// Sums over one block of a thread's walk (32 quads, see flush_now) of e = d - shift, where
-// shift is the thread's mean of d so far (0, that is the pivot, in the first block): near the
-// block's values, so the sums carry no cancellation, and no single outlier becomes it.
+// Sums over one block of a thread's walk (32 quads, see flush_now) of e = d - shift, a lane
+// per row, where shift is the thread's mean of d so far (0, that is the pivot, in the first
+// block): near the block's values, so the sums carry no cancellation, and no single outlier
+// becomes it.
 struct BlockSums {
     shift: vec4<f32>,
     n: vec4<f32>,
@@ -149,12 +154,14 @@ struct BlockSums {
     s2: vec4<f32>,
 }
 
-// The pivot of a streamed row's statistics, from its first quad q (cnt elements in the
-// row): a middle one of its four values, so that no single outlier there is taken. Near the
-// row's values, d = h - pivot is exact, and the mean is pivot + mean(d) to f32 rounding of
-// mean(d).
-fn pivot_of(q: vec4<f32>, cnt: u32) -> f32 {
-    if (cnt < 4u) {
+// The pivot of a streamed row, from its first quad (cnt elements in the row, from base): a
+// middle one of its four values, so that no single outlier there is taken. Near the row's
+// values, d = h - pivot is exact, and the mean is pivot + mean(d) to f32 rounding of mean(d).
+fn row_pivot(base: u32, cnt: u32) -> f32 {
+    let j0 = quad_at(0u, 0u);
+    let len = quad_len(j0, cnt);
+    let q = input_quad(base, j0, len);
+    if (len < 4u) {
         return q.x;
     }
     return max(min(q.x, q.y), min(q.z, q.w));
@@ -179,80 +186,99 @@ fn merge_moments(a: Moments, b: Moments) -> Moments {
     return Moments(n, a.mean + delta * w, a.m2 + b.m2 + spread);
 }
 
-// Adds the quad d (len elements in the row) to a block's shifted sums.
-fn add_quad(blk: ptr<function, BlockSums>, d: vec4<f32>, len: u32) {
-    let e = (d - (*blk).shift) * len_mask(len);
-    (*blk).n = (*blk).n + len_mask(len);
-    (*blk).s1 = (*blk).s1 + e;
-    (*blk).s2 = (*blk).s2 + e * e;
+// e = d - shift for the quad at j of the row from base (len elements in the row, zeros past
+// them), d = h * f - pivot. Two subtractions: one of pivot + shift would round, and a shift
+// rounded to make that sum exact, (pivot + mean) - pivot, is what a compiler may fold back to
+// the mean (it cost the rows of mean 1e4 their digits on lavapipe).
+fn shifted_quad(base: u32, j: u32, len: u32, f: f32, pivot: f32, shift: f32) -> vec4<f32> {
+    return (input_quad(base, j, len) * f - vec4<f32>(pivot) - vec4<f32>(shift)) * len_mask(len);
 }
 
-// The moments of a pair of streamed rows (walk_moments).
-struct MomentPair {
-    x: Moments,
-    y: Moments,
-}
-
-// A streamed walk's moments of d = h * f - pivot (f a power of two, pivot of the row scaled
-// by f) over its first `trips` quads, of row rx and, when `both` (a constant at each call),
-// of row ry with the same quads (its own pivot in pivot.y; nothing when it does not exist):
-// block by block (flush_now's 32 quads), each block's shifted sums merged into the moments
-// after its last quad, outside the loop over quads.
-fn walk_moments(rx: Row, ry: Row, both: bool, lane: u32, pivot: vec2<f32>, f: f32, trips: u32) -> MomentPair {
-    let none = Moments(vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
-    var acc = MomentPair(none, none);
+// A streamed walk's moments of d = h * f - pivot (f a power of two, the pivots of the rows
+// scaled by f) over its first `trips` quads of the first `n` rows from `base` (1, 2 or 4, a
+// constant at each call; cnt elements in the first, lens of each quad in the others, 0 where
+// they do not exist): block by block (flush_now's 32 quads), each block's shifted sums merged
+// into the moments after its last quad, outside the loop over quads.
+fn walk_moments(base: vec4<u32>, cnt: u32, lens: vec4<u32>, lane: u32, n: u32, pivot: vec4<f32>, f: f32, trips: u32) -> Moments {
+    let one = vec4<f32>(1.0);
+    var acc = Moments(vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
     for (var k0 = 0u; k0 < trips; k0 = k0 + 32u) {
-        var bx = BlockSums(acc.x.mean, vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
-        var by = BlockSums(acc.y.mean, vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
+        var b = BlockSums(acc.mean, vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
         for (var k = k0; k < min(k0 + 32u, trips); k = k + 1u) {
             let j = quad_at(lane, k);
-            let len = walk_len(j, rx.cnt);
-            add_quad(&bx, input_quad(rx.base, j, len) * f - vec4<f32>(pivot.x), len);
-            if (both) {
-                let ly = select(0u, len, ry.live);
-                add_quad(&by, input_quad(ry.base, j, ly) * f - vec4<f32>(pivot.y), ly);
+            let len = walk_len(j, cnt);
+            let ex = shifted_quad(base.x, j, len, f, pivot.x, b.shift.x);
+            var ey = vec4<f32>(0.0);
+            var ez = vec4<f32>(0.0);
+            var ew = vec4<f32>(0.0);
+            if (n > 1u) {
+                ey = shifted_quad(base.y, j, min(len, lens.y), f, pivot.y, b.shift.y);
             }
+            if (n > 2u) {
+                ez = shifted_quad(base.z, j, min(len, lens.z), f, pivot.z, b.shift.z);
+                ew = shifted_quad(base.w, j, min(len, lens.w), f, pivot.w, b.shift.w);
+            }
+            b.n = b.n + vec4<f32>(f32(len));
+            b.s1 = b.s1 + vec4<f32>(dot(ex, one), dot(ey, one), dot(ez, one), dot(ew, one));
+            b.s2 = b.s2 + vec4<f32>(dot(ex, ex), dot(ey, ey), dot(ez, ez), dot(ew, ew));
         }
-        acc.x = merge_moments(acc.x, block_moments(bx));
-        if (both) {
-            acc.y = merge_moments(acc.y, block_moments(by));
-        }
+        acc = merge_moments(acc, block_moments(b));
     }
     return acc;
 }
 
-// A thread's moments `acc` of the row scaled by 2^GUARD_HI: acc scaled, exact where it is
-// finite (or out of range only where the guard is not the one used). Where it is not, the
-// thread walks its quads again, scaled (no reduction or barrier inside, and they are not
+// The threads' moments `acc` of the rows scaled by 2^GUARD_HI: acc scaled, exact where it is
+// finite (or out of range only where the guard is not the one used). Where one row's are not,
+// the thread walks its quads again, scaled (no reduction or barrier inside, and they are not
 // written yet, so divergence and in-place rows are safe; the trip count is 0 elsewhere).
-fn guarded_moments(acc: Moments, row: Row, lane: u32, pivot: f32) -> Moments {
+fn guarded_moments(acc: Moments, base: vec4<u32>, cnt: u32, lens: vec4<u32>, lane: u32, n: u32, pivot: vec4<f32>) -> Moments {
     let big = vec4<f32>(MAX_F32);
-    let again = !(all(acc.m2 <= big) && all(abs(acc.mean) <= big));
+    let again = !((acc.m2 <= big) & (abs(acc.mean) <= big));
     let g = p.guard_hi;
-    let trips = select(0u, walk_trips(lane, row.cnt), again);
-    let walked = walk_moments(row, row, false, lane, vec2<f32>(pivot * g), g, trips).x;
-    if (again) {
-        return walked;
-    }
-    return Moments(acc.n, acc.mean * g, acc.m2 * g * g);
+    let trips = select(0u, walk_trips(lane, cnt), any(again));
+    let walked = walk_moments(base, cnt, lens, lane, n, pivot * g, g, trips);
+    return Moments(acc.n, select(acc.mean * g, walked.mean, again), select(acc.m2 * g * g, walked.m2, again));
 }
 
-// The sums a streamed row's Stats come from, from its threads' moments of d = h - pivot,
-// unscaled (acc) and guarded (hi): Chan's merge over the row's threads and the four lanes of
-// their quads, as sums: the row's mean of d; what its rounding lost, sum(n * (mean - md)); and
-// sum(M2 + n * (mean - md)^2).
-fn moment_sums(acc: Moments, hi: Moments, pivot: f32) -> RowSums {
-    let md = row_sum(vec4<f32>(dot(acc.n, acc.mean), dot(hi.n, hi.mean), 0.0, 0.0)).xy / row_len();
-    let dm = acc.mean - vec4<f32>(md.x);
-    let dh = hi.mean - vec4<f32>(md.y);
-    let one = vec4<f32>(1.0);
-    let t = row_sum(vec4<f32>(
-        dot(acc.m2, one) + dot(acc.n, dm * dm),
-        dot(acc.n, dm),
-        dot(hi.m2, one) + dot(hi.n, dh * dh),
-        dot(hi.n, dh),
-    ));
-    return RowSums(vec2<f32>(pivot, pivot * p.guard_hi), md, t);
+// Sums over the row's threads of per-row values a and b (a lane per row, the first n rows):
+// both rows' values of a pair in one row_sum, and one row's four in one (per_row_sums).
+fn per_row_sums2(a: vec4<f32>, b: vec4<f32>, n: u32) -> array<vec4<f32>, 2> {
+    if (n == 1u) {
+        let t = row_sum(vec4<f32>(a.x, b.x, 0.0, 0.0));
+        return array<vec4<f32>, 2>(vec4<f32>(t.x, 0.0, 0.0, 0.0), vec4<f32>(t.y, 0.0, 0.0, 0.0));
+    }
+    if (n == 2u) {
+        let t = row_sum(vec4<f32>(a.xy, b.xy));
+        return array<vec4<f32>, 2>(vec4<f32>(t.xy, 0.0, 0.0), vec4<f32>(t.zw, 0.0, 0.0));
+    }
+    return array<vec4<f32>, 2>(row_sum(a), row_sum(b));
+}
+
+fn per_row_sums(a: vec4<f32>, b: vec4<f32>, c: vec4<f32>, d: vec4<f32>, n: u32) -> array<vec4<f32>, 4> {
+    if (n == 1u) {
+        let t = row_sum(vec4<f32>(a.x, b.x, c.x, d.x));
+        return array<vec4<f32>, 4>(vec4<f32>(t.x), vec4<f32>(t.y), vec4<f32>(t.z), vec4<f32>(t.w));
+    }
+    let ab = per_row_sums2(a, b, n);
+    let cd = per_row_sums2(c, d, n);
+    return array<vec4<f32>, 4>(ab[0], ab[1], cd[0], cd[1]);
+}
+
+// The RowSums of the first n streamed rows from their threads' moments of d = h - pivot,
+// unscaled (acc) and guarded (hi): Chan's merge over each row's threads, as sums: the row's
+// mean md of d; what its rounding lost, sum(n * (mean - md)); and sum(M2 + n * (mean - md)^2).
+fn moment_sums(acc: Moments, hi: Moments, pivot: vec4<f32>, n: u32) -> array<RowSums, 4> {
+    let m = per_row_sums2(acc.n * acc.mean, hi.n * hi.mean, n);
+    let md = m[0] / row_len();
+    let mh = m[1] / row_len();
+    let dm = acc.mean - md;
+    let dh = hi.mean - mh;
+    let t = per_row_sums(acc.m2 + acc.n * dm * dm, acc.n * dm, hi.m2 + hi.n * dh * dh, hi.n * dh, n);
+    var out: array<RowSums, 4>;
+    for (var i = 0u; i < n; i = i + 1u) {
+        out[i] = RowSums(vec2<f32>(pivot[i], pivot[i] * p.guard_hi), vec2<f32>(md[i], mh[i]), vec4<f32>(t[0][i], t[1][i], t[2][i], t[3][i]));
+    }
+    return out;
 }
 
 // The Stats of a row scaled by 2^e from the mean md of d = h * 2^e - pivot and the row's
@@ -316,31 +342,24 @@ fn forward_sums(row: Row, lane: u32) -> RowSums {
         }
         return tile_sums(row, lane, s);
     }
-    return streamed_sums(row, row, false, lane).x;
+    return streamed_sums(vec4<u32>(row.base), row.cnt, vec4<bool>(row.live), lane, 1u)[0];
 }
 
-struct SumsPair {
-    x: RowSums,
-    y: RowSums,
-}
-
-// The RowSums of streamed row rx, and of ry when `both` (a constant at each call), from one
-// walk over both.
-fn streamed_sums(rx: Row, ry: Row, both: bool, lane: u32) -> SumsPair {
-    let pivot = vec2<f32>(row_pivot(rx), row_pivot(ry));
-    let acc = walk_moments(rx, ry, both, lane, pivot, 1.0, walk_trips(lane, rx.cnt));
-    let x = moment_sums(acc.x, guarded_moments(acc.x, rx, lane, pivot.x), pivot.x);
-    if (both) {
-        return SumsPair(x, moment_sums(acc.y, guarded_moments(acc.y, ry, lane, pivot.y), pivot.y));
+// The RowSums of the first `n` streamed rows from `base` (1, 2 or 4, a constant at each call;
+// the first has cnt elements, the others as many where live), from one walk over them all.
+fn streamed_sums(base: vec4<u32>, cnt: u32, live: vec4<bool>, lane: u32, n: u32) -> array<RowSums, 4> {
+    let cnts = select(vec4<u32>(0u), vec4<u32>(cnt), live);
+    let lens = select(vec4<u32>(0u), vec4<u32>(4u), live);
+    var pivot = vec4<f32>(row_pivot(base.x, cnt), 0.0, 0.0, 0.0);
+    if (n > 1u) {
+        pivot.y = row_pivot(base.y, cnts.y);
     }
-    return SumsPair(x, x);
-}
-
-// The pivot of a streamed row, from its first quad (pivot_of).
-fn row_pivot(row: Row) -> f32 {
-    let j0 = quad_at(0u, 0u);
-    let first = quad_len(j0, row.cnt);
-    return pivot_of(input_quad(row.base, j0, first), first);
+    if (n > 2u) {
+        pivot.z = row_pivot(base.z, cnts.z);
+        pivot.w = row_pivot(base.w, cnts.w);
+    }
+    let acc = walk_moments(base, cnt, lens, lane, n, pivot, 1.0, walk_trips(lane, cnt));
+    return moment_sums(acc, guarded_moments(acc, base, cnt, lens, lane, n, pivot), pivot, n);
 }
 
 // A row's Stats from its RowSums: the unscaled ones unless the sum of squares overflowed.
@@ -411,38 +430,62 @@ fn layer_norm_forward(
     load_tile_gamma(lane);
     load_tile_beta(lane);
     var b = wid.x;
+    let groups = nwg.x;
     if (!CACHED) {
-        // Streamed rows go two per trip while two row blocks are left, from blocks b and
-        // b + nwg.x, as in rms_norm_forward: each gamma and beta quad is read once for both.
-        for (; b + nwg.x < blocks; b = b + 2u * nwg.x) {
-            let rx = row_of(b, slot);
-            let ry = row_of(b + nwg.x, slot);
-            let t = streamed_sums(rx, ry, true, lane);
-            let sx = row_stats(t.x);
-            let sy = row_stats(t.y);
-            store_rows(rx, ry, true, lane, sx, sy);
-            save_stats(rx.index, lane, rx.live, sx);
-            save_stats(ry.index, lane, ry.live, sy);
+        // Streamed rows go four per trip while four row blocks are left (from blocks b,
+        // b + groups, b + 2 groups and b + 3 groups), as in rms_norm_forward, but then one:
+        // a third inlined copy of the walks added a second to each compile on SwiftShader.
+        let rpg = rows_per_group();
+        for (; b + 3u * groups < blocks; b = b + 4u * groups) {
+            forward_rows((vec4<u32>(b) + vec4<u32>(0u, 1u, 2u, 3u) * groups) * rpg + slot, lane, 4u);
         }
     }
-    for (; b < blocks; b = b + nwg.x) {
-        let row = row_of(b, slot);
-        let st = row_stats(forward_sums(row, lane));
-        store_rows(row, row, false, lane, st, st);
-        save_stats(row.index, lane, row.live, st);
+    for (; b < blocks; b = b + groups) {
+        forward_rows(vec4<u32>(b * rows_per_group() + slot), lane, 1u);
     }
 }
 
-// Writes the walk's y (and h) of row rx, and of ry when `both` (a constant at each call).
-fn store_rows(rx: Row, ry: Row, both: bool, lane: u32, sx: Stats, sy: Stats) {
-    for (var k = 0u; k < walk_trips(lane, rx.cnt); k = k + 1u) {
+// The forward of the first `n` rows of `row` (1, 2 or 4: a constant at each call; only
+// streamed rows go more than one at a time). A slot past the last row sees an empty row but
+// still joins every reduction: call from uniform control flow only.
+fn forward_rows(row: vec4<u32>, lane: u32, n: u32) {
+    let live = (row < vec4<u32>(p.rows)) & (vec4<u32>(0u, 1u, 2u, 3u) < vec4<u32>(n));
+    let cnt = select(0u, p.cols, live.x);
+    let base = vec4<u32>(row_base(row.x), row_base(row.y), row_base(row.z), row_base(row.w));
+    var sums: array<RowSums, 4>;
+    if (n == 1u) {
+        sums[0] = forward_sums(Row(row.x, live.x, cnt, base.x), lane);
+    } else {
+        sums = streamed_sums(base, cnt, live, lane, n);
+    }
+    let sx = row_stats(sums[0]);
+    let sy = row_stats(sums[1]);
+    let sz = row_stats(sums[2]);
+    let sw = row_stats(sums[3]);
+    store_rows(base, cnt, live, lane, n, sx, sy, sz, sw);
+    save_stats(row.x, lane, live.x, sx);
+    save_stats(row.y, lane, live.y, sy);
+    save_stats(row.z, lane, live.z, sz);
+    save_stats(row.w, lane, live.w, sw);
+}
+
+// Writes the walk's y (and h) of the first `n` rows from `base` (1, 2 or 4), each with its
+// Stats.
+fn store_rows(base: vec4<u32>, cnt: u32, live: vec4<bool>, lane: u32, n: u32, sx: Stats, sy: Stats, sz: Stats, sw: Stats) {
+    for (var k = 0u; k < walk_trips(lane, cnt); k = k + 1u) {
         let j = quad_at(lane, k);
-        let len = trip_len(j, rx.cnt);
+        let len = trip_len(j, cnt);
         let g = tile_or_gamma(k, j, len);
         let bb = tile_or_beta(k, j, len);
-        store_forward(rx.base, j, len, tile_or_input(k, rx.base, j, len), sx, g, bb);
-        if (both && ry.live) {
-            store_forward(ry.base, j, len, input_quad(ry.base, j, len), sy, g, bb);
+        store_forward(base.x, j, len, tile_or_input(k, base.x, j, len), sx, g, bb);
+        if (n > 1u && live.y) {
+            store_forward(base.y, j, len, input_quad(base.y, j, len), sy, g, bb);
+        }
+        if (n > 2u && live.z) {
+            store_forward(base.z, j, len, input_quad(base.z, j, len), sz, g, bb);
+        }
+        if (n > 2u && live.w) {
+            store_forward(base.w, j, len, input_quad(base.w, j, len), sw, g, bb);
         }
     }
 }
@@ -467,7 +510,7 @@ fn layer_norm_forward_split(
         if (has(FLAG_SPLIT_FINISH)) {
             fill_tile(row.base, lane, row.cnt);
             let st = merged_stats(s, lane);
-            store_rows(row, row, false, lane, st, st);
+            store_rows(vec4<u32>(row.base), row.cnt, vec4<bool>(true), lane, 1u, st, st, st, st);
             save_stats(row.index, lane, s.live && s.index == 0u, st);
         } else {
             let r = forward_sums(row, lane);
@@ -717,7 +760,7 @@ fn layer_norm_backward(
     begin_partial(lane, pbb, want_dbeta);
     var b = wid.x;
     if (!CACHED) {
-        // Streamed rows go two per trip while two row blocks are left, as in the forward:
+        // Streamed rows go two per trip while two row blocks are left (the forward goes four):
         // each gamma quad, and each partial sum read and written back, serves both.
         for (; b + nwg.x < blocks; b = b + 2u * nwg.x) {
             let rx = row_of(b, slot);

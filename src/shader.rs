@@ -155,11 +155,11 @@ impl Kernel {
 
     /// How many streamed rows the kernel walks per trip, from as many row blocks, where a
     /// workgroup has that many left (so that a gamma quad, a reduction, and a backward's
-    /// partial sums serve them all): four in RMSNorm's forward, two in the other norms.
+    /// partial sums serve them all): four in the forwards, two in the backwards.
     pub fn streamed_rows_per_trip(self) -> u32 {
         match self {
-            Kernel::RmsNormForward => 4,
-            Kernel::LayerNormForward | Kernel::RmsNormBackward | Kernel::LayerNormBackward => 2,
+            Kernel::RmsNormForward | Kernel::LayerNormForward => 4,
+            Kernel::RmsNormBackward | Kernel::LayerNormBackward => 2,
             _ => 1,
         }
     }
