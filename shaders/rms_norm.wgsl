@@ -121,21 +121,21 @@ fn rms_norm_forward(
     let blocks = row_blocks();
     load_tile_gamma(lane);
     var b = wid.x;
-    let n = nwg.x;
+    let groups = nwg.x;
     if (!CACHED) {
         // Streamed rows go four per trip while four row blocks are left (from blocks b,
-        // b + n, b + 2n and b + 3n), then two: each gamma quad is read once for all of
-        // them, and two reductions serve four rows. Their lanes then hold no underflow
-        // guard, which only an eps below TINY needs.
+        // b + groups, b + 2 groups and b + 3 groups), then two: each gamma quad is read
+        // once for all of them, and two reductions serve four rows. Their lanes then hold
+        // no underflow guard, which only an eps below TINY needs.
         let rpg = rows_per_group();
-        for (; p.eps >= TINY && b + 3u * n < blocks; b = b + 4u * n) {
-            forward_rows((vec4<u32>(b) + vec4<u32>(0u, 1u, 2u, 3u) * n) * rpg + slot, lane, 4u);
+        for (; p.eps >= TINY && b + 3u * groups < blocks; b = b + 4u * groups) {
+            forward_rows((vec4<u32>(b) + vec4<u32>(0u, 1u, 2u, 3u) * groups) * rpg + slot, lane, 4u);
         }
-        for (; p.eps >= TINY && b + n < blocks; b = b + 2u * n) {
-            forward_rows((vec4<u32>(b) + vec4<u32>(0u, 1u, 0u, 0u) * n) * rpg + slot, lane, 2u);
+        for (; p.eps >= TINY && b + groups < blocks; b = b + 2u * groups) {
+            forward_rows((vec4<u32>(b) + vec4<u32>(0u, 1u, 0u, 0u) * groups) * rpg + slot, lane, 2u);
         }
     }
-    for (; b < blocks; b = b + n) {
+    for (; b < blocks; b = b + groups) {
         forward_rows(vec4<u32>(b * rows_per_group() + slot), lane, 1u);
     }
 }
@@ -410,14 +410,14 @@ fn rms_norm_backward(
         for (; b + nwg.x < blocks; b = b + 2u * nwg.x) {
             let rx = row_of(b, slot);
             let ry = row_of(b + nwg.x, slot);
-            let cx = row_coefficients(rx, lane);
-            let cy = row_coefficients(ry, lane);
+            let cx = row_backward(rx, lane);
+            let cy = row_backward(ry, lane);
             backward_stores(rx, ry, true, lane, cx, cy, pb, want_dgamma);
         }
     }
     for (; b < blocks; b = b + nwg.x) {
         let row = row_of(b, slot);
-        let c = row_coefficients(row, lane);
+        let c = row_backward(row, lane);
         backward_stores(row, row, false, lane, c, c, pb, want_dgamma);
     }
     end_partial(&tile_dgamma, lane, pb, want_dgamma);
@@ -430,7 +430,7 @@ struct RowBackward {
 }
 
 // The first walk over a row and its reduction. From uniform control flow only.
-fn row_coefficients(row: Row, lane: u32) -> RowBackward {
+fn row_backward(row: Row, lane: u32) -> RowBackward {
     let saved = saved_rstd(row);
     let e = backward_scale(saved);
     // With a saved rstd the row is scaled by it (or its rstd saved as 0 where it was
