@@ -11,6 +11,7 @@ use crate::error::{NormError, Result};
 use crate::ops::layer_norm::{
     LayerNormBackward, LayerNormBackwardOp, LayerNormConfig, LayerNormForward, LayerNormForwardOp,
 };
+use crate::ops::op::Reach;
 use crate::ops::rms_norm::{
     RmsNormBackward, RmsNormBackwardOp, RmsNormConfig, RmsNormForward, RmsNormForwardOp,
 };
@@ -103,7 +104,7 @@ pub async fn rms_norm_forward_async<T: Element>(
         h: None,
         rstd: Some((&rstd).into()),
     };
-    let bound = op.bind_async(shape, &args).await?;
+    let bound = op.bind_async_for(shape, &args, Reach::ThisCall).await?;
     bound.encode(&mut encoder);
     let [y, rstd] = finish_and_read(ctx, encoder, [&y, &rstd]).await?;
     Ok(RmsNormOutput { y: cast(y, shape.elements()), rstd: cast(rstd, shape.rows) })
@@ -156,7 +157,7 @@ pub async fn rms_norm_backward_async<T: Element>(
         dgamma: Some((&dgamma).into()),
         workspace: Some((&workspace).into()),
     };
-    let bound = op.bind_async(shape, &args).await?;
+    let bound = op.bind_async_for(shape, &args, Reach::ThisCall).await?;
     bound.encode(&mut encoder);
     let [dx, dgamma] = finish_and_read(ctx, encoder, [&dx, &dgamma]).await?;
     Ok(RmsNormGrads { dx: cast(dx, shape.elements()), dgamma: cast(dgamma, shape.cols) })
@@ -208,7 +209,7 @@ pub async fn layer_norm_forward_async<T: Element>(
         mean: Some((&mean).into()),
         rstd: Some((&rstd).into()),
     };
-    let bound = op.bind_async(shape, &args).await?;
+    let bound = op.bind_async_for(shape, &args, Reach::ThisCall).await?;
     bound.encode(&mut encoder);
     let [y, mean, rstd] = finish_and_read(ctx, encoder, [&y, &mean, &rstd]).await?;
     Ok(LayerNormOutput {
@@ -273,7 +274,7 @@ pub async fn layer_norm_backward_async<T: Element>(
         dbeta: Some((&dbeta).into()),
         workspace: Some((&workspace).into()),
     };
-    let bound = op.bind_async(shape, &args).await?;
+    let bound = op.bind_async_for(shape, &args, Reach::ThisCall).await?;
     bound.encode(&mut encoder);
     let [dx, dgamma, dbeta] = finish_and_read(ctx, encoder, [&dx, &dgamma, &dbeta]).await?;
     Ok(LayerNormGrads {

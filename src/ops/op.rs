@@ -226,23 +226,37 @@ impl<K: OpKind> Op<K> {
     /// for wgpu's word on what was created.
     pub fn bind(&self, shape: Shape, tensors: &K::Tensors<'_>) -> Result<BoundOp> {
         let mut verdicts = Vec::new();
-        let bound = self.prepare(shape, tensors, &mut verdicts);
+        let bound = self.prepare(shape, tensors, Reach::FewerRows, &mut verdicts);
         self.settle(bound, verdict::judge_now(verdicts))
     }
 
     /// [`Op::bind`], waiting for wgpu's word on every object it created (needed in a
     /// browser, where that word comes back asynchronously).
     pub async fn bind_async(&self, shape: Shape, tensors: &K::Tensors<'_>) -> Result<BoundOp> {
-        let mut verdicts = Vec::new();
-        let bound = self.prepare(shape, tensors, &mut verdicts);
-        self.settle(bound, verdict::judge_wait(verdicts).await)
+        self.bind_async_for(shape, tensors, Reach::FewerRows).await
     }
 
     /// Binds and records in one call, for scripts and tests; an engine that runs the same
-    /// op on the same tensors again binds once and keeps the [`BoundOp`].
+    /// op on the same tensors again binds once and keeps the [`BoundOp`]. Compiles only
+    /// this call's pipelines: nothing is kept that could run fewer rows.
     pub fn encode(&self, into: &mut impl Recorder, shape: Shape, tensors: &K::Tensors<'_>) -> Result<()> {
-        self.bind(shape, tensors)?.encode(into);
+        let mut verdicts = Vec::new();
+        let bound = self.prepare(shape, tensors, Reach::ThisCall, &mut verdicts);
+        self.settle(bound, verdict::judge_now(verdicts))?.encode(into);
         Ok(())
+    }
+
+    /// [`Op::bind_async`] compiling what `reach` asks for: the host functions, which run
+    /// their binding once, ask for this call only.
+    pub(crate) async fn bind_async_for(
+        &self,
+        shape: Shape,
+        tensors: &K::Tensors<'_>,
+        reach: Reach,
+    ) -> Result<BoundOp> {
+        let mut verdicts = Vec::new();
+        let bound = self.prepare(shape, tensors, reach, &mut verdicts);
+        self.settle(bound, verdict::judge_wait(verdicts).await)
     }
 
     /// Bytes of workspace the op needs for `shape` on this context (0 for ops that have
@@ -299,7 +313,7 @@ impl<K: OpKind> Op<K> {
                 .sum::<u32>();
             let launch = ctx.row_launch(K::KERNEL, rows, cols);
             let columns = sums.then(|| self.layout(&params, true));
-            self.compile(&launch, &params, self.layout(&params, true), columns, verdicts);
+            self.compile(&launch, &params, self.layout(&params, true), columns, Reach::FewerRows, verdicts);
         }
         Ok(())
     }
@@ -334,13 +348,15 @@ impl<K: OpKind> Op<K> {
 
     /// Compiles, where the context has not yet, the pipelines of `launch` for the tensors
     /// `params` flags, with rows in `layout` (and a column pass in `columns`, if any), and
-    /// those the same tensors need at any smaller row count; returns the launch's keys.
+    /// (`Reach::FewerRows`) those the same tensors need at any smaller row count; returns
+    /// the launch's keys.
     fn compile(
         &self,
         launch: &RowLaunch,
         params: &Params,
         layout: Layout,
         columns: Option<Layout>,
+        reach: Reach,
         verdicts: &mut Vec<Verdict>,
     ) -> Keys {
         let ctx = &self.ctx;
@@ -378,7 +394,7 @@ impl<K: OpKind> Op<K> {
         // Every pipeline a later binding of these tensors with fewer rows runs is compiled
         // now, so that such a binding (a decode step after prefill) never compiles; once per
         // launch and row length, so that binding again does not enumerate them again.
-        if pipelines.rows_covered(key, cols) < rows {
+        if reach == Reach::FewerRows && pipelines.rows_covered(key, cols) < rows {
             for other in ctx.row_launches_up_to(K::KERNEL, rows, cols) {
                 compile(&other);
             }
@@ -416,6 +432,7 @@ impl<K: OpKind> Op<K> {
         &self,
         shape: Shape,
         tensors: &K::Tensors<'_>,
+        reach: Reach,
         verdicts: &mut Vec<Verdict>,
     ) -> Result<BoundOp> {
         let ctx = &self.ctx;
@@ -471,7 +488,7 @@ impl<K: OpKind> Op<K> {
         };
         let layout = self.layout(&params, aligned(&rows_bindings));
         let columns = sums.then(|| self.layout(&params, aligned(&COLUMN_BINDINGS)));
-        let keys = self.compile(&launch, &params, layout, columns, verdicts);
+        let keys = self.compile(&launch, &params, layout, columns, reach, verdicts);
         let max_groups = ctx.limits().max_compute_workgroups_per_dimension.max(1);
         let groups = launch.groups.min(max_groups);
         // A split launch's segment sums, in a buffer of the binding's own: up to two quads per
@@ -568,6 +585,16 @@ impl<K: OpKind> Op<K> {
         verdicts.push(Verdict::new("bind group creation", scope));
         Dispatch { layout: key.variant.layout, pipeline, bind_group, groups }
     }
+}
+
+/// Which pipelines a binding compiles besides its own launch's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Reach {
+    /// Those of every smaller row count too, so that `BoundOp::set_rows` and binding
+    /// fewer rows later compile nothing (`Op::bind`).
+    FewerRows,
+    /// None: the binding is recorded once (`Op::encode`, the host functions).
+    ThisCall,
 }
 
 /// The bindings of `K`'s row kernel.

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 
 use crate::runtime::verdict::Verdict;
 use crate::shader::{self, Family, Kernel, Variant};
@@ -28,7 +28,9 @@ pub(crate) struct Pipelines {
     /// Modules keep wgpu's bounds checks (`ContextOptions::checked_shaders`).
     checked: bool,
     modules: Mutex<HashMap<(Family, Variant), wgpu::ShaderModule>>,
-    pipelines: Mutex<HashMap<PipelineKey, wgpu::ComputePipeline>>,
+    /// A slot per key, filled by the first thread that needs it while the others wait for
+    /// that key alone: threads binding different kernels compile side by side.
+    pipelines: Mutex<HashMap<PipelineKey, Arc<OnceLock<wgpu::ComputePipeline>>>>,
     /// Per bound launch and row length: the most rows whose smaller-row launches are all
     /// compiled, so that binding again skips enumerating them.
     rows_covered: Mutex<HashMap<(PipelineKey, u32), u32>>,
@@ -57,10 +59,16 @@ impl Pipelines {
         key: PipelineKey,
         verdicts: &mut Vec<Verdict>,
     ) -> wgpu::ComputePipeline {
-        let mut pipelines = lock(&self.pipelines);
-        if let Some(p) = pipelines.get(&key) {
-            return p.clone();
-        }
+        let slot = lock(&self.pipelines).entry(key).or_default().clone();
+        slot.get_or_init(|| self.compile(device, key, verdicts)).clone()
+    }
+
+    fn compile(
+        &self,
+        device: &wgpu::Device,
+        key: PipelineKey,
+        verdicts: &mut Vec<Verdict>,
+    ) -> wgpu::ComputePipeline {
         let module = self.module(device, key.kernel.family(), key.variant, verdicts);
         let mut constants = vec![
             ("WORKGROUP_SIZE", f64::from(key.workgroup_size)),
@@ -87,7 +95,6 @@ impl Pipelines {
         });
         verdicts.push(Verdict::new("compute pipeline creation", scope).forgetting(key));
         self.compiled.fetch_add(1, Ordering::Relaxed);
-        pipelines.insert(key, pipeline.clone());
         pipeline
     }
 
@@ -139,7 +146,7 @@ impl Pipelines {
             // division checks stay. Every array index in shaders/ is below its array's length
             // by construction (a tile index below MAX_CACHE, a lane or slot below the
             // workgroup size), and every buffer access is inside the binding that
-            // `runtime::binding` checked against the bound shape; tests/determinism.rs
+            // `runtime::binding` checked against the bound shape; tests/suite/determinism.rs
             // compares these kernels with checked ones bit for bit, and the sentinels
             // around every output view catch a stray store.
             unsafe {
