@@ -26,8 +26,8 @@
 // memory (sum of squares, then scale); the second read usually hits L2 on a GPU, and
 // correctness does not depend on it. Streamed rows go four per trip while a workgroup has four
 // row blocks left, then two, so a gamma quad read serves them all and two reductions four
-// rows; in the backward's second walk two rows go per trip, and a gamma quad and a dgamma
-// partial sum's read and write serve both.
+// rows; in the backward's second walk (with a saved rstd) likewise, and a gamma quad and a
+// dgamma partial sum's read and write serve them all.
 //
 // Rows too few to fill the device may be split (rms_norm_forward_split): each segment of a
 // row sums its squares into the workspace, then each merges its row's sums in a fixed order
@@ -402,23 +402,26 @@ fn rms_norm_backward(
     load_tile_gamma(lane);
     begin_partial(lane, pb, want_dgamma);
     var b = wid.x;
+    let groups = nwg.x;
     if (!CACHED && has(FLAG_RSTD)) {
-        // Streamed rows go two per trip while two row blocks are left, as in the forward:
-        // each gamma quad, and each dgamma partial sum read and written back, serves both.
-        // Only with a saved rstd: two copies of the guarded reduction a row without one
-        // needs made SwiftShader's shader compiler run for over 5 minutes (7 s for one).
-        for (; b + nwg.x < blocks; b = b + 2u * nwg.x) {
-            let rx = row_of(b, slot);
-            let ry = row_of(b + nwg.x, slot);
-            let cx = row_backward(rx, lane);
-            let cy = row_backward(ry, lane);
-            backward_stores(rx, ry, true, lane, cx, cy, pb, want_dgamma);
+        // Streamed rows go four per trip while four row blocks are left, then two, as in
+        // the forward: each gamma quad, and each dgamma partial sum read and written back,
+        // serves them all. The other rows' first walks run in a loop, one inlined copy of
+        // it however many rows. Only with a saved rstd: two copies of the guarded reduction
+        // a row without one needs made SwiftShader's shader compiler run for over 5 minutes
+        // (7 s for one).
+        for (; b + 3u * groups < blocks; b = b + 4u * groups) {
+            backward_rows(b, groups, slot, lane, 3u, pb, want_dgamma);
+        }
+        for (; b + groups < blocks; b = b + 2u * groups) {
+            backward_rows(b, groups, slot, lane, 1u, pb, want_dgamma);
         }
     }
-    for (; b < blocks; b = b + nwg.x) {
+    // One row at a time, and the register tile, without the arrays of the trips above:
+    // through them the tile rows ran 1.3-1.6x slower on lavapipe.
+    for (; b < blocks; b = b + groups) {
         let row = row_of(b, slot);
-        let c = row_backward(row, lane);
-        backward_stores(row, row, false, lane, c, c, pb, want_dgamma);
+        backward_stores(row, row_backward(row, lane), array<Row, 3>(), array<RowBackward, 3>(), 0u, lane, pb, want_dgamma);
     }
     end_partial(&tile_dgamma, lane, pb, want_dgamma);
 }
@@ -491,13 +494,25 @@ fn thread_split(row: Row, lane: u32, split: vec4<f32>) -> vec4<f32> {
     return select(split, mark_scaled(lanes_split(scaled, SPLIT_GUARDED)), again);
 }
 
-// The second walk: dx of row rx, scaled by cx.s, and its dgamma partial sums (at pb); and
-// of row ry with the same quads when `both` (a constant at each call; nothing where ry does
-// not exist), its dgamma added to rx's before the partial sum is read and written once.
-fn backward_stores(rx: Row, ry: Row, both: bool, lane: u32, cx: RowBackward, cy: RowBackward, pb: u32, want_dgamma: bool) {
+// The backward of the slot's rows from the first 1 + `more` row blocks of b, b + groups,
+// ... (`more` 1 or 3: a constant at each call). From uniform control flow only.
+fn backward_rows(b: u32, groups: u32, slot: u32, lane: u32, more: u32, pb: u32, want_dgamma: bool) {
+    let rx = row_of(b, slot);
+    let cx = row_backward(rx, lane);
+    var rows: array<Row, 3>;
+    var cos: array<RowBackward, 3>;
+    for (var i = 0u; i < more; i = i + 1u) {
+        rows[i] = row_of(b + (i + 1u) * groups, slot);
+        cos[i] = row_backward(rows[i], lane);
+    }
+    backward_stores(rx, cx, rows, cos, more, lane, pb, want_dgamma);
+}
+
+// The second walk over row rx and the first `more` rows of `rows` (0, 1 or 3): dx of each,
+// scaled by its RowBackward's s, from the same gamma quads; their dgamma terms are added up
+// before the partial sum (at pb) is read and written once.
+fn backward_stores(rx: Row, cx: RowBackward, rows: array<Row, 3>, cos: array<RowBackward, 3>, more: u32, lane: u32, pb: u32, want_dgamma: bool) {
     let bx = dx_factors(cx.co.r, cx.s);
-    let by = dx_factors(cy.co.r, cy.s);
-    let ry_r = select(0.0, cy.co.r, ry.live);
     for (var k = 0u; k < walk_trips(lane, rx.cnt); k = k + 1u) {
         let j = quad_at(lane, k);
         let len = trip_len(j, rx.cnt);
@@ -505,15 +520,26 @@ fn backward_stores(rx: Row, ry: Row, both: bool, lane: u32, cx: RowBackward, cy:
         let d = tile_or_dy(k, rx.base, j, len);
         let g = tile_or_gamma(k, j, len);
         st_dx(p.dx_off + rx.base + j, dx_quad(rx.base, j, len, h, d, g, cx.co, bx), len);
-        // Zero past the row: h and d are. h * r is the scaled h times the scaled rstd.
-        if (both) {
-            let ly = select(0u, len, ry.live);
-            let hy = x_quad(ry.base, j, ly) * cy.s;
-            let dy = dy_quad(ry.base, j, ly);
-            st_dx(p.dx_off + ry.base + j, dx_quad(ry.base, j, ly, hy, dy, g, cy.co, by), ly);
-            add_partial(&tile_dgamma, k, pb, j, len, want_dgamma, fma(d * h, vec4<f32>(cx.co.r), dy * hy * ry_r), vec4<f32>(1.0));
-        } else {
+        // h * r is the scaled h times the scaled rstd.
+        if (more == 0u) {
             add_partial(&tile_dgamma, k, pb, j, len, want_dgamma, d * h, vec4<f32>(cx.co.r));
+        } else {
+            var others = other_row_stores(rows[0], cos[0], j, len, g);
+            if (more > 1u) {
+                others = others + other_row_stores(rows[1], cos[1], j, len, g);
+                others = others + other_row_stores(rows[2], cos[2], j, len, g);
+            }
+            add_partial(&tile_dgamma, k, pb, j, len, want_dgamma, fma(d * h, vec4<f32>(cx.co.r), others), vec4<f32>(1.0));
         }
     }
+}
+
+// dx of a streamed row after a trip's first, for the quad at j (nothing where the row does
+// not exist), and its dgamma term: zero past the row, where h and dy are.
+fn other_row_stores(row: Row, c: RowBackward, j: u32, len: u32, g: vec4<f32>) -> vec4<f32> {
+    let l = select(0u, len, row.live);
+    let h = x_quad(row.base, j, l) * c.s;
+    let d = dy_quad(row.base, j, l);
+    st_dx(p.dx_off + row.base + j, dx_quad(row.base, j, l, h, d, g, c.co, dx_factors(c.co.r, c.s)), l);
+    return d * h * select(0.0, c.co.r, row.live);
 }

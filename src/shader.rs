@@ -155,11 +155,12 @@ impl Kernel {
 
     /// How many streamed rows the kernel walks per trip, from as many row blocks, where a
     /// workgroup has that many left (so that a gamma quad, a reduction, and a backward's
-    /// partial sums serve them all): four in the forwards, two in the backwards.
+    /// partial sums serve them all): four in the forwards and RMSNorm's backward, two in
+    /// LayerNorm's.
     pub fn streamed_rows_per_trip(self) -> u32 {
         match self {
-            Kernel::RmsNormForward | Kernel::LayerNormForward => 4,
-            Kernel::RmsNormBackward | Kernel::LayerNormBackward => 2,
+            Kernel::RmsNormForward | Kernel::LayerNormForward | Kernel::RmsNormBackward => 4,
+            Kernel::LayerNormBackward => 2,
             _ => 1,
         }
     }

@@ -48,7 +48,10 @@ fn byte_model() {
     // Backward: x, dy, dx; gamma; stats per row; partial sums written and read; the gradients.
     let rms_ws = RmsNormBackwardOp::new(c, RmsNormConfig::default()).unwrap().workspace_size(s).unwrap();
     let ln_ws = LayerNormBackwardOp::new(c, LayerNormConfig::default()).unwrap().workspace_size(s).unwrap();
-    assert_eq!(ln_ws, 2 * rms_ws);
+    // Whole rows of partial sums: dgamma's, and for LayerNorm dbeta's as many again (the two
+    // backwards may take different launches, so different numbers of rows).
+    assert!(rms_ws > 0 && rms_ws.is_multiple_of(4 * 4096), "{rms_ws}");
+    assert!(ln_ws > 0 && ln_ws.is_multiple_of(2 * 4 * 4096), "{ln_ws}");
     assert_eq!(
         Norm::RmsNorm.bytes_moved(c, Direction::Backward, s).unwrap(),
         4 * (3 * n + 4096 + 32 + 4096) + 2 * rms_ws
