@@ -225,9 +225,7 @@ impl<K: OpKind> Op<K> {
     /// on native wgpu every error is known here; in a browser use [`Op::bind_async`] to wait
     /// for wgpu's word on what was created.
     pub fn bind(&self, shape: Shape, tensors: &K::Tensors<'_>) -> Result<BoundOp> {
-        let mut verdicts = Vec::new();
-        let bound = self.prepare(shape, tensors, Reach::FewerRows, &mut verdicts);
-        self.settle(bound, verdict::judge_now(verdicts))
+        self.bind_for(shape, tensors, Reach::FewerRows)
     }
 
     /// [`Op::bind`], waiting for wgpu's word on every object it created (needed in a
@@ -240,10 +238,15 @@ impl<K: OpKind> Op<K> {
     /// op on the same tensors again binds once and keeps the [`BoundOp`]. Compiles only
     /// this call's pipelines: nothing is kept that could run fewer rows.
     pub fn encode(&self, into: &mut impl Recorder, shape: Shape, tensors: &K::Tensors<'_>) -> Result<()> {
-        let mut verdicts = Vec::new();
-        let bound = self.prepare(shape, tensors, Reach::ThisCall, &mut verdicts);
-        self.settle(bound, verdict::judge_now(verdicts))?.encode(into);
+        self.bind_for(shape, tensors, Reach::ThisCall)?.encode(into);
         Ok(())
+    }
+
+    /// [`Op::bind`] compiling what `reach` asks for.
+    fn bind_for(&self, shape: Shape, tensors: &K::Tensors<'_>, reach: Reach) -> Result<BoundOp> {
+        let mut verdicts = Vec::new();
+        let bound = self.prepare(shape, tensors, reach, &mut verdicts);
+        self.settle(bound, verdict::judge_now(verdicts))
     }
 
     /// [`Op::bind_async`] compiling what `reach` asks for: the host functions, which run

@@ -146,7 +146,7 @@ impl Pipelines {
             // division checks stay. Every array index in shaders/ is below its array's length
             // by construction (a tile index below MAX_CACHE, a lane or slot below the
             // workgroup size), and every buffer access is inside the binding that
-            // `runtime::binding` checked against the bound shape; tests/suite/determinism.rs
+            // `runtime::binding` checked against the bound shape; tests/determinism.rs
             // compares these kernels with checked ones bit for bit, and the sentinels
             // around every output view catch a stray store.
             unsafe {
