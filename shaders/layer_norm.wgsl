@@ -697,29 +697,56 @@ fn peak_coefficients(co: Coefficients, rest: vec4<f32>, f: f32) -> Coefficients 
 }
 
 // The last walk: dx of row rx scaled by cx.f = 2^e (dx scales back by f, which the rstd
-// takes) and the dgamma and dbeta partial sums (at pb and pbb); and of row ry with the same
-// quads when `both` (a constant at each call; nothing where ry does not exist), its sums
-// added to rx's before each partial sum is read and written once.
-fn backward_stores(rx: Row, ry: Row, both: bool, lane: u32, cx: RowBackward, cy: RowBackward, pb: u32, pbb: u32, want_dgamma: bool, want_dbeta: bool) {
+// takes) and the dgamma and dbeta partial sums (at pb and pbb).
+fn backward_stores(rx: Row, lane: u32, cx: RowBackward, pb: u32, pbb: u32, want_dgamma: bool, want_dbeta: bool) {
     for (var k = 0u; k < walk_trips(lane, rx.cnt); k = k + 1u) {
         let j = quad_at(lane, k);
         let len = trip_len(j, rx.cnt);
         let g = tile_or_gamma(k, j, len);
         let dy = tile_or_dy(k, rx.base, j, len);
         let xh = store_dx(rx.base, j, len, dy, tile_or_x(k, rx.base, j, len, cx.f), g, cx);
-        // dy is zero past the row, so neither sum picks up xh there.
-        if (both) {
-            let ly = select(0u, len, ry.live);
-            let dy2 = dy_quad(ry.base, j, ly);
-            let xh2 = store_dx(ry.base, j, ly, dy2, x_quad(ry.base, j, ly) * cy.f, g, cy);
-            let dg2 = select(vec4<f32>(0.0), dy2 * xh2, ry.live);
-            add_partial(&tile_dgamma, k, pb, j, len, want_dgamma, fma(dy, xh, dg2), vec4<f32>(1.0));
-            add_partial(&tile_dbeta, k, pbb, j, len, want_dbeta, dy + dy2, vec4<f32>(1.0));
-        } else {
-            add_partial(&tile_dgamma, k, pb, j, len, want_dgamma, dy, xh);
-            add_partial(&tile_dbeta, k, pbb, j, len, want_dbeta, dy, vec4<f32>(1.0));
-        }
+        add_partial(&tile_dgamma, k, pb, j, len, want_dgamma, dy, xh);
+        add_partial(&tile_dbeta, k, pbb, j, len, want_dbeta, dy, vec4<f32>(1.0));
     }
+}
+
+// The backward of the slot's streamed rows from row blocks b, b + groups, ..., `n` of them
+// (2 or 4; uniform): their earlier walks one row after another, then one last walk over all,
+// where each gamma quad serves them all and their sums are added before each partial sum is
+// read and written once. From uniform control flow only.
+fn backward_rows(b: u32, groups: u32, n: u32, slot: u32, lane: u32, pb: u32, pbb: u32, want_dgamma: bool, want_dbeta: bool) {
+    var rows: array<Row, 4>;
+    var rbs: array<RowBackward, 4>;
+    for (var i = 0u; i < n; i = i + 1u) {
+        rows[i] = row_of(b + i * groups, slot);
+        rbs[i] = row_backward(rows[i], lane);
+    }
+    let rx = rows[0];
+    for (var k = 0u; k < walk_trips(lane, rx.cnt); k = k + 1u) {
+        let j = quad_at(lane, k);
+        let len = trip_len(j, rx.cnt);
+        let g = tile_or_gamma(k, j, len);
+        var dg = vec4<f32>(0.0);
+        var db = vec4<f32>(0.0);
+        row_stores(rx, rbs[0], j, len, g, &dg, &db);
+        row_stores(rows[1], rbs[1], j, len, g, &dg, &db);
+        if (n > 2u) {
+            row_stores(rows[2], rbs[2], j, len, g, &dg, &db);
+            row_stores(rows[3], rbs[3], j, len, g, &dg, &db);
+        }
+        add_partial(&tile_dgamma, k, pb, j, len, want_dgamma, dg, vec4<f32>(1.0));
+        add_partial(&tile_dbeta, k, pbb, j, len, want_dbeta, db, vec4<f32>(1.0));
+    }
+}
+
+// dx of a streamed row for the quad at j (nothing where the row does not exist), its dgamma
+// and dbeta terms added to dg and db: dy is zero past the row, so neither picks up xh there.
+fn row_stores(row: Row, rb: RowBackward, j: u32, len: u32, g: vec4<f32>, dg: ptr<function, vec4<f32>>, db: ptr<function, vec4<f32>>) {
+    let l = select(0u, len, row.live);
+    let dy = dy_quad(row.base, j, l);
+    let xh = store_dx(row.base, j, l, dy, x_quad(row.base, j, l) * rb.f, g, rb);
+    *dg = *dg + select(vec4<f32>(0.0), dy * xh, row.live);
+    *db = *db + dy;
 }
 
 // Writes dx for the quad at j (len elements in the row starting at base) from its dy, its
@@ -759,21 +786,23 @@ fn layer_norm_backward(
     begin_partial(lane, pb, want_dgamma);
     begin_partial(lane, pbb, want_dbeta);
     var b = wid.x;
+    let groups = nwg.x;
     if (!CACHED) {
-        // Streamed rows go two per trip while two row blocks are left (the forward goes four):
-        // each gamma quad, and each partial sum read and written back, serves both.
-        for (; b + nwg.x < blocks; b = b + 2u * nwg.x) {
-            let rx = row_of(b, slot);
-            let ry = row_of(b + nwg.x, slot);
-            let cx = row_backward(rx, lane);
-            let cy = row_backward(ry, lane);
-            backward_stores(rx, ry, true, lane, cx, cy, pb, pbb, want_dgamma, want_dbeta);
+        // Streamed rows go four per trip while four row blocks are left, then two, as in
+        // RMSNorm's backward: each gamma quad, and each partial sum read and written back,
+        // serves them all. One call site, its row count uniform, so the pipeline holds the
+        // earlier walks twice (here and below; pairs held them three times): SwiftShader's
+        // compile time grows with each inlined copy.
+        while (b + groups < blocks) {
+            let per_trip = select(2u, 4u, b + 3u * groups < blocks);
+            backward_rows(b, groups, per_trip, slot, lane, pb, pbb, want_dgamma, want_dbeta);
+            b = b + per_trip * groups;
         }
     }
-    for (; b < blocks; b = b + nwg.x) {
+    // One row at a time, and the register tile, without the arrays of the trips above.
+    for (; b < blocks; b = b + groups) {
         let row = row_of(b, slot);
-        let c = row_backward(row, lane);
-        backward_stores(row, row, false, lane, c, c, pb, pbb, want_dgamma, want_dbeta);
+        backward_stores(row, lane, row_backward(row, lane), pb, pbb, want_dgamma, want_dbeta);
     }
     end_partial(&tile_dgamma, lane, pb, want_dgamma);
     end_partial(&tile_dbeta, lane, pbb, want_dbeta);

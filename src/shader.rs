@@ -155,12 +155,13 @@ impl Kernel {
 
     /// How many streamed rows the kernel walks per trip, from as many row blocks, where a
     /// workgroup has that many left (so that a gamma quad, a reduction, and a backward's
-    /// partial sums serve them all): four in the forwards and RMSNorm's backward, two in
-    /// LayerNorm's.
+    /// partial sums serve them all).
     pub fn streamed_rows_per_trip(self) -> u32 {
         match self {
-            Kernel::RmsNormForward | Kernel::LayerNormForward | Kernel::RmsNormBackward => 4,
-            Kernel::LayerNormBackward => 2,
+            Kernel::RmsNormForward
+            | Kernel::LayerNormForward
+            | Kernel::RmsNormBackward
+            | Kernel::LayerNormBackward => 4,
             _ => 1,
         }
     }

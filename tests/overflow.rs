@@ -59,8 +59,7 @@ fn check_scaled_rows(shape: Shape, scale: f32, eps: f32, placement: EpsPlacement
 }
 
 // 64 and 768: the register tile; 8192 and 65536: streamed. On a two-core CPU adapter 47 rows
-// give each workgroup six or five row blocks: four rows to a trip and then fewer (the forwards
-// and RMSNorm's backward), or two to a trip and then one (LayerNorm's backward).
+// give each workgroup six or five row blocks: four rows to a trip, then fewer.
 const SHAPES: [Shape; 5] =
     [Shape::new(3, 1), Shape::new(5, 64), Shape::new(4, 768), Shape::new(47, 8192), Shape::new(2, 65536)];
 
