@@ -406,22 +406,21 @@ fn rms_norm_backward(
     if (!CACHED && has(FLAG_RSTD)) {
         // Streamed rows go four per trip while four row blocks are left, then two, as in
         // the forward: each gamma quad, and each dgamma partial sum read and written back,
-        // serves them all. The other rows' first walks run in a loop, one inlined copy of
-        // it however many rows. Only with a saved rstd: two copies of the guarded reduction
-        // a row without one needs made SwiftShader's shader compiler run for over 5 minutes
-        // (7 s for one).
-        for (; b + 3u * groups < blocks; b = b + 4u * groups) {
-            backward_rows(b, groups, slot, lane, 3u, pb, want_dgamma);
-        }
-        for (; b + groups < blocks; b = b + 2u * groups) {
-            backward_rows(b, groups, slot, lane, 1u, pb, want_dgamma);
+        // serves them all. One call site, its row count uniform, so the pipeline holds the
+        // first walk twice (here and below). Only with a saved rstd: two copies of the
+        // guarded reduction a row without one needs made SwiftShader's shader compiler run
+        // for over 5 minutes (7 s for one).
+        while (b + groups < blocks) {
+            let per_trip = select(2u, 4u, b + 3u * groups < blocks);
+            backward_rows(b, groups, per_trip, slot, lane, pb, want_dgamma);
+            b = b + per_trip * groups;
         }
     }
     // One row at a time, and the register tile, without the arrays of the trips above:
     // through them the tile rows ran 1.3-1.6x slower on lavapipe.
     for (; b < blocks; b = b + groups) {
         let row = row_of(b, slot);
-        backward_stores(row, row_backward(row, lane), array<Row, 3>(), array<RowBackward, 3>(), 0u, lane, pb, want_dgamma);
+        backward_stores(row, row_backward(row, lane), lane, pb, want_dgamma);
     }
     end_partial(&tile_dgamma, lane, pb, want_dgamma);
 }
@@ -494,24 +493,33 @@ fn thread_split(row: Row, lane: u32, split: vec4<f32>) -> vec4<f32> {
     return select(split, mark_scaled(lanes_split(scaled, SPLIT_GUARDED)), again);
 }
 
-// The backward of the slot's rows from the first 1 + `more` row blocks of b, b + groups,
-// ... (`more` 1 or 3: a constant at each call). From uniform control flow only.
-fn backward_rows(b: u32, groups: u32, slot: u32, lane: u32, more: u32, pb: u32, want_dgamma: bool) {
-    let rx = row_of(b, slot);
-    let cx = row_backward(rx, lane);
-    var rows: array<Row, 3>;
-    var cos: array<RowBackward, 3>;
-    for (var i = 0u; i < more; i = i + 1u) {
-        rows[i] = row_of(b + (i + 1u) * groups, slot);
+// The backward of the slot's streamed rows from row blocks b, b + groups, ..., `n` of them
+// (2 or 4; uniform): their first walks one row after another, then one second walk over all,
+// where each gamma quad serves them all and their dgamma terms are added before the partial
+// sum (at pb) is read and written once. From uniform control flow only.
+fn backward_rows(b: u32, groups: u32, n: u32, slot: u32, lane: u32, pb: u32, want_dgamma: bool) {
+    var rows: array<Row, 4>;
+    var cos: array<RowBackward, 4>;
+    for (var i = 0u; i < n; i = i + 1u) {
+        rows[i] = row_of(b + i * groups, slot);
         cos[i] = row_backward(rows[i], lane);
     }
-    backward_stores(rx, cx, rows, cos, more, lane, pb, want_dgamma);
+    let rx = rows[0];
+    for (var k = 0u; k < walk_trips(lane, rx.cnt); k = k + 1u) {
+        let j = quad_at(lane, k);
+        let len = trip_len(j, rx.cnt);
+        let g = tile_or_gamma(k, j, len);
+        var dg = row_stores(rx, cos[0], j, len, g) + row_stores(rows[1], cos[1], j, len, g);
+        if (n > 2u) {
+            dg = dg + row_stores(rows[2], cos[2], j, len, g) + row_stores(rows[3], cos[3], j, len, g);
+        }
+        add_partial(&tile_dgamma, k, pb, j, len, want_dgamma, dg, vec4<f32>(1.0));
+    }
 }
 
-// The second walk over row rx and the first `more` rows of `rows` (0, 1 or 3): dx of each,
-// scaled by its RowBackward's s, from the same gamma quads; their dgamma terms are added up
-// before the partial sum (at pb) is read and written once.
-fn backward_stores(rx: Row, cx: RowBackward, rows: array<Row, 3>, cos: array<RowBackward, 3>, more: u32, lane: u32, pb: u32, want_dgamma: bool) {
+// The second walk over one row rx: dx scaled by cx.s, and its dgamma terms added to the
+// partial sum at pb; h * r is the scaled h times the scaled rstd.
+fn backward_stores(rx: Row, cx: RowBackward, lane: u32, pb: u32, want_dgamma: bool) {
     let bx = dx_factors(cx.co.r, cx.s);
     for (var k = 0u; k < walk_trips(lane, rx.cnt); k = k + 1u) {
         let j = quad_at(lane, k);
@@ -520,23 +528,13 @@ fn backward_stores(rx: Row, cx: RowBackward, rows: array<Row, 3>, cos: array<Row
         let d = tile_or_dy(k, rx.base, j, len);
         let g = tile_or_gamma(k, j, len);
         st_dx(p.dx_off + rx.base + j, dx_quad(rx.base, j, len, h, d, g, cx.co, bx), len);
-        // h * r is the scaled h times the scaled rstd.
-        if (more == 0u) {
-            add_partial(&tile_dgamma, k, pb, j, len, want_dgamma, d * h, vec4<f32>(cx.co.r));
-        } else {
-            var others = other_row_stores(rows[0], cos[0], j, len, g);
-            if (more > 1u) {
-                others = others + other_row_stores(rows[1], cos[1], j, len, g);
-                others = others + other_row_stores(rows[2], cos[2], j, len, g);
-            }
-            add_partial(&tile_dgamma, k, pb, j, len, want_dgamma, fma(d * h, vec4<f32>(cx.co.r), others), vec4<f32>(1.0));
-        }
+        add_partial(&tile_dgamma, k, pb, j, len, want_dgamma, d * h, vec4<f32>(cx.co.r));
     }
 }
 
-// dx of a streamed row after a trip's first, for the quad at j (nothing where the row does
-// not exist), and its dgamma term: zero past the row, where h and dy are.
-fn other_row_stores(row: Row, c: RowBackward, j: u32, len: u32, g: vec4<f32>) -> vec4<f32> {
+// dx of a streamed row for the quad at j (nothing where the row does not exist), and its
+// dgamma term: zero past the row, where h and dy are.
+fn row_stores(row: Row, c: RowBackward, j: u32, len: u32, g: vec4<f32>) -> vec4<f32> {
     let l = select(0u, len, row.live);
     let h = x_quad(row.base, j, l) * c.s;
     let d = dy_quad(row.base, j, l);
