@@ -204,3 +204,9 @@ pub fn rel_err(a: &[f32], b: &[f64]) -> f64 {
     }
     if den == 0.0 { num.sqrt() } else { (num / den).sqrt() }
 }
+
+/// The largest `rel_err` of each output against its reference; NaN if any is (`f64::max`
+/// would drop it).
+pub fn max_rel_err(got: &[Vec<f32>], want: &[Vec<f64>]) -> f64 {
+    got.iter().zip(want).map(|(g, r)| rel_err(g, r)).fold(0.0, |a, e| if e.is_nan() || e > a { e } else { a })
+}

@@ -12,6 +12,7 @@ use wgpu_norm::{
 };
 
 use crate::BenchError;
+use crate::naive::Naive;
 
 /// How GPU time is measured.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -320,6 +321,7 @@ pub struct Workload {
     dgamma: wgpu::Buffer,
     dbeta: wgpu::Buffer,
     workspace: wgpu::Buffer,
+    naive_partials: wgpu::Buffer,
 }
 
 const F32: Storage = Storage::uniform(DType::F32);
@@ -444,6 +446,11 @@ impl Workload {
             dgamma: gpu.buffer("dgamma", shape.cols, None)?,
             dbeta: gpu.buffer("dbeta", shape.cols, None)?,
             workspace: gpu.buffer("workspace", (ws as usize / 4).max(1), None)?,
+            naive_partials: gpu.buffer(
+                "naive.partials",
+                if bwd { Naive::partials_len(shape) } else { 1 },
+                None,
+            )?,
             x,
             residual,
             dy,
@@ -555,10 +562,32 @@ impl Workload {
         Ok(())
     }
 
-    /// x, gamma, beta and y of buffer set `run % sets`: the forward's tensors.
-    pub fn forward_buffers(&self, run: usize) -> [&wgpu::Buffer; 4] {
+    /// The buffers of set `run % sets` in the order of naive.wgsl's storage bindings: x,
+    /// gamma, beta, y, dy, mean, rstd, dx, the baseline's column sums, dgamma, dbeta.
+    pub fn naive_buffers(&self, run: usize) -> [&wgpu::Buffer; 11] {
         let s = &self.sets[run % self.sets.len()];
-        [&s.x, &self.gamma_buf, &self.beta_buf, &s.y]
+        [
+            &s.x,
+            &self.gamma_buf,
+            &self.beta_buf,
+            &s.y,
+            &s.dy,
+            &s.mean,
+            &s.rstd,
+            &s.dx,
+            &self.naive_partials,
+            &self.dgamma,
+            &self.dbeta,
+        ]
+    }
+
+    /// Fills set 0's outputs with NaN (all-ones bytes, NaN in every dtype), so that a kernel
+    /// run after another shows only what it wrote itself.
+    pub fn poison_outputs(&self, gpu: &Gpu) {
+        let s = &self.sets[0];
+        for b in [&s.y, &s.h, &s.dx, &self.dgamma, &self.dbeta] {
+            gpu.ctx.queue().write_buffer(b, 0, &vec![0xff; b.size() as usize]);
+        }
     }
 
     /// The outputs of the last run on set 0 (record run 0 first), as f32: y (and h), or

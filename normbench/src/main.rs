@@ -379,8 +379,7 @@ fn measure(gpu: &Gpu, args: &Args, w: &Workload, times: &[f64], shape_copy: f64)
         fast = cpu::fast_case(w);
         fast_times.push(t.elapsed().as_secs_f64() * 1e3);
     }
-    let max_err =
-        |got: &[Vec<f32>]| got.iter().zip(&want).map(|(g, r)| cpu::rel_err(g, r)).fold(0.0, f64::max);
+    let max_err = |got: &[Vec<f32>]| cpu::max_rel_err(got, &want);
 
     let bytes = case.op.bytes_moved_as(ctx, case.direction, case.shape, case.storage, case.fused_residual)?;
     let gpu_ms = median(times);
@@ -411,8 +410,9 @@ fn measure(gpu: &Gpu, args: &Args, w: &Workload, times: &[f64], shape_copy: f64)
     })
 }
 
-/// The naive baseline's time and `vs_naive` on `row`, once its output on set 0 is checked
-/// against the reference: a baseline off the reference would prove nothing.
+/// The naive baseline's time and `vs_naive` on `row`, once its outputs on set 0, poisoned
+/// first, are checked against the reference: a baseline off the reference would prove
+/// nothing.
 fn check_naive(
     gpu: &Gpu,
     naive: &Naive,
@@ -420,12 +420,13 @@ fn check_naive(
     row: &mut Row,
     times: &[f64],
 ) -> Result<(), BenchError> {
+    w.poison_outputs(gpu);
     gpu.time_pass(0, 1, |pass, _| {
         naive.record(&gpu.ctx, pass, w, 0);
         Ok(())
     })?;
     let want = cpu::reference_case(w)?;
-    let err = cpu::rel_err(&w.outputs(gpu)?[0], &want[0]);
+    let err = cpu::max_rel_err(&w.outputs(gpu)?, &want);
     if err.is_nan() || err >= 1e-5 {
         return Err(BenchError::Gpu(format!(
             "the naive baseline of {} {} {}x{} is off the reference by {err:.1e}",

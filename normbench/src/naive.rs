@@ -1,18 +1,39 @@
-//! The naive baseline (`shaders/naive.wgsl`): the simplest correct forward kernels, timed in
-//! the same turns as the crate's and checked against the same reference, so that `vs_naive`
-//! (naive time / the crate's time) says what the crate's engineering buys.
+//! The naive baseline (`shaders/naive.wgsl`): the simplest correct kernels, timed in the same
+//! turns as the crate's and checked against the same reference, so that `vs_naive` (naive
+//! time / the crate's time) says what the crate's engineering buys.
 
 use wgpu::util::DeviceExt as _;
-use wgpu_norm::{DType, Direction, Norm, NormContext, Storage};
+use wgpu_norm::{DType, Direction, Norm, NormContext, Shape, Storage};
 
 use crate::gpu::Workload;
 
 /// Threads per workgroup: a few subgroups of any size from 4 to 64, each its own row.
 const WORKGROUP_SIZE: u32 = 128;
 
+/// The backward's column pass splits the rows into at most this many chunks, one thread per
+/// quad and chunk, so that narrow rows still give every core work.
+const CHUNKS: usize = 64;
+
+/// The uniform's binding in naive.wgsl; the buffers of `Workload::naive_buffers` take the
+/// others in order.
+const PARAMS: u32 = 4;
+
+/// An entry point of naive.wgsl, and the bindings it uses (its layout is derived from them).
+struct Kernel {
+    pipeline: wgpu::ComputePipeline,
+    bindings: &'static [u32],
+}
+
+/// One norm's baseline: its forward, and its backward's three passes (rows, column chunks,
+/// the chunks' sum).
+struct Kernels {
+    forward: Kernel,
+    backward: [Kernel; 3],
+}
+
 pub struct Naive {
-    rms_norm: wgpu::ComputePipeline,
-    layer_norm: wgpu::ComputePipeline,
+    rms_norm: Kernels,
+    layer_norm: Kernels,
 }
 
 impl Naive {
@@ -27,8 +48,8 @@ impl Naive {
             label: Some("naive.wgsl"),
             source: wgpu::ShaderSource::Wgsl(include_str!("../shaders/naive.wgsl").into()),
         });
-        let pipeline = |entry: &str| {
-            device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+        let kernel = |entry: &str, bindings| Kernel {
+            pipeline: device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
                 label: Some(entry),
                 layout: None,
                 module: &module,
@@ -38,58 +59,96 @@ impl Naive {
                     ..Default::default()
                 },
                 cache: None,
-            })
+            }),
+            bindings,
         };
         Some(Naive {
-            rms_norm: pipeline("naive_rms_norm_forward"),
-            layer_norm: pipeline("naive_layer_norm_forward"),
+            rms_norm: Kernels {
+                forward: kernel("naive_rms_norm_forward", &[0, 1, 3, 4]),
+                backward: [
+                    kernel("naive_rms_norm_backward", &[0, 1, 4, 5, 7, 8]),
+                    kernel("naive_rms_norm_dgamma", &[0, 4, 5, 7, 9]),
+                    kernel("naive_rms_norm_dgamma_sum", &[4, 9, 10]),
+                ],
+            },
+            layer_norm: Kernels {
+                forward: kernel("naive_layer_norm_forward", &[0, 1, 2, 3, 4]),
+                backward: [
+                    kernel("naive_layer_norm_backward", &[0, 1, 4, 5, 6, 7, 8]),
+                    kernel("naive_layer_norm_dgamma", &[0, 4, 5, 6, 7, 9]),
+                    kernel("naive_layer_norm_dgamma_sum", &[4, 9, 10, 11]),
+                ],
+            },
         })
     }
 
-    /// Whether the baseline has a kernel for this workload: a forward of f32 rows a multiple
-    /// of 4 long, without a fused residual.
+    /// Whether the baseline has a kernel for this workload: f32 rows a multiple of 4 long,
+    /// without a fused residual; a backward from the forward's saved statistics.
     pub fn covers(w: &Workload) -> bool {
         let c = &w.case;
-        c.direction == Direction::Forward
+        (c.direction == Direction::Forward || c.saved_stats)
             && c.storage == Storage::uniform(DType::F32)
             && !c.fused_residual
             && c.shape.is_dense()
             && c.shape.cols.is_multiple_of(4)
     }
 
-    /// Records the baseline of `w` on its buffer set `run % sets`, writing the same y.
+    /// Floats of the backward's column sums for `shape`: dgamma's and dbeta's, per chunk.
+    pub fn partials_len(shape: Shape) -> usize {
+        2 * CHUNKS * shape.cols
+    }
+
+    /// Records the baseline of `w` on its buffer set `run % sets`, writing the same outputs.
     pub fn record(&self, ctx: &NormContext, pass: &mut wgpu::ComputePass<'_>, w: &Workload, run: usize) {
         let c = &w.case;
-        let (pipeline, eps) = match c.op {
+        let (kernels, eps) = match c.op {
             Norm::RmsNorm => (&self.rms_norm, c.rms().eps),
             Norm::LayerNorm => (&self.layer_norm, c.ln().eps),
         };
+        let rows = c.shape.rows as u32;
         let quads = (c.shape.cols / 4) as u32;
-        let params: [u32; 4] = [c.shape.rows as u32, quads, eps.to_bits(), 0];
+        let chunk_rows = rows.div_ceil(CHUNKS as u32);
+        let params: [u32; 4] = [rows, quads, eps.to_bits(), chunk_rows];
         let device = ctx.device();
         let uniform = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
             label: Some("naive.params"),
             contents: bytemuck::cast_slice(&params),
             usage: wgpu::BufferUsages::UNIFORM,
         });
-        let [x, gamma, beta, y] = w.forward_buffers(run);
-        let buffers = [x, gamma, beta, y, &uniform];
-        let entries: Vec<_> = buffers
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| *i != 2 || c.op == Norm::LayerNorm)
-            .map(|(i, b)| wgpu::BindGroupEntry { binding: i as u32, resource: b.as_entire_binding() })
-            .collect();
-        let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some("naive"),
-            layout: &pipeline.get_bind_group_layout(0),
-            entries: &entries,
-        });
         let rows_per_group = WORKGROUP_SIZE / ctx.adapter_info().subgroup_max_size.clamp(1, WORKGROUP_SIZE);
         let max = ctx.limits().max_compute_workgroups_per_dimension;
-        let groups = (c.shape.rows as u32).div_ceil(rows_per_group).min(max);
-        pass.set_pipeline(pipeline);
-        pass.set_bind_group(0, &bind_group, &[]);
-        pass.dispatch_workgroups(groups, 1, 1);
+        let row_grid = [rows.div_ceil(rows_per_group).min(max), 1];
+        let column_grid = quads.div_ceil(WORKGROUP_SIZE);
+        let launches: Vec<(&Kernel, [u32; 2])> = match c.direction {
+            Direction::Forward => vec![(&kernels.forward, row_grid)],
+            Direction::Backward => {
+                let [rows_pass, columns, sum] = &kernels.backward;
+                let chunks = rows.div_ceil(chunk_rows);
+                vec![(rows_pass, row_grid), (columns, [column_grid, chunks]), (sum, [column_grid, 1])]
+            }
+        };
+        let buffers = w.naive_buffers(run);
+        for (kernel, [x, y]) in launches {
+            let entries: Vec<_> = kernel
+                .bindings
+                .iter()
+                .map(|&binding| {
+                    let buffer = match binding {
+                        PARAMS => &uniform,
+                        b if b < PARAMS => buffers[b as usize],
+                        b => buffers[b as usize - 1],
+                    };
+                    wgpu::BindGroupEntry { binding, resource: buffer.as_entire_binding() }
+                })
+                .collect();
+            let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some("naive"),
+                layout: &kernel.pipeline.get_bind_group_layout(0),
+                entries: &entries,
+            });
+            pass.set_pipeline(&kernel.pipeline);
+            pass.set_bind_group(0, &bind_group, &[]);
+            pass.dispatch_workgroups(x, y, 1);
+        }
     }
 }

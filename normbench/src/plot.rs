@@ -179,7 +179,7 @@ pub fn draw(path: &Path, rows: &[Row], adapter: &str) -> Result<(), BenchError> 
     }
     let _ = write!(
         svg,
-        r##"<text x="{LEFT}" y="74" fill="#4a5568">at each hidden size, the shape with the most rows; dashed: the naive baseline (forward) and the copy of the same shape</text>"##
+        r##"<text x="{LEFT}" y="74" fill="#4a5568">at each hidden size, the shape with the most rows; dashed: the naive baseline and the copy of the same shape</text>"##
     );
     for (i, (direction, lines)) in panels.iter().enumerate() {
         panel(&mut svg, LEFT + i as f64 * (PANEL_W + GAP), direction, lines, &sizes, step, ticks);

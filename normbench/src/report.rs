@@ -33,8 +33,9 @@ pub struct Row {
     pub max_rel_err: f64,
     /// Largest ||cpu fast - ref|| / ||ref|| over the outputs.
     pub cpu_fast_rel_err: f64,
-    /// Median time of the naive baseline (forward, f32, rows a multiple of 4 long, on
-    /// adapters with subgroups), timed in the same turns; `None` where it has no kernel.
+    /// Median time of the naive baseline (f32, rows a multiple of 4 long, a backward from
+    /// saved statistics, on adapters with subgroups), timed in the same turns; `None` where
+    /// it has no kernel.
     pub naive_ms: Option<f64>,
     /// naive_ms / gpu_ms: above 1 where the crate is faster.
     pub vs_naive: Option<f64>,
