@@ -121,8 +121,8 @@ fn rows_per_group() -> u32 {
     return WORKGROUP_SIZE / ROW_THREADS;
 }
 
-// Blocks of rows_per_group() rows (of segments, with split rows); workgroups stride over
-// them, so any row count fits in a 1-D dispatch of at most 65,535 workgroups.
+// Blocks of rows_per_group() rows (of segments, with split rows); a workgroup may take many
+// (slot_trips), so any row count fits in a 1-D dispatch of at most 65,535 workgroups.
 fn row_blocks() -> u32 {
     let r = rows_per_group();
     return (select(p.rows, p.rows * p.chunks, has(FLAG_SPLIT)) + r - 1u) / r;
@@ -173,9 +173,28 @@ fn merged_partials(s: Segment, lane: u32) -> vec4<f32> {
     return row_sum(acc);
 }
 
-// The row a slot takes from row block b: its index, whether it exists, its element count
-// (0 when it does not: a slot past the last row sees an empty row but still joins every
-// reduction) and its first element.
+// The rows one slot of workgroup w (of `groups`) visits: slot_trips adjacent rows from
+// slot_start, one per trip, the same count for every slot of the workgroup (two functions,
+// so that the count stays uniform for WGSL's uniformity analysis: Tint would take a struct
+// holding the slot's start as non-uniform as a whole). Row blocks are
+// dealt to workgroups in contiguous runs (the first blocks % groups take one more), and
+// each slot takes its own run of the workgroup's rows: a CPU adapter runs a workgroup's
+// subgroups one after another, each to its end, so a slot's rows are what one core
+// streams; where they were groups x rows_per_group rows apart (128 KiB at 32768x128 on a
+// 2-core lavapipe) its prefetcher started over every row: 1.5-2.4x there. Where a
+// workgroup has one block (a GPU's forward) this is row block w's rows, slot by slot.
+fn slot_trips(w: u32, groups: u32) -> u32 {
+    return (row_blocks() + groups - 1u - w) / groups;
+}
+
+fn slot_start(w: u32, groups: u32, slot: u32) -> u32 {
+    let blocks = row_blocks();
+    let start = w * (blocks / groups) + min(w, blocks % groups);
+    return start * rows_per_group() + slot * slot_trips(w, groups);
+}
+
+// Row `index`: whether it exists, its element count (0 when it does not: a slot past the
+// last row sees an empty row but still joins every reduction) and its first element.
 struct Row {
     index: u32,
     live: bool,
@@ -183,8 +202,7 @@ struct Row {
     base: u32,
 }
 
-fn row_of(b: u32, slot: u32) -> Row {
-    let index = b * rows_per_group() + slot;
+fn row_at(index: u32) -> Row {
     let live = index < p.rows;
     return Row(index, live, select(0u, p.cols, live), row_base(index));
 }

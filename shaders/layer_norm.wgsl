@@ -426,22 +426,21 @@ fn layer_norm_forward(
     enter(inv);
     let lane = inv.index % ROW_THREADS;
     let slot = inv.index / ROW_THREADS;
-    let blocks = row_blocks();
     load_tile_gamma(lane);
     load_tile_beta(lane);
-    var b = wid.x;
-    let groups = nwg.x;
+    let trips = slot_trips(wid.x, nwg.x);
+    let first = slot_start(wid.x, nwg.x, slot);
+    var i = 0u;
     if (!CACHED) {
-        // Streamed rows go four per trip while four row blocks are left (from blocks b,
-        // b + groups, b + 2 groups and b + 3 groups), as in rms_norm_forward, but then one:
-        // a third inlined copy of the walks added a second to each compile on SwiftShader.
-        let rpg = rows_per_group();
-        for (; b + 3u * groups < blocks; b = b + 4u * groups) {
-            forward_rows((vec4<u32>(b) + vec4<u32>(0u, 1u, 2u, 3u) * groups) * rpg + slot, lane, 4u);
+        // Streamed rows go four per trip while four are left, as in rms_norm_forward, but
+        // then one: a third inlined copy of the walks added a second to each compile on
+        // SwiftShader.
+        for (; i + 3u < trips; i = i + 4u) {
+            forward_rows(vec4<u32>(first + i) + vec4<u32>(0u, 1u, 2u, 3u), lane, 4u);
         }
     }
-    for (; b < blocks; b = b + groups) {
-        forward_rows(vec4<u32>(b * rows_per_group() + slot), lane, 1u);
+    for (; i < trips; i = i + 1u) {
+        forward_rows(vec4<u32>(first + i), lane, 1u);
     }
 }
 
@@ -710,15 +709,15 @@ fn backward_stores(rx: Row, lane: u32, cx: RowBackward, pb: u32, pbb: u32, want_
     }
 }
 
-// The backward of the slot's streamed rows from row blocks b, b + groups, ..., `n` of them
-// (2 or 4; uniform): their earlier walks one row after another, then one last walk over all,
+// The backward of the slot's streamed rows first, first + 1, ..., `n` of them (2 or 4;
+// uniform): their earlier walks one row after another, then one last walk over all,
 // where each gamma quad serves them all and their sums are added before each partial sum is
 // read and written once. From uniform control flow only.
-fn backward_rows(b: u32, groups: u32, n: u32, slot: u32, lane: u32, pb: u32, pbb: u32, want_dgamma: bool, want_dbeta: bool) {
+fn backward_rows(first: u32, n: u32, lane: u32, pb: u32, pbb: u32, want_dgamma: bool, want_dbeta: bool) {
     var rows: array<Row, 4>;
     var rbs: array<RowBackward, 4>;
     for (var i = 0u; i < n; i = i + 1u) {
-        rows[i] = row_of(b + i * groups, slot);
+        rows[i] = row_at(first + i);
         rbs[i] = row_backward(rows[i], lane);
     }
     let rx = rows[0];
@@ -774,9 +773,8 @@ fn layer_norm_backward(
     let n = p.cols;
     let lane = inv.index % ROW_THREADS;
     let slot = inv.index / ROW_THREADS;
-    let blocks = row_blocks();
-    // This slot's rows of partial sums: dgamma in the first half, dbeta in the second; a
-    // slot that visits no row has none.
+    // This slot's rows of partial sums, dgamma in the first half, dbeta in the second, there
+    // for each slot below the row count (as in rms_norm_backward).
     let first_row = wid.x * rows_per_group() + slot;
     let want_dgamma = has(FLAG_DGAMMA) && first_row < p.rows;
     let want_dbeta = has(FLAG_DBETA) && first_row < p.rows;
@@ -785,23 +783,24 @@ fn layer_norm_backward(
     load_tile_gamma(lane);
     begin_partial(lane, pb, want_dgamma);
     begin_partial(lane, pbb, want_dbeta);
-    var b = wid.x;
-    let groups = nwg.x;
+    let trips = slot_trips(wid.x, nwg.x);
+    let first = slot_start(wid.x, nwg.x, slot);
+    var i = 0u;
     if (!CACHED) {
-        // Streamed rows go four per trip while four row blocks are left, then two, as in
+        // Streamed rows go four per trip while four are left, then two, as in
         // RMSNorm's backward: each gamma quad, and each partial sum read and written back,
         // serves them all. One call site, its row count uniform, so the pipeline holds the
         // earlier walks twice (here and below; pairs held them three times): SwiftShader's
         // compile time grows with each inlined copy.
-        while (b + groups < blocks) {
-            let per_trip = select(2u, 4u, b + 3u * groups < blocks);
-            backward_rows(b, groups, per_trip, slot, lane, pb, pbb, want_dgamma, want_dbeta);
-            b = b + per_trip * groups;
+        while (i + 1u < trips) {
+            let per_trip = select(2u, 4u, i + 3u < trips);
+            backward_rows(first + i, per_trip, lane, pb, pbb, want_dgamma, want_dbeta);
+            i = i + per_trip;
         }
     }
     // One row at a time, and the register tile, without the arrays of the trips above.
-    for (; b < blocks; b = b + groups) {
-        let row = row_of(b, slot);
+    for (; i < trips; i = i + 1u) {
+        let row = row_at(first + i);
         backward_stores(row, lane, row_backward(row, lane), pb, pbb, want_dgamma, want_dbeta);
     }
     end_partial(&tile_dgamma, lane, pb, want_dgamma);

@@ -118,25 +118,23 @@ fn rms_norm_forward(
     enter(inv);
     let lane = inv.index % ROW_THREADS;
     let slot = inv.index / ROW_THREADS;
-    let blocks = row_blocks();
     load_tile_gamma(lane);
-    var b = wid.x;
-    let groups = nwg.x;
+    let trips = slot_trips(wid.x, nwg.x);
+    let first = slot_start(wid.x, nwg.x, slot);
+    var i = 0u;
     if (!CACHED) {
-        // Streamed rows go four per trip while four row blocks are left (from blocks b,
-        // b + groups, b + 2 groups and b + 3 groups), then two: each gamma quad is read
-        // once for all of them, and two reductions serve four rows. Their lanes then hold
-        // no underflow guard, which only an eps below TINY needs.
-        let rpg = rows_per_group();
-        for (; p.eps >= TINY && b + 3u * groups < blocks; b = b + 4u * groups) {
-            forward_rows((vec4<u32>(b) + vec4<u32>(0u, 1u, 2u, 3u) * groups) * rpg + slot, lane, 4u);
+        // Streamed rows go four per trip while four are left, then two: each gamma quad is
+        // read once for all of them, and two reductions serve four rows. Their lanes then
+        // hold no underflow guard, which only an eps below TINY needs.
+        for (; p.eps >= TINY && i + 3u < trips; i = i + 4u) {
+            forward_rows(vec4<u32>(first + i) + vec4<u32>(0u, 1u, 2u, 3u), lane, 4u);
         }
-        for (; p.eps >= TINY && b + groups < blocks; b = b + 2u * groups) {
-            forward_rows((vec4<u32>(b) + vec4<u32>(0u, 1u, 0u, 0u) * groups) * rpg + slot, lane, 2u);
+        for (; p.eps >= TINY && i + 1u < trips; i = i + 2u) {
+            forward_rows(vec4<u32>(first + i) + vec4<u32>(0u, 1u, 0u, 0u), lane, 2u);
         }
     }
-    for (; b < blocks; b = b + groups) {
-        forward_rows(vec4<u32>(b * rows_per_group() + slot), lane, 1u);
+    for (; i < trips; i = i + 1u) {
+        forward_rows(vec4<u32>(first + i), lane, 1u);
     }
 }
 
@@ -393,33 +391,34 @@ fn rms_norm_backward(
     let n = p.cols;
     let lane = inv.index % ROW_THREADS;
     let slot = inv.index / ROW_THREADS;
-    let blocks = row_blocks();
-    // This slot's own row of dgamma partial sums in the workspace; a slot that visits no
-    // row has none.
+    // This slot's own row of dgamma partial sums in the workspace, there for each slot
+    // below the row count (slot_start gives a slot at or past it no row; one below it may
+    // visit none, and leaves zeros).
     let first_row = wid.x * rows_per_group() + slot;
     let want_dgamma = has(FLAG_DGAMMA) && first_row < p.rows;
     let pb = p.workspace_off + first_row * n;
     load_tile_gamma(lane);
     begin_partial(lane, pb, want_dgamma);
-    var b = wid.x;
-    let groups = nwg.x;
+    let trips = slot_trips(wid.x, nwg.x);
+    let first = slot_start(wid.x, nwg.x, slot);
+    var i = 0u;
     if (!CACHED && has(FLAG_RSTD)) {
-        // Streamed rows go four per trip while four row blocks are left, then two, as in
-        // the forward: each gamma quad, and each dgamma partial sum read and written back,
+        // Streamed rows go four per trip while four are left, then two, as in the
+        // forward: each gamma quad, and each dgamma partial sum read and written back,
         // serves them all. One call site, its row count uniform, so the pipeline holds the
         // first walk twice (here and below). Only with a saved rstd: two copies of the
         // guarded reduction a row without one needs made SwiftShader's shader compiler run
         // for over 5 minutes (7 s for one).
-        while (b + groups < blocks) {
-            let per_trip = select(2u, 4u, b + 3u * groups < blocks);
-            backward_rows(b, groups, per_trip, slot, lane, pb, want_dgamma);
-            b = b + per_trip * groups;
+        while (i + 1u < trips) {
+            let per_trip = select(2u, 4u, i + 3u < trips);
+            backward_rows(first + i, per_trip, lane, pb, want_dgamma);
+            i = i + per_trip;
         }
     }
     // One row at a time, and the register tile, without the arrays of the trips above:
     // through them the tile rows ran 1.3-1.6x slower on lavapipe.
-    for (; b < blocks; b = b + groups) {
-        let row = row_of(b, slot);
+    for (; i < trips; i = i + 1u) {
+        let row = row_at(first + i);
         backward_stores(row, row_backward(row, lane), lane, pb, want_dgamma);
     }
     end_partial(&tile_dgamma, lane, pb, want_dgamma);
@@ -493,15 +492,15 @@ fn thread_split(row: Row, lane: u32, split: vec4<f32>) -> vec4<f32> {
     return select(split, mark_scaled(lanes_split(scaled, SPLIT_GUARDED)), again);
 }
 
-// The backward of the slot's streamed rows from row blocks b, b + groups, ..., `n` of them
-// (2 or 4; uniform): their first walks one row after another, then one second walk over all,
+// The backward of the slot's streamed rows first, first + 1, ..., `n` of them (2 or 4;
+// uniform): their first walks one row after another, then one second walk over all,
 // where each gamma quad serves them all and their dgamma terms are added before the partial
 // sum (at pb) is read and written once. From uniform control flow only.
-fn backward_rows(b: u32, groups: u32, n: u32, slot: u32, lane: u32, pb: u32, want_dgamma: bool) {
+fn backward_rows(first: u32, n: u32, lane: u32, pb: u32, want_dgamma: bool) {
     var rows: array<Row, 4>;
     var cos: array<RowBackward, 4>;
     for (var i = 0u; i < n; i = i + 1u) {
-        rows[i] = row_of(b + i * groups, slot);
+        rows[i] = row_at(first + i);
         cos[i] = row_backward(rows[i], lane);
     }
     let rx = rows[0];

@@ -13,9 +13,10 @@ fn stream_copy(
 ) {
     let lane = lid % ROW_THREADS;
     let slot = lid / ROW_THREADS;
-    let blocks = row_blocks();
-    for (var b = wid.x; b < blocks; b = b + nwg.x) {
-        let row = row_of(b, slot);
+    let trips = slot_trips(wid.x, nwg.x);
+    let first = slot_start(wid.x, nwg.x, slot);
+    for (var i = 0u; i < trips; i = i + 1u) {
+        let row = row_at(first + i);
         for (var k = 0u; k < walk_trips(lane, row.cnt); k = k + 1u) {
             let j = quad_at(lane, k);
             let len = trip_len(j, row.cnt);

@@ -131,9 +131,9 @@ pub(crate) struct RowLaunch {
     pub subgroup_mode: u32,
     /// Quads per thread of the register tile holding the row; 0 when rows are streamed.
     pub register_quads: u32,
-    /// Rows of partial sums the backward grid leaves per gradient: one per row slot that
-    /// visits a row (slot s of workgroup w first visits row w * rows_per_group + s, so the
-    /// slots past the row count visit none and leave nothing).
+    /// Rows of partial sums the backward grid leaves per gradient: one per row slot below
+    /// the row count (slot s of workgroup w is slot w * rows_per_group + s; `slot_start` in
+    /// common.wgsl gives the slots at or past the row count no row, and they leave nothing).
     pub partial_rows: u32,
     /// Segments per row: 1, or more for a split row ([`Tuning::split_chunk`]), when the
     /// rest of the launch is that of `rows x chunks` rows of `chunk_len` elements.
