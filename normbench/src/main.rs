@@ -199,21 +199,32 @@ fn run(args: &Args) -> Result<(), BenchError> {
         let kernels: Vec<_> =
             loads.iter().map(|w| move |pass: &mut wgpu::ComputePass<'_>, i| w.record(ctx, pass, i)).collect();
         records.extend(kernels.iter().map(|k| k as &Record<'_>));
-        // The naive baseline of each workload it covers, in the same turns.
-        let baselines: Vec<_> = loads
-            .iter()
-            .filter_map(|w| naive.as_ref().filter(|_| Naive::covers(w)).map(|n| (w, n)))
-            .map(|(w, n)| {
-                let record = move |pass: &mut wgpu::ComputePass<'_>, i| {
-                    n.record(ctx, pass, w, i);
-                    Ok(())
-                };
-                (w as *const Workload, record)
-            })
-            .collect();
+        // The naive baseline of each workload it covers, in the same turns; and for each
+        // backward among them, the floor: the baseline's row pass alone.
+        let naive_records = |floor: bool| -> Vec<_> {
+            loads
+                .iter()
+                .filter(|w| !floor || w.case.direction == Direction::Backward)
+                .filter_map(|w| naive.as_ref().filter(|_| Naive::covers(w)).map(|n| (w, n)))
+                .map(|(w, n)| {
+                    let record = move |pass: &mut wgpu::ComputePass<'_>, i| {
+                        match floor {
+                            true => n.record_floor(ctx, pass, w, i),
+                            false => n.record(ctx, pass, w, i),
+                        }
+                        Ok(())
+                    };
+                    (w as *const Workload, record)
+                })
+                .collect()
+        };
+        let baselines = naive_records(false);
+        let floors = naive_records(true);
         records.extend(baselines.iter().map(|(_, r)| r as &Record<'_>));
+        records.extend(floors.iter().map(|(_, r)| r as &Record<'_>));
         let mut times = interleaved_runs(&gpu, args, &records)?;
         let copy_times = times.remove(0);
+        let floor_times = times.split_off(loads.len() + baselines.len());
         let naive_times = times.split_off(loads.len());
         let shape_copy = 2.0 * n as f64 * args.dtype.x.size() as f64 / (median(&copy_times) * 1e6);
         stream_gbps = stream_gbps.max(shape_copy);
@@ -222,6 +233,10 @@ fn run(args: &Args) -> Result<(), BenchError> {
             let baseline = baselines.iter().position(|(p, _)| std::ptr::eq(*p, w));
             if let (Some(i), Some(n)) = (baseline, &naive) {
                 check_naive(&gpu, n, w, &mut row, &naive_times[i])?;
+            }
+            if let Some(i) = floors.iter().position(|(p, _)| std::ptr::eq(*p, w)) {
+                row.floor_copy_fraction =
+                    Some(row.shape_copy_fraction * row.gpu_ms / median(&floor_times[i]));
             }
             rows.push(row);
             bar.inc(1);
@@ -407,6 +422,7 @@ fn measure(gpu: &Gpu, args: &Args, w: &Workload, times: &[f64], shape_copy: f64)
         naive_ms: None,
         vs_naive: None,
         naive_copy_fraction: None,
+        floor_copy_fraction: None,
     })
 }
 

@@ -100,6 +100,33 @@ impl Naive {
 
     /// Records the baseline of `w` on its buffer set `run % sets`, writing the same outputs.
     pub fn record(&self, ctx: &NormContext, pass: &mut wgpu::ComputePass<'_>, w: &Workload, run: usize) {
+        self.record_passes(ctx, pass, w, run, usize::MAX);
+    }
+
+    /// Records the backward's row pass of `w` alone: x, dy and gamma read twice and dx
+    /// written once, with no dgamma. Every backward that reads a streamed row twice does at
+    /// least this, so its time is a floor for such kernels (normbench's `floor` column).
+    /// Its dx is the baseline's, checked with it.
+    pub fn record_floor(
+        &self,
+        ctx: &NormContext,
+        pass: &mut wgpu::ComputePass<'_>,
+        w: &Workload,
+        run: usize,
+    ) {
+        debug_assert_eq!(w.case.direction, Direction::Backward);
+        self.record_passes(ctx, pass, w, run, 1);
+    }
+
+    /// The first `passes` launches of the baseline of `w`.
+    fn record_passes(
+        &self,
+        ctx: &NormContext,
+        pass: &mut wgpu::ComputePass<'_>,
+        w: &Workload,
+        run: usize,
+        passes: usize,
+    ) {
         let c = &w.case;
         let (kernels, eps) = match c.op {
             Norm::RmsNorm => (&self.rms_norm, c.rms().eps),
@@ -128,7 +155,7 @@ impl Naive {
             }
         };
         let buffers = w.naive_buffers(run);
-        for (kernel, [x, y]) in launches {
+        for (kernel, [x, y]) in launches.into_iter().take(passes) {
             let entries: Vec<_> = kernel
                 .bindings
                 .iter()

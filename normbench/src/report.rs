@@ -41,6 +41,10 @@ pub struct Row {
     pub vs_naive: Option<f64>,
     /// The naive baseline's GB/s over the same-shape copy's.
     pub naive_copy_fraction: Option<f64>,
+    /// Backward rows the naive baseline covers: the GB/s of its row pass alone
+    /// (`Naive::record_floor`: the accesses of any backward that reads a row twice, no
+    /// dgamma) over the same-shape copy's, by this row's byte model.
+    pub floor_copy_fraction: Option<f64>,
 }
 
 /// One launch of the stream-copy roofline sweep.
@@ -117,7 +121,7 @@ pub fn min(v: &[f64]) -> f64 {
     v.iter().copied().fold(f64::INFINITY, f64::min)
 }
 
-const HEADER: [&str; 14] = [
+const HEADER: [&str; 15] = [
     "op",
     "dir",
     "rows x cols",
@@ -128,6 +132,7 @@ const HEADER: [&str; 14] = [
     "% of same-shape copy",
     "naive: % of copy",
     "vs naive",
+    "floor: % of copy",
     "CPU ref ms",
     "CPU fast ms",
     "GPU speedup vs CPU fast",
@@ -136,7 +141,7 @@ const HEADER: [&str; 14] = [
 
 /// The table, as Markdown so it pastes into BENCHMARKS.md as it is.
 pub fn table(rows: &[Row]) -> String {
-    let cells: Vec<[String; 14]> = rows
+    let cells: Vec<[String; 15]> = rows
         .iter()
         .map(|r| {
             [
@@ -150,6 +155,7 @@ pub fn table(rows: &[Row]) -> String {
                 format!("{:.1}%", 100.0 * r.shape_copy_fraction),
                 r.naive_copy_fraction.map_or("-".to_string(), |f| format!("{:.1}%", 100.0 * f)),
                 r.vs_naive.map_or("-".to_string(), |v| format!("{v:.2}x")),
+                r.floor_copy_fraction.map_or("-".to_string(), |f| format!("{:.1}%", 100.0 * f)),
                 format!("{:.2}", r.cpu_ref_ms),
                 format!("{:.3}", r.cpu_fast_ms),
                 format!("{:.2}x", r.cpu_fast_ms / r.gpu_ms),
