@@ -392,8 +392,8 @@ fn rms_norm_backward(
     let lane = inv.index % ROW_THREADS;
     let slot = inv.index / ROW_THREADS;
     // This slot's own row of dgamma partial sums in the workspace, there for each slot
-    // below the row count (slot_start gives a slot at or past it no row; one below it may
-    // visit none, and leaves zeros).
+    // below the row count (a slot at or past it visits only rows past the last, which have
+    // no elements, and writes nothing; one below it may visit none, and leaves zeros).
     let first_row = wid.x * rows_per_group() + slot;
     let want_dgamma = has(FLAG_DGAMMA) && first_row < p.rows;
     let pb = p.workspace_off + first_row * n;

@@ -132,8 +132,9 @@ pub(crate) struct RowLaunch {
     /// Quads per thread of the register tile holding the row; 0 when rows are streamed.
     pub register_quads: u32,
     /// Rows of partial sums the backward grid leaves per gradient: one per row slot below
-    /// the row count (slot s of workgroup w is slot w * rows_per_group + s; `slot_start` in
-    /// common.wgsl gives the slots at or past the row count no row, and they leave nothing).
+    /// the row count (slot s of workgroup w is slot w * rows_per_group + s; the slots at or
+    /// past the row count visit only rows past the last, `slot_start` in common.wgsl, which
+    /// have no elements, and leave nothing).
     pub partial_rows: u32,
     /// Segments per row: 1, or more for a split row ([`Tuning::split_chunk`]), when the
     /// rest of the launch is that of `rows x chunks` rows of `chunk_len` elements.
