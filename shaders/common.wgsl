@@ -207,6 +207,17 @@ fn row_at(index: u32) -> Row {
     return Row(index, live, select(0u, p.cols, live), row_base(index));
 }
 
+// Row `index` of a streamed trip whose first row is `first`. Where it does not exist it reads
+// that row's elements instead, so that every load of the trip's last walk has the constant
+// length of a whole quad (WHOLE_QUADS) and no bounds test: 1.1x on SwiftShader. Such a row
+// stores nothing and adds nothing to the partial sums: what it reads is not its own (and may
+// be dx already, where dx is written in place of dy).
+fn trip_row(index: u32, first: Row) -> Row {
+    var row = row_at(index);
+    row.base = select(first.base, row.base, row.live);
+    return row;
+}
+
 // The first element of row `index`: head index % heads of token index / heads (as
 // Shape::row_start). Past the last row it is past every row, never read.
 fn row_base(index: u32) -> u32 {

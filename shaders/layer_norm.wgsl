@@ -703,7 +703,7 @@ fn backward_stores(rx: Row, lane: u32, cx: RowBackward, pb: u32, pbb: u32, want_
         let len = trip_len(j, rx.cnt);
         let g = tile_or_gamma(k, j, len);
         let dy = tile_or_dy(k, rx.base, j, len);
-        let xh = store_dx(rx.base, j, len, dy, tile_or_x(k, rx.base, j, len, cx.f), g, cx);
+        let xh = store_dx(rx, j, len, dy, tile_or_x(k, rx.base, j, len, cx.f), g, cx);
         add_partial(&tile_dgamma, k, pb, j, len, want_dgamma, dy, xh);
         add_partial(&tile_dbeta, k, pbb, j, len, want_dbeta, dy, vec4<f32>(1.0));
     }
@@ -716,41 +716,70 @@ fn backward_stores(rx: Row, lane: u32, cx: RowBackward, pb: u32, pbb: u32, want_
 fn backward_rows(first: u32, n: u32, lane: u32, pb: u32, pbb: u32, want_dgamma: bool, want_dbeta: bool) {
     var rows: array<Row, 4>;
     var rbs: array<RowBackward, 4>;
+    var plain = true;
     for (var i = 0u; i < n; i = i + 1u) {
-        rows[i] = row_at(first + i);
+        rows[i] = trip_row(first + i, row_at(first));
         rbs[i] = row_backward(rows[i], lane);
+        plain = plain && plain_row(rows[i], rbs[i]);
     }
-    let rx = rows[0];
+    // The last walk in two copies, as in RMSNorm's backward_rows.
+    if (plain) {
+        last_walk(&rows, &rbs, n, lane, pb, pbb, want_dgamma, want_dbeta, true);
+    } else {
+        last_walk(&rows, &rbs, n, lane, pb, pbb, want_dgamma, want_dbeta, false);
+    }
+}
+
+// Whether a row takes row_stores' plain form: it exists, it is not scaled (f = 1, so that
+// its dx_factors are (r, 1)) and no element is its peak.
+fn plain_row(row: Row, rb: RowBackward) -> bool {
+    return row.live && rb.f == 1.0 && rb.co.peak < 0.0 && p.cols != 2u;
+}
+
+// The last walk of backward_rows over its n rows (the first, rows[0], is the trip's).
+fn last_walk(rows: ptr<function, array<Row, 4>>, rbs: ptr<function, array<RowBackward, 4>>, n: u32, lane: u32, pb: u32, pbb: u32, want_dgamma: bool, want_dbeta: bool, plain: bool) {
+    let rx = (*rows)[0];
     for (var k = 0u; k < walk_trips(lane, rx.cnt); k = k + 1u) {
         let j = quad_at(lane, k);
         let len = trip_len(j, rx.cnt);
         let g = tile_or_gamma(k, j, len);
         var dg = vec4<f32>(0.0);
         var db = vec4<f32>(0.0);
-        row_stores(rx, rbs[0], j, len, g, &dg, &db);
-        row_stores(rows[1], rbs[1], j, len, g, &dg, &db);
+        row_stores(rx, (*rbs)[0], j, len, g, plain, &dg, &db);
+        row_stores((*rows)[1], (*rbs)[1], j, len, g, plain, &dg, &db);
         if (n > 2u) {
-            row_stores(rows[2], rbs[2], j, len, g, &dg, &db);
-            row_stores(rows[3], rbs[3], j, len, g, &dg, &db);
+            row_stores((*rows)[2], (*rbs)[2], j, len, g, plain, &dg, &db);
+            row_stores((*rows)[3], (*rbs)[3], j, len, g, plain, &dg, &db);
         }
         add_partial(&tile_dgamma, k, pb, j, len, want_dgamma, dg, vec4<f32>(1.0));
         add_partial(&tile_dbeta, k, pbb, j, len, want_dbeta, db, vec4<f32>(1.0));
     }
 }
 
-// dx of a streamed row for the quad at j (nothing where the row does not exist), its dgamma
-// and dbeta terms added to dg and db: dy is zero past the row, so neither picks up xh there.
-fn row_stores(row: Row, rb: RowBackward, j: u32, len: u32, g: vec4<f32>, dg: ptr<function, vec4<f32>>, db: ptr<function, vec4<f32>>) {
-    let l = select(0u, len, row.live);
-    let dy = dy_quad(row.base, j, l);
-    let xh = store_dx(row.base, j, l, dy, x_quad(row.base, j, l) * rb.f, g, rb);
-    *dg = *dg + select(vec4<f32>(0.0), dy * xh, row.live);
-    *db = *db + dy;
+// dx of a streamed row of a trip (trip_row) for the quad at j, its dgamma and dbeta terms
+// added to dg and db; nothing where the row does not exist. `plain` (a constant at each
+// call) where the row is a plain_row: dx = r * (v - w * xh), the dgamma term an fma, and no
+// tests, as in RMSNorm's row_stores.
+fn row_stores(row: Row, rb: RowBackward, j: u32, len: u32, g: vec4<f32>, plain: bool, dg: ptr<function, vec4<f32>>, db: ptr<function, vec4<f32>>) {
+    let dy = dy_quad(row.base, j, len);
+    if (plain) {
+        let co = rb.co;
+        let xh = ((x_quad(row.base, j, len) - vec4<f32>(rb.m1)) - vec4<f32>(co.m2)) * co.r;
+        let v = dy * g - vec4<f32>(co.mean_u);
+        st_dx(p.dx_off + row.base + j, co.r * fma(vec4<f32>(-co.w), xh, v) + dh_quad(row.base, j, len), len);
+        *dg = fma(dy, xh, *dg);
+        *db = *db + dy;
+        return;
+    }
+    let xh = store_dx(row, j, len, dy, x_quad(row.base, j, len) * rb.f, g, rb);
+    let zero = vec4<f32>(0.0);
+    *dg = *dg + select(zero, dy * xh, row.live);
+    *db = *db + select(zero, dy, row.live);
 }
 
-// Writes dx for the quad at j (len elements in the row starting at base) from its dy, its
-// h * f (f the row's scale) and gamma; returns its xh.
-fn store_dx(base: u32, j: u32, len: u32, dy: vec4<f32>, h: vec4<f32>, g: vec4<f32>, rb: RowBackward) -> vec4<f32> {
+// Writes dx for the quad at j (len elements in the row) from its dy, its h * f (f the row's
+// scale) and gamma, where the row exists; returns its xh.
+fn store_dx(row: Row, j: u32, len: u32, dy: vec4<f32>, h: vec4<f32>, g: vec4<f32>, rb: RowBackward) -> vec4<f32> {
     let co = rb.co;
     let back = dx_factors(co.r, rb.f);
     let c = h - vec4<f32>(rb.m1);
@@ -759,7 +788,7 @@ fn store_dx(base: u32, j: u32, len: u32, dy: vec4<f32>, h: vec4<f32>, g: vec4<f3
     let peak = select(quad_keys(c) == vec4<f32>(co.peak), vec4<bool>(true), p.cols == 2u);
     let a = select(vec4<f32>(1.0), vec4<f32>(co.a), peak);
     let b = select(vec4<f32>(co.w), vec4<f32>(co.b), peak);
-    st_dx(p.dx_off + base + j, back.x * ((v * a - xh * b) * back.y) + dh_quad(base, j, len), len);
+    st_dx(p.dx_off + row.base + j, back.x * ((v * a - xh * b) * back.y) + dh_quad(row.base, j, len), select(0u, len, row.live));
     return xh;
 }
 
