@@ -555,9 +555,8 @@ fn backward_stores(rx: Row, cx: RowBackward, lane: u32, pb: u32, want_dgamma: bo
 
 // dx of a streamed row of a trip (trip_row) for the quad at j, and dg plus its dgamma term;
 // nothing where the row does not exist. `plain` (a constant at each call) where the row is a
-// plain_row: dx = r * u - w * xh, the dgamma term an fma, and no tests; with the scale, the
-// dominant element's terms and the tests, the last walk ran at 0.7-0.8x of this on
-// SwiftShader.
+// plain_row: dx = r * u - w * xh, the dgamma term an fma, and no tests; the general form ran
+// the last walk at 0.92-0.96x of this on SwiftShader (BENCHMARKS.md).
 fn row_stores(row: Row, c: RowBackward, j: u32, len: u32, g: vec4<f32>, plain: bool, dg: vec4<f32>) -> vec4<f32> {
     let d = dy_quad(row.base, j, len);
     if (plain) {
