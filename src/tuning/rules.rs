@@ -80,8 +80,14 @@ impl Tuning {
                 // Measured on lavapipe (BENCHMARKS.md, "Register tiles of 32 quads on CPU
                 // adapters"): without wgpu's index checks a tile of 32 quads (rows of 1024
                 // with a subgroup of 8 per row) runs 1.4-2.7x faster than a second read of
-                // the row; 64 gained less and 128 lost on the forward.
-                register_quads: 32,
+                // the row; 64 gained less and 128 lost on the forward. Mesa unrolls the
+                // tile's loops and keeps it in registers. SwiftShader's JIT keeps loops as
+                // loops, so the tile is stack memory, no cheaper than a second read from
+                // cache, and tile rows go one per trip where streamed rows go four: there
+                // streamed rows of 64 to 512 ran 1.2-1.5x faster forward and up to 1.3x
+                // backward ("SwiftShader streams its short rows"), so it gets a tile of one
+                // quad (the least a launch holds).
+                register_quads: if keeps_loops(info) { 1 } else { 32 },
                 vector_access: true,
                 max_loop_trips: 2048,
                 max_forward_groups: 4 * cores,
@@ -114,6 +120,11 @@ impl Tuning {
             split_chunk: workgroup_size * 8,
         }
     }
+}
+
+/// Whether the adapter is SwiftShader, whose shader JIT (Reactor) does not unroll loops.
+fn keeps_loops(info: &wgpu::AdapterInfo) -> bool {
+    [&info.name, &info.driver].iter().any(|s| s.to_ascii_lowercase().contains("swiftshader"))
 }
 
 pub(crate) fn prev_power_of_two(v: u32) -> u32 {
@@ -349,6 +360,7 @@ mod tests {
         );
         for (name, device_type, subgroups) in ADAPTERS {
             let mut info = wgpu::AdapterInfo::new(device_type, wgpu::Backend::Vulkan);
+            info.name = name.to_string();
             (info.subgroup_min_size, info.subgroup_max_size) = subgroups.unwrap_or((4, 128));
             let mut t = Tuning::for_device(&info, &wgpu::Limits::default());
             if device_type == wgpu::DeviceType::Cpu {
