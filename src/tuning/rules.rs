@@ -84,7 +84,7 @@ impl Tuning {
                 // tile's loops and keeps it in registers. SwiftShader's JIT keeps loops as
                 // loops, so the tile is stack memory, no cheaper than a second read from
                 // cache, and tile rows go one per trip where streamed rows go four: there
-                // streamed rows of 64 to 512 ran 1.2-1.5x faster forward and up to 1.3x
+                // streamed rows of 64 to 512 ran 1.2-1.5x faster forward and 1.0-1.4x
                 // backward ("SwiftShader streams its short rows"), so it gets a tile of one
                 // quad (the least a launch holds).
                 register_quads: if keeps_loops(info) { 1 } else { 32 },
