@@ -6,7 +6,7 @@
 //
 // `//! include` lines name what a file uses from elsewhere; src/shader.rs puts each in the
 // module once. Besides files, it generates `constants` (MAX_CACHE, MAX_WORKGROUP and
-// WHOLE_QUADS from the variant; GUARD_HI and GUARD_LO from src/ops/params.rs), `tensors`
+// WHOLE_QUADS from the variant; GUARD_HI, GUARD_LO and TINY from src/ops/params.rs), `tensors`
 // (each tensor's binding and its ld_/st_ helpers, shaders/io_*.wgsl instantiated from the op
 // tables, each in its own dtype) and `reduce` (reduce_subgroup.wgsl or reduce_workgroup.wgsl).
 //
@@ -87,6 +87,9 @@ const FLAG_ADD_AFTER: u32 = 262144u;
 // workspace; with it, it merges its row's partials and writes its part of the row.
 const FLAG_SPLIT: u32 = 524288u;
 const FLAG_SPLIT_FINISH: u32 = 1048576u;
+// eps is below TINY: rows whose squares underflow would lose their variance, so the kernels
+// that sum squares without a guard for it scale every row by magnitude_scale first.
+const FLAG_TINY_EPS: u32 = 2097152u;
 
 // Threads of a workgroup.
 override WORKGROUP_SIZE: u32 = 256u;
@@ -450,13 +453,15 @@ fn overflow_shows(r: f32, sum_sq: f32) -> f32 {
 // a row again scaled by a power of two (p.guard_hi = 2^GUARD_HI, or for RMSNorm
 // p.guard_lo = 2^GUARD_LO), in idle lanes of the same reductions, and normalize h * 2^e
 // with the statistics of the scaled row: y is scale-free. The backwards take e from the
-// saved rstd (backward_scale). Every scaling is a product with a power of two, exact but
+// saved rstd (backward_scale). With eps below TINY (FLAG_TINY_EPS), LayerNorm's forward and
+// the backwards without a saved rstd scale every row by magnitude_scale first. Every scaling is a product with a power of two, exact but
 // where it leaves f32's normal range: elements it takes below that count as 0, and they are
 // under 2^-78 of the row's largest (or of eps). Rows in range have e = 0, and a product
 // with 2^0 = 1 changes no bit. On SIMD drivers that run both sides of every branch under a
 // mask (llvmpipe), a row in range still pays for a product per quad (the store's h * 2^e),
 // a few per row, and one masked trip of each walk again.
-const TINY: f32 = 0x1p-100f;
+// The largest scale magnitude_scale gives: eps * 2^(2 TINY_UP) < 2^126 for eps below TINY.
+const TINY_UP: i32 = 113;
 const MAX_F32: f32 = 0x1.fffffep+127f;
 const MIN_NORMAL: f32 = 0x1p-126f;
 
@@ -490,15 +495,25 @@ fn dx_factors(r: f32, s: f32) -> vec2<f32> {
     return select(vec2<f32>(r, s), vec2<f32>(rs, 1.0), abs(rs) >= MIN_NORMAL);
 }
 
-// The power of two 2^e that brings a row whose largest |h| is `m` near 1 where its squares
-// would overflow: for m in [2^-e, 2^(1-e)) with e < -60 (m beyond about 1e18), but no
+// The power of two 2^e that brings a row whose largest |h| is `m` near 1, m in
+// [2^-e, 2^(1-e)): where its squares would overflow (e < -60, m beyond about 1e18), but no
 // smaller than 2^GUARD_HI, the forwards' factor, so that the rstd of a flat row (eps alone)
-// stays in range scaled; e = 0 for every other row, whose squares stay in range (tiny rows
-// are left as they are: scaling them up would scale eps up with them, past f32's range).
+// stays in range scaled; and with eps below TINY (FLAG_TINY_EPS) every row, up to
+// 2^TINY_UP, so that tiny rows (and rows whose spread is tiny next to their mean) keep their
+// squares, and eps * 2^(2e) stays below 2^126. e = 0 for every other row: with eps of
+// TINY or more, a row whose squares underflow is negligible next to eps, and scaling it
+// up would scale eps up with it, past f32's range.
 fn magnitude_scale(m: f32) -> i32 {
     let biased = i32((bitcast<u32>(m) >> 23u) & 0xffu);
-    let e = max(127 - biased, GUARD_HI);
-    return select(0, e, biased != 255 && e < -60);
+    let e = clamp(127 - biased, GUARD_HI, TINY_UP);
+    return select(0, e, biased != 255 && (e < -60 || has(FLAG_TINY_EPS)));
+}
+
+// The largest of the threads' `m` over the row: its largest |h|, for magnitude_scale where
+// eps is below TINY, from a walk of its own (each family's row_magnitude: a backward must
+// not name input_quad, whose residual it does not bind). From uniform control flow only.
+fn row_max(m: f32) -> f32 {
+    return row_reduce(vec4<f32>(0.0, 0.0, m, m), PEAK_ZW).z;
 }
 
 // How row_reduce combines two threads' values: SUM adds them; SPLIT and SPLIT_GUARDED merge

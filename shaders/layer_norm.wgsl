@@ -26,9 +26,11 @@
 //   takes that form where xh_m^2 > PEAK_SHARE * (n - 1); no two elements can.
 //   dx is dh: x and the residual receive the same gradient. Backward reads h as its x.
 //   Rows whose squares leave f32's range (common.wgsl): the forward sums them again scaled
-//   by 2^GUARD_HI, in the idle lanes of its reductions (tile_stats, guarded_moments), and
+//   by 2^GUARD_HI, in the idle lanes of its reductions (tile_sums, guarded_moments), and
 //   normalizes h * 2^e with the Stats of the scaled row; the backward works on h * 2^e, 2^e
-//   the power of two of the saved rstd where that is far from 1 (backward_scale).
+//   the power of two of the saved rstd where that is far from 1 (backward_scale). With eps
+//   below TINY both scale every row by its largest |h| (magnitude_scale) where no rstd is
+//   given, so that tiny rows keep their variance.
 //
 // Rows that fit in registers (CACHED: MAX_CACHE quads per thread) are read once. Longer rows
 // are streamed from device memory once per pass, two passes each way. A streamed forward
@@ -99,11 +101,12 @@ fn rstd_of(var_: f32, sum_sq: f32, e: i32) -> f32 {
     return overflow_shows(select(1.0, pow2(-e), flat) / sqrt(select(v + p.eps * f * f, p.eps, flat)), sum_sq);
 }
 
-// The Stats of a row from its sums, unscaled (lanes x, y) and scaled by 2^GUARD_HI (z, w):
-// the unscaled ones unless the sum of squares overflowed.
-fn guarded_stats(t: vec4<f32>, m1: f32, m1_hi: f32) -> Stats {
+// The Stats of a row scaled by 2^e from its sums, as they are (lanes x, y) and scaled by
+// 2^GUARD_HI (z, w): the first unless the sum of squares overflowed (then e = 0: a row
+// magnitude_scale scaled does not overflow).
+fn guarded_stats(t: vec4<f32>, m1: f32, m1_hi: f32, e: i32) -> Stats {
     let over = !(t.y <= MAX_F32);
-    return centred_stats(select(0, GUARD_HI, over), select(m1, m1_hi, over), select(t.x, t.z, over), select(t.y, t.w, over));
+    return centred_stats(select(e, GUARD_HI, over), select(m1, m1_hi, over), select(t.x, t.z, over), select(t.y, t.w, over));
 }
 
 fn save_stats(row: u32, lane: u32, live: bool, st: Stats) {
@@ -290,32 +293,35 @@ fn spread_stats(e: i32, pivot: f32, md: f32, t: vec2<f32>) -> Stats {
     return Stats(e, pivot, md + c, rstd_of(m2 / n, m2, e));
 }
 
-// The sums the Stats of a row in the register tile come from, from this thread's share s of
-// sum(h): the corrected two-pass, its second pass over registers, with the sums of the row
-// scaled by 2^GUARD_HI in the idle lanes of both reductions: this thread's sums scaled, exact
-// where they are finite; where they are not, its quads again from memory, scaled (as in
-// guarded_moments).
-fn tile_sums(row: Row, lane: u32, s: f32) -> RowSums {
-    let g = p.guard_hi;
+// The sums the Stats of a row scaled by f come from by the corrected two-pass (two_pass),
+// from this thread's share s of sum(h * f): its second pass over the tile's registers (or a
+// streamed row read again), with the sums of the row scaled by 2^GUARD_HI in the idle lanes
+// of both reductions: this thread's sums scaled, exact where they are finite; where they are
+// not, its quads again from memory, scaled (as in guarded_moments).
+fn tile_sums(row: Row, lane: u32, s: f32, f: f32) -> RowSums {
+    let g = f * p.guard_hi;
     let again_s = !(abs(s) <= MAX_F32);
     var s_hi = 0.0;
-    for (var k = 0u; k < select(0u, MAX_CACHE, again_s); k = k + 1u) {
+    let trips = walk_trips(lane, row.cnt);
+    for (var k = 0u; k < select(0u, trips, again_s); k = k + 1u) {
         let j = quad_at(lane, k);
         s_hi = s_hi + dot(input_quad(row.base, j, quad_len(j, row.cnt)) * g, vec4<f32>(1.0));
     }
-    let m = row_sum(vec4<f32>(s, select(s * g, s_hi, again_s), 0.0, 0.0)).xy / row_len();
+    let m = row_sum(vec4<f32>(s, select(s * p.guard_hi, s_hi, again_s), 0.0, 0.0)).xy / row_len();
     var c = vec2<f32>(0.0);
-    for (var k = 0u; k < MAX_CACHE; k = k + 1u) {
-        c = c + centred_sums(tile_h[k], m.x, quad_len(quad_at(lane, k), row.cnt));
+    for (var k = 0u; k < trips; k = k + 1u) {
+        let j = quad_at(lane, k);
+        let len = trip_len(j, row.cnt);
+        c = c + centred_sums(tile_or_input(k, row.base, j, len) * f, m.x, len);
     }
     let again_c = !(c.y <= MAX_F32);
     var c_hi = vec2<f32>(0.0);
-    for (var k = 0u; k < select(0u, MAX_CACHE, again_c); k = k + 1u) {
+    for (var k = 0u; k < select(0u, trips, again_c); k = k + 1u) {
         let j = quad_at(lane, k);
         let len = quad_len(j, row.cnt);
         c_hi = c_hi + centred_sums(input_quad(row.base, j, len) * g, m.y, len);
     }
-    c_hi = select(vec2<f32>(c.x * g, c.y * g * g), c_hi, again_c);
+    c_hi = select(vec2<f32>(c.x * p.guard_hi, c.y * p.guard_hi * p.guard_hi), c_hi, again_c);
     return RowSums(m, vec2<f32>(0.0), row_sum(vec4<f32>(c, c_hi)));
 }
 
@@ -331,18 +337,27 @@ struct RowSums {
 // The RowSums of the row (or the segment of a split row) at hand. Statistics from one read:
 // the tile keeps the row for a second pass in registers; a streamed row builds its moments as
 // it goes, about a pivot.
-fn forward_sums(row: Row, lane: u32) -> RowSums {
-    if (CACHED) {
+fn forward_sums(row: Row, lane: u32, f: f32) -> RowSums {
+    if (two_pass()) {
         var s = 0.0;
-        for (var k = 0u; k < MAX_CACHE; k = k + 1u) {
+        for (var k = 0u; k < walk_trips(lane, row.cnt); k = k + 1u) {
             let j = quad_at(lane, k);
-            let h = input_quad(row.base, j, quad_len(j, row.cnt));
+            let h = input_quad(row.base, j, trip_len(j, row.cnt));
             keep_h(k, h);
-            s = s + dot(h, vec4<f32>(1.0));
+            s = s + dot(h * f, vec4<f32>(1.0));
         }
-        return tile_sums(row, lane, s);
+        return tile_sums(row, lane, s, f);
     }
     return streamed_sums(vec4<u32>(row.base), row.cnt, vec4<bool>(row.live), lane, 1u)[0];
+}
+
+// Whether a row's statistics come from the corrected two-pass (tile_sums): in the tile, and
+// with eps below TINY, where a streamed row is scaled by 2^e (magnitude_scale) and read
+// twice. Not the streamed moments there: given h * 2^e, a compiler may form
+// fma(h, 2^e, -(pivot + shift)) in shifted_quad, and pivot + shift rounds (a relative
+// error of 1e-5 in rstd on lavapipe, rows of mean 1e4 times their spread).
+fn two_pass() -> bool {
+    return CACHED || has(FLAG_TINY_EPS);
 }
 
 // The RowSums of the first `n` streamed rows from `base` (1, 2 or 4, a constant at each call;
@@ -362,13 +377,14 @@ fn streamed_sums(base: vec4<u32>, cnt: u32, live: vec4<bool>, lane: u32, n: u32)
     return moment_sums(acc, guarded_moments(acc, base, cnt, lens, lane, n, pivot), pivot, n);
 }
 
-// A row's Stats from its RowSums: the unscaled ones unless the sum of squares overflowed.
-fn row_stats(r: RowSums) -> Stats {
-    if (CACHED) {
-        return guarded_stats(r.t, r.m1.x, r.m1.y);
+// The Stats of a row scaled by 2^e from its RowSums: those of the row as scaled unless its
+// sum of squares overflowed (guarded_stats).
+fn row_stats(r: RowSums, e: i32) -> Stats {
+    if (two_pass()) {
+        return guarded_stats(r.t, r.m1.x, r.m1.y, e);
     }
     let over = !(r.t.x <= MAX_F32);
-    return spread_stats(select(0, GUARD_HI, over), select(r.m1.x, r.m1.y, over), select(r.md.x, r.md.y, over), select(r.t.xy, r.t.zw, over));
+    return spread_stats(select(e, GUARD_HI, over), select(r.m1.x, r.m1.y, over), select(r.md.x, r.md.y, over), select(r.t.xy, r.t.zw, over));
 }
 
 // A split row's segment, for merged_stats: its mean as m1 + m2 and M2, the sum of squared
@@ -378,7 +394,7 @@ fn segment_spread(m1: f32, md: f32, t: vec2<f32>) -> vec4<f32> {
     let n = row_len();
     var m2 = md + t.y / n;
     var sq = t.x - n * (t.y / n) * (t.y / n);
-    if (CACHED) {
+    if (two_pass()) {
         m2 = t.x / n;
         sq = t.y - t.x * m2;
     }
@@ -431,10 +447,10 @@ fn layer_norm_forward(
     let trips = slot_trips(wid.x, nwg.x);
     let first = slot_start(wid.x, nwg.x, slot);
     var i = 0u;
-    if (!CACHED) {
+    if (!CACHED && !has(FLAG_TINY_EPS)) {
         // Streamed rows go four per trip while four are left, as in rms_norm_forward, but
         // then one: a third inlined copy of the walks added a second to each compile on
-        // SwiftShader.
+        // SwiftShader. With eps below TINY, one at a time: each is scaled first.
         for (; i + 3u < trips; i = i + 4u) {
             forward_rows(vec4<u32>(first + i) + vec4<u32>(0u, 1u, 2u, 3u), lane, 4u);
         }
@@ -452,20 +468,35 @@ fn forward_rows(row: vec4<u32>, lane: u32, n: u32) {
     let cnt = select(0u, p.cols, live.x);
     let base = vec4<u32>(row_base(row.x), row_base(row.y), row_base(row.z), row_base(row.w));
     var sums: array<RowSums, 4>;
+    var e = 0;
     if (n == 1u) {
-        sums[0] = forward_sums(Row(row.x, live.x, cnt, base.x), lane);
+        let first = Row(row.x, live.x, cnt, base.x);
+        if (has(FLAG_TINY_EPS)) {
+            e = magnitude_scale(row_magnitude(first, lane));
+        }
+        sums[0] = forward_sums(first, lane, pow2(e));
     } else {
         sums = streamed_sums(base, cnt, live, lane, n);
     }
-    let sx = row_stats(sums[0]);
-    let sy = row_stats(sums[1]);
-    let sz = row_stats(sums[2]);
-    let sw = row_stats(sums[3]);
+    let sx = row_stats(sums[0], e);
+    let sy = row_stats(sums[1], 0);
+    let sz = row_stats(sums[2], 0);
+    let sw = row_stats(sums[3], 0);
     store_rows(base, cnt, live, lane, n, sx, sy, sz, sw);
     save_stats(row.x, lane, live.x, sx);
     save_stats(row.y, lane, live.y, sy);
     save_stats(row.z, lane, live.z, sz);
     save_stats(row.w, lane, live.w, sw);
+}
+
+// The largest |h| of a row (row_max), for the forward where eps is below TINY.
+fn row_magnitude(row: Row, lane: u32) -> f32 {
+    var m = 0.0;
+    for (var k = 0u; k < walk_trips(lane, row.cnt); k = k + 1u) {
+        let j = quad_at(lane, k);
+        m = max(m, max4(abs(input_quad(row.base, j, trip_len(j, row.cnt)))));
+    }
+    return row_max(m);
 }
 
 // Writes the walk's y (and h) of the first `n` rows from `base` (1, 2 or 4), each with its
@@ -512,7 +543,7 @@ fn layer_norm_forward_split(
             store_rows(vec4<u32>(row.base), row.cnt, vec4<bool>(true), lane, 1u, st, st, st, st);
             save_stats(row.index, lane, s.live && s.index == 0u, st);
         } else {
-            let r = forward_sums(row, lane);
+            let r = forward_sums(row, lane, 1.0);
             if (s.live && lane == 0u) {
                 let at = p.workspace_off + 8u * v;
                 st_workspace(at, segment_spread(r.m1.x, r.md.x, r.t.xy), 4u);

@@ -439,13 +439,17 @@ struct RowBackward {
 // The first walk over a row and its reduction. From uniform control flow only.
 fn row_backward(row: Row, lane: u32) -> RowBackward {
     let saved = saved_rstd(row);
-    let e = backward_scale(saved);
+    var e = backward_scale(saved);
     // With a saved rstd the row is scaled by it (or its rstd saved as 0 where it was
     // beyond f32's range, and the overflow shows). Without one, a row whose squares
     // overflow is scaled by 2^GUARD_HI (thread_split), its tile too, in a loop of no
-    // trips on rows in range. FLAGS is a pipeline constant: a backward with a saved rstd
-    // has neither walk nor the guarded merges (llvmpipe runs a loop's body once even
-    // with no trips).
+    // trips on rows in range; with eps below TINY every row is scaled by its largest |h|
+    // first (magnitude_scale), and none overflows. FLAGS is a pipeline constant: a
+    // backward with a saved rstd has neither walk nor the guarded merges (llvmpipe runs a
+    // loop's body once even with no trips).
+    if (has(FLAG_TINY_EPS) && !has(FLAG_RSTD)) {
+        e = magnitude_scale(row_magnitude(row, lane));
+    }
     let op = select(SPLIT_GUARDED, SPLIT, has(FLAG_RSTD));
     var split = lanes_split(backward_sums(row, lane, pow2(e)), op);
     if (!has(FLAG_RSTD)) {
@@ -455,13 +459,24 @@ fn row_backward(row: Row, lane: u32) -> RowBackward {
     var es = e;
     if (!has(FLAG_RSTD)) {
         let over = split_scaled(split);
-        es = select(0, GUARD_HI, over);
+        es = select(e, GUARD_HI, over);
         for (var k = 0u; k < select(0u, walk_trips(lane, row.cnt), CACHED && over); k = k + 1u) {
             tile_h[k] = tile_h[k] * p.guard_hi;
         }
         split.x = abs(split.x);
     }
     return RowBackward(backward_coefficients(split, saved, row.live, es), pow2(es));
+}
+
+// The largest |h| of a row (row_max), for a backward without a saved rstd where eps is below
+// TINY.
+fn row_magnitude(row: Row, lane: u32) -> f32 {
+    var m = 0.0;
+    for (var k = 0u; k < walk_trips(lane, row.cnt); k = k + 1u) {
+        let j = quad_at(lane, k);
+        m = max(m, max4(abs(x_quad(row.base, j, trip_len(j, row.cnt)))));
+    }
+    return row_max(m);
 }
 
 // The first walk of the backward over a row scaled by s = 2^e: its lanes' dominant splits.

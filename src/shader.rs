@@ -12,7 +12,7 @@
 use std::fmt::Write as _;
 
 use crate::dtype::{Io, Storage};
-use crate::ops::params::{GUARD_HI, GUARD_LO};
+use crate::ops::params::{GUARD_HI, GUARD_LO, TINY_EXP};
 use crate::ops::table::{self, Role, TensorSpec};
 
 /// Quads (4 elements) of a row each thread may keep in registers on a GPU by default
@@ -340,6 +340,7 @@ impl Assembly<'_> {
                 let _ = writeln!(self.out, "const WHOLE_QUADS: bool = {};", v.layout == Layout::Vector);
                 let _ = writeln!(self.out, "const GUARD_HI: i32 = {GUARD_HI};");
                 let _ = writeln!(self.out, "const GUARD_LO: i32 = {GUARD_LO};");
+                let _ = writeln!(self.out, "const TINY: f32 = 0x1p{TINY_EXP}f;");
             }
             "tensors" => self.tensors(),
             "reduce" => {

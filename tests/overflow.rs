@@ -1,10 +1,11 @@
 //! Rows whose squares leave f32's range (issue 13 item 4): elements near 1e20, 1e30 and f32's
-//! largest, whose squares overflow, and (RMSNorm) near 1e-30 with eps 0, whose squares
-//! underflow. Both norms' y is scale-free, so it must come out right and finite, and so must
-//! the backward's dx, dgamma and dbeta, from the forward's saved statistics and (rows that
-//! overflow) without them: against the f64 reference, on the register tile and streamed rows
-//! (two to a trip too), every reduction path, both eps placements; for LayerNorm, rows about
-//! 0 and rows with a mean of their own size, up to rows whose sum overflows as well.
+//! largest, whose squares overflow, and near 1e-25 and 1e-30 with eps 0 (or below 2^-100),
+//! whose squares underflow. Both norms' y is scale-free, so it must come out right and
+//! finite, and so must the backward's dx, dgamma and dbeta, from the forward's saved
+//! statistics and without them: against the f64 reference, on the register tile and streamed
+//! rows (two to a trip too), every reduction path, both eps placements; for LayerNorm, rows
+//! about 0 and rows with a mean of their own size, up to rows whose sum overflows as well,
+//! and tiny rows whose spread is 10^-4 of their mean.
 
 mod common;
 
@@ -74,23 +75,23 @@ fn squares_that_overflow() {
     }
 }
 
-/// With the saved rstd only: a backward without it sums squares unscaled, which underflow
-/// here (a limit the README states).
+/// From the saved rstd and, where eps is below 2^-100, without it: the backward then scales
+/// each row by its largest |h| before summing its squares.
 #[test]
 fn squares_that_underflow_with_eps_zero() {
-    for (i, &shape) in [Shape::new(3, 1), Shape::new(5, 64), Shape::new(47, 8192)].iter().enumerate() {
+    for (i, &shape) in SHAPES.iter().enumerate() {
         for (j, scale) in [1e-25_f32, 1e-30].into_iter().enumerate() {
             for placement in [EpsPlacement::InsideSqrt, EpsPlacement::OutsideSqrt] {
-                check_scaled_rows(shape, scale, 0.0, placement, false, 100 + 10 * i as u64 + j as u64);
+                check_scaled_rows(shape, scale, 0.0, placement, true, 100 + 10 * i as u64 + j as u64);
             }
         }
     }
 }
 
 /// LayerNorm of rows (mean + randn / 4) * scale against the reference, and its backward from
-/// the saved statistics; at f32's largest, the forward's y (the rstd may be subnormal there,
-/// which a GPU may flush to 0).
-fn check_layer_rows(shape: Shape, scale: f32, mean: f32, seed: u64) {
+/// the saved statistics and without them; at f32's largest, the forward's y (the rstd may
+/// be subnormal there, which a GPU may flush to 0) and the backward without statistics.
+fn check_layer_rows(shape: Shape, scale: f32, mean: f32, eps: f32, seed: u64) {
     let mut r = rng(seed);
     let x: Vec<f32> = randn(&mut r, shape.elements())
         .iter()
@@ -98,10 +99,10 @@ fn check_layer_rows(shape: Shape, scale: f32, mean: f32, seed: u64) {
         .collect();
     let dy = randn(&mut r, shape.elements());
     let (g, b) = random_affine(&mut r, shape.cols);
-    let cfg = LayerNormConfig::default();
+    let cfg = LayerNormConfig { eps, ..Default::default() };
     for (label, c) in contexts() {
         let context = format!(
-            "{label}, {shape:?}, x = (({mean} + randn / 4) / {}) * {scale:e}, seed {seed}",
+            "{label}, {shape:?}, x = (({mean} + randn / 4) / {}) * {scale:e}, eps {eps:e}, seed {seed}",
             mean + 1.0
         );
         if scale < 1e35 {
@@ -133,7 +134,24 @@ fn layer_norm_squares_that_overflow() {
             // About 0, and a mean three times the spread (at f32's largest, rows whose sum
             // overflows too).
             for (m, mean) in [0.0_f32, 3.0].into_iter().enumerate() {
-                check_layer_rows(shape, scale, mean, 200 + 10 * i as u64 + 2 * j as u64 + m as u64);
+                check_layer_rows(shape, scale, mean, 1e-5, 200 + 10 * i as u64 + 2 * j as u64 + m as u64);
+            }
+        }
+    }
+}
+
+/// Rows whose squares underflow f32, with eps 0 (and one below 2^-100): the forward scales
+/// each row by its largest |h| before its statistics, and so does the backward without
+/// them; about 0, a mean three times the spread, and a mean 10^4 times it, whose spread's
+/// squares underflow where the elements' own would not.
+#[test]
+fn layer_norm_squares_that_underflow_with_eps_zero() {
+    for (i, &shape) in SHAPES.iter().enumerate() {
+        for (j, scale) in [1e-25_f32, 1e-30].into_iter().enumerate() {
+            for (m, mean) in [0.0_f32, 3.0, 1e4].into_iter().enumerate() {
+                // A row of one element has no spread: eps 0 would leave 0 / 0.
+                let eps = if m == 1 || shape.cols == 1 { 1e-35 } else { 0.0 };
+                check_layer_rows(shape, scale, mean, eps, 300 + 10 * i as u64 + 3 * j as u64 + m as u64);
             }
         }
     }

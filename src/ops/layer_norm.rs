@@ -3,7 +3,7 @@
 use crate::dtype::Storage;
 use crate::error::Result;
 use crate::ops::op::{Op, OpConfig, OpKind};
-use crate::ops::params::Params;
+use crate::ops::params::{Params, TINY};
 use crate::ops::rms_norm::{check_offset, row_params};
 use crate::ops::table::{
     BETA, DBETA, DGAMMA, DH, DX, DY, GAMMA, H, MEAN_IN, MEAN_OUT, RESIDUAL, RSTD_IN, RSTD_OUT, TensorSpec, X,
@@ -57,6 +57,12 @@ impl OpConfig for LayerNormConfig {
         let mut p = row_params(rows, cols, stride, self.eps, self.gamma_offset);
         p.flags |= self.residual_add.flags();
         p
+    }
+
+    /// Not with eps below TINY: the split form does not scale rows up first (as
+    /// `flags::TINY_EPS` asks) and would lose the variance of tiny rows.
+    fn splits(&self) -> bool {
+        self.eps >= TINY
     }
 }
 

@@ -48,6 +48,13 @@ pub trait OpConfig: Copy + std::fmt::Debug + Send + Sync {
     /// option flags; binding fills in the tensor offsets and presence flags.
     #[doc(hidden)]
     fn params(&self, rows: u32, cols: u32, stride: u32) -> Params;
+    /// Whether a forward of few long rows may run split ([`Tuning::split_chunk`]).
+    ///
+    /// [`Tuning::split_chunk`]: crate::Tuning::split_chunk
+    #[doc(hidden)]
+    fn splits(&self) -> bool {
+        true
+    }
 }
 
 /// Bindings of the column pass (`reduce_columns`): the workspace, dgamma and dbeta.
@@ -266,7 +273,7 @@ impl<K: OpKind> Op<K> {
     /// none).
     pub fn workspace_size(&self, shape: Shape) -> Result<u64> {
         let (rows, cols) = shape.checked()?;
-        let launch = self.ctx.row_launch(K::KERNEL, rows, cols);
+        let launch = self.ctx.row_launch(K::KERNEL, rows, cols, self.config.splits());
         let workspace = K::TABLE.iter().find(|s| matches!(s.extent, Extent::Workspace { .. }));
         Ok(workspace.map_or(0, |s| footprint(s.extent, shape, launch.partial_rows, 0, 4).run))
     }
@@ -314,7 +321,7 @@ impl<K: OpKind> Op<K> {
                 })
                 .map(TensorSpec::flag)
                 .sum::<u32>();
-            let launch = ctx.row_launch(K::KERNEL, rows, cols);
+            let launch = ctx.row_launch(K::KERNEL, rows, cols, self.config.splits());
             let columns = sums.then(|| self.layout(&params, true));
             self.compile(&launch, &params, self.layout(&params, true), columns, Reach::FewerRows, verdicts);
         }
@@ -398,7 +405,7 @@ impl<K: OpKind> Op<K> {
         // now, so that such a binding (a decode step after prefill) never compiles; once per
         // launch and row length, so that binding again does not enumerate them again.
         if reach == Reach::FewerRows && pipelines.rows_covered(key, cols) < rows {
-            for other in ctx.row_launches_up_to(K::KERNEL, rows, cols) {
+            for other in ctx.row_launches_up_to(K::KERNEL, rows, cols, self.config.splits()) {
                 compile(&other);
             }
             pipelines.cover_rows(key, cols, rows);
@@ -443,7 +450,7 @@ impl<K: OpKind> Op<K> {
         let rows_bindings = rows_bindings::<K>();
         let storage = self.config.storage();
         let mut params = self.row_params(shape, rows, cols);
-        let launch = ctx.row_launch(K::KERNEL, rows, cols);
+        let launch = ctx.row_launch(K::KERNEL, rows, cols, self.config.splits());
         params.partial_rows = launch.partial_rows;
         (params.chunks, params.chunk_len) = (launch.chunks, launch.chunk_len);
         let given = K::tensors(tensors);

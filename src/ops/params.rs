@@ -35,8 +35,13 @@ pub struct Params {
 /// squares, up to f32's largest, then stay in range, summed over 2^24 elements.
 pub(crate) const GUARD_HI: i32 = -96;
 /// The exponent rows whose squares underflow are scaled by (elements below about 1e-19,
-/// where eps is below 2^-100 too).
+/// where eps is below [`TINY`] too).
 pub(crate) const GUARD_LO: i32 = 86;
+/// 2^TINY_EXP is `TINY`: an eps below it no longer hides a row whose squares underflow.
+pub(crate) const TINY_EXP: i32 = -100;
+/// The eps below which rows whose squares underflow f32 (elements below about 1e-19) need
+/// scaling up ([`flags::TINY_EPS`]); above it, their squares are negligible next to eps.
+pub(crate) const TINY: f32 = pow2(TINY_EXP);
 
 /// 2^e for e in [-126, 127], exactly.
 pub(crate) const fn pow2(e: i32) -> f32 {
@@ -56,4 +61,6 @@ pub(crate) mod flags {
     pub const SPLIT: u32 = 1 << 19;
     /// Split rows, the finishing pass.
     pub const SPLIT_FINISH: u32 = 1 << 20;
+    /// eps is below [`TINY`](super::TINY): rows are scaled up before their squares are summed.
+    pub const TINY_EPS: u32 = 1 << 21;
 }

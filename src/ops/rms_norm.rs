@@ -3,7 +3,7 @@
 use crate::dtype::Storage;
 use crate::error::{NormError, Result};
 use crate::ops::op::{Op, OpConfig, OpKind};
-use crate::ops::params::{GUARD_HI, GUARD_LO, Params, flags, pow2};
+use crate::ops::params::{GUARD_HI, GUARD_LO, Params, TINY, flags, pow2};
 use crate::ops::table::{
     DGAMMA, DH, DX, DY, GAMMA, H, RESIDUAL, RSTD_IN, RSTD_OUT, TensorSpec, X, Y, workspace,
 };
@@ -103,6 +103,7 @@ pub(crate) fn row_params(rows: u32, cols: u32, stride: u32, eps: f32, gamma_offs
         gamma_offset,
         guard_hi: pow2(GUARD_HI),
         guard_lo: pow2(GUARD_LO),
+        flags: if eps < TINY { flags::TINY_EPS } else { 0 },
         ..Default::default()
     }
 }

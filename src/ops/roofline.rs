@@ -74,7 +74,7 @@ impl Norm {
             Direction::Backward => {
                 let gradients = 1 + layer; // dgamma, and dbeta for LayerNorm
                 let stats = gradients; // rstd, and mean for LayerNorm
-                let partial_rows = u64::from(ctx.row_launch(backward, rows, cols).partial_rows);
+                let partial_rows = u64::from(ctx.row_launch(backward, rows, cols, false).partial_rows);
                 let sums = F32 * (2 * gradients * partial_rows * c + gradients * c);
                 let rows = s.x.size() + s.dy.size() + s.dx.size() + fused * s.dh.size();
                 rows * n + s.gamma.size() * c + F32 * stats * r + sums

@@ -311,19 +311,26 @@ impl NormContext {
     }
 
     /// How `kernel` is launched for `rows x cols` on this context: autotuning's choice for
-    /// the shape's bucket where there is one, else the tuning's rules.
-    pub(crate) fn row_launch(&self, kernel: Kernel, rows: u32, cols: u32) -> RowLaunch {
+    /// the shape's bucket where there is one, else the tuning's rules; rows split only where
+    /// `splits` (the op's config allows it) and the device can bind the split form.
+    pub(crate) fn row_launch(&self, kernel: Kernel, rows: u32, cols: u32, splits: bool) -> RowLaunch {
         let choice = self.launch_choice(&LaunchKey::of(kernel, rows, cols));
         let info = &self.shared.info;
         let subgroups = self.uses_subgroups().then_some((info.subgroup_min_size, info.subgroup_max_size));
         let allowed = self.limits().max_storage_buffers_per_shader_stage;
-        let split = kernel.split().is_some_and(|k| k.storage_buffers() <= allowed);
+        let split = splits && kernel.split().is_some_and(|k| k.storage_buffers() <= allowed);
         self.tuning().row_launch(kernel, rows, cols, choice, subgroups, split)
     }
 
     /// One launch per pipeline `kernel` can need for rows of `cols` and any row count from
     /// 1 to `rows`: what binding compiles, so that binding again with fewer rows never does.
-    pub(crate) fn row_launches_up_to(&self, kernel: Kernel, rows: u32, cols: u32) -> Vec<RowLaunch> {
+    pub(crate) fn row_launches_up_to(
+        &self,
+        kernel: Kernel,
+        rows: u32,
+        cols: u32,
+        splits: bool,
+    ) -> Vec<RowLaunch> {
         // The launch is a step function of the row count. It steps where the workgroup
         // shrinks (just past (target - 1) * k rows, k = rows per workgroup, a power of two),
         // where autotuning's row bucket and a split row's segment count change (just past a
@@ -335,7 +342,7 @@ impl NormContext {
         }
         let mut launches: Vec<RowLaunch> = Vec::new();
         for r in counts.into_iter().filter(|&r| r >= 1 && r <= u64::from(rows)) {
-            let l = self.row_launch(kernel, r as u32, cols);
+            let l = self.row_launch(kernel, r as u32, cols, splits);
             if !launches.iter().any(|o| o.same_pipeline(&l)) {
                 launches.push(l);
             }

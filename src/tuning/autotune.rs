@@ -162,7 +162,7 @@ fn tune(
     cols: u32,
 ) -> Result<Option<(LaunchChoice, f64, f64)>> {
     let key = LaunchKey::of(kernel, rows, cols);
-    let rule = trial.row_launch(kernel, rows, cols);
+    let rule = trial.row_launch(kernel, rows, cols, true);
     let rule = LaunchChoice { row_threads: rule.row_threads, cached: rule.register_quads > 0 };
     let mut candidates = vec![rule];
     candidates.extend(candidate_launches(ctx, cols).into_iter().filter(|c| *c != rule));
