@@ -454,8 +454,8 @@ fn overflow_shows(r: f32, sum_sq: f32) -> f32 {
 // p.guard_lo = 2^GUARD_LO), in idle lanes of the same reductions, and normalize h * 2^e
 // with the statistics of the scaled row: y is scale-free. The backwards take e from the
 // saved rstd (backward_scale). With eps below TINY (FLAG_TINY_EPS), LayerNorm's forward and
-// the backwards without a saved rstd scale every row by magnitude_scale first. Every scaling is a product with a power of two, exact but
-// where it leaves f32's normal range: elements it takes below that count as 0, and they are
+// the backwards without a saved rstd scale every row by magnitude_scale first. Every scaling
+// is a product with a power of two, exact but where it leaves f32's normal range: elements it takes below that count as 0, and they are
 // under 2^-78 of the row's largest (or of eps). Rows in range have e = 0, and a product
 // with 2^0 = 1 changes no bit. On SIMD drivers that run both sides of every branch under a
 // mask (llvmpipe), a row in range still pays for a product per quad (the store's h * 2^e),

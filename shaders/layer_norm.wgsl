@@ -102,8 +102,8 @@ fn rstd_of(var_: f32, sum_sq: f32, e: i32) -> f32 {
 }
 
 // The Stats of a row scaled by 2^e from its sums, as they are (lanes x, y) and scaled by
-// 2^GUARD_HI (z, w): the first unless the sum of squares overflowed (then e = 0: a row
-// magnitude_scale scaled does not overflow).
+// 2^GUARD_HI (z, w): the first unless the sum of squares overflowed, which a row scaled by
+// magnitude_scale does not (so e is 0 there).
 fn guarded_stats(t: vec4<f32>, m1: f32, m1_hi: f32, e: i32) -> Stats {
     let over = !(t.y <= MAX_F32);
     return centred_stats(select(e, GUARD_HI, over), select(m1, m1_hi, over), select(t.x, t.z, over), select(t.y, t.w, over));
