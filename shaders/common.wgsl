@@ -455,11 +455,12 @@ fn overflow_shows(r: f32, sum_sq: f32) -> f32 {
 // with the statistics of the scaled row: y is scale-free. The backwards take e from the
 // saved rstd (backward_scale). With eps below TINY (FLAG_TINY_EPS), LayerNorm's forward and
 // the backwards without a saved rstd scale every row by magnitude_scale first. Every scaling
-// is a product with a power of two, exact but where it leaves f32's normal range: elements it takes below that count as 0, and they are
-// under 2^-78 of the row's largest (or of eps). Rows in range have e = 0, and a product
-// with 2^0 = 1 changes no bit. On SIMD drivers that run both sides of every branch under a
-// mask (llvmpipe), a row in range still pays for a product per quad (the store's h * 2^e),
-// a few per row, and one masked trip of each walk again.
+// is a product with a power of two, exact but where it leaves f32's normal range: elements
+// it takes below that count as 0, and they are under 2^-78 of the row's largest (or of eps).
+// Rows in range have e = 0, and a product with 2^0 = 1 changes no bit. On SIMD drivers that
+// run both sides of every branch under a mask (llvmpipe), a row in range still pays for a
+// product per quad (the store's h * 2^e), a few per row, and one masked trip of each walk
+// again.
 // The largest scale magnitude_scale gives: eps * 2^(2 TINY_UP) < 2^126 for eps below TINY.
 const TINY_UP: i32 = 113;
 const MAX_F32: f32 = 0x1.fffffep+127f;
