@@ -87,16 +87,20 @@ impl Tuning {
                 // streamed rows of 64 to 512 ran 1.2-1.5x faster forward and 1.0-1.4x
                 // backward ("SwiftShader streams its short rows"), so it gets a tile of one
                 // quad (the least a launch holds).
-                register_quads: if keeps_loops(info) { 1 } else { 32 },
+                register_quads: if swiftshader(info) { 1 } else { 32 },
                 vector_access: true,
                 max_loop_trips: 2048,
                 max_forward_groups: 4 * cores,
                 backward_groups: 4 * cores,
                 max_partials: 1 << 22,
-                // A row's workgroup runs on one core: a row split over the others is 1.3x
-                // faster at 16384 elements and 2.9x at 262144, where 4096 elements per
-                // segment pay for the second dispatch and read (measured, BENCHMARKS.md).
-                split_chunk: 4096,
+                // A row's workgroup runs on one core, and a split row spreads over the others
+                // at the cost of a second dispatch. Where that costs what a segment's walk
+                // does, the split loses: llvmpipe's dispatch takes about 36 us (a 1x16
+                // forward), the stream of 9000 elements by one subgroup, and its split
+                // pays from segments of 32768; SwiftShader's takes 20 us, 1400 elements'
+                // worth, and 4096 pay there (measured, BENCHMARKS.md, "Split rows on
+                // lavapipe: segments of 32768"). The driver, not the limits, says which.
+                split_chunk: if swiftshader(info) { 4096 } else { 32768 },
             };
         }
         Tuning {
@@ -122,8 +126,9 @@ impl Tuning {
     }
 }
 
-/// Whether the adapter is SwiftShader, whose shader JIT (Reactor) does not unroll loops.
-fn keeps_loops(info: &wgpu::AdapterInfo) -> bool {
+/// Whether the adapter is SwiftShader: its shader JIT (Reactor) does not unroll loops, and a
+/// dispatch there costs less than on Mesa's llvmpipe.
+fn swiftshader(info: &wgpu::AdapterInfo) -> bool {
     [&info.name, &info.driver].iter().any(|s| s.to_ascii_lowercase().contains("swiftshader"))
 }
 
