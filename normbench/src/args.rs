@@ -69,6 +69,9 @@ pub struct Args {
     /// Override the adapter's tuning: elements per segment of a split row (0: never split).
     #[arg(long)]
     pub split_chunk: Option<u32>,
+    /// Override the adapter's tuning: least elements of work per workgroup (0: no floor).
+    #[arg(long)]
+    pub min_group_elements: Option<u32>,
     /// Compile the kernels with wgpu's bounds checks on (`ContextOptions::checked_shaders`).
     #[arg(long)]
     pub checked_shaders: bool,

@@ -77,6 +77,9 @@ fn run(args: &Args) -> Result<(), BenchError> {
         if let Some(v) = args.split_chunk {
             t.split_chunk = v;
         }
+        if let Some(v) = args.min_group_elements {
+            t.min_group_elements = v;
+        }
         if args.scalar_access {
             t.vector_access = false;
         }
@@ -101,7 +104,7 @@ fn run(args: &Args) -> Result<(), BenchError> {
     let t = gpu.ctx.tuning();
     println!(
         "tuning: workgroup {} threads, at most {} threads per row, {} elements per thread, at most {} register quads, \
-         {} access, backward grid {} workgroups, split rows {}, wgpu's bounds checks {}",
+         {} access, backward grid {} workgroups, split rows {}, at least {} elements per workgroup, wgpu's bounds checks {}",
         t.workgroup_size,
         t.max_row_threads,
         t.elements_per_thread,
@@ -112,6 +115,7 @@ fn run(args: &Args) -> Result<(), BenchError> {
             0 => "never".to_string(),
             n => format!("in segments of {n}"),
         },
+        t.min_group_elements,
         if args.checked_shaders { "on" } else { "off" }
     );
     if gpu.copy_timing != gpu.timing {

@@ -46,6 +46,11 @@ pub struct Tuning {
     /// split form's storage buffers per shader stage: LayerNorm's needs 9, one past WebGPU's
     /// default.
     pub split_chunk: u32,
+    /// Least elements of work per workgroup of a dispatch (0: no floor). A dispatch of few
+    /// short rows gets fewer workgroups, each looping over more of them: on a CPU adapter
+    /// each workgroup past the first wakes another core, which costs about what the
+    /// dispatch itself does.
+    pub min_group_elements: u32,
 }
 
 impl Tuning {
@@ -72,6 +77,7 @@ impl Tuning {
         let workgroup_size = prev_power_of_two(wg_cap.max(1));
         let max_groups = limits.max_compute_workgroups_per_dimension.max(1);
         if info.device_type == wgpu::DeviceType::Cpu {
+            let dispatch_work = if swiftshader(info) { 4096 } else { 32768 };
             let cores = std::thread::available_parallelism().map_or(4, |n| n.get() as u32);
             return Tuning {
                 workgroup_size,
@@ -100,7 +106,10 @@ impl Tuning {
                 // pays from segments of 32768; SwiftShader's takes 20 us, 1400 elements'
                 // worth, and 4096 pay there (measured, BENCHMARKS.md, "Split rows on
                 // lavapipe: segments of 32768"). The driver, not the limits, says which.
-                split_chunk: if swiftshader(info) { 4096 } else { 32768 },
+                split_chunk: dispatch_work,
+                // The same trade as the split's: another core pays only for about as much
+                // work as a dispatch costs. Measured, BENCHMARKS.md, "Few rows on one core".
+                min_group_elements: dispatch_work,
             };
         }
         Tuning {
@@ -122,6 +131,9 @@ impl Tuning {
             // past 8192 elements would otherwise be streamed twice by one workgroup, on one
             // compute unit of a hundred, at that unit's bandwidth.
             split_chunk: workgroup_size * 8,
+            // A GPU's workgroups run side by side from the start: more of them are never
+            // slower to launch, and fewer would idle its compute units.
+            min_group_elements: 0,
         }
     }
 }
@@ -295,6 +307,11 @@ impl Tuning {
         let blocks = rows.div_ceil(rows_per_group);
         // Enough workgroups that none loops over more than max_loop_trips row blocks.
         let min_groups = blocks.div_ceil(t.max_loop_trips);
+        // At least min_group_elements of work per workgroup, or one workgroup.
+        let most_groups = match t.min_group_elements {
+            0 => u32::MAX,
+            m => (u64::from(rows) * u64::from(cols) / u64::from(m)).clamp(1, u64::from(u32::MAX)) as u32,
+        };
         let groups = if backward {
             let by_workspace = (t.max_partials / (rows_per_group as u64 * cols as u64)).max(1);
             // reduce_columns walks every partial row: keep them within the loop bound and
@@ -304,9 +321,10 @@ impl Tuning {
                 .min(t.backward_groups)
                 .min(by_workspace.min(u32::MAX as u64) as u32)
                 .min(by_column_pass)
+                .min(most_groups)
                 .max(min_groups.min(by_column_pass))
         } else {
-            blocks.min(t.max_forward_groups).max(min_groups)
+            blocks.min(t.max_forward_groups).min(most_groups).max(min_groups)
         };
         RowLaunch {
             workgroup_size,
