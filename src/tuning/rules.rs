@@ -285,7 +285,9 @@ impl Tuning {
         // workgroups that fill the device (the persistent backward grid's size), so 32 rows
         // of 8 threads each are not one workgroup on one core of a CPU adapter, or on one
         // compute unit of a GPU. More rows keep full workgroups: occupancy on a GPU is
-        // capped per workgroup as well as per thread.
+        // capped per workgroup as well as per thread. (A CPU adapter then launches only as
+        // many of the blocks' workgroups as min_group_elements allows, below; the others'
+        // blocks become trips of those.)
         // Kernels that walk streamed rows several per trip take them from as many row
         // blocks, so where the grid is capped at a few workgroups per core (a CPU adapter) a
         // streamed launch wants that many blocks per workgroup: at 256x16384 on lavapipe,
