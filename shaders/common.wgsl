@@ -1,4 +1,5 @@
 //! include constants
+//! include params
 //! include tensors
 //! include reduce
 // Shared by every kernel family: the parameter block, flag bits, the row mapping
@@ -6,9 +7,11 @@
 //
 // `//! include` lines name what a file uses from elsewhere; src/shader.rs puts each in the
 // module once. Besides files, it generates `constants` (MAX_CACHE, MAX_WORKGROUP and
-// WHOLE_QUADS from the variant; GUARD_HI, GUARD_LO and TINY from src/ops/params.rs), `tensors`
-// (each tensor's binding and its ld_/st_ helpers, shaders/io_*.wgsl instantiated from the op
-// tables, each in its own dtype) and `reduce` (reduce_subgroup.wgsl or reduce_workgroup.wgsl).
+// WHOLE_QUADS from the variant; GUARD_HI, GUARD_LO and TINY from src/ops/params.rs),
+// `params` (`p`, the Params below: the uniform block or a copy that load_params makes, which
+// every row kernel and the copy call first), `tensors` (each tensor's binding and its ld_/st_
+// helpers, shaders/io_*.wgsl instantiated from the op tables, each in its own dtype) and
+// `reduce` (reduce_subgroup.wgsl or reduce_workgroup.wgsl).
 //
 // Rows are walked in quads of four elements: thread `lane` of a row owns the quads
 // starting at j = 4 * (lane + k * ROW_THREADS), so consecutive threads touch consecutive
@@ -105,8 +108,6 @@ override SUBGROUP_MODE: u32 = 0u;
 // module with MAX_CACHE = the quads each thread needs, so the cached loops have a trip
 // count known at compile time and unroll into registers). Otherwise rows are streamed.
 override CACHED: bool = true;
-
-@group(0) @binding(15) var<uniform> p: Params;
 
 var<workgroup> red: array<vec4<f32>, MAX_WORKGROUP>;
 var<private> local_index: u32;

@@ -18,6 +18,7 @@ var<private> sg_size: u32;
 var<private> sg_lane: u32;
 
 fn enter(inv: Invocation) {
+    load_params();
     local_index = inv.index;
     sg_size = inv.sg_size;
     sg_lane = inv.sg_lane;

@@ -6,6 +6,7 @@ struct Invocation {
 }
 
 fn enter(inv: Invocation) {
+    load_params();
     local_index = inv.index;
 }
 

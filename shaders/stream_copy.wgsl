@@ -11,6 +11,7 @@ fn stream_copy(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
+    load_params();
     let lane = lid % ROW_THREADS;
     let slot = lid / ROW_THREADS;
     let trips = slot_trips(wid.x, nwg.x);

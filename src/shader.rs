@@ -2,7 +2,8 @@
 //!
 //! No template engine: each file names what it uses from elsewhere in `//! include NAME`
 //! lines, and a variant is the family's file with all it includes, each once. Besides
-//! files, four names are resolved here: `constants` (from the [`Variant`]), `tensors` (each
+//! files, five names are resolved here: `constants` (from the [`Variant`]), `params` (the
+//! parameter block's binding, read directly or copied on entry), `tensors` (each
 //! tensor's binding and helpers: an `io_*.wgsl` template, itself a valid module, renamed
 //! after the tensor and in its own dtype) and `reduce` (subgroup or workgroup reductions). What varies per launch (workgroup size, threads per row,
 //! reduction mode, cached or streamed rows) is an `override` constant; the text depends on
@@ -220,8 +221,12 @@ pub struct Variant {
     pub native_f16: bool,
     /// How row tensors are accessed.
     pub layout: Layout,
-    /// Quads of a row each thread holds in registers (the size of the register tile).
+    /// Quads of a row each thread holds in registers (the size of the register tile); 0 for
+    /// streamed rows.
     pub register_quads: u32,
+    /// The kernels read the parameters from a private copy made on entry (see
+    /// `PARAMS_COPIED`: for streamed rows) rather than from the uniform block.
+    pub params_copied: bool,
 }
 
 impl Default for Variant {
@@ -232,6 +237,7 @@ impl Default for Variant {
             native_f16: false,
             layout: Layout::Scalar,
             register_quads: MAX_CACHE,
+            params_copied: false,
         }
     }
 }
@@ -265,11 +271,15 @@ pub fn wgsl_variant(family: Family, variant: &Variant) -> String {
     // Infallible: writing to a String.
     let _ = writeln!(
         s,
-        "// {} variant: {} reductions, {:?} layout, tile of {} quads",
+        "// {} variant: {} reductions, {:?} layout, {}, parameters {}",
         family.file_name(),
         if subgroups { "subgroup" } else { "workgroup" },
         variant.layout,
-        variant.register_quads.max(1),
+        match variant.register_quads {
+            0 => "streamed rows".to_string(),
+            n => format!("tile of {n} quads"),
+        },
+        if variant.params_copied { "copied" } else { "uniform" },
     );
     let mut assembly = Assembly { family, variant, subgroups, included: Vec::new(), out: s };
     assembly.include(family.file_name());
@@ -280,6 +290,25 @@ pub fn wgsl_variant(family: Family, variant: &Variant) -> String {
 fn io_of(variant: &Variant, spec: TensorSpec) -> Io {
     Io::of(spec.dtype(variant.storage), variant.native_f16)
 }
+
+/// The call's parameters, `p`, as tile modules read them: from the uniform block.
+const PARAMS_UNIFORM: &str = "@group(0) @binding(15) var<uniform> p: Params;
+fn load_params() {}
+";
+
+/// `p` as a private copy of the uniform block made on entry ([`Variant::params_copied`]).
+/// LLVM (lavapipe) cannot tell the uniform block from the storage buffers a walk writes, so
+/// it reloads every field a streamed loop uses after each store; from the copy it hoists
+/// them: 1.05-1.16x on streamed rows there (BENCHMARKS.md, "Params read once"). Tile modules
+/// read the uniform block: with the copy their unrolled backwards ran up to 1.25x slower, its
+/// fields live through them. Never in the browser: Tint's uniformity analysis takes a
+/// private variable as non-uniform, and so every barrier under a loop bound read from it.
+const PARAMS_COPIED: &str = "@group(0) @binding(15) var<uniform> params: Params;
+var<private> p: Params;
+fn load_params() {
+    p = params;
+}
+";
 
 /// The files under `shaders/` by name.
 const FILES: [(&str, &str); 14] = [
@@ -300,7 +329,7 @@ const FILES: [(&str, &str); 14] = [
 ];
 
 /// The names an `//! include` line may give besides files: what the variant decides.
-pub const GENERATED: [&str; 3] = ["constants", "tensors", "reduce"];
+pub const GENERATED: [&str; 4] = ["constants", "params", "tensors", "reduce"];
 
 /// The text of the file `name` under `shaders/`.
 pub fn file_text(name: &str) -> Option<&'static str> {
@@ -341,6 +370,9 @@ impl Assembly<'_> {
                 let _ = writeln!(self.out, "const GUARD_HI: i32 = {GUARD_HI};");
                 let _ = writeln!(self.out, "const GUARD_LO: i32 = {GUARD_LO};");
                 let _ = writeln!(self.out, "const TINY: f32 = 0x1p{TINY_EXP}f;");
+            }
+            "params" => {
+                self.out.push_str(if self.variant.params_copied { PARAMS_COPIED } else { PARAMS_UNIFORM })
             }
             "tensors" => self.tensors(),
             "reduce" => {

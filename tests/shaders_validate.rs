@@ -28,19 +28,22 @@ fn storages() -> Vec<(Storage, bool)> {
 #[test]
 fn every_variant_parses_and_validates() {
     for family in Family::ALL {
-        for (subgroups, layout, register_quads) in [
-            (false, Layout::Scalar, 1),
-            (true, Layout::Scalar, 24),
-            (false, Layout::Vector, 8),
-            (true, Layout::Vector, 3),
+        for (subgroups, layout, register_quads, params_copied) in [
+            (false, Layout::Scalar, 1, false),
+            (true, Layout::Scalar, 24, false),
+            (false, Layout::Vector, 8, false),
+            (true, Layout::Vector, 0, true),
+            (false, Layout::Vector, 0, false),
+            (true, Layout::Vector, 3, false),
         ] {
             for (storage, native_f16) in storages() {
                 let what = format!(
-                    "{} (subgroups {subgroups}, {layout:?} layout, tile {register_quads}, {storage:?}, native f16 \
+                    "{} (subgroups {subgroups}, {layout:?} layout, tile {register_quads}, params copied {params_copied}, {storage:?}, native f16 \
                      {native_f16})",
                     family.file_name()
                 );
-                let variant = Variant { subgroups, storage, native_f16, layout, register_quads };
+                let variant =
+                    Variant { subgroups, storage, native_f16, layout, register_quads, params_copied };
                 let source = wgsl_variant(family, &variant);
                 let module = naga::front::wgsl::parse_str(&source)
                     .unwrap_or_else(|e| panic!("{what}:\n{}", e.emit_to_string(&source)));
@@ -88,6 +91,7 @@ fn every_kernel_binds_the_storage_buffers_it_says() {
             native_f16: false,
             layout: Layout::Vector,
             register_quads: 4,
+            params_copied: false,
         };
         let source = wgsl_variant(family, &variant);
         let module = naga::front::wgsl::parse_str(&source).unwrap();

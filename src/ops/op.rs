@@ -380,8 +380,9 @@ impl<K: OpKind> Op<K> {
                 storage: self.config.storage(),
                 native_f16: ctx.uses_native_f16(),
                 layout,
-                // Streamed launches share one module, whatever tile they would have had.
-                register_quads: launch.register_quads.max(1),
+                // Streamed launches (0) share one module, whatever tile they would have had.
+                register_quads: launch.register_quads,
+                params_copied: launch.register_quads == 0 && ctx.copies_params(),
             },
             workgroup_size: launch.workgroup_size,
             row_threads: launch.row_threads,
@@ -425,6 +426,7 @@ impl<K: OpKind> Op<K> {
                     native_f16: ctx.uses_native_f16(),
                     layout,
                     register_quads: 1,
+                    params_copied: false,
                 },
                 workgroup_size: t.workgroup_size,
                 row_threads: 1,

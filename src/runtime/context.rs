@@ -234,6 +234,14 @@ impl NormContext {
         self.shared.native_f16
     }
 
+    /// Whether streamed kernels may read the parameters from a private copy
+    /// ([`Variant::params_copied`](crate::shader::Variant::params_copied)): where naga
+    /// translates the WGSL, not in the browser, whose compiler rejects barriers under loop
+    /// bounds read from a private variable.
+    pub fn copies_params(&self) -> bool {
+        self.shared.info.backend != wgpu::Backend::BrowserWebGpu
+    }
+
     /// The launch knobs in force.
     pub fn tuning(&self) -> &Tuning {
         &self.shared.tuning
