@@ -108,6 +108,9 @@ override SUBGROUP_MODE: u32 = 0u;
 // module with MAX_CACHE = the quads each thread needs, so the cached loops have a trip
 // count known at compile time and unroll into registers). Otherwise rows are streamed.
 override CACHED: bool = true;
+// Most streamed rows a slot walks at once (where it has that many left): 4, or 2 where
+// RMSNorm's forward walks short rows (Kernel::trip_rows in src/shader.rs).
+override TRIP_ROWS: u32 = 4u;
 
 var<workgroup> red: array<vec4<f32>, MAX_WORKGROUP>;
 var<private> local_index: u32;

@@ -123,10 +123,10 @@ fn rms_norm_forward(
     let first = slot_start(wid.x, nwg.x, slot);
     var i = 0u;
     if (!CACHED) {
-        // Streamed rows go four per trip while four are left, then two: each gamma quad is
-        // read once for all of them, and two reductions serve four rows. Their lanes then
-        // hold no underflow guard, which only an eps below TINY needs.
-        for (; p.eps >= TINY && i + 3u < trips; i = i + 4u) {
+        // Streamed rows go four per trip (TRIP_ROWS) while four are left, then two: each
+        // gamma quad is read once for all of them, and two reductions serve four rows. Their
+        // lanes then hold no underflow guard, which only an eps below TINY needs.
+        for (; TRIP_ROWS == 4u && p.eps >= TINY && i + 3u < trips; i = i + 4u) {
             forward_rows(vec4<u32>(first + i) + vec4<u32>(0u, 1u, 2u, 3u), lane, 4u);
         }
         for (; p.eps >= TINY && i + 1u < trips; i = i + 2u) {

@@ -154,9 +154,9 @@ impl Kernel {
         matches!(self, Kernel::RmsNormBackward | Kernel::LayerNormBackward)
     }
 
-    /// How many streamed rows the kernel walks per trip, from as many row blocks, where a
-    /// workgroup has that many left (so that a gamma quad, a reduction, and a backward's
-    /// partial sums serve them all).
+    /// How many streamed rows the kernel walks per trip at most, from as many row blocks,
+    /// where a workgroup has that many left (so that a gamma quad, a reduction, and a
+    /// backward's partial sums serve them all).
     pub fn streamed_rows_per_trip(self) -> u32 {
         match self {
             Kernel::RmsNormForward
@@ -164,6 +164,17 @@ impl Kernel {
             | Kernel::RmsNormBackward
             | Kernel::LayerNormBackward => 4,
             _ => 1,
+        }
+    }
+
+    /// How many streamed rows the kernel walks per trip (its `TRIP_ROWS`) when each thread
+    /// walks `per_thread` quads of each: RMSNorm's forward goes in pairs where that is fewer
+    /// than 32, since four such rows ran 0.78-0.89x the naive kernel on lavapipe and
+    /// SwiftShader and pairs 0.95-1.07x (BENCHMARKS.md, "Short streamed rows in pairs").
+    pub fn trip_rows(self, per_thread: u32) -> u32 {
+        match self {
+            Kernel::RmsNormForward if per_thread < 32 => 2,
+            _ => self.streamed_rows_per_trip(),
         }
     }
 

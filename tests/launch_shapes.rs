@@ -1,7 +1,8 @@
 //! The row mapping under launch settings other than the defaults: workgroups looping over
 //! many row blocks, a single backward workgroup, small workgroups, one thread per element
 //! and many elements per thread (rows streamed at mid sizes); streamed rows four and two per
-//! trip, the last trip's blocks partly empty (131 rows). Each against the reference.
+//! trip, the last trip's blocks partly empty (131 rows), and short rows streamed. Each
+//! against the reference.
 
 mod common;
 
@@ -65,4 +66,11 @@ fn one_element_per_thread() {
 #[test]
 fn many_elements_per_thread() {
     check_launch(|t| t.elements_per_thread = 64, "64 elements per thread");
+}
+
+/// Short rows streamed (a tile of one quad, as SwiftShader's): RMSNorm's forward walks them
+/// in pairs, longer ones four at a time.
+#[test]
+fn streamed_short_rows() {
+    check_launch(|t| t.register_quads = 1, "streamed short rows");
 }

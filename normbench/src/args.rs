@@ -69,6 +69,10 @@ pub struct Args {
     /// Override the adapter's tuning: elements per segment of a split row (0: never split).
     #[arg(long)]
     pub split_chunk: Option<u32>,
+    /// Override the adapter's tuning: most iterations any one loop of a kernel may run per
+    /// thread.
+    #[arg(long)]
+    pub max_loop_trips: Option<u32>,
     /// Override the adapter's tuning: least elements of work per workgroup (0: no floor).
     #[arg(long)]
     pub min_group_elements: Option<u32>,

@@ -80,6 +80,9 @@ fn run(args: &Args) -> Result<(), BenchError> {
         if let Some(v) = args.min_group_elements {
             t.min_group_elements = v;
         }
+        if let Some(v) = args.max_loop_trips {
+            t.max_loop_trips = v;
+        }
         if args.scalar_access {
             t.vector_access = false;
         }
@@ -104,7 +107,8 @@ fn run(args: &Args) -> Result<(), BenchError> {
     let t = gpu.ctx.tuning();
     println!(
         "tuning: workgroup {} threads, at most {} threads per row, {} elements per thread, at most {} register quads, \
-         {} access, backward grid {} workgroups, split rows {}, at least {} elements per workgroup, wgpu's bounds checks {}",
+         {} access, backward grid {} workgroups, split rows {}, at least {} elements per workgroup, at most {} loop trips, wgpu's bounds \
+         checks {}",
         t.workgroup_size,
         t.max_row_threads,
         t.elements_per_thread,
@@ -116,6 +120,7 @@ fn run(args: &Args) -> Result<(), BenchError> {
             n => format!("in segments of {n}"),
         },
         t.min_group_elements,
+        t.max_loop_trips,
         if args.checked_shaders { "on" } else { "off" }
     );
     if gpu.copy_timing != gpu.timing {

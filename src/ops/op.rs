@@ -388,6 +388,7 @@ impl<K: OpKind> Op<K> {
             row_threads: launch.row_threads,
             subgroup_mode: launch.subgroup_mode,
             cached: launch.register_quads > 0,
+            trip_rows: launch.trip_rows,
             flags: params.flags | if launch.split() { flags::SPLIT | flags::SPLIT_FINISH } else { 0 },
         };
         let sums_key = |key: PipelineKey| PipelineKey { flags: key.flags & !flags::SPLIT_FINISH, ..key };
@@ -432,6 +433,7 @@ impl<K: OpKind> Op<K> {
                 row_threads: 1,
                 subgroup_mode: 0,
                 cached: false,
+                trip_rows: 1,
                 flags: params.flags & column_flags,
             };
             pipelines.get(ctx.device(), key, verdicts);

@@ -19,6 +19,8 @@ pub(crate) struct PipelineKey {
     pub subgroup_mode: u32,
     /// Rows held in the register tile (the `CACHED` override), else streamed.
     pub cached: bool,
+    /// The `TRIP_ROWS` override (`RowLaunch::trip_rows`).
+    pub trip_rows: u32,
     /// The `FLAGS` override: which optional tensors the call has, and config options.
     pub flags: u32,
 }
@@ -78,6 +80,7 @@ impl Pipelines {
         ];
         if key.kernel.family() != Family::ReduceColumns {
             constants.push(("CACHED", if key.cached { 1.0 } else { 0.0 }));
+            constants.push(("TRIP_ROWS", f64::from(key.trip_rows)));
         }
         let label = format!("wgpu_norm.{}", key.kernel.name());
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);

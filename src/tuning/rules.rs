@@ -159,6 +159,9 @@ pub(crate) struct RowLaunch {
     pub subgroup_mode: u32,
     /// Quads per thread of the register tile holding the row; 0 when rows are streamed.
     pub register_quads: u32,
+    /// Most streamed rows a slot walks at once ([`Kernel::trip_rows`]; 1 for tile rows):
+    /// the `TRIP_ROWS` override.
+    pub trip_rows: u32,
     /// Rows of partial sums the backward grid leaves per gradient: one per row slot below
     /// the row count (slot s of workgroup w is slot w * rows_per_group + s; the slots at or
     /// past the row count visit only rows past the last, `slot_start` in common.wgsl, which
@@ -175,14 +178,10 @@ pub(crate) struct RowLaunch {
 impl RowLaunch {
     /// Whether `other` runs the same pipeline (it may differ in grid size).
     pub fn same_pipeline(&self, other: &RowLaunch) -> bool {
-        (self.workgroup_size, self.row_threads, self.subgroup_mode, self.register_quads, self.split())
-            == (
-                other.workgroup_size,
-                other.row_threads,
-                other.subgroup_mode,
-                other.register_quads,
-                other.split(),
-            )
+        let pipeline = |l: &RowLaunch| {
+            (l.workgroup_size, l.row_threads, l.subgroup_mode, l.register_quads, l.trip_rows, l.split())
+        };
+        pipeline(self) == pipeline(other)
     }
 
     /// Whether rows are split into segments.
@@ -335,6 +334,7 @@ impl Tuning {
             groups: groups.max(1),
             subgroup_mode: subgroup_mode(row_threads, t.workgroup_size, subgroups),
             register_quads,
+            trip_rows: if register_quads == 0 { kernel.trip_rows(per_thread) } else { 1 },
             partial_rows: (groups.max(1) * rows_per_group).min(rows.max(1)),
             chunks: 1,
             chunk_len: cols,
@@ -400,7 +400,7 @@ mod tests {
                     let reduction = ["workgroup tree", "subgroup butterfly", "subgroupAdd + exchange"]
                         [l.subgroup_mode as usize];
                     let held = match l.register_quads {
-                        0 => "streamed".to_string(),
+                        0 => format!("streamed, up to {} per trip", l.trip_rows),
                         q => format!("registers, {q} quads"),
                     };
                     let dir = if kernel.is_backward() { "backward" } else { "forward" };
