@@ -93,6 +93,9 @@ const FLAG_SPLIT_FINISH: u32 = 1048576u;
 // eps is below TINY: rows whose squares underflow would lose their variance, so the kernels
 // that sum squares without a guard for it scale every row by magnitude_scale first.
 const FLAG_TINY_EPS: u32 = 2097152u;
+// A backward's streamed trip walks its rows' sums together, a gamma read serving them all;
+// else one row after another (Tuning::joint_walks in src/tuning/rules.rs).
+const FLAG_JOINT_WALKS: u32 = 4194304u;
 
 // Threads of a workgroup.
 override WORKGROUP_SIZE: u32 = 256u;
@@ -109,7 +112,8 @@ override SUBGROUP_MODE: u32 = 0u;
 // count known at compile time and unroll into registers). Otherwise rows are streamed.
 override CACHED: bool = true;
 // Most streamed rows a slot walks at once (where it has that many left): 4, or 2 where
-// RMSNorm's forward walks short rows (Kernel::trip_rows in src/shader.rs).
+// RMSNorm's forward walks short rows (Kernel::trip_rows in src/shader.rs); 1 for tile rows,
+// which go one at a time.
 override TRIP_ROWS: u32 = 4u;
 
 var<workgroup> red: array<vec4<f32>, MAX_WORKGROUP>;

@@ -654,16 +654,20 @@ fn backward_sums_walk(row: Row, lane: u32, m1: f32, f: f32) -> vec4<f32> {
         let j = quad_at(lane, k);
         let len = trip_len(j, row.cnt);
         let c = (tile_or_x(k, row.base, j, len, f) - vec4<f32>(m1)) * len_mask(len);
-        let u = tile_or_dy(k, row.base, j, len) * tile_or_gamma(k, j, len);
-        let one = vec4<f32>(1.0);
-        let y = select(dot(c, c), max4(quad_keys(c)), has(FLAG_RSTD));
-        part = combine(part, vec4<f32>(dot(c, one), y, dot(u, one), dot(u, c)), sums_op());
-        if (flush_now(k)) {
-            t = combine(t, part, sums_op());
-            part = vec4<f32>(0.0);
-        }
+        add_sums(&t, &part, k, c, tile_or_dy(k, row.base, j, len) * tile_or_gamma(k, j, len));
     }
     return combine(t, part, sums_op());
+}
+
+// Adds the quad's terms of backward_sums_walk to part, and part to t on a flush_now trip.
+fn add_sums(t: ptr<function, vec4<f32>>, part: ptr<function, vec4<f32>>, k: u32, c: vec4<f32>, u: vec4<f32>) {
+    let one = vec4<f32>(1.0);
+    let y = select(dot(c, c), max4(quad_keys(c)), has(FLAG_RSTD));
+    *part = combine(*part, vec4<f32>(dot(c, one), y, dot(u, one), dot(u, c)), sums_op());
+    if (flush_now(k)) {
+        *t = combine(*t, *part, sums_op());
+        *part = vec4<f32>(0.0);
+    }
 }
 
 // What dx of the row scaled by 2^e is formed from: xh = (c - m2) * r, v = u - mean(u),
@@ -754,16 +758,18 @@ fn backward_stores(rx: Row, lane: u32, cx: RowBackward, pb: u32, pbb: u32, want_
 }
 
 // The backward of the slot's streamed rows first, first + 1, ..., `n` of them (2 or 4;
-// uniform): their earlier walks one row after another, then one last walk over all,
+// uniform): their earlier walks (trip_backward), then one last walk over all,
 // where each gamma quad serves them all and their sums are added before each partial sum is
 // read and written once. From uniform control flow only.
 fn backward_rows(first: u32, n: u32, lane: u32, pb: u32, pbb: u32, want_dgamma: bool, want_dbeta: bool) {
     var rows: array<Row, 4>;
     var rbs: array<RowBackward, 4>;
-    var plain = true;
     for (var i = 0u; i < n; i = i + 1u) {
         rows[i] = trip_row(first + i, row_at(first));
-        rbs[i] = row_backward(rows[i], lane);
+    }
+    trip_backward(&rows, &rbs, n, lane);
+    var plain = true;
+    for (var i = 0u; i < n; i = i + 1u) {
         plain = plain && plain_row(rows[i], rbs[i]);
     }
     // The last walk in two copies, as in RMSNorm's backward_rows.
@@ -910,10 +916,68 @@ fn row_backward(row: Row, lane: u32) -> RowBackward {
     for (var k = 0u; k < rescale; k = k + 1u) {
         tile_h[k] = tile_h[k] * pow2(first.e - e);
     }
-    let m1 = first.m1;
-    let t = row_reduce(backward_sums_walk(row, lane, m1, fs), sums_op());
-    let co = backward_stats(t, saved, row.live, first.e, first.peak);
+    return row_coefficients(row, lane, first, saved, backward_sums_walk(row, lane, first.m1, fs));
+}
+
+// A row's RowBackward from this thread's share of its backward_sums_walk, `t`: reduced, and
+// the rest walk where the row has a peak. From uniform control flow only.
+fn row_coefficients(row: Row, lane: u32, first: First, saved: f32, t: vec4<f32>) -> RowBackward {
+    let fs = pow2(first.e);
+    let co = backward_stats(row_reduce(t, sums_op()), saved, row.live, first.e, first.peak);
     let trips = select(0u, walk_trips(lane, row.cnt), co.peak >= 0.0);
-    let rest = row_sum(backward_rest_walk(row, lane, m1, fs, co, trips));
-    return RowBackward(m1, peak_coefficients(co, rest, fs), fs);
+    let rest = row_sum(backward_rest_walk(row, lane, first.m1, fs, co, trips));
+    return RowBackward(first.m1, peak_coefficients(co, rest, fs), fs);
+}
+
+// The walks before the last of a trip's n rows (2 or 4; uniform), one row after another.
+// With a saved mean and rstd that is the sums walk alone, and with FLAG_JOINT_WALKS it is
+// walked for all n rows at once: a gamma quad read serves them all. A row that does not exist reads the trip's first row (trip_row), and its
+// coefficients are never used. From uniform control flow only.
+fn trip_backward(rows: ptr<function, array<Row, 4>>, rbs: ptr<function, array<RowBackward, 4>>, n: u32, lane: u32) {
+    if (!has(FLAG_JOINT_WALKS) || !has(FLAG_MEAN) || !has(FLAG_RSTD)) {
+        for (var i = 0u; i < n; i = i + 1u) {
+            (*rbs)[i] = row_backward((*rows)[i], lane);
+        }
+        return;
+    }
+    var saved = vec4<f32>(0.0);
+    var firsts: array<First, 4>;
+    for (var i = 0u; i < n; i = i + 1u) {
+        saved[i] = saved_rstd((*rows)[i]);
+        firsts[i] = first_mean(vec4<f32>(0.0), (*rows)[i], backward_scale(saved[i]));
+    }
+    let fx = firsts[0];
+    let fy = firsts[1];
+    let fz = firsts[2];
+    let fw = firsts[3];
+    let f = vec4<f32>(pow2(fx.e), pow2(fy.e), pow2(fz.e), pow2(fw.e));
+    let m1 = vec4<f32>(fx.m1, fy.m1, fz.m1, fw.m1);
+    let base = vec4<u32>((*rows)[0].base, (*rows)[1].base, (*rows)[2].base, (*rows)[3].base);
+    let cnt = (*rows)[0].cnt;
+    var tx = vec4<f32>(0.0);
+    var ty = tx;
+    var tz = tx;
+    var tw = tx;
+    var px = tx;
+    var py = tx;
+    var pz = tx;
+    var pw = tx;
+    for (var k = 0u; k < walk_trips(lane, cnt); k = k + 1u) {
+        let j = quad_at(lane, k);
+        let len = trip_len(j, cnt);
+        let g = tile_or_gamma(k, j, len);
+        let mask = len_mask(len);
+        add_sums(&tx, &px, k, (x_quad(base.x, j, len) * f.x - vec4<f32>(m1.x)) * mask, dy_quad(base.x, j, len) * g);
+        add_sums(&ty, &py, k, (x_quad(base.y, j, len) * f.y - vec4<f32>(m1.y)) * mask, dy_quad(base.y, j, len) * g);
+        if (n > 2u) {
+            add_sums(&tz, &pz, k, (x_quad(base.z, j, len) * f.z - vec4<f32>(m1.z)) * mask, dy_quad(base.z, j, len) * g);
+            add_sums(&tw, &pw, k, (x_quad(base.w, j, len) * f.w - vec4<f32>(m1.w)) * mask, dy_quad(base.w, j, len) * g);
+        }
+    }
+    (*rbs)[0] = row_coefficients((*rows)[0], lane, fx, saved.x, combine(tx, px, sums_op()));
+    (*rbs)[1] = row_coefficients((*rows)[1], lane, fy, saved.y, combine(ty, py, sums_op()));
+    if (n > 2u) {
+        (*rbs)[2] = row_coefficients((*rows)[2], lane, fz, saved.z, combine(tz, pz, sums_op()));
+        (*rbs)[3] = row_coefficients((*rows)[3], lane, fw, saved.w, combine(tw, pw, sums_op()));
+    }
 }

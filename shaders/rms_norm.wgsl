@@ -26,8 +26,9 @@
 // memory (sum of squares, then scale); the second read usually hits L2 on a GPU, and
 // correctness does not depend on it. Streamed rows go four per trip while a workgroup has four
 // row blocks left, then two, so a gamma quad read serves them all and two reductions four
-// rows; in the backward's second walk (with a saved rstd) likewise, and a gamma quad and a
-// dgamma partial sum's read and write serve them all.
+// rows; in the backward's walks (with a saved rstd) likewise, the first together or one row
+// after another (FLAG_JOINT_WALKS), and in the second a dgamma partial sum's read and write
+// serve them all too.
 //
 // Rows too few to fill the device may be split (rms_norm_forward_split): each segment of a
 // row sums its squares into the workspace, then each merges its row's sums in a fixed order
@@ -514,16 +515,23 @@ fn thread_split(row: Row, lane: u32, split: vec4<f32>) -> vec4<f32> {
 }
 
 // The backward of the slot's streamed rows first, first + 1, ..., `n` of them (2 or 4;
-// uniform): their first walks one row after another, then one second walk over all,
-// where each gamma quad serves them all and their dgamma terms are added before the partial
-// sum (at pb) is read and written once. From uniform control flow only.
+// uniform): their first walks (trip_sums, or one row after another), then one second walk
+// over all, where each gamma quad serves them all and their dgamma terms are added before
+// the partial sum (at pb) is read and written once. From uniform control flow only.
 fn backward_rows(first: u32, n: u32, lane: u32, pb: u32, want_dgamma: bool) {
     var rows: array<Row, 4>;
     var cos: array<RowBackward, 4>;
-    var plain = true;
     for (var i = 0u; i < n; i = i + 1u) {
         rows[i] = trip_row(first + i, row_at(first));
-        cos[i] = row_backward(rows[i], lane);
+        if (!has(FLAG_JOINT_WALKS)) {
+            cos[i] = row_backward(rows[i], lane);
+        }
+    }
+    if (has(FLAG_JOINT_WALKS)) {
+        trip_sums(&rows, &cos, n, lane);
+    }
+    var plain = true;
+    for (var i = 0u; i < n; i = i + 1u) {
         plain = plain && plain_row(rows[i], cos[i]);
     }
     // The last walk in two copies: the plain one, for trips whose rows all take row_stores'
@@ -534,6 +542,56 @@ fn backward_rows(first: u32, n: u32, lane: u32, pb: u32, want_dgamma: bool) {
     } else {
         last_walk(&rows, &cos, n, lane, pb, want_dgamma, false);
     }
+}
+
+// The first walks of a trip's n rows (2 or 4; uniform), each with its saved rstd, as one walk
+// (FLAG_JOINT_WALKS): a gamma quad read serves them all. A row that does not exist reads the trip's first row
+// (trip_row) and its coefficients are never used. From uniform control flow only.
+fn trip_sums(rows: ptr<function, array<Row, 4>>, cos: ptr<function, array<RowBackward, 4>>, n: u32, lane: u32) {
+    var saved = vec4<f32>(0.0);
+    var e = vec4<i32>(0);
+    for (var i = 0u; i < n; i = i + 1u) {
+        saved[i] = saved_rstd((*rows)[i]);
+        e[i] = backward_scale(saved[i]);
+    }
+    let s = vec4<f32>(pow2(e.x), pow2(e.y), pow2(e.z), pow2(e.w));
+    let zero = vec4<f32>(0.0);
+    var lx = Lanes(zero, zero, zero, zero, zero, zero);
+    var ly = lx;
+    var lz = lx;
+    var lw = lx;
+    let bx = (*rows)[0].base;
+    let by = (*rows)[1].base;
+    let bz = (*rows)[2].base;
+    let bw = (*rows)[3].base;
+    let cnt = (*rows)[0].cnt;
+    for (var k = 0u; k < walk_trips(lane, cnt); k = k + 1u) {
+        let j = quad_at(lane, k);
+        let len = trip_len(j, cnt);
+        let g = tile_or_gamma(k, j, len);
+        add_row_lanes(&lx, k, bx, j, len, g, s.x);
+        add_row_lanes(&ly, k, by, j, len, g, s.y);
+        if (n > 2u) {
+            add_row_lanes(&lz, k, bz, j, len, g, s.z);
+            add_row_lanes(&lw, k, bw, j, len, g, s.w);
+        }
+    }
+    (*cos)[0] = trip_coefficients(lx, saved.x, (*rows)[0].live, e.x);
+    (*cos)[1] = trip_coefficients(ly, saved.y, (*rows)[1].live, e.y);
+    if (n > 2u) {
+        (*cos)[2] = trip_coefficients(lz, saved.z, (*rows)[2].live, e.z);
+        (*cos)[3] = trip_coefficients(lw, saved.w, (*rows)[3].live, e.w);
+    }
+}
+
+fn add_row_lanes(a: ptr<function, Lanes>, k: u32, base: u32, j: u32, len: u32, g: vec4<f32>, s: f32) {
+    let h = x_quad(base, j, len) * s;
+    add_lanes(a, k, norm_sq4(h, j), dy_quad(base, j, len) * g * h);
+}
+
+fn trip_coefficients(a: Lanes, saved: f32, live: bool, e: i32) -> RowBackward {
+    let split = row_reduce(lanes_split(a, SPLIT), SPLIT);
+    return RowBackward(backward_coefficients(split, saved, live, e), pow2(e));
 }
 
 // The last walk of backward_rows over its n rows (the first, rows[0], is the trip's).

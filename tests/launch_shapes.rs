@@ -1,7 +1,8 @@
 //! The row mapping under launch settings other than the defaults: workgroups looping over
 //! many row blocks, a single backward workgroup, small workgroups, one thread per element
 //! and many elements per thread (rows streamed at mid sizes); streamed rows four and two per
-//! trip, the last trip's blocks partly empty (131 rows), and short rows streamed. Each
+//! trip, the last trip's blocks partly empty (131 rows), short rows streamed, and a
+//! backward trip's sums walked the other way (together or one row after another). Each
 //! against the reference.
 
 mod common;
@@ -73,4 +74,10 @@ fn many_elements_per_thread() {
 #[test]
 fn streamed_short_rows() {
     check_launch(|t| t.register_quads = 1, "streamed short rows");
+}
+
+/// The adapter's other way of walking a backward trip's sums (Tuning::joint_walks).
+#[test]
+fn backward_walks_flipped() {
+    check_launch(|t| t.joint_walks = !t.joint_walks, "backward sums walked the other way");
 }

@@ -76,6 +76,10 @@ pub struct Args {
     /// Override the adapter's tuning: least elements of work per workgroup (0: no floor).
     #[arg(long)]
     pub min_group_elements: Option<u32>,
+    /// Override the adapter's tuning: whether a backward's streamed trip walks its rows' sums
+    /// together (true) or one row after another (false).
+    #[arg(long)]
+    pub joint_walks: Option<bool>,
     /// Compile the kernels with wgpu's bounds checks on (`ContextOptions::checked_shaders`).
     #[arg(long)]
     pub checked_shaders: bool,

@@ -83,6 +83,9 @@ fn run(args: &Args) -> Result<(), BenchError> {
         if let Some(v) = args.max_loop_trips {
             t.max_loop_trips = v;
         }
+        if let Some(v) = args.joint_walks {
+            t.joint_walks = v;
+        }
         if args.scalar_access {
             t.vector_access = false;
         }
@@ -107,8 +110,8 @@ fn run(args: &Args) -> Result<(), BenchError> {
     let t = gpu.ctx.tuning();
     println!(
         "tuning: workgroup {} threads, at most {} threads per row, {} elements per thread, at most {} register quads, \
-         {} access, backward grid {} workgroups, split rows {}, at least {} elements per workgroup, at most {} loop trips, wgpu's bounds \
-         checks {}",
+         {} access, backward grid {} workgroups, split rows {}, at least {} elements per workgroup, at most {} loop trips, backward sums \
+         walked {}, wgpu's bounds checks {}",
         t.workgroup_size,
         t.max_row_threads,
         t.elements_per_thread,
@@ -121,6 +124,7 @@ fn run(args: &Args) -> Result<(), BenchError> {
         },
         t.min_group_elements,
         t.max_loop_trips,
+        if t.joint_walks { "together" } else { "one row at a time" },
         if args.checked_shaders { "on" } else { "off" }
     );
     if gpu.copy_timing != gpu.timing {

@@ -389,7 +389,9 @@ impl<K: OpKind> Op<K> {
             subgroup_mode: launch.subgroup_mode,
             cached: launch.register_quads > 0,
             trip_rows: launch.trip_rows,
-            flags: params.flags | if launch.split() { flags::SPLIT | flags::SPLIT_FINISH } else { 0 },
+            flags: params.flags
+                | if launch.split() { flags::SPLIT | flags::SPLIT_FINISH } else { 0 }
+                | if launch.joint_walks { flags::JOINT_WALKS } else { 0 },
         };
         let sums_key = |key: PipelineKey| PipelineKey { flags: key.flags & !flags::SPLIT_FINISH, ..key };
         let mut compile = |launch: &RowLaunch| {

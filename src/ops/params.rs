@@ -63,4 +63,6 @@ pub(crate) mod flags {
     pub const SPLIT_FINISH: u32 = 1 << 20;
     /// eps is below [`TINY`](super::TINY): rows are scaled up before their squares are summed.
     pub const TINY_EPS: u32 = 1 << 21;
+    /// A backward's streamed trip walks its rows' sums together (`RowLaunch::joint_walks`).
+    pub const JOINT_WALKS: u32 = 1 << 22;
 }

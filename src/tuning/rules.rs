@@ -51,6 +51,10 @@ pub struct Tuning {
     /// each workgroup past the first wakes another core, which costs about what the
     /// dispatch itself does.
     pub min_group_elements: u32,
+    /// A backward's streamed trip of four (or two) rows walks their sums together, one gamma
+    /// read serving them all, where the compiler keeps the rows' sums in registers (up to 24
+    /// floats a row for RMSNorm, 8 for LayerNorm); else one row after another.
+    pub joint_walks: bool,
 }
 
 impl Tuning {
@@ -110,6 +114,11 @@ impl Tuning {
                 // The same trade as the split's: another core pays only for about as much
                 // work as a dispatch costs. Measured, BENCHMARKS.md, "Few rows on one core".
                 min_group_elements: dispatch_work,
+                // Fewer accesses, more live sums: on lavapipe 0.96-1.21x on streamed rows,
+                // 22 turns of 24 faster; on SwiftShader, whose JIT keeps them in memory (as
+                // the tile), 0.72-0.95x. BENCHMARKS.md, "Streamed
+                // backwards: the first walks joined".
+                joint_walks: !swiftshader(info),
             };
         }
         Tuning {
@@ -134,6 +143,9 @@ impl Tuning {
             // A GPU's workgroups run side by side from the start: more of them are never
             // slower to launch, and fewer would idle its compute units.
             min_group_elements: 0,
+            // Not measured on a GPU, where it would hold four rows' sums per thread against
+            // occupancy to save a gamma read that hits L1.
+            joint_walks: false,
         }
     }
 }
@@ -162,6 +174,9 @@ pub(crate) struct RowLaunch {
     /// Most streamed rows a slot walks at once ([`Kernel::trip_rows`]; 1 for tile rows):
     /// the `TRIP_ROWS` override.
     pub trip_rows: u32,
+    /// A backward's streamed trips walk their rows' sums together ([`Tuning::joint_walks`]):
+    /// the `FLAG_JOINT_WALKS` flag.
+    pub joint_walks: bool,
     /// Rows of partial sums the backward grid leaves per gradient: one per row slot below
     /// the row count (slot s of workgroup w is slot w * rows_per_group + s; the slots at or
     /// past the row count visit only rows past the last, `slot_start` in common.wgsl, which
@@ -179,7 +194,15 @@ impl RowLaunch {
     /// Whether `other` runs the same pipeline (it may differ in grid size).
     pub fn same_pipeline(&self, other: &RowLaunch) -> bool {
         let pipeline = |l: &RowLaunch| {
-            (l.workgroup_size, l.row_threads, l.subgroup_mode, l.register_quads, l.trip_rows, l.split())
+            (
+                l.workgroup_size,
+                l.row_threads,
+                l.subgroup_mode,
+                l.register_quads,
+                l.trip_rows,
+                l.joint_walks,
+                l.split(),
+            )
         };
         pipeline(self) == pipeline(other)
     }
@@ -260,7 +283,8 @@ impl Tuning {
                 let chunks = cols.div_ceil(chunk_len);
                 if chunks > 1 {
                     let whole = self.row_launch(kernel, rows * chunks, chunk_len, None, subgroups, false);
-                    return RowLaunch { chunks, chunk_len, ..whole };
+                    // The split kernels walk one segment per slot: no trips of several rows.
+                    return RowLaunch { chunks, chunk_len, trip_rows: 1, ..whole };
                 }
             }
         }
@@ -335,6 +359,7 @@ impl Tuning {
             subgroup_mode: subgroup_mode(row_threads, t.workgroup_size, subgroups),
             register_quads,
             trip_rows: if register_quads == 0 { kernel.trip_rows(per_thread) } else { 1 },
+            joint_walks: backward && register_quads == 0 && t.joint_walks,
             partial_rows: (groups.max(1) * rows_per_group).min(rows.max(1)),
             chunks: 1,
             chunk_len: cols,
@@ -400,6 +425,10 @@ mod tests {
                     let reduction = ["workgroup tree", "subgroup butterfly", "subgroupAdd + exchange"]
                         [l.subgroup_mode as usize];
                     let held = match l.register_quads {
+                        0 if l.split() => "streamed, a segment per slot".to_string(),
+                        0 if l.joint_walks => {
+                            format!("streamed, up to {} per trip, sums walked together", l.trip_rows)
+                        }
                         0 => format!("streamed, up to {} per trip", l.trip_rows),
                         q => format!("registers, {q} quads"),
                     };
