@@ -929,10 +929,11 @@ fn row_coefficients(row: Row, lane: u32, first: First, saved: f32, t: vec4<f32>)
     return RowBackward(first.m1, peak_coefficients(co, rest, fs), fs);
 }
 
-// The walks before the last of a trip's n rows (2 or 4; uniform), one row after another.
-// With a saved mean and rstd that is the sums walk alone, and with FLAG_JOINT_WALKS it is
-// walked for all n rows at once: a gamma quad read serves them all. A row that does not exist reads the trip's first row (trip_row), and its
-// coefficients are never used. From uniform control flow only.
+// The walks before the last of a trip's n rows (2 or 4; uniform), one row after another;
+// but with a saved mean and rstd, where they are the sums walk alone, FLAG_JOINT_WALKS walks
+// it for all n rows at once, a gamma quad read serving them all. A row that does not exist
+// reads the trip's first row (trip_row), and its coefficients are never used. From uniform
+// control flow only.
 fn trip_backward(rows: ptr<function, array<Row, 4>>, rbs: ptr<function, array<RowBackward, 4>>, n: u32, lane: u32) {
     if (!has(FLAG_JOINT_WALKS) || !has(FLAG_MEAN) || !has(FLAG_RSTD)) {
         for (var i = 0u; i < n; i = i + 1u) {

@@ -545,8 +545,9 @@ fn backward_rows(first: u32, n: u32, lane: u32, pb: u32, want_dgamma: bool) {
 }
 
 // The first walks of a trip's n rows (2 or 4; uniform), each with its saved rstd, as one walk
-// (FLAG_JOINT_WALKS): a gamma quad read serves them all. A row that does not exist reads the trip's first row
-// (trip_row) and its coefficients are never used. From uniform control flow only.
+// (FLAG_JOINT_WALKS): a gamma quad read serves them all. A row that does not exist reads the
+// trip's first row (trip_row), and its coefficients are never used. From uniform control
+// flow only.
 fn trip_sums(rows: ptr<function, array<Row, 4>>, cos: ptr<function, array<RowBackward, 4>>, n: u32, lane: u32) {
     var saved = vec4<f32>(0.0);
     var e = vec4<i32>(0);
@@ -584,11 +585,14 @@ fn trip_sums(rows: ptr<function, array<Row, 4>>, cos: ptr<function, array<RowBac
     }
 }
 
+// One row's terms of the quad at j in trip_sums (backward_sums' for a row scaled by s).
 fn add_row_lanes(a: ptr<function, Lanes>, k: u32, base: u32, j: u32, len: u32, g: vec4<f32>, s: f32) {
     let h = x_quad(base, j, len) * s;
     add_lanes(a, k, norm_sq4(h, j), dy_quad(base, j, len) * g * h);
 }
 
+// A row's RowBackward from this thread's Lanes of it, as row_backward forms it with a saved
+// rstd. From uniform control flow only.
 fn trip_coefficients(a: Lanes, saved: f32, live: bool, e: i32) -> RowBackward {
     let split = row_reduce(lanes_split(a, SPLIT), SPLIT);
     return RowBackward(backward_coefficients(split, saved, live, e), pow2(e));

@@ -116,8 +116,8 @@ impl Tuning {
                 min_group_elements: dispatch_work,
                 // Fewer accesses, more live sums: on lavapipe 0.96-1.21x on streamed rows,
                 // 22 turns of 24 faster; on SwiftShader, whose JIT keeps them in memory (as
-                // the tile), 0.72-0.95x. BENCHMARKS.md, "Streamed
-                // backwards: the first walks joined".
+                // the tile), 0.72-0.95x. BENCHMARKS.md, "Streamed backwards: the first walks
+                // joined".
                 joint_walks: !swiftshader(info),
             };
         }
