@@ -420,10 +420,13 @@ fn tile_or_gamma(k: u32, j: u32, len: u32) -> vec4<f32> {
 
 // A backward's partial column sums (dgamma or dbeta) over the rows one slot visits, for
 // the slot's own workspace row starting at `at` (`want`: the slot has one and the sum is
-// asked for). In the tile they add up in `acc` and are stored once at the end; streamed,
-// they add up in the workspace, zeroed first by the thread that adds to it.
-fn begin_partial(lane: u32, at: u32, want: bool) {
-    if (!CACHED && want) {
+// asked for). In the tile they add up in `acc` and are stored once at the end. Streamed,
+// they add up in the workspace: the slot's first trip writes its terms there (`fresh`), and
+// later trips read and add, so that a slot walking one trip makes one access per partial
+// element instead of three (zeros, then a read and a write). A slot whose first row does not
+// exist walks no row, and writes zeros (begin_partial).
+fn begin_partial(lane: u32, at: u32, want: bool, first: u32) {
+    if (!CACHED && want && first >= p.rows) {
         for (var k = 0u; k < walk_trips(lane, p.cols); k = k + 1u) {
             let j = quad_at(lane, k);
             st_workspace(at + j, vec4<f32>(0.0), walk_len(j, p.cols));
@@ -431,12 +434,17 @@ fn begin_partial(lane: u32, at: u32, want: bool) {
     }
 }
 
-// Adds a * b to the partial sum of quad k (at j, len elements in the row).
-fn add_partial(acc: ptr<private, array<vec4<f32>, MAX_CACHE>>, k: u32, at: u32, j: u32, len: u32, want: bool, a: vec4<f32>, b: vec4<f32>) {
+// Adds a * b to the partial sum of quad k (at j, len elements in the row); a slot's first
+// trip (`fresh`, uniform) writes it.
+fn add_partial(acc: ptr<private, array<vec4<f32>, MAX_CACHE>>, k: u32, at: u32, j: u32, len: u32, want: bool, fresh: bool, a: vec4<f32>, b: vec4<f32>) {
     if (CACHED) {
         (*acc)[k] = fma(a, b, (*acc)[k]);
     } else if (want) {
-        st_workspace(at + j, fma(a, b, ld_workspace(at + j, len)), len);
+        var sum = vec4<f32>(0.0);
+        if (!fresh) {
+            sum = ld_workspace(at + j, len);
+        }
+        st_workspace(at + j, fma(a, b, sum), len);
     }
 }
 

@@ -745,15 +745,15 @@ fn peak_coefficients(co: Coefficients, rest: vec4<f32>, f: f32) -> Coefficients 
 
 // The last walk: dx of row rx scaled by cx.f = 2^e (dx scales back by f, which the rstd
 // takes) and the dgamma and dbeta partial sums (at pb and pbb).
-fn backward_stores(rx: Row, lane: u32, cx: RowBackward, pb: u32, pbb: u32, want_dgamma: bool, want_dbeta: bool) {
+fn backward_stores(rx: Row, lane: u32, cx: RowBackward, pb: u32, pbb: u32, want_dgamma: bool, want_dbeta: bool, fresh: bool) {
     for (var k = 0u; k < walk_trips(lane, rx.cnt); k = k + 1u) {
         let j = quad_at(lane, k);
         let len = trip_len(j, rx.cnt);
         let g = tile_or_gamma(k, j, len);
         let dy = tile_or_dy(k, rx.base, j, len);
         let xh = store_dx(rx, j, len, dy, tile_or_x(k, rx.base, j, len, cx.f), g, cx);
-        add_partial(&tile_dgamma, k, pb, j, len, want_dgamma, dy, xh);
-        add_partial(&tile_dbeta, k, pbb, j, len, want_dbeta, dy, vec4<f32>(1.0));
+        add_partial(&tile_dgamma, k, pb, j, len, want_dgamma, fresh, dy, xh);
+        add_partial(&tile_dbeta, k, pbb, j, len, want_dbeta, fresh, dy, vec4<f32>(1.0));
     }
 }
 
@@ -761,7 +761,7 @@ fn backward_stores(rx: Row, lane: u32, cx: RowBackward, pb: u32, pbb: u32, want_
 // uniform): their earlier walks (trip_backward), then one last walk over all,
 // where each gamma quad serves them all and their sums are added before each partial sum is
 // read and written once. From uniform control flow only.
-fn backward_rows(first: u32, n: u32, lane: u32, pb: u32, pbb: u32, want_dgamma: bool, want_dbeta: bool) {
+fn backward_rows(first: u32, n: u32, lane: u32, pb: u32, pbb: u32, want_dgamma: bool, want_dbeta: bool, fresh: bool) {
     var rows: array<Row, 4>;
     var rbs: array<RowBackward, 4>;
     for (var i = 0u; i < n; i = i + 1u) {
@@ -774,9 +774,9 @@ fn backward_rows(first: u32, n: u32, lane: u32, pb: u32, pbb: u32, want_dgamma: 
     }
     // The last walk in two copies, as in RMSNorm's backward_rows.
     if (plain) {
-        last_walk(&rows, &rbs, n, lane, pb, pbb, want_dgamma, want_dbeta, true);
+        last_walk(&rows, &rbs, n, lane, pb, pbb, want_dgamma, want_dbeta, fresh, true);
     } else {
-        last_walk(&rows, &rbs, n, lane, pb, pbb, want_dgamma, want_dbeta, false);
+        last_walk(&rows, &rbs, n, lane, pb, pbb, want_dgamma, want_dbeta, fresh, false);
     }
 }
 
@@ -787,7 +787,7 @@ fn plain_row(row: Row, rb: RowBackward) -> bool {
 }
 
 // The last walk of backward_rows over its n rows (the first, rows[0], is the trip's).
-fn last_walk(rows: ptr<function, array<Row, 4>>, rbs: ptr<function, array<RowBackward, 4>>, n: u32, lane: u32, pb: u32, pbb: u32, want_dgamma: bool, want_dbeta: bool, plain: bool) {
+fn last_walk(rows: ptr<function, array<Row, 4>>, rbs: ptr<function, array<RowBackward, 4>>, n: u32, lane: u32, pb: u32, pbb: u32, want_dgamma: bool, want_dbeta: bool, fresh: bool, plain: bool) {
     let rx = (*rows)[0];
     for (var k = 0u; k < walk_trips(lane, rx.cnt); k = k + 1u) {
         let j = quad_at(lane, k);
@@ -801,8 +801,8 @@ fn last_walk(rows: ptr<function, array<Row, 4>>, rbs: ptr<function, array<RowBac
             row_stores((*rows)[2], (*rbs)[2], j, len, g, plain, &dg, &db);
             row_stores((*rows)[3], (*rbs)[3], j, len, g, plain, &dg, &db);
         }
-        add_partial(&tile_dgamma, k, pb, j, len, want_dgamma, dg, vec4<f32>(1.0));
-        add_partial(&tile_dbeta, k, pbb, j, len, want_dbeta, db, vec4<f32>(1.0));
+        add_partial(&tile_dgamma, k, pb, j, len, want_dgamma, fresh, dg, vec4<f32>(1.0));
+        add_partial(&tile_dbeta, k, pbb, j, len, want_dbeta, fresh, db, vec4<f32>(1.0));
     }
 }
 
@@ -860,10 +860,10 @@ fn layer_norm_backward(
     let pb = p.workspace_off + first_row * n;
     let pbb = pb + p.partial_rows * n;
     load_tile_gamma(lane);
-    begin_partial(lane, pb, want_dgamma);
-    begin_partial(lane, pbb, want_dbeta);
     let trips = slot_trips(wid.x, nwg.x);
     let first = slot_start(wid.x, nwg.x, slot);
+    begin_partial(lane, pb, want_dgamma, first);
+    begin_partial(lane, pbb, want_dbeta, first);
     var i = 0u;
     if (!CACHED) {
         // Streamed rows go four per trip while four are left, then two, as in
@@ -873,14 +873,14 @@ fn layer_norm_backward(
         // compile time grows with each inlined copy.
         while (i + 1u < trips) {
             let per_trip = select(2u, 4u, i + 3u < trips);
-            backward_rows(first + i, per_trip, lane, pb, pbb, want_dgamma, want_dbeta);
+            backward_rows(first + i, per_trip, lane, pb, pbb, want_dgamma, want_dbeta, i == 0u);
             i = i + per_trip;
         }
     }
     // One row at a time, and the register tile, without the arrays of the trips above.
     for (; i < trips; i = i + 1u) {
         let row = row_at(first + i);
-        backward_stores(row, lane, row_backward(row, lane), pb, pbb, want_dgamma, want_dbeta);
+        backward_stores(row, lane, row_backward(row, lane), pb, pbb, want_dgamma, want_dbeta, i == 0u);
     }
     end_partial(&tile_dgamma, lane, pb, want_dgamma);
     end_partial(&tile_dbeta, lane, pbb, want_dbeta);

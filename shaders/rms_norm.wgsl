@@ -405,9 +405,9 @@ fn rms_norm_backward(
     let want_dgamma = has(FLAG_DGAMMA) && first_row < p.rows;
     let pb = p.workspace_off + first_row * n;
     load_tile_gamma(lane);
-    begin_partial(lane, pb, want_dgamma);
     let trips = slot_trips(wid.x, nwg.x);
     let first = slot_start(wid.x, nwg.x, slot);
+    begin_partial(lane, pb, want_dgamma, first);
     var i = 0u;
     if (!CACHED && has(FLAG_RSTD)) {
         // Streamed rows go four per trip while four are left, then two, as in the
@@ -418,7 +418,7 @@ fn rms_norm_backward(
         // for over 5 minutes (7 s for one).
         while (i + 1u < trips) {
             let per_trip = select(2u, 4u, i + 3u < trips);
-            backward_rows(first + i, per_trip, lane, pb, want_dgamma);
+            backward_rows(first + i, per_trip, lane, pb, want_dgamma, i == 0u);
             i = i + per_trip;
         }
     }
@@ -426,7 +426,7 @@ fn rms_norm_backward(
     // through them the tile rows ran 1.3-1.6x slower on lavapipe.
     for (; i < trips; i = i + 1u) {
         let row = row_at(first + i);
-        backward_stores(row, row_backward(row, lane), lane, pb, want_dgamma);
+        backward_stores(row, row_backward(row, lane), lane, pb, want_dgamma, i == 0u);
     }
     end_partial(&tile_dgamma, lane, pb, want_dgamma);
 }
@@ -518,7 +518,7 @@ fn thread_split(row: Row, lane: u32, split: vec4<f32>) -> vec4<f32> {
 // uniform): their first walks (trip_sums, or one row after another), then one second walk
 // over all, where each gamma quad serves them all and their dgamma terms are added before
 // the partial sum (at pb) is read and written once. From uniform control flow only.
-fn backward_rows(first: u32, n: u32, lane: u32, pb: u32, want_dgamma: bool) {
+fn backward_rows(first: u32, n: u32, lane: u32, pb: u32, want_dgamma: bool, fresh: bool) {
     var rows: array<Row, 4>;
     var cos: array<RowBackward, 4>;
     for (var i = 0u; i < n; i = i + 1u) {
@@ -538,9 +538,9 @@ fn backward_rows(first: u32, n: u32, lane: u32, pb: u32, want_dgamma: bool) {
     // plain form (every trip of ordinary data but a last one with rows past the end), and the
     // general one.
     if (plain) {
-        last_walk(&rows, &cos, n, lane, pb, want_dgamma, true);
+        last_walk(&rows, &cos, n, lane, pb, want_dgamma, fresh, true);
     } else {
-        last_walk(&rows, &cos, n, lane, pb, want_dgamma, false);
+        last_walk(&rows, &cos, n, lane, pb, want_dgamma, fresh, false);
     }
 }
 
@@ -599,7 +599,7 @@ fn trip_coefficients(a: Lanes, saved: f32, live: bool, e: i32) -> RowBackward {
 }
 
 // The last walk of backward_rows over its n rows (the first, rows[0], is the trip's).
-fn last_walk(rows: ptr<function, array<Row, 4>>, cos: ptr<function, array<RowBackward, 4>>, n: u32, lane: u32, pb: u32, want_dgamma: bool, plain: bool) {
+fn last_walk(rows: ptr<function, array<Row, 4>>, cos: ptr<function, array<RowBackward, 4>>, n: u32, lane: u32, pb: u32, want_dgamma: bool, fresh: bool, plain: bool) {
     let rx = (*rows)[0];
     for (var k = 0u; k < walk_trips(lane, rx.cnt); k = k + 1u) {
         let j = quad_at(lane, k);
@@ -611,13 +611,13 @@ fn last_walk(rows: ptr<function, array<Row, 4>>, cos: ptr<function, array<RowBac
             dg = row_stores((*rows)[2], (*cos)[2], j, len, g, plain, dg);
             dg = row_stores((*rows)[3], (*cos)[3], j, len, g, plain, dg);
         }
-        add_partial(&tile_dgamma, k, pb, j, len, want_dgamma, dg, vec4<f32>(1.0));
+        add_partial(&tile_dgamma, k, pb, j, len, want_dgamma, fresh, dg, vec4<f32>(1.0));
     }
 }
 
 // The second walk over one row rx: dx scaled by cx.s, and its dgamma terms added to the
 // partial sum at pb; h * r is the scaled h times the scaled rstd.
-fn backward_stores(rx: Row, cx: RowBackward, lane: u32, pb: u32, want_dgamma: bool) {
+fn backward_stores(rx: Row, cx: RowBackward, lane: u32, pb: u32, want_dgamma: bool, fresh: bool) {
     let bx = dx_factors(cx.co.r, cx.s);
     for (var k = 0u; k < walk_trips(lane, rx.cnt); k = k + 1u) {
         let j = quad_at(lane, k);
@@ -626,7 +626,7 @@ fn backward_stores(rx: Row, cx: RowBackward, lane: u32, pb: u32, want_dgamma: bo
         let d = tile_or_dy(k, rx.base, j, len);
         let g = tile_or_gamma(k, j, len);
         st_dx(p.dx_off + rx.base + j, dx_quad(rx.base, j, len, h, d, g, cx.co, bx), len);
-        add_partial(&tile_dgamma, k, pb, j, len, want_dgamma, d * h, vec4<f32>(cx.co.r));
+        add_partial(&tile_dgamma, k, pb, j, len, want_dgamma, fresh, d * h, vec4<f32>(cx.co.r));
     }
 }
 

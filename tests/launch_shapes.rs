@@ -3,12 +3,15 @@
 //! and many elements per thread (rows streamed at mid sizes); streamed rows four and two per
 //! trip, the last trip's blocks partly empty (131 rows), short rows streamed, and a
 //! backward trip's sums walked the other way (together or one row after another). Each
-//! against the reference.
+//! against the reference; and backwards on a workspace full of NaN against a fresh one.
 
 mod common;
 
-use common::{Case, Input, check_layer, check_rms};
-use wgpu_norm::{ContextOptions, EpsPlacement, NormContext, Reduction, Tuning};
+use common::{Case, Input, Placed, check_layer, check_rms, input, randn, rng, submit};
+use wgpu_norm::{
+    ContextOptions, DType, EpsPlacement, LayerNormBackward, LayerNormBackwardOp, LayerNormConfig,
+    NormContext, Reduction, RmsNormBackward, RmsNormBackwardOp, RmsNormConfig, Shape, Tuning, host,
+};
 
 fn context(reduction: Reduction, edit: impl Fn(&mut Tuning)) -> NormContext {
     let base = common::ctx();
@@ -86,4 +89,84 @@ fn streamed_short_rows() {
 #[test]
 fn backward_walks_flipped() {
     check_launch(|t| t.joint_walks = !t.joint_walks, "backward sums walked the other way", STREAMED);
+}
+
+/// Each slot's partial sums are written before they are read: on a workspace full of NaN
+/// (what an engine's reused workspace may hold), the backwards give the same bits as on a
+/// fresh one. A backward grid of two workgroups makes slots walk several trips, and on 131
+/// and 200 rows leaves slots of the last workgroup past the last row (they write zeros).
+#[test]
+fn dirty_workspace() {
+    let c = context(Reduction::Auto, |t| t.backward_groups = 2);
+    for (i, (rows, cols)) in [(131, 4097), (200, 4096), (200, 1000), (9, 4096)].into_iter().enumerate() {
+        let shape = Shape::new(rows, cols);
+        let mut r = rng(950 + i as u64);
+        let x = input(&mut r, Input::Shifted, shape);
+        let dy = randn(&mut r, shape.elements());
+        let g = randn(&mut r, cols);
+        let context = format!("{shape:?}, seed {}", 950 + i);
+        let place = |v: &[f32]| {
+            Placed::new(
+                &c,
+                Some(&v.iter().map(|&e| f64::from(e)).collect::<Vec<_>>()),
+                v.len(),
+                DType::F32,
+                0,
+            )
+        };
+        let (xb, dyb, gb) = (place(&x), place(&dy), place(&g));
+        let poisoned = |len: usize| Placed::new(&c, None, len, DType::F32, 0);
+        let bits = |v: &[f64]| v.iter().map(|&e| (e as f32).to_bits()).collect::<Vec<_>>();
+        let same = |what: &str, gpu: &Placed, want: &[f32]| {
+            let got = bits(&gpu.read(&c, what, &context));
+            let want: Vec<u32> = want.iter().map(|v| v.to_bits()).collect();
+            assert!(got == want, "{what} differs on a dirty workspace ({context})");
+        };
+
+        let rms = RmsNormConfig::default();
+        let fwd = host::rms_norm_forward(&c, &x, Some(&g), shape, &rms).unwrap();
+        let want = host::rms_norm_backward(&c, &x, Some(&g), &dy, Some(&fwd.rstd), shape, &rms).unwrap();
+        let op = RmsNormBackwardOp::new(&c, rms).unwrap();
+        let (rb, dx, dgamma) = (place(&fwd.rstd), poisoned(shape.elements()), poisoned(cols));
+        let ws = poisoned(op.workspace_size(shape).unwrap() as usize / 4);
+        let args = RmsNormBackward {
+            x: xb.tensor(),
+            gamma: Some(gb.tensor()),
+            dy: dyb.tensor(),
+            dh: None,
+            rstd: Some(rb.tensor()),
+            dx: dx.tensor(),
+            dgamma: Some(dgamma.tensor()),
+            workspace: Some(ws.tensor()),
+        };
+        submit(&c, |enc| op.encode(enc, shape, &args).expect(&context));
+        same("rms_norm dx", &dx, &want.dx);
+        same("rms_norm dgamma", &dgamma, &want.dgamma);
+
+        let ln = LayerNormConfig::default();
+        let fwd = host::layer_norm_forward(&c, &x, Some(&g), None, shape, &ln).unwrap();
+        let want =
+            host::layer_norm_backward(&c, &x, Some(&g), &dy, Some(&fwd.mean), Some(&fwd.rstd), shape, &ln)
+                .unwrap();
+        let op = LayerNormBackwardOp::new(&c, ln).unwrap();
+        let (mb, rb) = (place(&fwd.mean), place(&fwd.rstd));
+        let (dx, dgamma, dbeta) = (poisoned(shape.elements()), poisoned(cols), poisoned(cols));
+        let ws = poisoned(op.workspace_size(shape).unwrap() as usize / 4);
+        let args = LayerNormBackward {
+            x: xb.tensor(),
+            gamma: Some(gb.tensor()),
+            dy: dyb.tensor(),
+            dh: None,
+            mean: Some(mb.tensor()),
+            rstd: Some(rb.tensor()),
+            dx: dx.tensor(),
+            dgamma: Some(dgamma.tensor()),
+            dbeta: Some(dbeta.tensor()),
+            workspace: Some(ws.tensor()),
+        };
+        submit(&c, |enc| op.encode(enc, shape, &args).expect(&context));
+        same("layer_norm dx", &dx, &want.dx);
+        same("layer_norm dgamma", &dgamma, &want.dgamma);
+        same("layer_norm dbeta", &dbeta, &want.dbeta);
+    }
 }
