@@ -758,9 +758,10 @@ fn backward_stores(rx: Row, lane: u32, cx: RowBackward, pb: u32, pbb: u32, want_
 }
 
 // The backward of the slot's streamed rows first, first + 1, ..., `n` of them (2 or 4;
-// uniform): their earlier walks (trip_backward), then one last walk over all,
-// where each gamma quad serves them all and their sums are added before each partial sum is
-// read and written once. From uniform control flow only.
+// uniform): their earlier walks (trip_backward), then one last walk over all, where each
+// gamma quad serves them all and their sums are added before each partial sum is written
+// once (and read once, but on the slot's first trip: `fresh`). From uniform control flow
+// only.
 fn backward_rows(first: u32, n: u32, lane: u32, pb: u32, pbb: u32, want_dgamma: bool, want_dbeta: bool, fresh: bool) {
     var rows: array<Row, 4>;
     var rbs: array<RowBackward, 4>;

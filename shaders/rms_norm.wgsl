@@ -517,7 +517,8 @@ fn thread_split(row: Row, lane: u32, split: vec4<f32>) -> vec4<f32> {
 // The backward of the slot's streamed rows first, first + 1, ..., `n` of them (2 or 4;
 // uniform): their first walks (trip_sums, or one row after another), then one second walk
 // over all, where each gamma quad serves them all and their dgamma terms are added before
-// the partial sum (at pb) is read and written once. From uniform control flow only.
+// the partial sum (at pb) is written once (and read once, but on the slot's first trip:
+// `fresh`). From uniform control flow only.
 fn backward_rows(first: u32, n: u32, lane: u32, pb: u32, want_dgamma: bool, fresh: bool) {
     var rows: array<Row, 4>;
     var cos: array<RowBackward, 4>;
