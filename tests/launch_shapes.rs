@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{Case, Input, Placed, check_layer, check_rms, input, randn, rng, submit};
+use common::{Case, Input, Placed, check_layer, check_rms, input, randn, rng, stored, submit};
 use wgpu_norm::{
     ContextOptions, DType, EpsPlacement, LayerNormBackward, LayerNormBackwardOp, LayerNormConfig,
     NormContext, Reduction, RmsNormBackward, RmsNormBackwardOp, RmsNormConfig, Shape, Tuning, host,
@@ -105,15 +105,7 @@ fn dirty_workspace() {
         let dy = randn(&mut r, shape.elements());
         let g = randn(&mut r, cols);
         let context = format!("{shape:?}, seed {}", 950 + i);
-        let place = |v: &[f32]| {
-            Placed::new(
-                &c,
-                Some(&v.iter().map(|&e| f64::from(e)).collect::<Vec<_>>()),
-                v.len(),
-                DType::F32,
-                0,
-            )
-        };
+        let place = |v: &[f32]| Placed::new(&c, Some(&stored(v, DType::F32)), v.len(), DType::F32, 0);
         let (xb, dyb, gb) = (place(&x), place(&dy), place(&g));
         let poisoned = |len: usize| Placed::new(&c, None, len, DType::F32, 0);
         let bits = |v: &[f64]| v.iter().map(|&e| (e as f32).to_bits()).collect::<Vec<_>>();

@@ -14,8 +14,7 @@ use common::{
     workspace_for,
 };
 use wgpu_norm::{
-    DType, LayerNormConfig, NormContext, NormError, RmsNormConfig, RmsNormForward, RmsNormForwardOp, Shape,
-    Storage,
+    DType, LayerNormConfig, NormError, RmsNormConfig, RmsNormForward, RmsNormForwardOp, Shape, Storage,
 };
 
 const DTYPES: [DType; 3] = [DType::F32, DType::F16, DType::BF16];
@@ -67,16 +66,10 @@ fn pairwise() -> Vec<Storage> {
 
 /// Forward (x + residual in, y and h out when `fused`) and backward (dx, dgamma, dbeta;
 /// plus dh when `fused`) of `norm` with every tensor in its dtype of `storage`.
-fn check_mix(
-    c: &NormContext,
-    label: &str,
-    norm: Norm,
-    storage: Storage,
-    fused: bool,
-    shape: Shape,
-    seed: u64,
-) {
-    let context = format!("{label}, {norm:?}, storage {storage}, fused {fused}, {shape:?}, seed {seed}");
+fn check_mix(norm: Norm, storage: Storage, fused: bool, shape: Shape, seed: u64) {
+    let c = ctx();
+    let f16 = if c.uses_native_f16() { "f16 native" } else { "f16 packed" };
+    let context = format!("{f16}, {norm:?}, storage {storage}, fused {fused}, {shape:?}, seed {seed}");
     let s = storage;
     let n = shape.elements();
     // Odd seeds put every tensor at an element offset of 3 (the scalar layout, 16-bit
@@ -139,11 +132,6 @@ fn check_mix(
 
 const SHAPES: [(usize, usize); 6] = [(3, 257), (5, 64), (2, 1001), (1, 7), (4, 768), (3, 4097)];
 
-/// The f16 path of the context at hand, for failure messages.
-fn label() -> &'static str {
-    if ctx().uses_native_f16() { "f16 native" } else { "f16 packed" }
-}
-
 /// Every pairwise storage through `norm`'s forward and backward. (A test per norm, so that
 /// the harness runs them side by side: their pipelines' compiles are most of the time.)
 fn every_pair(norm: Norm) {
@@ -151,7 +139,7 @@ fn every_pair(norm: Norm) {
     assert!(rows.len() <= 20, "{} rows", rows.len());
     for (i, &storage) in rows.iter().enumerate() {
         let (r, cols) = SHAPES[i % SHAPES.len()];
-        check_mix(ctx(), label(), norm, storage, true, Shape::new(r, cols), 100 + i as u64);
+        check_mix(norm, storage, true, Shape::new(r, cols), 100 + i as u64);
     }
 }
 
@@ -181,7 +169,7 @@ fn the_mixes_engines_use() {
             let (r, cols) = SHAPES[(i + usize::from(fused)) % SHAPES.len()];
             let seed = 200 + 2 * i as u64 + u64::from(fused);
             for norm in [Norm::Rms, Norm::Layer] {
-                check_mix(ctx(), label(), norm, storage, fused, Shape::new(r, cols), seed);
+                check_mix(norm, storage, fused, Shape::new(r, cols), seed);
             }
         }
     }
