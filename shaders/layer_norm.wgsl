@@ -1,4 +1,5 @@
 //! include common.wgsl
+//! include tile_rows.wgsl
 // LayerNorm, forward and backward, one row per ROW_THREADS threads. Biased variance (1/n).
 //
 //   h = x (+ residual when fused; h may be written out as the new residual stream;
@@ -26,11 +27,12 @@
 //   takes that form where xh_m^2 > PEAK_SHARE * (n - 1); no two elements can.
 //   dx is dh: x and the residual receive the same gradient. Backward reads h as its x.
 //   Rows whose squares leave f32's range (common.wgsl): the forward sums them again scaled
-//   by 2^GUARD_HI, in the idle lanes of its reductions (tile_sums, guarded_moments), and
-//   normalizes h * 2^e with the Stats of the scaled row; the backward works on h * 2^e, 2^e
-//   the power of two of the saved rstd where that is far from 1 (backward_scale). With eps
-//   below TINY both scale every row by its largest |h| (magnitude_scale) where no rstd is
-//   given, so that tiny rows keep their variance.
+//   by 2^GUARD_HI, in the idle lanes of its reductions (tile_sums, guarded_moments; a short
+//   tile's after the slot's other rows, tile_rows.wgsl), and normalizes h * 2^e with the
+//   Stats of the scaled row; the backward works on h * 2^e, 2^e the power of two of the
+//   saved rstd where that is far from 1 (backward_scale). With eps below TINY both scale
+//   every row by its largest |h| (magnitude_scale) where no rstd is given, so that tiny
+//   rows keep their variance.
 //
 // Rows that fit in registers (CACHED: MAX_CACHE quads per thread) are read once. Longer rows
 // are streamed from device memory once per pass, two passes each way. A streamed forward
@@ -459,6 +461,10 @@ fn layer_norm_forward(
     load_tile_beta(lane);
     let trips = slot_trips(wid.x, nwg.x);
     let first = slot_start(wid.x, nwg.x, slot);
+    if (defers_guarded_rows() && !has(FLAG_TINY_EPS)) {
+        tile_rows(first, trips, lane);
+        return;
+    }
     var i = 0u;
     if (!CACHED && !has(FLAG_TINY_EPS)) {
         // Streamed rows go four per trip while four are left, as in rms_norm_forward, but
@@ -471,6 +477,61 @@ fn layer_norm_forward(
     for (; i < trips; i = i + 1u) {
         forward_rows(vec4<u32>(first + i), lane, 1u);
     }
+}
+
+// The forward of tile row `index` where its sum of squares is in f32's range (as
+// guarded_stats takes it: e = 0). Where it is not, it stores nothing and returns false.
+fn tile_row(index: u32, lane: u32) -> bool {
+    let row = row_at(index);
+    var s = 0.0;
+    for (var k = 0u; k < MAX_CACHE; k = k + 1u) {
+        let j = quad_at(lane, k);
+        let h = input_quad(row.base, j, trip_len(j, row.cnt));
+        keep_h(k, h);
+        s = s + dot(h, vec4<f32>(1.0));
+    }
+    let m1 = row_sum(vec4<f32>(s, 0.0, 0.0, 0.0)).x / row_len();
+    var c = vec2<f32>(0.0);
+    for (var k = 0u; k < MAX_CACHE; k = k + 1u) {
+        let j = quad_at(lane, k);
+        c = c + centred_sums(tile_h[k], m1, trip_len(j, row.cnt));
+    }
+    let t = row_sum(vec4<f32>(c, 0.0, 0.0));
+    if (row.live && !(t.y <= MAX_F32)) {
+        return false;
+    }
+    let st = centred_stats(0, m1, t.x, t.y);
+    store_rows(vec4<u32>(row.base), row.cnt, vec4<bool>(row.live), lane, 1u, st, st, st, st);
+    save_stats(row.index, lane, row.live, st);
+    return true;
+}
+
+// The forward of tile row `index` with its sums guarded (guarded_stats), from memory, as
+// rms_norm.wgsl's guarded_tile_row: tile_row stored nothing of it.
+fn guarded_tile_row(index: u32, lane: u32) {
+    let row = row_at(index);
+    let trips = select(0u, MAX_CACHE, row.live);
+    var s = vec2<f32>(0.0);
+    for (var k = 0u; k < trips; k = k + 1u) {
+        let j = quad_at(lane, k);
+        let h = input_quad(row.base, j, quad_len(j, row.cnt));
+        s = s + vec2<f32>(dot(h, vec4<f32>(1.0)), dot(h * p.guard_hi, vec4<f32>(1.0)));
+    }
+    let m = subgroup_row_sum(vec4<f32>(s, 0.0, 0.0)).xy / row_len();
+    var t = vec4<f32>(0.0);
+    for (var k = 0u; k < trips; k = k + 1u) {
+        let j = quad_at(lane, k);
+        let len = quad_len(j, row.cnt);
+        let h = input_quad(row.base, j, len);
+        t = t + vec4<f32>(centred_sums(h, m.x, len), centred_sums(h * p.guard_hi, m.y, len));
+    }
+    let st = guarded_stats(subgroup_row_sum(t), m.x, m.y, 0);
+    for (var k = 0u; k < trips; k = k + 1u) {
+        let j = quad_at(lane, k);
+        let len = quad_len(j, row.cnt);
+        store_forward(row.base, j, len, input_quad(row.base, j, len), st, gamma_quad(j, len), beta_quad(j, len));
+    }
+    save_stats(row.index, lane, row.live, st);
 }
 
 // The forward of the first `n` rows of `row` (1, 2 or 4: a constant at each call; only

@@ -24,6 +24,23 @@ fn enter(inv: Invocation) {
     sg_lane = inv.sg_lane;
 }
 
+// Whether a row's threads reduce inside one subgroup, with no barrier (SUBGROUP_MODE 1):
+// then only the row's own threads need to agree on the control flow around a reduction,
+// and a slot may go back to a row of its own (subgroup_row_sum).
+fn row_in_subgroup() -> bool {
+    return SUBGROUP_MODE == 1u;
+}
+
+// Sums v over the threads of this thread's row, where row_in_subgroup holds: control flow
+// that only the row's threads agree on is enough.
+fn subgroup_row_sum(v: vec4<f32>) -> vec4<f32> {
+    var t = v;
+    for (var o = ROW_THREADS / 2u; o > 0u; o = o / 2u) {
+        t = t + subgroupShuffleXor(t, o);
+    }
+    return t;
+}
+
 fn row_reduce(v: vec4<f32>, op: u32) -> vec4<f32> {
     var t = v;
     if (SUBGROUP_MODE == 1u) {

@@ -10,6 +10,18 @@ fn enter(inv: Invocation) {
     local_index = inv.index;
 }
 
+// A row's threads reduce through workgroup memory, with barriers: every thread of the
+// workgroup takes part in every reduction.
+fn row_in_subgroup() -> bool {
+    return false;
+}
+
+// Never called (row_in_subgroup is false); the kernels' text calls it where only a row's
+// threads agree on the control flow, so it holds no barrier.
+fn subgroup_row_sum(v: vec4<f32>) -> vec4<f32> {
+    return v;
+}
+
 fn row_reduce(v: vec4<f32>, op: u32) -> vec4<f32> {
     return tree_row_reduce(v, op);
 }

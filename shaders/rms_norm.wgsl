@@ -1,4 +1,5 @@
 //! include common.wgsl
+//! include tile_rows.wgsl
 // RMSNorm, forward and backward, one row per ROW_THREADS threads.
 //
 //   h  = x (+ residual when fused; h may be written out as the new residual stream)
@@ -17,9 +18,10 @@
 //             dgamma = sum over rows of dy * h * r
 //   dx is dh: x and the residual receive the same gradient. Backward reads h as its x.
 //   Rows whose squares leave f32's range: the forward sums them again scaled by a power of
-//   two (guard_sums, row_scale); the backward works on h * 2^e, 2^e the power of two of
-//   the saved rstd where that is far from 1 (backward_scale), or without one, 2^GUARD_HI
-//   where its squares overflow (thread_split). See common.wgsl.
+//   two (guard_sums, row_scale; a short tile's after the slot's other rows, tile_rows.wgsl);
+//   the backward works on h * 2^e, 2^e the power of two of the saved rstd where that is far
+//   from 1 (backward_scale), or without one, 2^GUARD_HI where its squares overflow
+//   (thread_split). See common.wgsl.
 //
 // Fused single pass: while a row fits in registers (CACHED: MAX_CACHE quads per thread)
 // each element is read once and written once. A longer row is streamed twice from device
@@ -122,6 +124,10 @@ fn rms_norm_forward(
     load_tile_gamma(lane);
     let trips = slot_trips(wid.x, nwg.x);
     let first = slot_start(wid.x, nwg.x, slot);
+    if (defers_guarded_rows()) {
+        tile_rows(first, trips, lane);
+        return;
+    }
     var i = 0u;
     if (!CACHED) {
         // Streamed rows go four per trip (TRIP_ROWS) while four are left, then two: each
@@ -137,6 +143,51 @@ fn rms_norm_forward(
     for (; i < trips; i = i + 1u) {
         forward_rows(vec4<u32>(first + i), lane, 1u);
     }
+}
+
+// The forward of tile row `index` where its sum of squares is in f32's range (as row_scale
+// takes it: e = 0). Where it is not, it stores nothing and returns false.
+fn tile_row(index: u32, lane: u32) -> bool {
+    let row = row_at(index);
+    var ss = 0.0;
+    for (var k = 0u; k < MAX_CACHE; k = k + 1u) {
+        let j = quad_at(lane, k);
+        let h = input_quad(row.base, j, trip_len(j, row.cnt));
+        keep_h(k, h);
+        ss = ss + norm_sq(h, j);
+    }
+    let t = row_sum(vec4<f32>(ss, 0.0, 0.0, 0.0)).x;
+    let r = row_scale(t, 0.0, 0.0);
+    if (row.live && r.e != 0) {
+        return false;
+    }
+    store_rows(vec4<u32>(row.base), row.cnt, vec4<bool>(row.live), lane, 1u, r, r, r, r);
+    save_rstd(row.index, lane, row.live, r.r);
+    return true;
+}
+
+// The forward of tile row `index`, its sums of squares guarded (row_scale), from memory:
+// tile_row stored nothing of it. Its walks' trip count is not the tile's constant, and they
+// read the row and gamma from memory, not the tile: where no row was marked, a SIMD
+// compiler runs this once with every lane off, and then each walk costs one trip, not
+// MAX_CACHE unrolled ones (the tile, indexed only at compile time, stays in registers).
+fn guarded_tile_row(index: u32, lane: u32) {
+    let row = row_at(index);
+    let trips = select(0u, MAX_CACHE, row.live);
+    var t = vec4<f32>(0.0);
+    for (var k = 0u; k < trips; k = k + 1u) {
+        let j = quad_at(lane, k);
+        let h = input_quad(row.base, j, quad_len(j, row.cnt));
+        t = t + vec4<f32>(norm_sq(h, j), 0.0, norm_sq(h * p.guard_hi, j), norm_sq(h * p.guard_lo, j));
+    }
+    t = subgroup_row_sum(t);
+    let r = row_scale(t.x, t.z, t.w);
+    for (var k = 0u; k < trips; k = k + 1u) {
+        let j = quad_at(lane, k);
+        let len = quad_len(j, row.cnt);
+        store_forward(row.base, j, len, input_quad(row.base, j, len), r, gamma_quad(j, len));
+    }
+    save_rstd(row.index, lane, row.live, r.r * pow2(r.e));
 }
 
 // The forward of the first `n` rows of `row` (1, 2 or 4: a constant at each call, so each

@@ -29,6 +29,7 @@ const RMS_NORM: &str = include_str!("../shaders/rms_norm.wgsl");
 const LAYER_NORM: &str = include_str!("../shaders/layer_norm.wgsl");
 const REDUCE_COLUMNS: &str = include_str!("../shaders/reduce_columns.wgsl");
 const STREAM_COPY: &str = include_str!("../shaders/stream_copy.wgsl");
+const TILE_ROWS: &str = include_str!("../shaders/tile_rows.wgsl");
 const IO_NATIVE_SCALAR: &str = include_str!("../shaders/io_native_scalar.wgsl");
 const IO_NATIVE_VECTOR: &str = include_str!("../shaders/io_native_vector.wgsl");
 const IO_PACKED_SCALAR_IN: &str = include_str!("../shaders/io_packed_scalar_in.wgsl");
@@ -322,7 +323,7 @@ fn load_params() {
 ";
 
 /// The files under `shaders/` by name.
-const FILES: [(&str, &str); 14] = [
+const FILES: [(&str, &str); 15] = [
     ("common.wgsl", COMMON),
     ("reduce_workgroup.wgsl", REDUCE_WORKGROUP),
     ("reduce_subgroup.wgsl", REDUCE_SUBGROUP),
@@ -330,6 +331,7 @@ const FILES: [(&str, &str); 14] = [
     ("layer_norm.wgsl", LAYER_NORM),
     ("reduce_columns.wgsl", REDUCE_COLUMNS),
     ("stream_copy.wgsl", STREAM_COPY),
+    ("tile_rows.wgsl", TILE_ROWS),
     ("io_native_scalar.wgsl", IO_NATIVE_SCALAR),
     ("io_native_vector.wgsl", IO_NATIVE_VECTOR),
     ("io_packed_scalar_in.wgsl", IO_PACKED_SCALAR_IN),

@@ -5,8 +5,7 @@
 
 mod common;
 
-use common::{DX, FORWARD, check, check_at_scale, ctx, randn, rng, submit};
-use wgpu::util::DeviceExt as _;
+use common::{DX, FORWARD, check, check_at_scale, ctx, randn, rng, submit, upload};
 use wgpu_norm::half::{bf16, f16};
 use wgpu_norm::host;
 use wgpu_norm::{
@@ -14,16 +13,6 @@ use wgpu_norm::{
     LayerNormForwardOp, NormContext, RmsNormBackward, RmsNormBackwardOp, RmsNormConfig, RmsNormForward,
     RmsNormForwardOp, Shape, Storage, Tensor, reference,
 };
-
-fn upload<T: Element>(c: &NormContext, data: &[T]) -> wgpu::Buffer {
-    let mut bytes = bytemuck::cast_slice::<T, u8>(data).to_vec();
-    bytes.resize(bytes.len().next_multiple_of(4).max(4), 0);
-    c.device().create_buffer_init(&wgpu::util::BufferInitDescriptor {
-        label: None,
-        contents: &bytes,
-        usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
-    })
-}
 
 fn nan_buffer<T: Element>(c: &NormContext, len: usize) -> wgpu::Buffer {
     upload(c, &vec![T::nan(); len])

@@ -10,7 +10,10 @@
 mod common;
 
 use common::{DX, FORWARD, Inputs, check, check_at_scale, contexts, randn, random_affine, rng};
-use wgpu_norm::{EpsPlacement, LayerNormConfig, RmsNormConfig, Shape, host, reference};
+use wgpu_norm::{
+    EpsPlacement, LayerNormConfig, LayerNormForward, LayerNormForwardOp, NormContext, RmsNormConfig,
+    RmsNormForward, RmsNormForwardOp, Shape, host, reference,
+};
 
 /// RMSNorm forward of randn rows times `scale` against the reference, and its backward's dx
 /// and dgamma: from the saved rstd where that is a normal f32 (rows up to about 1e37: a GPU
@@ -155,4 +158,95 @@ fn layer_norm_squares_that_underflow_with_eps_zero() {
             }
         }
     }
+}
+
+/// Rows out of f32's range among rows in range, many to a row slot: on a CPU adapter's tile
+/// launch (mode 1, short tiles) a slot does such rows after its others, from memory, and
+/// where y is x it must not take an already normalized row for one (a row of 64: more than
+/// 32 rows to each slot of the grid, so more than one batch of them). Every 5th row near
+/// 1e30; for RMSNorm with eps 0 every 7th near 1e-30 as well. y and the statistics against
+/// the reference, and y written over x equal to y beside it bit for bit.
+#[test]
+fn rows_out_of_range_among_rows_in_range() {
+    // The CPU adapter's grid: backward_groups workgroups of workgroup_size / 8 rows of 64.
+    let t = common::ctx().tuning();
+    let rows = 33 * t.backward_groups as usize * (t.workgroup_size as usize / 8) + 5;
+    for (label, c) in contexts() {
+        for (i, shape) in
+            [Shape::new(rows, 64), Shape::new(rows / 4, 16), Shape::new(301, 128)].into_iter().enumerate()
+        {
+            let seed = 400 + i as u64;
+            let mut r = rng(seed);
+            let mut x = randn(&mut r, shape.elements());
+            for (row, v) in x.chunks_mut(shape.cols).enumerate() {
+                let scale = match (row % 5, row % 7) {
+                    (0, _) => 1e30,
+                    (_, 0) => 1e-30,
+                    _ => 1.0,
+                };
+                v.iter_mut().for_each(|e| *e *= scale);
+            }
+            let (g, b) = random_affine(&mut r, shape.cols);
+            let context = format!("{label}, {shape:?}, seed {seed}");
+            let rms = RmsNormConfig { eps: 0.0, ..Default::default() };
+            let want = reference::rms_norm_forward(&x, Some(&g), shape, &rms).unwrap();
+            let out = host::rms_norm_forward(c, &x, Some(&g), shape, &rms).expect(&context);
+            check("rms y", &out.y, &want.y, common::scaled(FORWARD, &want.y), &context);
+            check(
+                "rms rstd",
+                &out.rstd,
+                &want.rstd,
+                common::Bar { rel: 1e-6, atol: 0.0, rtol: 1e-5 },
+                &context,
+            );
+            same_bits("rms_norm", &in_place(c, &x, &g, None, shape), &out.y, &context);
+            let layer = LayerNormConfig::default();
+            let want = reference::layer_norm_forward(&x, Some(&g), Some(&b), shape, &layer).unwrap();
+            let out = host::layer_norm_forward(c, &x, Some(&g), Some(&b), shape, &layer).expect(&context);
+            check("layer y", &out.y, &want.y, common::scaled(FORWARD, &want.y), &context);
+            same_bits("layer_norm", &in_place(c, &x, &g, Some(&b), shape), &out.y, &context);
+        }
+    }
+}
+
+/// y written over x against y beside it, bit for bit: the first element that differs.
+fn same_bits(norm: &str, over_x: &[f32], beside: &[f32], context: &str) {
+    if let Some(i) = (0..beside.len()).find(|&i| over_x[i].to_bits() != beside[i].to_bits()) {
+        panic!("{norm} y[{i}] over x {} against {} beside it ({context})", over_x[i], beside[i]);
+    }
+}
+
+/// The forward (RMSNorm, or LayerNorm with `beta`, default configs but RMSNorm's eps 0) of x
+/// written over x itself through the encode API.
+fn in_place(c: &NormContext, x: &[f32], g: &[f32], beta: Option<&[f32]>, shape: Shape) -> Vec<f32> {
+    let (xb, gb) = (common::upload(c, x), common::upload(c, g));
+    common::submit(c, |enc| match beta {
+        None => {
+            let cfg = RmsNormConfig { eps: 0.0, ..Default::default() };
+            let f = RmsNormForward {
+                x: (&xb).into(),
+                residual: None,
+                gamma: Some((&gb).into()),
+                y: (&xb).into(),
+                h: None,
+                rstd: None,
+            };
+            RmsNormForwardOp::new(c, cfg).unwrap().encode(enc, shape, &f).unwrap();
+        }
+        Some(beta) => {
+            let bb = common::upload(c, beta);
+            let f = LayerNormForward {
+                x: (&xb).into(),
+                residual: None,
+                gamma: Some((&gb).into()),
+                beta: Some((&bb).into()),
+                y: (&xb).into(),
+                h: None,
+                mean: None,
+                rstd: None,
+            };
+            LayerNormForwardOp::new(c, LayerNormConfig::default()).unwrap().encode(enc, shape, &f).unwrap();
+        }
+    });
+    bytemuck::pod_collect_to_vec(&common::read_bytes(c.device(), c.queue(), &xb))
 }

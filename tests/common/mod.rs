@@ -73,6 +73,18 @@ pub fn storage(c: &NormContext, bytes: u64) -> wgpu::Buffer {
     )
 }
 
+/// A storage buffer holding `data` (padded to whole words), that can be read back.
+pub fn upload<T: wgpu_norm::Element>(c: &NormContext, data: &[T]) -> wgpu::Buffer {
+    use wgpu::util::DeviceExt as _;
+    let mut bytes = bytemuck::cast_slice::<T, u8>(data).to_vec();
+    bytes.resize(bytes.len().next_multiple_of(4).max(4), 0);
+    c.device().create_buffer_init(&wgpu::util::BufferInitDescriptor {
+        label: None,
+        contents: &bytes,
+        usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
+    })
+}
+
 /// Records with `f` into a new encoder and submits it.
 pub fn submit(c: &NormContext, f: impl FnOnce(&mut wgpu::CommandEncoder)) {
     let mut enc = c.device().create_command_encoder(&Default::default());
