@@ -353,6 +353,19 @@ var<private> tile_gamma: array<vec4<f32>, MAX_CACHE>;
 var<private> tile_dgamma: array<vec4<f32>, MAX_CACHE>;
 var<private> tile_dbeta: array<vec4<f32>, MAX_CACHE>;
 
+// The tile's h times f (a power of two, 1 on rows in range). Every quad, a trip count known
+// at compile time: a loop whose count is known only at run time indexes the tile at run
+// time, and then llvmpipe keeps the tile in memory, not registers (where such a loop of no
+// trips on rows in range took LayerNorm's tile backward 1.3x longer: BENCHMARKS.md, "Tile
+// backwards: no tile index known only at run time").
+fn tile_rescale(f: f32) {
+    if (CACHED) {
+        for (var k = 0u; k < MAX_CACHE; k = k + 1u) {
+            tile_h[k] = tile_h[k] * f;
+        }
+    }
+}
+
 fn keep_h(k: u32, v: vec4<f32>) {
     if (CACHED) {
         tile_h[k] = v;

@@ -764,7 +764,7 @@ fn backward_stats(t: vec4<f32>, saved: f32, live: bool, e: i32, first_peak: f32)
     return Coefficients(st.m2, st.r, t.z / n, st.r * (t.w - st.m2 * t.z) / n, select(-1.0, peak, needs), 1.0, 0.0);
 }
 
-// The rest walk, on rows whose peak takes (a, b) only (trips 0 on the others): this thread's
+// The rest walk, on rows whose peak takes (a, b) only (zeros on the others): this thread's
 // share of (sum(q), sum(q^2), sum(u), sum(u * q)) over the row's other elements, q = h * f -
 // pivot, the pivot their mean as m1, m2 and the peak give it. Centred on their own mean,
 // their sums do not cancel as the whole row's would; q is taken from h, not c = h * f - m1,
@@ -777,7 +777,7 @@ fn backward_rest_walk(row: Row, lane: u32, m1: f32, f: f32, co: Coefficients, tr
         let j = quad_at(lane, k);
         let len = trip_len(j, row.cnt);
         let h = tile_or_x(k, row.base, j, len, f);
-        let others = lanes_in(len) & (quad_keys(h - vec4<f32>(m1)) != vec4<f32>(co.peak));
+        let others = lanes_in(len) & (quad_keys(h - vec4<f32>(m1)) != vec4<f32>(co.peak)) & vec4<bool>(co.peak >= 0.0);
         let q = select(vec4<f32>(0.0), h - vec4<f32>(pivot), others);
         let u = select(vec4<f32>(0.0), tile_or_dy(k, row.base, j, len) * tile_or_gamma(k, j, len), others);
         let one = vec4<f32>(1.0);
@@ -971,13 +971,10 @@ fn row_backward(row: Row, lane: u32) -> RowBackward {
         t0 = backward_first_walk(row, lane, pow2(e));
     }
     let first = first_mean(t0, row, e);
-    // A row scaled again from its largest |h| (no saved rstd): its tile too, in a loop
-    // of no trips on rows in range.
+    // A row scaled again from its largest |h| (no saved rstd): its tile too, times 1 on
+    // rows in range (see tile_rescale).
     let fs = pow2(first.e);
-    let rescale = select(0u, walk_trips(lane, row.cnt), CACHED && first.e != e);
-    for (var k = 0u; k < rescale; k = k + 1u) {
-        tile_h[k] = tile_h[k] * pow2(first.e - e);
-    }
+    tile_rescale(pow2(first.e - e));
     return row_coefficients(row, lane, first, saved, backward_sums_walk(row, lane, first.m1, fs));
 }
 
@@ -986,7 +983,9 @@ fn row_backward(row: Row, lane: u32) -> RowBackward {
 fn row_coefficients(row: Row, lane: u32, first: First, saved: f32, t: vec4<f32>) -> RowBackward {
     let fs = pow2(first.e);
     let co = backward_stats(row_reduce(t, sums_op()), saved, row.live, first.e, first.peak);
-    let trips = select(0u, walk_trips(lane, row.cnt), co.peak >= 0.0);
+    // The tile walks it on every row, a constant trip count (zeros but on a peak's row), as
+    // tile_rescale; a streamed row only where it has a peak.
+    let trips = select(select(0u, walk_trips(lane, row.cnt), co.peak >= 0.0), MAX_CACHE, CACHED);
     let rest = row_sum(backward_rest_walk(row, lane, first.m1, fs, co, trips));
     return RowBackward(first.m1, peak_coefficients(co, rest, fs), fs);
 }

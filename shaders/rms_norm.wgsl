@@ -494,11 +494,11 @@ fn row_backward(row: Row, lane: u32) -> RowBackward {
     var e = backward_scale(saved);
     // With a saved rstd the row is scaled by it (or its rstd saved as 0 where it was
     // beyond f32's range, and the overflow shows). Without one, a row whose squares
-    // overflow is scaled by 2^GUARD_HI (thread_split), its tile too, in a loop of no
-    // trips on rows in range; with eps below TINY every row is scaled by its largest |h|
-    // first (magnitude_scale), and none overflows. FLAGS is a pipeline constant: a
-    // backward with a saved rstd has neither walk nor the guarded merges (llvmpipe runs a
-    // loop's body once even with no trips).
+    // overflow is scaled by 2^GUARD_HI (thread_split), its tile too (tile_rescale); with
+    // eps below TINY every row is scaled by its largest |h| first (magnitude_scale), and
+    // none overflows. FLAGS is a pipeline constant: a backward with a saved rstd has
+    // neither walk nor the guarded merges (llvmpipe runs a loop's body once even with no
+    // trips).
     if (has(FLAG_TINY_EPS) && !has(FLAG_RSTD)) {
         e = magnitude_scale(row_magnitude(row, lane));
     }
@@ -512,9 +512,7 @@ fn row_backward(row: Row, lane: u32) -> RowBackward {
     if (!has(FLAG_RSTD)) {
         let over = split_scaled(split);
         es = select(e, GUARD_HI, over);
-        for (var k = 0u; k < select(0u, walk_trips(lane, row.cnt), CACHED && over); k = k + 1u) {
-            tile_h[k] = tile_h[k] * p.guard_hi;
-        }
+        tile_rescale(select(1.0, p.guard_hi, over));
         split.x = abs(split.x);
     }
     return RowBackward(backward_coefficients(split, saved, row.live, es), pow2(es));
@@ -549,13 +547,14 @@ fn backward_sums(row: Row, lane: u32, s: f32) -> Lanes {
 
 // This thread's dominant split of a row without a saved rstd, from its lanes' (`split`).
 // Where its own squares overflowed, it walks its quads again scaled by 2^GUARD_HI and marks
-// the split scaled (merge_guarded_split); a loop of no trips elsewhere. No reduction or
-// barrier inside.
+// the split scaled (merge_guarded_split): a streamed row there only, the tile on every row,
+// with the tile's constant trip count (see tile_rescale). No reduction or barrier inside.
 fn thread_split(row: Row, lane: u32, split: vec4<f32>) -> vec4<f32> {
     let again = !(abs(split.x) + split.z <= MAX_F32);
     let zero = vec4<f32>(0.0);
     var scaled = Lanes(zero, zero, zero, zero, zero, zero);
-    for (var k = 0u; k < select(0u, walk_trips(lane, row.cnt), again); k = k + 1u) {
+    let trips = select(select(0u, walk_trips(lane, row.cnt), again), MAX_CACHE, CACHED);
+    for (var k = 0u; k < trips; k = k + 1u) {
         let j = quad_at(lane, k);
         let len = trip_len(j, row.cnt);
         let h = tile_or_x(k, row.base, j, len, 1.0) * p.guard_hi;
