@@ -164,7 +164,7 @@ fn layer_norm_squares_that_underflow_with_eps_zero() {
 /// launch (mode 1, short tiles) a slot does such rows after its others, from memory, and
 /// where y is x it must not take an already normalized row for one (a row of 64: more than
 /// 32 rows to each slot of the grid, so more than one batch of them). Every 5th row near
-/// 1e30; for RMSNorm with eps 0 every 7th near 1e-30 as well. y and the statistics against
+/// 1e30; for RMSNorm with eps 0 every 7th near 1e-30 as well. y (and RMSNorm's rstd) against
 /// the reference, and y written over x equal to y beside it bit for bit.
 #[test]
 fn rows_out_of_range_among_rows_in_range() {
