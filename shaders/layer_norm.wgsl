@@ -299,17 +299,21 @@ fn spread_stats(e: i32, pivot: f32, md: f32, t: vec2<f32>) -> Stats {
 // from this thread's share s of sum(h * f): its second pass over the tile's registers (or a
 // streamed row read again), with the sums of the row scaled by 2^GUARD_HI in the idle lanes
 // of both reductions: this thread's sums scaled, exact where they are finite; where they are
-// not, its quads again from memory, scaled (as in guarded_moments).
-fn tile_sums(row: Row, lane: u32, s: f32, f: f32) -> RowSums {
+// not, its quads again from memory, scaled (as in guarded_moments), if `guarded`: a constant
+// at each call, false where such a row is done again later (tile_rows), which leaves no walk
+// and guard sums of 0.
+fn tile_sums(row: Row, lane: u32, s: f32, f: f32, guarded: bool) -> RowSums {
     let g = f * p.guard_hi;
-    let again_s = !(abs(s) <= MAX_F32);
+    let again_s = guarded && !(abs(s) <= MAX_F32);
     var s_hi = 0.0;
     let trips = walk_trips(lane, row.cnt);
     for (var k = 0u; k < select(0u, trips, again_s); k = k + 1u) {
         let j = quad_at(lane, k);
         s_hi = s_hi + dot(input_quad(row.base, j, quad_len(j, row.cnt)) * g, vec4<f32>(1.0));
     }
-    let m = row_sum(vec4<f32>(s, select(s * p.guard_hi, s_hi, again_s), 0.0, 0.0)).xy / row_len();
+    // Unguarded, the guard lanes are a constant 0, which the reductions drop.
+    let s_g = select(0.0, select(s * p.guard_hi, s_hi, again_s), guarded);
+    let m = row_sum(vec4<f32>(s, s_g, 0.0, 0.0)).xy / row_len();
     var c = vec2<f32>(0.0);
     var lost = 0.0;
     for (var k = 0u; k < trips; k = k + 1u) {
@@ -329,7 +333,7 @@ fn tile_sums(row: Row, lane: u32, s: f32, f: f32) -> RowSums {
         }
     }
     c.y = c.y + lost;
-    let again_c = !(c.y <= MAX_F32);
+    let again_c = guarded && !(c.y <= MAX_F32);
     var c_hi = vec2<f32>(0.0);
     for (var k = 0u; k < select(0u, trips, again_c); k = k + 1u) {
         let j = quad_at(lane, k);
@@ -337,6 +341,7 @@ fn tile_sums(row: Row, lane: u32, s: f32, f: f32) -> RowSums {
         c_hi = c_hi + centred_sums(input_quad(row.base, j, len) * g, m.y, len);
     }
     c_hi = select(vec2<f32>(c.x * p.guard_hi, c.y * p.guard_hi * p.guard_hi), c_hi, again_c);
+    c_hi = select(vec2<f32>(0.0), c_hi, guarded);
     return RowSums(m, vec2<f32>(0.0), row_sum(vec4<f32>(c, c_hi)));
 }
 
@@ -350,9 +355,9 @@ struct RowSums {
 }
 
 // The RowSums of the row (or the segment of a split row) at hand. Statistics from one read:
-// the tile keeps the row for a second pass in registers; a streamed row builds its moments as
-// it goes, about a pivot.
-fn forward_sums(row: Row, lane: u32, f: f32) -> RowSums {
+// the tile keeps the row for a second pass in registers (`guarded` as tile_sums takes it); a
+// streamed row builds its moments as it goes, about a pivot.
+fn forward_sums(row: Row, lane: u32, f: f32, guarded: bool) -> RowSums {
     if (two_pass()) {
         var s = 0.0;
         for (var k = 0u; k < walk_trips(lane, row.cnt); k = k + 1u) {
@@ -361,7 +366,7 @@ fn forward_sums(row: Row, lane: u32, f: f32) -> RowSums {
             keep_h(k, h);
             s = s + dot(h * f, vec4<f32>(1.0));
         }
-        return tile_sums(row, lane, s, f);
+        return tile_sums(row, lane, s, f, guarded);
     }
     return streamed_sums(vec4<u32>(row.base), row.cnt, vec4<bool>(row.live), lane, 1u)[0];
 }
@@ -461,7 +466,7 @@ fn layer_norm_forward(
     load_tile_beta(lane);
     let trips = slot_trips(wid.x, nwg.x);
     let first = slot_start(wid.x, nwg.x, slot);
-    if (defers_guarded_rows() && !has(FLAG_TINY_EPS)) {
+    if (defers_rows()) {
         tile_rows(first, trips, lane);
         return;
     }
@@ -479,35 +484,8 @@ fn layer_norm_forward(
     }
 }
 
-// The forward of tile row `index` where its sum of squares is in f32's range (as
-// guarded_stats takes it: e = 0). Where it is not, it stores nothing and returns false.
-fn tile_row(index: u32, lane: u32) -> bool {
-    let row = row_at(index);
-    var s = 0.0;
-    for (var k = 0u; k < MAX_CACHE; k = k + 1u) {
-        let j = quad_at(lane, k);
-        let h = input_quad(row.base, j, trip_len(j, row.cnt));
-        keep_h(k, h);
-        s = s + dot(h, vec4<f32>(1.0));
-    }
-    let m1 = row_sum(vec4<f32>(s, 0.0, 0.0, 0.0)).x / row_len();
-    var c = vec2<f32>(0.0);
-    for (var k = 0u; k < MAX_CACHE; k = k + 1u) {
-        let j = quad_at(lane, k);
-        c = c + centred_sums(tile_h[k], m1, trip_len(j, row.cnt));
-    }
-    let t = row_sum(vec4<f32>(c, 0.0, 0.0));
-    if (row.live && !(t.y <= MAX_F32)) {
-        return false;
-    }
-    let st = centred_stats(0, m1, t.x, t.y);
-    store_rows(vec4<u32>(row.base), row.cnt, vec4<bool>(row.live), lane, 1u, st, st, st, st);
-    save_stats(row.index, lane, row.live, st);
-    return true;
-}
-
 // The forward of tile row `index` with its sums guarded (guarded_stats), from memory, as
-// rms_norm.wgsl's guarded_tile_row: tile_row stored nothing of it.
+// rms_norm.wgsl's guarded_tile_row: forward_rows stored nothing of it.
 fn guarded_tile_row(index: u32, lane: u32) {
     let row = row_at(index);
     let trips = select(0u, MAX_CACHE, row.live);
@@ -517,7 +495,7 @@ fn guarded_tile_row(index: u32, lane: u32) {
         let h = input_quad(row.base, j, quad_len(j, row.cnt));
         s = s + vec2<f32>(dot(h, vec4<f32>(1.0)), dot(h * p.guard_hi, vec4<f32>(1.0)));
     }
-    let m = subgroup_row_sum(vec4<f32>(s, 0.0, 0.0)).xy / row_len();
+    let m = row_butterfly(vec4<f32>(s, 0.0, 0.0), SUM).xy / row_len();
     var t = vec4<f32>(0.0);
     for (var k = 0u; k < trips; k = k + 1u) {
         let j = quad_at(lane, k);
@@ -525,7 +503,7 @@ fn guarded_tile_row(index: u32, lane: u32) {
         let h = input_quad(row.base, j, len);
         t = t + vec4<f32>(centred_sums(h, m.x, len), centred_sums(h * p.guard_hi, m.y, len));
     }
-    let st = guarded_stats(subgroup_row_sum(t), m.x, m.y, 0);
+    let st = guarded_stats(row_butterfly(t, SUM), m.x, m.y, 0);
     for (var k = 0u; k < trips; k = k + 1u) {
         let j = quad_at(lane, k);
         let len = quad_len(j, row.cnt);
@@ -534,10 +512,18 @@ fn guarded_tile_row(index: u32, lane: u32) {
     save_stats(row.index, lane, row.live, st);
 }
 
+// Whether tile rows out of f32's range are done after the slot's others (tile_rows.wgsl):
+// not with eps below TINY, where each row is scaled first and so never out of range.
+fn defers_rows() -> bool {
+    return defers_guarded_rows() && !has(FLAG_TINY_EPS);
+}
+
 // The forward of the first `n` rows of `row` (1, 2 or 4: a constant at each call; only
 // streamed rows go more than one at a time). A slot past the last row sees an empty row but
-// still joins every reduction: call from uniform control flow only.
-fn forward_rows(row: vec4<u32>, lane: u32, n: u32) {
+// still joins every reduction: call from uniform control flow only. Where defers_rows, a row
+// out of f32's range is left to guarded_tile_row: nothing of it is stored, and the result is
+// false.
+fn forward_rows(row: vec4<u32>, lane: u32, n: u32) -> bool {
     let live = (row < vec4<u32>(p.rows)) & (vec4<u32>(0u, 1u, 2u, 3u) < vec4<u32>(n));
     let cnt = select(0u, p.cols, live.x);
     let base = vec4<u32>(row_base(row.x), row_base(row.y), row_base(row.z), row_base(row.w));
@@ -548,11 +534,14 @@ fn forward_rows(row: vec4<u32>, lane: u32, n: u32) {
         if (has(FLAG_TINY_EPS)) {
             e = magnitude_scale(row_magnitude(first, lane));
         }
-        sums[0] = forward_sums(first, lane, pow2(e));
+        sums[0] = forward_sums(first, lane, pow2(e), !defers_rows());
     } else {
         sums = streamed_sums(base, cnt, live, lane, n);
     }
     let sx = row_stats(sums[0], e);
+    if (defers_rows() && live.x && sx.e != 0) {
+        return false;
+    }
     let sy = row_stats(sums[1], 0);
     let sz = row_stats(sums[2], 0);
     let sw = row_stats(sums[3], 0);
@@ -561,6 +550,7 @@ fn forward_rows(row: vec4<u32>, lane: u32, n: u32) {
     save_stats(row.y, lane, live.y, sy);
     save_stats(row.z, lane, live.z, sz);
     save_stats(row.w, lane, live.w, sw);
+    return true;
 }
 
 // The largest |h| of a row (row_max), for the forward where eps is below TINY.
@@ -617,7 +607,7 @@ fn layer_norm_forward_split(
             store_rows(vec4<u32>(row.base), row.cnt, vec4<bool>(true), lane, 1u, st, st, st, st);
             save_stats(row.index, lane, s.live && s.index == 0u, st);
         } else {
-            let r = forward_sums(row, lane, 1.0);
+            let r = forward_sums(row, lane, 1.0, true);
             if (s.live && lane == 0u) {
                 let at = p.workspace_off + 8u * v;
                 st_workspace(at, segment_spread(r.m1.x, r.md.x, r.t.xy), 4u);

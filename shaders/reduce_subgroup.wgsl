@@ -26,27 +26,25 @@ fn enter(inv: Invocation) {
 
 // Whether a row's threads reduce inside one subgroup, with no barrier (SUBGROUP_MODE 1):
 // then only the row's own threads need to agree on the control flow around a reduction,
-// and a slot may go back to a row of its own (subgroup_row_sum).
+// and a slot may go back to a row of its own (row_butterfly).
 fn row_in_subgroup() -> bool {
     return SUBGROUP_MODE == 1u;
 }
 
-// Sums v over the threads of this thread's row, where row_in_subgroup holds: control flow
-// that only the row's threads agree on is enough.
-fn subgroup_row_sum(v: vec4<f32>) -> vec4<f32> {
+// op over the threads of this thread's row, where row_in_subgroup holds: a butterfly with
+// no barrier, so control flow that only the row's threads agree on is enough.
+fn row_butterfly(v: vec4<f32>, op: u32) -> vec4<f32> {
     var t = v;
     for (var o = ROW_THREADS / 2u; o > 0u; o = o / 2u) {
-        t = t + subgroupShuffleXor(t, o);
+        t = combine(t, subgroupShuffleXor(t, o), op);
     }
     return t;
 }
 
 fn row_reduce(v: vec4<f32>, op: u32) -> vec4<f32> {
     var t = v;
-    if (SUBGROUP_MODE == 1u) {
-        for (var o = ROW_THREADS / 2u; o > 0u; o = o / 2u) {
-            t = combine(t, subgroupShuffleXor(t, o), op);
-        }
+    if (row_in_subgroup()) {
+        t = row_butterfly(v, op);
     } else if (SUBGROUP_MODE == 2u) {
         var s = v;
         if (op == SUM) {

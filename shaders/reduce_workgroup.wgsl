@@ -18,7 +18,7 @@ fn row_in_subgroup() -> bool {
 
 // Never called (row_in_subgroup is false); the kernels' text calls it where only a row's
 // threads agree on the control flow, so it holds no barrier.
-fn subgroup_row_sum(v: vec4<f32>) -> vec4<f32> {
+fn row_butterfly(v: vec4<f32>, op: u32) -> vec4<f32> {
     return v;
 }
 

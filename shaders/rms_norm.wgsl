@@ -58,16 +58,20 @@ fn rstd_scaled(sum_sq: f32, f: f32) -> f32 {
 // exact where ss is in range (or out of range only where that guard is not the one used).
 // Where ss overflowed, or underflowed and eps may not hide it, the thread walks its quads
 // again from memory, scaled (no reduction or barrier inside, and they are not written yet,
-// so divergence and in-place rows are safe; the trip count is 0 elsewhere).
-fn guard_sums(ss: f32, base: u32, lane: u32, cnt: u32) -> vec2<f32> {
-    let again = !(ss <= MAX_F32) || (ss < TINY && p.eps < TINY);
+// so divergence and in-place rows are safe; the trip count is 0 elsewhere), if `guarded`:
+// a constant at each call, false where such a row is done again later (tile_rows), which
+// leaves no walk and guard sums of 0.
+fn guard_sums(ss: f32, base: u32, lane: u32, cnt: u32, guarded: bool) -> vec2<f32> {
+    let again = guarded && (!(ss <= MAX_F32) || (ss < TINY && p.eps < TINY));
     var g = vec2<f32>(0.0);
     for (var k = 0u; k < select(0u, walk_trips(lane, cnt), again); k = k + 1u) {
         let j = quad_at(lane, k);
         let h = input_quad(base, j, trip_len(j, cnt));
         g = g + vec2<f32>(norm_sq(h * p.guard_hi, j), norm_sq(h * p.guard_lo, j));
     }
-    return select(vec2<f32>(ss * p.guard_hi * p.guard_hi, ss * p.guard_lo * p.guard_lo), g, again);
+    let scaled = select(vec2<f32>(ss * p.guard_hi * p.guard_hi, ss * p.guard_lo * p.guard_lo), g, again);
+    // Unguarded, a constant: the reduction drops the lanes (on llvmpipe a shuffle each).
+    return select(vec2<f32>(0.0), scaled, guarded);
 }
 
 // A row's rstd as 2^e * r: y = h * 2^e * r * g, with e = 0 for every row in range.
@@ -145,29 +149,8 @@ fn rms_norm_forward(
     }
 }
 
-// The forward of tile row `index` where its sum of squares is in f32's range (as row_scale
-// takes it: e = 0). Where it is not, it stores nothing and returns false.
-fn tile_row(index: u32, lane: u32) -> bool {
-    let row = row_at(index);
-    var ss = 0.0;
-    for (var k = 0u; k < MAX_CACHE; k = k + 1u) {
-        let j = quad_at(lane, k);
-        let h = input_quad(row.base, j, trip_len(j, row.cnt));
-        keep_h(k, h);
-        ss = ss + norm_sq(h, j);
-    }
-    let t = row_sum(vec4<f32>(ss, 0.0, 0.0, 0.0)).x;
-    let r = row_scale(t, 0.0, 0.0);
-    if (row.live && r.e != 0) {
-        return false;
-    }
-    store_rows(vec4<u32>(row.base), row.cnt, vec4<bool>(row.live), lane, 1u, r, r, r, r);
-    save_rstd(row.index, lane, row.live, r.r);
-    return true;
-}
-
 // The forward of tile row `index`, its sums of squares guarded (row_scale), from memory:
-// tile_row stored nothing of it. Its walks' trip count is not the tile's constant, and they
+// forward_rows stored nothing of it. Its walks' trip count is not the tile's constant, and they
 // read the row and gamma from memory, not the tile: where no row was marked, a SIMD
 // compiler runs this once with every lane off, and then each walk costs one trip, not
 // MAX_CACHE unrolled ones (the tile, indexed only at compile time, stays in registers).
@@ -180,7 +163,7 @@ fn guarded_tile_row(index: u32, lane: u32) {
         let h = input_quad(row.base, j, quad_len(j, row.cnt));
         t = t + vec4<f32>(norm_sq(h, j), 0.0, norm_sq(h * p.guard_hi, j), norm_sq(h * p.guard_lo, j));
     }
-    t = subgroup_row_sum(t);
+    t = row_butterfly(t, SUM);
     let r = row_scale(t.x, t.z, t.w);
     for (var k = 0u; k < trips; k = k + 1u) {
         let j = quad_at(lane, k);
@@ -193,13 +176,17 @@ fn guarded_tile_row(index: u32, lane: u32) {
 // The forward of the first `n` rows of `row` (1, 2 or 4: a constant at each call, so each
 // call compiles to loops of its own; only streamed rows go more than one at a time). A slot
 // past the last row sees an empty row but still joins every reduction: call from uniform
-// control flow only.
-fn forward_rows(row: vec4<u32>, lane: u32, n: u32) {
+// control flow only. Where defers_guarded_rows, a row out of f32's range is left to
+// guarded_tile_row: nothing of it is stored, and the result is false.
+fn forward_rows(row: vec4<u32>, lane: u32, n: u32) -> bool {
     let live = (row < vec4<u32>(p.rows)) & (vec4<u32>(0u, 1u, 2u, 3u) < vec4<u32>(n));
     let cnt = select(0u, p.cols, live.x);
     let base = vec4<u32>(row_base(row.x), row_base(row.y), row_base(row.z), row_base(row.w));
-    let t = row_sums(base, cnt, live, lane, n);
+    let t = row_sums(base, cnt, live, lane, n, !defers_guarded_rows());
     let rx = row_scale(t.ss.x, t.hi.x, t.lo);
+    if (defers_guarded_rows() && live.x && rx.e != 0) {
+        return false;
+    }
     let ry = row_scale(t.ss.y, t.hi.y, 0.0);
     let rz = row_scale(t.ss.z, t.hi.z, 0.0);
     let rw = row_scale(t.ss.w, t.hi.w, 0.0);
@@ -208,6 +195,7 @@ fn forward_rows(row: vec4<u32>, lane: u32, n: u32) {
     save_rstd(row.y, lane, live.y, ry.r * pow2(ry.e));
     save_rstd(row.z, lane, live.z, rz.r * pow2(rz.e));
     save_rstd(row.w, lane, live.w, rw.r * pow2(rw.e));
+    return true;
 }
 
 // Sums of squares of up to four rows, reduced over each row's threads: each row's sum and
@@ -220,8 +208,9 @@ struct RowSums {
 
 // The RowSums of the walk over the first cnt elements of the first `n` rows starting at
 // `base` (a constant at each call: 1, 2 or 4): one reduction for one or two rows, two for
-// four. Row x's guards come from guard_sums; the rows after it have cnt elements where live.
-fn row_sums(base: vec4<u32>, cnt: u32, live: vec4<bool>, lane: u32, n: u32) -> RowSums {
+// four. Row x's guards come from guard_sums (`guarded` as there); the rows after it have cnt
+// elements where live.
+fn row_sums(base: vec4<u32>, cnt: u32, live: vec4<bool>, lane: u32, n: u32, guarded: bool) -> RowSums {
     // Blocked sums: a thread may walk thousands of quads when few threads share a row;
     // flushing every 32 keeps the error near 32 + trips / 32 roundings.
     let lens = select(vec4<u32>(0u), vec4<u32>(4u), live);
@@ -247,18 +236,18 @@ fn row_sums(base: vec4<u32>, cnt: u32, live: vec4<bool>, lane: u32, n: u32) -> R
     }
     ss = ss + part;
     let cnts = select(vec4<u32>(0u), vec4<u32>(cnt), live);
-    let gx = guard_sums(ss.x, base.x, lane, cnt);
+    let gx = guard_sums(ss.x, base.x, lane, cnt, guarded);
     if (n == 1u) {
         let t = row_sum(vec4<f32>(ss.x, 0.0, gx));
         return RowSums(vec4<f32>(t.x, 0.0, 0.0, 0.0), vec4<f32>(t.z, 0.0, 0.0, 0.0), t.w);
     }
-    let gy = guard_sums(ss.y, base.y, lane, cnts.y);
+    let gy = guard_sums(ss.y, base.y, lane, cnts.y, guarded);
     if (n == 2u) {
         let t = row_sum(vec4<f32>(ss.xy, gx.x, gy.x));
         return RowSums(vec4<f32>(t.xy, 0.0, 0.0), vec4<f32>(t.zw, 0.0, 0.0), 0.0);
     }
-    let gz = guard_sums(ss.z, base.z, lane, cnts.z);
-    let gw = guard_sums(ss.w, base.w, lane, cnts.w);
+    let gz = guard_sums(ss.z, base.z, lane, cnts.z, guarded);
+    let gw = guard_sums(ss.w, base.w, lane, cnts.w, guarded);
     return RowSums(row_sum(ss), row_sum(vec4<f32>(gx.x, gy.x, gz.x, gw.x)), 0.0);
 }
 
@@ -306,7 +295,7 @@ fn rms_norm_forward_split(
             store_rows(base, s.end, vec4<bool>(true), lane, 1u, r, r, r, r);
             save_rstd(s.row, lane, s.live && s.index == 0u, r.r * pow2(r.e));
         } else {
-            let t = row_sums(base, s.end, vec4<bool>(true), lane, 1u);
+            let t = row_sums(base, s.end, vec4<bool>(true), lane, 1u, true);
             if (s.live && lane == 0u) {
                 st_workspace(p.workspace_off + 4u * v, vec4<f32>(t.ss.x, t.hi.x, t.lo, 0.0), 4u);
             }

@@ -1,8 +1,8 @@
 //! include common.wgsl
 // A forward's tile rows, those whose squares leave f32's range done last. The norm that
 // includes this defines, for its forward:
-//   tile_row(index, lane) -> bool: the row's forward where its sums are in f32's range;
-//     where they are not it stores nothing and returns false;
+//   forward_rows(row, lane, 1u) -> bool: row.x's forward; where defers_guarded_rows holds
+//     and its sums are out of f32's range, it stores nothing and returns false;
 //   guarded_tile_row(index, lane): the row's forward with its sums guarded, from memory.
 
 // Whether a slot's tile rows leave the walk a row out of f32's range needs until after them
@@ -16,14 +16,14 @@ fn defers_guarded_rows() -> bool {
 }
 
 // The forward of a slot's `trips` tile rows from `first`, where defers_guarded_rows: a row
-// tile_row leaves is marked and done after up to 32 rows by guarded_tile_row. Nothing of it
-// was stored, so x is still there where y is x, and the marks (not a second test, which a
-// stored y might fail) say which rows those are.
+// forward_rows leaves is marked and done after up to 32 rows by guarded_tile_row. Nothing
+// of it was stored, so x is still there where y is x, and the marks (not a second test,
+// which a stored y might fail) say which rows those are.
 fn tile_rows(first: u32, trips: u32, lane: u32) {
     for (var c = 0u; c < trips; c = c + 32u) {
         var marks = 0u;
         for (var i = c; i < min(trips, c + 32u); i = i + 1u) {
-            marks = marks | (u32(!tile_row(first + i, lane)) << (i - c));
+            marks = marks | (u32(!forward_rows(vec4<u32>(first + i), lane, 1u)) << (i - c));
         }
         for (; marks != 0u; marks = marks & (marks - 1u)) {
             guarded_tile_row(first + c + firstTrailingBit(marks), lane);
