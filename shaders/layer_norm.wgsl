@@ -641,11 +641,18 @@ struct First {
 // Called from uniform control flow only (row_reduce holds barriers); no `return` under
 // `row.live`, which would leave the reduction in non-uniform control flow.
 fn first_mean(t: vec4<f32>, row: Row, e: i32) -> First {
-    var all = t;
+    if (!has(FLAG_MEAN) || !has(FLAG_RSTD)) {
+        return first_of(row_reduce(t, PEAK_ZW), row, e);
+    }
+    return first_of(t, row, e);
+}
+
+// first_mean's First from `all`: reduced where the mean or rstd is not saved; else this
+// thread's own, which nothing reduces (and tile_head calls this without first_mean).
+fn first_of(all: vec4<f32>, row: Row, e: i32) -> First {
     var es = e;
     var m = 0.0;
     if (!has(FLAG_MEAN) || !has(FLAG_RSTD)) {
-        all = row_reduce(t, PEAK_ZW);
         if (!has(FLAG_RSTD)) {
             es = magnitude_scale(max(all.z, all.w));
         }
@@ -929,6 +936,10 @@ fn layer_norm_backward(
             i = i + per_trip;
         }
     }
+    if (defers_peak_rows()) {
+        tile_backward_rows(first, trips, lane, pb, pbb, want_dgamma, want_dbeta);
+        i = trips;
+    }
     // One row at a time, and the register tile, without the arrays of the trips above.
     for (; i < trips; i = i + 1u) {
         let row = row_at(first + i);
@@ -978,6 +989,77 @@ fn row_coefficients(row: Row, lane: u32, first: First, saved: f32, t: vec4<f32>)
     let trips = select(select(0u, walk_trips(lane, row.cnt), co.peak >= 0.0), MAX_CACHE, CACHED);
     let rest = row_sum(backward_rest_walk(row, lane, first.m1, fs, co, trips));
     return RowBackward(first.m1, peak_coefficients(co, rest, fs), fs);
+}
+
+// Whether the tile backward leaves a row with a peak (an element that takes (a, b):
+// backward_stats) until after the slot's other rows, as the forward does rows out of range
+// (defers_guarded_rows): then the others, nearly every row, need no rest walk and no
+// reduction of it. With the mean and rstd saved, so that the walks before the sums reduce
+// nothing (first_of) and the row gone back to reduces with row_butterfly alone.
+fn defers_peak_rows() -> bool {
+    return defers_guarded_rows() && has(FLAG_MEAN) && has(FLAG_RSTD);
+}
+
+// The backward of a slot's `trips` tile rows from `first`, where defers_peak_rows: a row
+// tile_row_backward leaves is marked and done after up to 32 rows by peak_tile_row. Nothing
+// of it was stored, so dy is still there where dx is dy; its dgamma and dbeta terms are
+// added after the others', in an order fixed by the data.
+fn tile_backward_rows(first: u32, trips: u32, lane: u32, pb: u32, pbb: u32, want_dgamma: bool, want_dbeta: bool) {
+    for (var c = 0u; c < trips; c = c + 32u) {
+        var marks = 0u;
+        for (var i = c; i < min(trips, c + 32u); i = i + 1u) {
+            let done = tile_row_backward(first + i, lane, pb, pbb, want_dgamma, want_dbeta);
+            marks = marks | (u32(!done) << (i - c));
+        }
+        for (; marks != 0u; marks = marks & (marks - 1u)) {
+            peak_tile_row(first + c + firstTrailingBit(marks), lane, pb, pbb, want_dgamma, want_dbeta);
+        }
+    }
+}
+
+// What a tile row's backward with a saved mean and rstd has before its sums are reduced: the
+// saved rstd, the First, and this thread's share of the sums (backward_sums_walk); the tile
+// filled.
+struct TileHead {
+    saved: f32,
+    first: First,
+    t: vec4<f32>,
+}
+
+fn tile_head(row: Row, lane: u32) -> TileHead {
+    let saved = saved_rstd(row);
+    let e = backward_scale(saved);
+    let first = first_of(backward_first_walk(row, lane, pow2(e)), row, e);
+    return TileHead(saved, first, backward_sums_walk(row, lane, first.m1, pow2(first.e)));
+}
+
+// The backward of tile row `index` where it has no peak: its last walk, and true. Where it
+// has one, it stores nothing and returns false.
+fn tile_row_backward(index: u32, lane: u32, pb: u32, pbb: u32, want_dgamma: bool, want_dbeta: bool) -> bool {
+    let row = row_at(index);
+    let h = tile_head(row, lane);
+    let co = backward_stats(row_reduce(h.t, sums_op()), h.saved, row.live, h.first.e, h.first.peak);
+    if (row.live && co.peak >= 0.0) {
+        return false;
+    }
+    // No other element's sums: those of the rest walk where it finds no peak (at n = 2,
+    // where both elements take (a, b), a = eps r^2 and b = 0 from them).
+    let fs = pow2(h.first.e);
+    let rb = RowBackward(h.first.m1, peak_coefficients(co, vec4<f32>(0.0), fs), fs);
+    backward_stores(row, lane, rb, pb, pbb, want_dgamma, want_dbeta, false);
+    return true;
+}
+
+// The backward of tile row `index`, which has a peak, as row_coefficients forms it, with
+// reductions inside the row's subgroup (row_butterfly): only the row's threads agree to be
+// here. tile_row_backward stored nothing of it; the tile is filled again.
+fn peak_tile_row(index: u32, lane: u32, pb: u32, pbb: u32, want_dgamma: bool, want_dbeta: bool) {
+    let row = row_at(index);
+    let h = tile_head(row, lane);
+    let fs = pow2(h.first.e);
+    let co = backward_stats(row_butterfly(h.t, sums_op()), h.saved, row.live, h.first.e, h.first.peak);
+    let rest = row_butterfly(backward_rest_walk(row, lane, h.first.m1, fs, co, MAX_CACHE), SUM);
+    backward_stores(row, lane, RowBackward(h.first.m1, peak_coefficients(co, rest, fs), fs), pb, pbb, want_dgamma, want_dbeta, false);
 }
 
 // The walks before the last of a trip's n rows (2 or 4; uniform), one row after another;

@@ -5,12 +5,13 @@
 //     and its sums are out of f32's range, it stores nothing and returns false;
 //   guarded_tile_row(index, lane): the row's forward with its sums guarded, from memory.
 
-// Whether a slot's tile rows leave the walk a row out of f32's range needs until after them
-// (tile_rows): where a row reduces inside one subgroup, with no barrier, so that a slot may
-// go back to a row of its own, and the tile is short. A SIMD compiler that runs a loop's
-// body once even where no lane takes a trip (llvmpipe) charges that walk a quad's work in
-// every row, a quarter of a row of 4 quads; at 24 quads, where it is a 24th, going back cost
-// more than it saved (BENCHMARKS.md, "Tile rows out of range, done last").
+// Whether a slot's tile rows leave a walk that only a few rows need until after them (the
+// forward's rows out of f32's range: tile_rows; LayerNorm's backward's rows with a peak):
+// where a row reduces inside one subgroup, with no barrier, so that a slot may go back to a
+// row of its own, and the tile is short. A SIMD compiler that runs a loop's body once even
+// where no lane takes a trip (llvmpipe) charges such a walk to every row, a large share of a
+// short one; at 24 quads going back cost more than it saved (BENCHMARKS.md, "Tile rows out
+// of range, done last" and "Tile backward rows with a peak, done last").
 fn defers_guarded_rows() -> bool {
     return CACHED && row_in_subgroup() && MAX_CACHE <= 16u;
 }

@@ -6,8 +6,14 @@
 
 mod common;
 
-use common::{Bar, DX, check, contexts, dominant_at, dominated, randn, random_affine, rms, rng};
-use wgpu_norm::{EpsPlacement, LayerNormConfig, RmsNormConfig, Shape, host, reference};
+use common::{
+    Bar, DX, check, column_sum_bar, contexts, dominant_at, dominated, product_rms, randn, random_affine, rms,
+    rng,
+};
+use wgpu_norm::{
+    EpsPlacement, LayerNormBackward, LayerNormBackwardOp, LayerNormConfig, NormContext, RmsNormConfig, Shape,
+    host, reference,
+};
 
 /// The size of the terms the dominant element m of `row` has its dx formed from, in f64:
 /// c * (|u_m| (S' + k e) + |x_m| sum over i != m of |u_i x_i|), with S' the sum of the other
@@ -186,6 +192,92 @@ fn layer_norm_backward_keeps_the_digits_of_a_dominant_element() {
             }
         }
     }
+}
+
+/// Rows with a peak among rows without, many to a row slot, from the saved mean and rstd: on
+/// a CPU adapter's tile launch (mode 1) a slot does such rows after its others, from memory
+/// (layer_norm.wgsl, defers_peak_rows), and where dx is dy it must not take a dx already
+/// written for dy. Every 5th row has one element 1e3 times the others; rows of 64 and 16
+/// with more than 32 rows to each slot of the grid, rows of 128 and 768. dx, dgamma and dbeta
+/// against the reference, each peak's dx to the digits of its terms, and dx written over dy
+/// equal to dx beside it, bit for bit.
+#[test]
+fn layer_norm_peak_rows_among_others() {
+    // The CPU adapter's grid: backward_groups workgroups of workgroup_size / 8 rows of 64.
+    let t = common::ctx().tuning();
+    let rows = 33 * t.backward_groups as usize * (t.workgroup_size as usize / 8) + 5;
+    let cfg = LayerNormConfig { eps: 1e-5, ..Default::default() };
+    let shapes = [Shape::new(rows, 64), Shape::new(rows / 4, 16), Shape::new(301, 128), Shape::new(70, 768)];
+    for (label, c) in contexts() {
+        for (i, shape) in shapes.into_iter().enumerate() {
+            let seed = 7800 + i as u64;
+            let mut r = rng(seed);
+            let mut x = randn(&mut r, shape.elements());
+            let peaks: Vec<usize> = (0..shape.rows).step_by(5).collect();
+            for &row in &peaks {
+                x[dominant_at(shape, row)] *= 1e3;
+            }
+            let dy = randn(&mut r, shape.elements());
+            let (g, b) = random_affine(&mut r, shape.cols);
+            let context = format!("{label}, {shape:?}, seed {seed}");
+            let fwd = host::layer_norm_forward(c, &x, Some(&g), Some(&b), shape, &cfg).expect(&context);
+            let stats = (&fwd.mean[..], &fwd.rstd[..]);
+            let grads =
+                host::layer_norm_backward(c, &x, Some(&g), &dy, Some(stats.0), Some(stats.1), shape, &cfg)
+                    .expect(&context);
+            let want = reference::layer_norm_backward(&x, Some(&g), &dy, shape, &cfg).unwrap();
+            check("dx", &grads.dx, &want.dx, Bar { atol: DX.atol * rms(&want.dx), ..DX }, &context);
+            for &row in &peaks {
+                let m = dominant_at(shape, row);
+                let terms = layer_terms(&x, &g, &dy, shape.cols, row, m - row * shape.cols, cfg.eps);
+                check_cancelling(grads.dx[m], want.dx[m], terms, &format!("row {row}'s peak, {context}"));
+            }
+            let xhat = reference::layer_norm_forward(&x, None, None, shape, &cfg).unwrap().y;
+            let bar = column_sum_bar(shape.rows, product_rms(&dy, &xhat));
+            check("dgamma", &grads.dgamma, &want.dgamma, bar, &context);
+            let bar = column_sum_bar(shape.rows, product_rms(&dy, &vec![1.0; dy.len()]));
+            check("dbeta", &grads.dbeta, &want.dbeta, bar, &context);
+            let over_dy = encoded_dx(c, &x, &g, &dy, stats, shape, true);
+            let beside = encoded_dx(c, &x, &g, &dy, stats, shape, false);
+            if let Some(i) = (0..beside.len()).find(|&i| over_dy[i].to_bits() != beside[i].to_bits()) {
+                panic!("dx[{i}] over dy {} against {} beside it ({context})", over_dy[i], beside[i]);
+            }
+        }
+    }
+}
+
+/// LayerNorm's dx (eps 1e-5) from the saved (mean, rstd) through the encode API, written over
+/// dy itself (`over_dy`) or into a buffer of NaN beside it.
+fn encoded_dx(
+    c: &NormContext,
+    x: &[f32],
+    g: &[f32],
+    dy: &[f32],
+    stats: (&[f32], &[f32]),
+    shape: Shape,
+    over_dy: bool,
+) -> Vec<f32> {
+    let (xb, gb, dyb) = (common::upload(c, x), common::upload(c, g), common::upload(c, dy));
+    let (mean, rstd) = (common::upload(c, stats.0), common::upload(c, stats.1));
+    let dxb = common::upload(c, &vec![f32::NAN; dy.len()]);
+    let out = if over_dy { &dyb } else { &dxb };
+    common::submit(c, |enc| {
+        let b = LayerNormBackward {
+            x: (&xb).into(),
+            gamma: Some((&gb).into()),
+            dy: (&dyb).into(),
+            dh: None,
+            mean: Some((&mean).into()),
+            rstd: Some((&rstd).into()),
+            dx: out.into(),
+            dgamma: None,
+            dbeta: None,
+            workspace: None,
+        };
+        let cfg = LayerNormConfig { eps: 1e-5, ..Default::default() };
+        LayerNormBackwardOp::new(c, cfg).unwrap().encode(enc, shape, &b).unwrap();
+    });
+    bytemuck::pod_collect_to_vec(&common::read_bytes(c.device(), c.queue(), out))
 }
 
 /// The reference's own LayerNorm dx where it cancels: at d = 2 the closed form
