@@ -85,7 +85,13 @@ impl Tuning {
             let cores = std::thread::available_parallelism().map_or(4, |n| n.get() as u32);
             return Tuning {
                 workgroup_size,
-                elements_per_thread: 8,
+                // SwiftShader's shuffles cost more than the walks of rows up to 256: one
+                // thread per row up to 128 elements (no reduction at all) and two at 256 took
+                // its backwards of rows of 16 to 128 from 0.7-1.1x the naive kernel (a
+                // subgroup per row) to 1.2-1.65x, its forwards 1.2-1.7x faster
+                // (BENCHMARKS.md, "SwiftShader: a thread per short row"). On llvmpipe fewer
+                // threads per row lost on the backward of rows of 128.
+                elements_per_thread: if swiftshader(info) { 128 } else { 8 },
                 max_row_threads: info.subgroup_max_size.max(1),
                 // Measured on lavapipe (BENCHMARKS.md, "Register tiles of 32 quads on CPU
                 // adapters"): without wgpu's index checks a tile of 32 quads (rows of 1024
@@ -422,8 +428,11 @@ mod tests {
             for kernel in [Kernel::RmsNormForward, Kernel::RmsNormBackward] {
                 for (rows, cols) in SHAPES {
                     let l = t.row_launch(kernel, rows, cols, None, subgroups, kernel.split().is_some());
-                    let reduction = ["workgroup tree", "subgroup butterfly", "subgroupAdd + exchange"]
-                        [l.subgroup_mode as usize];
+                    let reduction = match l.row_threads {
+                        1 => "none (a thread per row)",
+                        _ => ["workgroup tree", "subgroup butterfly", "subgroupAdd + exchange"]
+                            [l.subgroup_mode as usize],
+                    };
                     let held = match l.register_quads {
                         0 if l.split() => "streamed, a segment per slot".to_string(),
                         0 if l.joint_walks => {
