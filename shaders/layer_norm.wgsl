@@ -466,7 +466,7 @@ fn layer_norm_forward(
     load_tile_beta(lane);
     let trips = slot_trips(wid.x, nwg.x);
     let first = slot_start(wid.x, nwg.x, slot);
-    if (defers_rows()) {
+    if (defers_rows_out_of_range()) {
         tile_rows(first, trips, lane);
         return;
     }
@@ -514,15 +514,15 @@ fn guarded_tile_row(index: u32, lane: u32) {
 
 // Whether tile rows out of f32's range are done after the slot's others (tile_rows.wgsl):
 // not with eps below TINY, where each row is scaled first and so never out of range.
-fn defers_rows() -> bool {
+fn defers_rows_out_of_range() -> bool {
     return defers_guarded_rows() && !has(FLAG_TINY_EPS);
 }
 
 // The forward of the first `n` rows of `row` (1, 2 or 4: a constant at each call; only
 // streamed rows go more than one at a time). A slot past the last row sees an empty row but
-// still joins every reduction: call from uniform control flow only. Where defers_rows, a row
-// out of f32's range is left to guarded_tile_row: nothing of it is stored, and the result is
-// false.
+// still joins every reduction: call from uniform control flow only. Where
+// defers_rows_out_of_range, a row out of f32's range is left to guarded_tile_row: nothing of
+// it is stored, and the result is false.
 fn forward_rows(row: vec4<u32>, lane: u32, n: u32) -> bool {
     let live = (row < vec4<u32>(p.rows)) & (vec4<u32>(0u, 1u, 2u, 3u) < vec4<u32>(n));
     let cnt = select(0u, p.cols, live.x);
@@ -534,12 +534,12 @@ fn forward_rows(row: vec4<u32>, lane: u32, n: u32) -> bool {
         if (has(FLAG_TINY_EPS)) {
             e = magnitude_scale(row_magnitude(first, lane));
         }
-        sums[0] = forward_sums(first, lane, pow2(e), !defers_rows());
+        sums[0] = forward_sums(first, lane, pow2(e), !defers_rows_out_of_range());
     } else {
         sums = streamed_sums(base, cnt, live, lane, n);
     }
     let sx = row_stats(sums[0], e);
-    if (defers_rows() && live.x && sx.e != 0) {
+    if (defers_rows_out_of_range() && live.x && sx.e != 0) {
         return false;
     }
     let sy = row_stats(sums[1], 0);

@@ -70,12 +70,20 @@ fn workgroup_64() {
 
 #[test]
 fn one_element_per_thread() {
-    check_launch(|t| t.elements_per_thread = 1, "one element per thread", EVERY_MAPPING);
+    check_launch(
+        |t| (t.forward_elements_per_thread, t.backward_elements_per_thread) = (1, 1),
+        "one element per thread",
+        EVERY_MAPPING,
+    );
 }
 
 #[test]
 fn many_elements_per_thread() {
-    check_launch(|t| t.elements_per_thread = 64, "64 elements per thread", EVERY_MAPPING);
+    check_launch(
+        |t| (t.forward_elements_per_thread, t.backward_elements_per_thread) = (64, 64),
+        "64 elements per thread",
+        EVERY_MAPPING,
+    );
 }
 
 /// Short rows streamed (a tile of one quad, as SwiftShader's): RMSNorm's forward walks them

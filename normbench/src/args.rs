@@ -63,7 +63,7 @@ pub struct Args {
     /// aligned for one vector access.
     #[arg(long)]
     pub scalar_access: bool,
-    /// Override the adapter's tuning: elements each thread should own.
+    /// Override the adapter's tuning: elements each thread should own, forward and backward.
     #[arg(long)]
     pub elements_per_thread: Option<u32>,
     /// Override the adapter's tuning: elements per segment of a split row (0: never split).

@@ -69,7 +69,7 @@ fn run(args: &Args) -> Result<(), BenchError> {
             t.max_row_threads = v;
         }
         if let Some(v) = args.elements_per_thread {
-            t.elements_per_thread = v;
+            (t.forward_elements_per_thread, t.backward_elements_per_thread) = (v, v);
         }
         if let Some(v) = args.register_quads {
             t.register_quads = v;
@@ -109,12 +109,13 @@ fn run(args: &Args) -> Result<(), BenchError> {
     );
     let t = gpu.ctx.tuning();
     println!(
-        "tuning: workgroup {} threads, at most {} threads per row, {} elements per thread, at most {} register quads, \
+        "tuning: workgroup {} threads, at most {} threads per row, {} elements per thread forward and {} backward, at most {} register quads, \
          {} access, backward grid {} workgroups, split rows {}, at least {} elements per workgroup, at most {} loop trips, backward sums \
          walked {}, wgpu's bounds checks {}",
         t.workgroup_size,
         t.max_row_threads,
-        t.elements_per_thread,
+        t.forward_elements_per_thread,
+        t.backward_elements_per_thread,
         t.register_quads,
         if t.vector_access { "vector" } else { "scalar" },
         t.backward_groups,

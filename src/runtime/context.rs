@@ -164,7 +164,8 @@ impl NormContext {
             options.f16 == F16Path::Auto && device.features().contains(wgpu::Features::SHADER_F16);
         let mut tuning = options.tuning.unwrap_or_else(|| Tuning::for_device(&info, &limits));
         tuning.workgroup_size = prev_power_of_two(tuning.workgroup_size.clamp(1, MAX_WORKGROUP));
-        tuning.elements_per_thread = tuning.elements_per_thread.max(1);
+        tuning.forward_elements_per_thread = tuning.forward_elements_per_thread.max(1);
+        tuning.backward_elements_per_thread = tuning.backward_elements_per_thread.max(1);
         tuning.register_quads = tuning.register_quads.clamp(1, 256);
         tuning.max_loop_trips = tuning.max_loop_trips.max(1);
         tuning.max_row_threads = prev_power_of_two(tuning.max_row_threads.clamp(1, tuning.workgroup_size));

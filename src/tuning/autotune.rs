@@ -165,7 +165,7 @@ fn tune(
     let rule = trial.row_launch(kernel, rows, cols, true);
     let rule = LaunchChoice { row_threads: rule.row_threads, cached: rule.register_quads > 0 };
     let mut candidates = vec![rule];
-    candidates.extend(candidate_launches(ctx, cols).into_iter().filter(|c| *c != rule));
+    candidates.extend(candidate_launches(ctx, cols, rule.row_threads).into_iter().filter(|c| *c != rule));
     // The first submission of each compiles its pipelines and is not counted.
     candidates.retain(|&c| {
         trial.set_launch_choice(key, c);
@@ -192,10 +192,9 @@ fn tune(
 /// Powers of two from a quarter of the rules' threads per row to four times as many
 /// (no more than the workgroup, nor than the row has quads), each with a register tile
 /// when the row fits one.
-fn candidate_launches(ctx: &NormContext, cols: u32) -> Vec<LaunchChoice> {
+fn candidate_launches(ctx: &NormContext, cols: u32, rule: u32) -> Vec<LaunchChoice> {
     let t = ctx.tuning();
     let quads = cols.div_ceil(4).max(1);
-    let rule = cols.div_ceil(t.elements_per_thread.max(4)).max(1).next_power_of_two().min(t.max_row_threads);
     let top = quads.next_power_of_two().min(t.workgroup_size).min(rule * 4);
     let mut v = Vec::new();
     let mut threads = (rule / 4).max(1);

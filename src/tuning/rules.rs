@@ -11,9 +11,12 @@ pub struct Tuning {
     /// row blocks still spread over `backward_groups` workgroups, the count that fills the
     /// device.
     pub workgroup_size: u32,
-    /// Elements each thread should own when picking the threads per row: short rows get
-    /// fewer threads and share a workgroup with other rows.
-    pub elements_per_thread: u32,
+    /// Elements each thread of a forward kernel should own when picking the threads per
+    /// row: short rows get fewer threads and share a workgroup with other rows.
+    pub forward_elements_per_thread: u32,
+    /// The same for a backward kernel, which holds two tensors' elements (x and dy) per
+    /// element of the row where the forward holds one.
+    pub backward_elements_per_thread: u32,
     /// Most threads that share one row (a power of two, at most `workgroup_size`).
     pub max_row_threads: u32,
     /// Most iterations any one loop of a kernel may run per thread. Mesa's llvmpipe (the
@@ -89,9 +92,14 @@ impl Tuning {
                 // thread per row up to 128 elements (no reduction at all) and two at 256 took
                 // its backwards of rows of 16 to 128 from 0.7-1.1x the naive kernel (a
                 // subgroup per row) to 1.2-1.65x, its forwards 1.2-1.7x faster
-                // (BENCHMARKS.md, "SwiftShader: a thread per short row"). On llvmpipe fewer
-                // threads per row lost on the backward of rows of 128.
-                elements_per_thread: if swiftshader(info) { 128 } else { 8 },
+                // (BENCHMARKS.md, "SwiftShader: a thread per short row"). llvmpipe pays a
+                // shuffle per live lane per step too: a forward row of up to 64 elements
+                // takes one thread (16 quads in registers) and one of 128 two, 1.1-1.4x
+                // faster at rows of 32 to 128; its backward, holding x and dy, lost at
+                // rows of 128 with fewer threads (BENCHMARKS.md, "lavapipe: forward rows of
+                // 16 quads a thread").
+                forward_elements_per_thread: if swiftshader(info) { 128 } else { 64 },
+                backward_elements_per_thread: if swiftshader(info) { 128 } else { 8 },
                 max_row_threads: info.subgroup_max_size.max(1),
                 // Measured on lavapipe (BENCHMARKS.md, "Register tiles of 32 quads on CPU
                 // adapters"): without wgpu's index checks a tile of 32 quads (rows of 1024
@@ -129,7 +137,8 @@ impl Tuning {
         }
         Tuning {
             workgroup_size,
-            elements_per_thread: 8,
+            forward_elements_per_thread: 8,
+            backward_elements_per_thread: 8,
             max_row_threads: workgroup_size,
             // 32 elements per thread: rows up to 8192 elements in registers with 256
             // threads per row, a tile small enough to leave room for occupancy.
@@ -142,7 +151,7 @@ impl Tuning {
             max_forward_groups: max_groups,
             backward_groups: 512,
             max_partials: 1 << 22,
-            // One workgroup at elements_per_thread per thread, in registers: a decode row
+            // One workgroup at 8 elements per thread, in registers: a decode row
             // past 8192 elements would otherwise be streamed twice by one workgroup, on one
             // compute unit of a hundred, at that unit's bandwidth.
             split_chunk: workgroup_size * 8,
@@ -258,6 +267,15 @@ pub(crate) const MAX_TUNED_TILE: u32 = 64;
 const MAX_PARTIAL_ROWS: u32 = 8192;
 
 impl Tuning {
+    /// Elements each thread of `kernel` should own.
+    pub(crate) fn elements_per_thread(&self, kernel: Kernel) -> u32 {
+        if kernel.is_backward() {
+            self.backward_elements_per_thread
+        } else {
+            self.forward_elements_per_thread
+        }
+    }
+
     /// Threads per row, rows per workgroup and grid size for a row kernel.
     ///
     /// `choice` is autotuning's launch for the shape's bucket, if any; `subgroups` the
@@ -298,7 +316,7 @@ impl Tuning {
         let backward = kernel.is_backward();
         // Threads walk rows in quads of elements.
         let quads = cols.div_ceil(4).max(1);
-        let wanted = cols.div_ceil(t.elements_per_thread.max(4)).max(1);
+        let wanted = cols.div_ceil(t.elements_per_thread(kernel).max(4)).max(1);
         // Enough threads per row that no thread walks more than max_loop_trips quads.
         let for_trips = quads.div_ceil(t.max_loop_trips).next_power_of_two();
         let preferred = choice.map_or(wanted.next_power_of_two().min(t.max_row_threads), |c| c.row_threads);
