@@ -95,11 +95,13 @@ impl Tuning {
                 // (BENCHMARKS.md, "SwiftShader: a thread per short row"). llvmpipe pays a
                 // shuffle per live lane per step too: a forward row of up to 64 elements
                 // takes one thread (16 quads in registers) and one of 128 two, 1.1-1.4x
-                // faster at rows of 32 to 128; its backward, holding x and dy, lost at
-                // rows of 128 with fewer threads (BENCHMARKS.md, "lavapipe: forward rows of
-                // 16 quads a thread").
+                // faster at rows of 32 to 128 (BENCHMARKS.md, "lavapipe: forward rows of 16
+                // quads a thread"). Its backward, holding x and dy, does best at 4 quads a
+                // thread: 1.06-1.2x at rows of 32 and 64, where 8 quads lost at 128; rows
+                // of 16, one thread each, lost 9-16% ("lavapipe: backward rows of 4 quads a
+                // thread").
                 forward_elements_per_thread: if swiftshader(info) { 128 } else { 64 },
-                backward_elements_per_thread: if swiftshader(info) { 128 } else { 8 },
+                backward_elements_per_thread: if swiftshader(info) { 128 } else { 16 },
                 max_row_threads: info.subgroup_max_size.max(1),
                 // Measured on lavapipe (BENCHMARKS.md, "Register tiles of 32 quads on CPU
                 // adapters"): without wgpu's index checks a tile of 32 quads (rows of 1024
