@@ -502,6 +502,13 @@ fn pow2(e: i32) -> f32 {
     return bitcast<f32>(u32(e + 127) << 23u);
 }
 
+// A backward row's rstd `r`, or 1 for a row past the last (a slot's trip beyond the rows):
+// that row has no elements, and with eps 0 its rstd is inf, so that 0 * inf in the zero terms
+// it adds to the slot's dgamma and dbeta sums would be NaN.
+fn live_rstd(r: f32, live: bool) -> f32 {
+    return select(1.0, r, live);
+}
+
 // The power of two 2^e the backward scales a row's h by, from its saved rstd (0 where it
 // has none): for a saved rstd in [2^e, 2^(e+1)) with |e| > 60 (rows beyond about 1e18 or
 // below 1e-18), so that h * 2^e is near 1 and the row's squares and sums stay in f32's

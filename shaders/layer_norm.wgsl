@@ -755,9 +755,7 @@ fn backward_stats(t: vec4<f32>, saved: f32, live: bool, e: i32, first_peak: f32)
             st.r = saved * pow2(-e);
         }
     }
-    // A row past the last has no elements: with eps 0 its rstd is inf, and 0 * inf in the
-    // zero terms it adds to the slot's dgamma and dbeta sums NaN.
-    st.r = select(1.0, st.r, live);
+    st.r = live_rstd(st.r, live);
     let xh = (peak_value(peak) - st.m2) * st.r;
     let needs = p.cols > 2u && xh * xh > PEAK_SHARE * (n - 1.0);
     // sum(u * xh) = rstd * (sum(u * c) - m2 * sum(u)): m2 is tiny next to c, no cancellation.

@@ -385,9 +385,7 @@ fn backward_coefficients(split: vec4<f32>, saved: f32, live: bool, e: i32) -> Co
     if (has(FLAG_RSTD) && live) {
         r = saved * pow2(-e);
     }
-    // A row past the last (a slot's trip beyond the rows) has no elements: with eps 0 its
-    // rstd is inf, and 0 * inf in the zero terms it adds to the slot's dgamma sums NaN.
-    r = select(1.0, r, live);
+    r = live_rstd(r, live);
     if (has(FLAG_EPS_OUTSIDE)) {
         let eps = p.eps * s;
         var rms = sqrt(sum_sq / k);
