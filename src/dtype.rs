@@ -91,6 +91,18 @@ impl Storage {
         s.slot(name).map(|d| *d)
     }
 
+    /// Whether any tensor is stored as `dtype`.
+    ///
+    /// ```
+    /// use wgpu_norm::{DType, Storage};
+    /// assert!(Storage { y: DType::F16, ..Storage::default() }.contains(DType::F16));
+    /// assert!(!Storage::uniform(DType::BF16).contains(DType::F16));
+    /// ```
+    pub fn contains(&self, dtype: DType) -> bool {
+        let mut s = *self;
+        s.fields().into_iter().any(|(_, d)| *d == dtype)
+    }
+
     fn slot(&mut self, name: &str) -> Option<&mut DType> {
         self.fields().into_iter().find(|(n, _)| *n == name).map(|(_, d)| d)
     }

@@ -12,10 +12,10 @@ use wgpu_norm::{
 const KERNELS: [&str; 5] =
     ["rms_norm_forward", "rms_norm_backward", "layer_norm_forward", "layer_norm_backward", "stream_copy"];
 
-/// A context of its own on the test device, so the choices stay in this test.
+/// A context of its own on the test device, so the choices stay in this test (its
+/// pipelines are shared: a choice is the context's own).
 fn fresh() -> NormContext {
-    let base = ctx();
-    NormContext::from_device(base.device().clone(), base.queue().clone(), Default::default())
+    ctx().sibling(Default::default())
 }
 
 fn temp_file(name: &str) -> std::path::PathBuf {

@@ -4,22 +4,11 @@
 
 mod common;
 
-use std::sync::OnceLock;
 use wgpu_norm::host;
 
-use common::{Input, column_sum_bar, ctx, input, product_rms, randn, rng};
+use common::{Input, column_sum_bar, ctx, f16_paths, input, product_rms, randn, rng};
 use wgpu_norm::half::{bf16, f16};
-use wgpu_norm::{
-    ContextOptions, DType, Element, F16Path, LayerNormConfig, NormContext, RmsNormConfig, Shape, reference,
-};
-
-fn ctx_packed_f16() -> &'static NormContext {
-    static CTX: OnceLock<NormContext> = OnceLock::new();
-    CTX.get_or_init(|| {
-        NormContext::with_options(ContextOptions { f16: F16Path::Packed, ..Default::default() })
-            .expect("adapter")
-    })
-}
+use wgpu_norm::{DType, Element, LayerNormConfig, NormContext, RmsNormConfig, Shape, reference};
 
 /// |gpu - ref| <= atol + rtol * |ref|, elementwise.
 #[track_caller]
@@ -98,14 +87,7 @@ const SHAPES: [(usize, usize); 8] =
 
 #[test]
 fn f16_native_and_packed() {
-    // Native exactly where the adapter has SHADER_F16 (lavapipe does, SwiftShader does not);
-    // packed when asked, everywhere.
-    let has_f16 = ctx().device().features().contains(wgpu::Features::SHADER_F16);
-    assert_eq!(ctx().uses_native_f16(), has_f16, "{}", ctx().adapter_info().name);
-    assert!(!ctx_packed_f16().uses_native_f16());
-    for (label, c) in
-        [(if has_f16 { "native" } else { "packed (auto)" }, ctx()), ("packed", ctx_packed_f16())]
-    {
+    for (label, c) in f16_paths() {
         for (i, &(rows, cols)) in SHAPES.iter().enumerate() {
             let kind = [Input::Randn, Input::Shifted, Input::LargeMean][i % 3];
             let scale = if kind == Input::LargeMean { 1e-2 } else { 1.0 };
@@ -133,7 +115,7 @@ fn bf16() {
 /// |x| up to 6e4 in f16: the squares overflow f16 but not the f32 accumulators.
 #[test]
 fn f16_large_magnitudes_normalize() {
-    for (label, c) in [("auto", ctx()), ("packed", ctx_packed_f16())] {
+    for (label, c) in f16_paths() {
         check_dtype::<f16>(c, label, Shape::new(4, 1000), Input::Randn, 2e4, 7);
         check_dtype::<f16>(c, label, Shape::new(2, 9), Input::Constant, 6e4 / 8.0, 8);
     }

@@ -17,11 +17,7 @@ fn context(reduction: Reduction, edit: impl Fn(&mut Tuning)) -> NormContext {
     let base = common::ctx();
     let mut tuning = *base.tuning();
     edit(&mut tuning);
-    NormContext::from_device(
-        base.device().clone(),
-        base.queue().clone(),
-        ContextOptions { reduction, tuning: Some(tuning), ..Default::default() },
-    )
+    base.sibling(ContextOptions { reduction, tuning: Some(tuning), ..Default::default() })
 }
 
 /// Shapes that take each row mapping: many short rows, a tile, streamed rows (one trip, the
@@ -31,72 +27,56 @@ const EVERY_MAPPING: &[(usize, usize)] =
 /// The shapes whose rows are streamed: the launches a streamed walk's edit changes.
 const STREAMED: &[(usize, usize)] = &[(5, 4097), (3, 20_000), (131, 4097), (131, 4096)];
 
-/// Each launch edit against the reference on both reduction paths, over `shapes`.
-fn check_launch(edit: impl Fn(&mut Tuning) + Copy, name: &str, shapes: &[(usize, usize)]) {
-    for reduction in [Reduction::Auto, Reduction::Workgroup] {
-        let ctx = context(reduction, edit);
-        let label = format!("{name}, {reduction:?}");
-        for (i, &(rows, cols)) in shapes.iter().enumerate() {
-            let case = Case::new(rows, cols, Input::Shifted, 1e-5, 900 + i as u64);
-            check_rms(&ctx, &label, &case, EpsPlacement::InsideSqrt);
-            check_layer(&ctx, &label, &case);
-        }
+/// A launch edit against the reference on `reduction`'s path, over `shapes`.
+fn check_launch(reduction: Reduction, edit: impl Fn(&mut Tuning), name: &str, shapes: &[(usize, usize)]) {
+    let ctx = context(reduction, edit);
+    let label = format!("{name}, {reduction:?}");
+    for (i, &(rows, cols)) in shapes.iter().enumerate() {
+        let case = Case::new(rows, cols, Input::Shifted, 1e-5, 900 + i as u64);
+        check_rms(&ctx, &label, &case, EpsPlacement::InsideSqrt);
+        check_layer(&ctx, &label, &case);
     }
 }
 
-// One test per launch, so that the test harness runs them side by side.
-
-#[test]
-fn grid_stride() {
-    check_launch(
-        |t| {
-            t.max_forward_groups = 3;
-            t.backward_groups = 2;
-        },
-        "grid-stride",
-        EVERY_MAPPING,
-    );
+/// A test per launch edit and reduction path, so that the harness runs them side by side.
+/// Their contexts are siblings of the test context: a pipeline two edits share (most
+/// forwards, under an edit of the backward) is compiled once.
+macro_rules! launch_tests {
+    ($($(#[$doc:meta])* $name:ident: $edit:expr, $label:expr, $shapes:expr;)*) => {
+        mod default_reduction {
+            use super::*;
+            $($(#[$doc])* #[test] fn $name() { check_launch(Reduction::Auto, $edit, $label, $shapes); })*
+        }
+        mod workgroup_reduction {
+            use super::*;
+            $($(#[$doc])* #[test] fn $name() { check_launch(Reduction::Workgroup, $edit, $label, $shapes); })*
+        }
+    };
 }
 
-#[test]
-fn one_backward_group() {
-    check_launch(|t| t.max_partials = 1, "one backward group", EVERY_MAPPING);
-}
-
-#[test]
-fn workgroup_64() {
-    check_launch(|t| t.workgroup_size = 64, "workgroup 64", EVERY_MAPPING);
-}
-
-#[test]
-fn one_element_per_thread() {
-    check_launch(
+launch_tests! {
+    grid_stride: |t| (t.max_forward_groups, t.backward_groups) = (3, 2), "grid-stride", EVERY_MAPPING;
+    one_backward_group: |t| t.max_partials = 1, "one backward group", EVERY_MAPPING;
+    workgroup_64: |t| t.workgroup_size = 64, "workgroup 64", EVERY_MAPPING;
+    one_element_per_thread:
         |t| (t.forward_elements_per_thread, t.backward_elements_per_thread) = (1, 1),
         "one element per thread",
-        EVERY_MAPPING,
-    );
-}
-
-#[test]
-fn many_elements_per_thread() {
-    check_launch(
+        EVERY_MAPPING;
+    many_elements_per_thread:
         |t| (t.forward_elements_per_thread, t.backward_elements_per_thread) = (64, 64),
         "64 elements per thread",
-        EVERY_MAPPING,
-    );
-}
-
-/// Short rows streamed (a tile of one quad, as SwiftShader's): RMSNorm's forward walks them
-/// in pairs, longer ones four at a time. (Rows past the default tile stream already.)
-#[test]
-fn streamed_short_rows() {
-    check_launch(|t| t.register_quads = 1, "streamed short rows", &[(70_000, 3), (37, 1000), (1, 1)]);
-}
-
-/// The adapter's other way of walking a backward trip's sums (Tuning::joint_walks).
-#[test]
-fn backward_walks_flipped() {
-    check_launch(|t| t.joint_walks = !t.joint_walks, "backward sums walked the other way", STREAMED);
+        EVERY_MAPPING;
+    /// Short rows streamed (a tile of one quad, as SwiftShader's): RMSNorm's forward walks
+    /// them in pairs, longer ones four at a time. (Rows past the default tile stream already.)
+    streamed_short_rows:
+        |t| t.register_quads = 1,
+        "streamed short rows",
+        &[(70_000, 3), (37, 1000), (1, 1)];
+    /// The adapter's other way of walking a backward trip's sums (Tuning::joint_walks).
+    backward_walks_flipped:
+        |t| t.joint_walks = !t.joint_walks,
+        "backward sums walked the other way",
+        STREAMED;
 }
 
 /// Each slot's partial sums are written before they are read: on a workspace full of NaN

@@ -14,11 +14,7 @@ use wgpu_norm::{ContextOptions, Element, EpsPlacement, LayerNormConfig, NormCont
 fn scalar_ctx() -> NormContext {
     let base = ctx();
     let tuning = wgpu_norm::Tuning { vector_access: false, ..*base.tuning() };
-    NormContext::from_device(
-        base.device().clone(),
-        base.queue().clone(),
-        ContextOptions { tuning: Some(tuning), ..Default::default() },
-    )
+    base.sibling(ContextOptions { tuning: Some(tuning), ..Default::default() })
 }
 
 /// Hidden sizes around the CPU tile's edge (4 * 8 threads * 32 quads = 1024 on lavapipe), one

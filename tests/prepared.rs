@@ -9,8 +9,8 @@ mod common;
 use common::{buffer, ctx, randn, read_bytes, rng, storage, submit};
 use wgpu_norm::host;
 use wgpu_norm::{
-    ExpectedCall, LayerNormBackward, LayerNormBackwardOp, LayerNormConfig, LayerNormForward,
-    LayerNormForwardOp, NormContext, NormError, ResidualAdd, RmsNormBackward, RmsNormBackwardOp,
+    ContextOptions, ExpectedCall, LayerNormBackward, LayerNormBackwardOp, LayerNormConfig, LayerNormForward,
+    LayerNormForwardOp, NormContext, NormError, Reduction, ResidualAdd, RmsNormBackward, RmsNormBackwardOp,
     RmsNormConfig, RmsNormForward, RmsNormForwardOp, Shape, Tensor, reference,
 };
 
@@ -178,6 +178,36 @@ fn pipelines_are_compiled_once_per_launch() {
     assert!(backward >= forward + 2, "a backward is its row kernel and the column pass");
     ln.bind(shape, &args).unwrap();
     assert_eq!(c.pipelines_compiled(), backward);
+}
+
+/// A sibling context uses the pipelines its sibling compiled and compiles only what differs:
+/// the same options bind without a compile, the workgroup reduction compiles its own row
+/// kernel, and unchecked kernels are never shared with checked ones. Each sibling's results
+/// match the reference (bound on the other's pipeline, the output would still be right, so
+/// the count is what shows the sharing).
+#[test]
+fn siblings_share_compiled_pipelines() {
+    let base = ctx();
+    let c = NormContext::from_device(base.device().clone(), base.queue().clone(), Default::default());
+    let shape = Shape::new(8, 512);
+    let mut r = rng(520);
+    let x = randn(&mut r, shape.elements());
+    let xb = upload(&c, &x);
+    let want = reference::rms_norm_forward(&x, None, shape, &RmsNormConfig::default()).unwrap();
+    let run = |ctx: &NormContext, what: &str| {
+        let y = nan(ctx, shape.elements());
+        let op = RmsNormForwardOp::new(ctx, RmsNormConfig::default()).unwrap();
+        let bound = op.bind(shape, &RmsNormForward::new(&xb, &y)).unwrap();
+        submit(ctx, |enc| bound.encode(enc));
+        common::check("y", &read(ctx, &y), &want.y, common::FORWARD, &format!("seed 520, {what}"));
+        ctx.pipelines_compiled()
+    };
+    assert!(run(&c, "first") >= 1);
+    assert_eq!(run(&c.sibling(Default::default()), "same options"), 0, "a sibling compiled again");
+    let workgroup = c.sibling(ContextOptions { reduction: Reduction::Workgroup, ..Default::default() });
+    assert!(run(&workgroup, "workgroup reduction") >= 1, "another reduction is another kernel");
+    let checked = c.sibling(ContextOptions { checked_shaders: true, ..Default::default() });
+    assert!(run(&checked, "checked") >= 1, "checked kernels took unchecked ones");
 }
 
 /// Binding compiles every pipeline the same tensors need for fewer rows: after one binding

@@ -18,11 +18,7 @@ fn forced(reduction: Reduction) -> NormContext {
     let base = common::ctx();
     let mut tuning = *base.tuning();
     (tuning.split_chunk, tuning.backward_groups, tuning.register_quads) = (64, 64, 4);
-    NormContext::from_device(
-        base.device().clone(),
-        base.queue().clone(),
-        ContextOptions { reduction, tuning: Some(tuning), ..Default::default() },
-    )
+    base.sibling(ContextOptions { reduction, tuning: Some(tuning), ..Default::default() })
 }
 
 /// `norm`'s forward of `x` (+ `residual`) under `rms` or `ln` on `c`, every output poisoned

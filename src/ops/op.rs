@@ -4,7 +4,7 @@
 
 use std::marker::PhantomData;
 
-use crate::dtype::Storage;
+use crate::dtype::{DType, Storage};
 use crate::error::{NormError, Result};
 use crate::ops::params::{Params, flags};
 use crate::ops::table::{Extent, TensorSpec};
@@ -378,7 +378,9 @@ impl<K: OpKind> Op<K> {
             variant: Variant {
                 subgroups: ctx.uses_subgroups() && K::KERNEL.family().reduces_rows(),
                 storage: self.config.storage(),
-                native_f16: ctx.uses_native_f16(),
+                // Only f16 tensors read otherwise: the same text, one key, on contexts
+                // that share pipelines (NormContext::sibling).
+                native_f16: ctx.uses_native_f16() && self.config.storage().contains(DType::F16),
                 layout,
                 // Streamed launches (0) share one module, whatever tile they would have had.
                 register_quads: launch.register_quads,
@@ -426,7 +428,7 @@ impl<K: OpKind> Op<K> {
                 variant: Variant {
                     subgroups: false,
                     storage: Storage::default(),
-                    native_f16: ctx.uses_native_f16(),
+                    native_f16: false,
                     layout,
                     register_quads: 1,
                     params_copied: false,

@@ -156,6 +156,40 @@ impl NormContext {
     /// the caller's buffers; `options.adapter` and `options.limits` are not used. Nothing
     /// is compiled here.
     pub fn from_device(device: wgpu::Device, queue: wgpu::Queue, options: ContextOptions) -> Self {
+        let pipelines = Pipelines::new(options.checked_shaders);
+        Self::build(device, queue, options, pipelines, Arc::default())
+    }
+
+    /// A context on this one's device and queue with other `options` (reduction, launch
+    /// rules, f16 path), sharing its compiled pipelines: a pipeline both need is compiled
+    /// once. Pipelines are shared only where both keep the same `checked_shaders`.
+    /// `options.adapter` and `options.limits` are not used; nothing is compiled here.
+    ///
+    /// ```no_run
+    /// # #[cfg(not(target_arch = "wasm32"))] {
+    /// use wgpu_norm::{ContextOptions, NormContext, Reduction};
+    /// let ctx = NormContext::new()?;
+    /// // The portable reduction next to the fast one, for a cross-check.
+    /// let portable = ctx.sibling(ContextOptions { reduction: Reduction::Workgroup, ..Default::default() });
+    /// assert!(!portable.uses_subgroups());
+    /// # }
+    /// # Ok::<(), wgpu_norm::NormError>(())
+    /// ```
+    pub fn sibling(&self, options: ContextOptions) -> Self {
+        let pipelines = self.shared.pipelines.sibling(options.checked_shaders);
+        let (device, queue) = (self.shared.device.clone(), self.shared.queue.clone());
+        Self::build(device, queue, options, pipelines, self.shared.lost.clone())
+    }
+
+    /// `lost` is where the device's lost callback reports (the context that made the
+    /// device installs one).
+    fn build(
+        device: wgpu::Device,
+        queue: wgpu::Queue,
+        options: ContextOptions,
+        pipelines: Pipelines,
+        lost: Arc<Mutex<Option<(String, String)>>>,
+    ) -> Self {
         let info = device.adapter_info();
         let limits = device.limits();
         let subgroups =
@@ -189,9 +223,9 @@ impl NormContext {
             native_f16,
             tuning,
             placeholder,
-            pipelines: Pipelines::new(options.checked_shaders),
+            pipelines,
             launches: Mutex::new(HashMap::new()),
-            lost: Arc::default(),
+            lost,
             options: ContextOptions { tuning: Some(tuning), ..options },
         };
         #[cfg_attr(

@@ -25,14 +25,23 @@ pub(crate) struct PipelineKey {
     pub flags: u32,
 }
 
+/// The modules and pipelines compiled on one device, shared by a context and its siblings
+/// ([`NormContext::sibling`](crate::NormContext::sibling)): a key names everything that makes
+/// two pipelines differ, so any of them may use a pipeline another compiled.
 #[derive(Default)]
-pub(crate) struct Pipelines {
+struct Compiled {
     /// Modules keep wgpu's bounds checks (`ContextOptions::checked_shaders`).
     checked: bool,
     modules: Mutex<HashMap<(Family, Variant), wgpu::ShaderModule>>,
     /// A slot per key, filled by the first thread that needs it while the others wait for
     /// that key alone: threads binding different kernels compile side by side.
     pipelines: Mutex<HashMap<PipelineKey, Arc<OnceLock<wgpu::ComputePipeline>>>>,
+}
+
+/// One context's view of the compiled pipelines: which launches its own rules have
+/// enumerated, and how many pipelines it compiled itself.
+pub(crate) struct Pipelines {
+    shared: Arc<Compiled>,
     /// Per bound launch and row length: the most rows whose smaller-row launches are all
     /// compiled, so that binding again skips enumerating them.
     rows_covered: Mutex<HashMap<(PipelineKey, u32), u32>>,
@@ -46,7 +55,17 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Pipelines {
     pub fn new(checked: bool) -> Self {
-        Pipelines { checked, ..Default::default() }
+        Self::sharing(Arc::new(Compiled { checked, ..Default::default() }))
+    }
+
+    fn sharing(shared: Arc<Compiled>) -> Self {
+        Pipelines { shared, rows_covered: Mutex::default(), compiled: AtomicU64::new(0) }
+    }
+
+    /// A sibling context's view: the same compiled pipelines, where its kernels keep the
+    /// same checks; its own enumeration and count.
+    pub fn sibling(&self, checked: bool) -> Self {
+        if checked == self.shared.checked { Self::sharing(self.shared.clone()) } else { Self::new(checked) }
     }
 
     pub fn compiled(&self) -> u64 {
@@ -61,7 +80,7 @@ impl Pipelines {
         key: PipelineKey,
         verdicts: &mut Vec<Verdict>,
     ) -> wgpu::ComputePipeline {
-        let slot = lock(&self.pipelines).entry(key).or_default().clone();
+        let slot = lock(&self.shared.pipelines).entry(key).or_default().clone();
         slot.get_or_init(|| self.compile(device, key, verdicts)).clone()
     }
 
@@ -103,7 +122,7 @@ impl Pipelines {
 
     /// Drops a pipeline wgpu rejected, so the next bind compiles it again.
     pub fn forget(&self, key: &PipelineKey) {
-        lock(&self.pipelines).remove(key);
+        lock(&self.shared.pipelines).remove(key);
         lock(&self.rows_covered).clear();
     }
 
@@ -132,7 +151,7 @@ impl Pipelines {
         variant: Variant,
         verdicts: &mut Vec<Verdict>,
     ) -> wgpu::ShaderModule {
-        let mut modules = lock(&self.modules);
+        let mut modules = lock(&self.shared.modules);
         if let Some(m) = modules.get(&(family, variant)) {
             return m.clone();
         }
@@ -142,7 +161,7 @@ impl Pipelines {
             label: Some(family.file_name()),
             source: wgpu::ShaderSource::Wgsl(source.into()),
         };
-        let module = if self.checked {
+        let module = if self.shared.checked {
             device.create_shader_module(desc)
         } else {
             // SAFETY: wgpu's bounds checks are only dropped, its loop bounding and integer

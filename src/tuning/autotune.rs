@@ -100,8 +100,8 @@ pub fn autotune(
         check_writable(path)?;
     }
     // Candidates are timed on a context of their own, so that this one only ever sees
-    // final choices.
-    let trial = NormContext::from_device(ctx.device().clone(), ctx.queue().clone(), ctx.options().clone());
+    // final choices; a sibling, so that the chosen launch's pipelines are compiled once.
+    let trial = ctx.sibling(ctx.options().clone());
     let mut out = Vec::new();
     for &shape in shapes {
         let (rows, cols) = shape.checked()?;

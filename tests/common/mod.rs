@@ -10,9 +10,9 @@ use rand::{Rng, SeedableRng};
 use rand_distr::StandardNormal;
 use wgpu_norm::half::{bf16, f16};
 use wgpu_norm::{
-    ContextOptions, DType, LayerNormBackward, LayerNormBackwardOp, LayerNormConfig, LayerNormForward,
-    LayerNormForwardOp, NormContext, Reduction, RmsNormBackward, RmsNormBackwardOp, RmsNormConfig,
-    RmsNormForward, RmsNormForwardOp, Shape, Tensor,
+    ContextOptions, DType, F16Path, LayerNormBackward, LayerNormBackwardOp, LayerNormConfig,
+    LayerNormForward, LayerNormForwardOp, NormContext, Reduction, RmsNormBackward, RmsNormBackwardOp,
+    RmsNormConfig, RmsNormForward, RmsNormForwardOp, Shape, Tensor,
 };
 
 /// The default context: subgroup reductions where the adapter has them (lavapipe does).
@@ -26,8 +26,7 @@ pub fn ctx() -> &'static NormContext {
 pub fn ctx_workgroup() -> &'static NormContext {
     static CTX: OnceLock<NormContext> = OnceLock::new();
     CTX.get_or_init(|| {
-        NormContext::with_options(ContextOptions { reduction: Reduction::Workgroup, ..Default::default() })
-            .expect("no adapter: install mesa-vulkan-drivers")
+        ctx().sibling(ContextOptions { reduction: Reduction::Workgroup, ..Default::default() })
     })
 }
 
@@ -42,9 +41,24 @@ pub fn ctx_gpu_launch() -> &'static NormContext {
         let mut tuning = wgpu_norm::Tuning::for_device(&info, base.limits());
         // Still lavapipe underneath: keep its loop bound.
         tuning.max_loop_trips = base.tuning().max_loop_trips;
-        let options = ContextOptions { tuning: Some(tuning), ..Default::default() };
-        NormContext::from_device(base.device().clone(), base.queue().clone(), options)
+        base.sibling(ContextOptions { tuning: Some(tuning), ..Default::default() })
     })
+}
+
+/// A context whose f16 tensors are packed in u32 words, as on adapters without SHADER_F16.
+pub fn ctx_packed_f16() -> &'static NormContext {
+    static CTX: OnceLock<NormContext> = OnceLock::new();
+    CTX.get_or_init(|| ctx().sibling(ContextOptions { f16: F16Path::Packed, ..Default::default() }))
+}
+
+/// Each way the adapter can access f16, named. Without SHADER_F16 the default context is
+/// the packed one, and a second packed context would compile the same pipelines again.
+pub fn f16_paths() -> Vec<(&'static str, &'static NormContext)> {
+    let has_f16 = ctx().device().features().contains(wgpu::Features::SHADER_F16);
+    // Native exactly where the adapter has SHADER_F16 (lavapipe does, SwiftShader does not).
+    assert_eq!(ctx().uses_native_f16(), has_f16, "{}", ctx().adapter_info().name);
+    assert!(!ctx_packed_f16().uses_native_f16());
+    if has_f16 { vec![("native", ctx()), ("packed", ctx_packed_f16())] } else { vec![("packed", ctx())] }
 }
 
 /// Both reduction paths, and the GPU launch, named.
