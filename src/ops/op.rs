@@ -396,34 +396,15 @@ impl<K: OpKind> Op<K> {
                 | if launch.joint_walks { flags::JOINT_WALKS } else { 0 },
         };
         let sums_key = |key: PipelineKey| PipelineKey { flags: key.flags & !flags::SPLIT_FINISH, ..key };
-        let mut compile = |launch: &RowLaunch| {
-            let key = row_key(launch);
-            pipelines.get(ctx.device(), key, verdicts);
-            let sums = launch.split().then(|| sums_key(key));
-            if let Some(sums) = sums {
-                pipelines.get(ctx.device(), sums, verdicts);
-            }
-            (key, sums)
-        };
-        let (rows, cols) = (params.rows, params.cols);
-        let (key, sums) = compile(launch);
-        // Every pipeline a later binding of these tensors with fewer rows runs is compiled
-        // now, so that such a binding (a decode step after prefill) never compiles; once per
-        // launch and row length, so that binding again does not enumerate them again.
-        if reach == Reach::FewerRows && pipelines.rows_covered(key, cols) < rows {
-            for other in ctx.row_launches_up_to(K::KERNEL, rows, cols, self.config.splits()) {
-                compile(&other);
-            }
-            pipelines.cover_rows(key, cols, rows);
-        }
-        let columns = columns.map(|layout| {
-            let t = ctx.tuning();
-            let column_flags = K::TABLE
-                .iter()
-                .filter(|s| COLUMN_BINDINGS.contains(&s.binding))
-                .map(TensorSpec::flag)
-                .sum::<u32>();
-            let key = PipelineKey {
+        let column_flags = K::TABLE
+            .iter()
+            .filter(|s| COLUMN_BINDINGS.contains(&s.binding))
+            .map(TensorSpec::flag)
+            .sum::<u32>();
+        // The column pass's launch follows the row launch's partial rows.
+        let column_key = |launch: &RowLaunch, layout: Layout| {
+            let c = ctx.tuning().column_launch(params.cols, launch.partial_rows);
+            PipelineKey {
                 kernel: Kernel::ReduceColumns,
                 variant: Variant {
                     subgroups: false,
@@ -433,16 +414,38 @@ impl<K: OpKind> Op<K> {
                     register_quads: 1,
                     params_copied: false,
                 },
-                workgroup_size: t.workgroup_size,
-                row_threads: 1,
+                workgroup_size: c.workgroup_size,
+                row_threads: c.row_lanes,
                 subgroup_mode: 0,
                 cached: false,
                 trip_rows: 1,
                 flags: params.flags & column_flags,
-            };
+            }
+        };
+        let mut compile = |launch: &RowLaunch| {
+            let key = row_key(launch);
             pipelines.get(ctx.device(), key, verdicts);
-            key
-        });
+            let sums = launch.split().then(|| sums_key(key));
+            if let Some(sums) = sums {
+                pipelines.get(ctx.device(), sums, verdicts);
+            }
+            let columns = columns.map(|layout| column_key(launch, layout));
+            if let Some(columns) = columns {
+                pipelines.get(ctx.device(), columns, verdicts);
+            }
+            (key, sums, columns)
+        };
+        let (rows, cols) = (params.rows, params.cols);
+        let (key, sums, columns) = compile(launch);
+        // Every pipeline a later binding of these tensors with fewer rows runs is compiled
+        // now, so that such a binding (a decode step after prefill) never compiles; once per
+        // launch and row length, so that binding again does not enumerate them again.
+        if reach == Reach::FewerRows && pipelines.rows_covered(key, cols) < rows {
+            for other in ctx.row_launches_up_to(K::KERNEL, rows, cols, self.config.splits()) {
+                compile(&other);
+            }
+            pipelines.cover_rows(key, cols, rows);
+        }
         Keys { rows: key, sums, columns }
     }
 
@@ -532,9 +535,7 @@ impl<K: OpKind> Op<K> {
             keys.sums.map(|key| self.dispatch(key, bindings, &checked, scratch, &uniform, groups, verdicts));
         let rows_pass = self.dispatch(keys.rows, bindings, &checked, scratch, &uniform, groups, verdicts);
         let columns_pass = keys.columns.map(|key| {
-            let t = ctx.tuning();
-            let groups =
-                cols.div_ceil(4).div_ceil(t.workgroup_size).min(t.max_forward_groups).min(max_groups);
+            let groups = ctx.tuning().column_launch(cols, launch.partial_rows).groups.min(max_groups);
             self.dispatch(key, &COLUMN_BINDINGS, &checked, None, &uniform, groups, verdicts)
         });
         Ok(BoundOp {

@@ -386,7 +386,9 @@ impl NormContext {
         let mut launches: Vec<RowLaunch> = Vec::new();
         for r in counts.into_iter().filter(|&r| r >= 1 && r <= u64::from(rows)) {
             let l = self.row_launch(kernel, r as u32, cols, splits);
-            if !launches.iter().any(|o| o.same_pipeline(&l)) {
+            // Launches of one row pipeline may still differ in their column pass (which
+            // follows the partial rows): each is kept.
+            if !launches.contains(&l) {
                 launches.push(l);
             }
         }

@@ -208,22 +208,6 @@ pub(crate) struct RowLaunch {
 }
 
 impl RowLaunch {
-    /// Whether `other` runs the same pipeline (it may differ in grid size).
-    pub fn same_pipeline(&self, other: &RowLaunch) -> bool {
-        let pipeline = |l: &RowLaunch| {
-            (
-                l.workgroup_size,
-                l.row_threads,
-                l.subgroup_mode,
-                l.register_quads,
-                l.trip_rows,
-                l.joint_walks,
-                l.split(),
-            )
-        };
-        pipeline(self) == pipeline(other)
-    }
-
     /// Whether rows are split into segments.
     pub fn split(&self) -> bool {
         self.chunks > 1
@@ -268,6 +252,24 @@ pub(crate) const MAX_TUNED_TILE: u32 = 64;
 /// Most rows of backward partial sums per gradient.
 const MAX_PARTIAL_ROWS: u32 = 8192;
 
+/// Fewest column quads a column-pass workgroup takes (where the row has that many): 8 quads
+/// of f32 are 128 bytes of a partial row, a whole cache line, per load instruction.
+const COLUMN_BLOCK_QUADS: u32 = 8;
+
+/// Fewest partial rows each lane of the column pass sums in order, so that the tree that
+/// joins the lanes (a barrier per level) stays a small part of its walk.
+const COLUMN_LANE_ROWS: u32 = 16;
+
+/// How the column pass (`reduce_columns`) is launched: `row_lanes` threads per quad of
+/// columns, each summing every `row_lanes`-th partial row, `workgroup_size / row_lanes`
+/// quads per workgroup.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ColumnLaunch {
+    pub workgroup_size: u32,
+    pub row_lanes: u32,
+    pub groups: u32,
+}
+
 impl Tuning {
     /// Elements each thread of `kernel` should own.
     pub(crate) fn elements_per_thread(&self, kernel: Kernel) -> u32 {
@@ -275,6 +277,35 @@ impl Tuning {
             self.backward_elements_per_thread
         } else {
             self.forward_elements_per_thread
+        }
+    }
+
+    /// The column pass over `partial_rows` rows of `cols` partial sums. One thread per quad
+    /// of columns walking every partial row leaves a GPU idle where the columns are few:
+    /// 32768x128 on NVIDIA's launch is 8192 partial rows of 32 quads, one warp's work, a
+    /// walk of 8192 dependent loads. So each quad gets as many lanes as fill the device's
+    /// workgroups (`backward_groups` full ones), each summing at least COLUMN_LANE_ROWS rows,
+    /// while a workgroup keeps COLUMN_BLOCK_QUADS quads side by side for whole-line loads:
+    /// there 32 lanes, 4 workgroups, walks of 256 rows. A CPU adapter (`min_group_elements`
+    /// above 0) runs a workgroup's threads one after another on one core, so lanes only add
+    /// barriers: on lavapipe 65536x16's backward, 64 lanes ran 0.87-0.96x the one lane's speed
+    /// (BENCHMARKS.md, "The column pass spreads its rows over lanes"). There a quad keeps one.
+    pub(crate) fn column_launch(&self, cols: u32, partial_rows: u32) -> ColumnLaunch {
+        let quads = cols.div_ceil(4).max(1);
+        let wg = self.workgroup_size;
+        let block = COLUMN_BLOCK_QUADS.min(quads.next_power_of_two()).min(wg);
+        let filling = (u64::from(self.backward_groups) * u64::from(wg) / u64::from(quads)).max(1);
+        let lanes = match self.min_group_elements {
+            0 => filling.min(u64::from(partial_rows / COLUMN_LANE_ROWS)).min(u64::from(wg / block)).max(1),
+            _ => 1,
+        };
+        let row_lanes = prev_power_of_two(lanes as u32);
+        // No more quads per workgroup than the row has.
+        let per_group = (wg / row_lanes).min(quads.next_power_of_two());
+        ColumnLaunch {
+            workgroup_size: per_group * row_lanes,
+            row_lanes,
+            groups: quads.div_ceil(per_group).min(self.max_forward_groups).max(1),
         }
     }
 
@@ -429,19 +460,25 @@ mod tests {
 
     const SHAPES: [(u32, u32); 5] = [(1, 4096), (1, 65536), (8192, 768), (4096, 4096), (32768, 128)];
 
-    /// The launch table as BENCHMARKS.md shows it: CPU adapters as on an 8-core machine.
+    /// The tuning of a table's adapter: CPU adapters as on an 8-core machine.
+    fn table_tuning(name: &str, device_type: wgpu::DeviceType, subgroups: Option<(u32, u32)>) -> Tuning {
+        let mut info = wgpu::AdapterInfo::new(device_type, wgpu::Backend::Vulkan);
+        info.name = name.to_string();
+        (info.subgroup_min_size, info.subgroup_max_size) = subgroups.unwrap_or((4, 128));
+        let mut t = Tuning::for_device(&info, &wgpu::Limits::default());
+        if device_type == wgpu::DeviceType::Cpu {
+            (t.max_forward_groups, t.backward_groups) = (32, 32);
+        }
+        t
+    }
+
+    /// The launch table as BENCHMARKS.md shows it.
     fn launch_table() -> String {
         let mut out = String::from(
             "| adapter | subgroup | direction | shape | segments | workgroup | threads per row | rows per workgroup | reduction | row held | workgroups |\n|---|---|---|---|---|---:|---:|---:|---|---|---:|\n",
         );
         for (name, device_type, subgroups) in ADAPTERS {
-            let mut info = wgpu::AdapterInfo::new(device_type, wgpu::Backend::Vulkan);
-            info.name = name.to_string();
-            (info.subgroup_min_size, info.subgroup_max_size) = subgroups.unwrap_or((4, 128));
-            let mut t = Tuning::for_device(&info, &wgpu::Limits::default());
-            if device_type == wgpu::DeviceType::Cpu {
-                (t.max_forward_groups, t.backward_groups) = (32, 32);
-            }
+            let t = table_tuning(name, device_type, subgroups);
             let sg = subgroups.map_or("none".to_string(), |(lo, hi)| {
                 if lo == hi { lo.to_string() } else { format!("{lo}-{hi}") }
             });
@@ -475,6 +512,39 @@ mod tests {
             }
         }
         out
+    }
+
+    /// The column pass of each backward in the launch table, as BENCHMARKS.md shows it.
+    fn column_table() -> String {
+        let mut out = String::from(
+            "| adapter | shape | partial rows | lanes per quad | quads per workgroup | workgroups |\n|---|---|---:|---:|---:|---:|\n",
+        );
+        for (name, device_type, subgroups) in ADAPTERS {
+            let t = table_tuning(name, device_type, subgroups);
+            for (rows, cols) in SHAPES {
+                let l = t.row_launch(Kernel::RmsNormBackward, rows, cols, None, subgroups, false);
+                let c = t.column_launch(cols, l.partial_rows);
+                let _ = writeln!(
+                    out,
+                    "| {name} | {rows}x{cols} | {} | {} | {} | {} |",
+                    l.partial_rows,
+                    c.row_lanes,
+                    c.workgroup_size / c.row_lanes,
+                    c.groups
+                );
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn benchmarks_md_shows_the_column_pass_each_adapter_gets() {
+        let table = column_table();
+        let doc = include_str!("../../BENCHMARKS.md");
+        assert!(
+            doc.contains(&table),
+            "BENCHMARKS.md's column pass table is not current; it reads, now:\n{table}"
+        );
     }
 
     #[test]
