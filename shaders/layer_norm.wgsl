@@ -1,5 +1,5 @@
 //! include common.wgsl
-//! include tile_rows.wgsl
+//! include forward_walks.wgsl
 // LayerNorm, forward and backward, one row per ROW_THREADS threads. Biased variance (1/n).
 //
 //   h = x (+ residual when fused; h may be written out as the new residual stream;
@@ -28,7 +28,7 @@
 //   dx is dh: x and the residual receive the same gradient. Backward reads h as its x.
 //   Rows whose squares leave f32's range (common.wgsl): the forward sums them again scaled
 //   by 2^GUARD_HI, in the idle lanes of its reductions (tile_sums, guarded_moments; a short
-//   tile's after the slot's other rows, tile_rows.wgsl), and normalizes h * 2^e with the
+//   tile's after the slot's other rows, forward_walks.wgsl), and normalizes h * 2^e with the
 //   Stats of the scaled row; the backward works on h * 2^e, 2^e the power of two of the
 //   saved rstd where that is far from 1 (backward_scale). With eps below TINY both scale
 //   every row by its largest |h| (magnitude_scale) where no rstd is given, so that tiny
@@ -453,35 +453,54 @@ fn merged_stats(s: Segment, lane: u32) -> Stats {
     return Stats(e, select(pivot.x, pivot.y, over), select(md.x, md.y, over), rstd_of(sq / f32(p.cols), sq, e));
 }
 
+// The forward's entry points, one per walk (forward_walks.wgsl). Any launch's, a row per trip:
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn layer_norm_forward(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
     inv: Invocation,
 ) {
+    let lane = enter_forward(inv);
+    forward_each(slot_start(wid.x, nwg.x, inv.index / ROW_THREADS), 0u, slot_trips(wid.x, nwg.x), lane);
+}
+
+// Streamed rows, four per trip while four are left, as in rms_norm_forward_streamed, but then
+// one: a third inlined copy of the walks added a second to each compile on SwiftShader. Not
+// with eps below TINY, where each row is scaled first.
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn layer_norm_forward_streamed(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    inv: Invocation,
+) {
+    let lane = enter_forward(inv);
+    let trips = slot_trips(wid.x, nwg.x);
+    let first = slot_start(wid.x, nwg.x, inv.index / ROW_THREADS);
+    var i = 0u;
+    for (; i + 3u < trips; i = i + 4u) {
+        forward_rows(vec4<u32>(first + i) + vec4<u32>(0u, 1u, 2u, 3u), lane, 4u, false);
+    }
+    forward_each(first, i, trips, lane);
+}
+
+// Tile rows, those out of f32's range done last. Not with eps below TINY, where each row is
+// scaled first and so never out of range.
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn layer_norm_forward_tile(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    inv: Invocation,
+) {
+    let lane = enter_forward(inv);
+    tile_rows(slot_start(wid.x, nwg.x, inv.index / ROW_THREADS), slot_trips(wid.x, nwg.x), lane);
+}
+
+fn enter_forward(inv: Invocation) -> u32 {
     enter(inv);
     let lane = inv.index % ROW_THREADS;
-    let slot = inv.index / ROW_THREADS;
     load_tile_gamma(lane);
     load_tile_beta(lane);
-    let trips = slot_trips(wid.x, nwg.x);
-    let first = slot_start(wid.x, nwg.x, slot);
-    if (defers_rows_out_of_range()) {
-        tile_rows(first, trips, lane);
-        return;
-    }
-    var i = 0u;
-    if (!CACHED && !has(FLAG_TINY_EPS)) {
-        // Streamed rows go four per trip while four are left, as in rms_norm_forward, but
-        // then one: a third inlined copy of the walks added a second to each compile on
-        // SwiftShader. With eps below TINY, one at a time: each is scaled first.
-        for (; i + 3u < trips; i = i + 4u) {
-            forward_rows(vec4<u32>(first + i) + vec4<u32>(0u, 1u, 2u, 3u), lane, 4u);
-        }
-    }
-    for (; i < trips; i = i + 1u) {
-        forward_rows(vec4<u32>(first + i), lane, 1u);
-    }
+    return lane;
 }
 
 // The forward of tile row `index` with its sums guarded (guarded_stats), from memory, as
@@ -512,18 +531,12 @@ fn guarded_tile_row(index: u32, lane: u32) {
     save_stats(row.index, lane, row.live, st);
 }
 
-// Whether tile rows out of f32's range are done after the slot's others (tile_rows.wgsl):
-// not with eps below TINY, where each row is scaled first and so never out of range.
-fn defers_rows_out_of_range() -> bool {
-    return defers_guarded_rows() && !has(FLAG_TINY_EPS);
-}
-
 // The forward of the first `n` rows of `row` (1, 2 or 4: a constant at each call; only
 // streamed rows go more than one at a time). A slot past the last row sees an empty row but
-// still joins every reduction: call from uniform control flow only. Where
-// defers_rows_out_of_range, a row out of f32's range is left to guarded_tile_row: nothing of
-// it is stored, and the result is false.
-fn forward_rows(row: vec4<u32>, lane: u32, n: u32) -> bool {
+// still joins every reduction: call from uniform control flow only. With `defer` (a constant
+// at each call), a row out of f32's range is left to guarded_tile_row: nothing of it is
+// stored, and the result is false.
+fn forward_rows(row: vec4<u32>, lane: u32, n: u32, defer: bool) -> bool {
     let live = (row < vec4<u32>(p.rows)) & (vec4<u32>(0u, 1u, 2u, 3u) < vec4<u32>(n));
     let cnt = select(0u, p.cols, live.x);
     let base = vec4<u32>(row_base(row.x), row_base(row.y), row_base(row.z), row_base(row.w));
@@ -534,12 +547,12 @@ fn forward_rows(row: vec4<u32>, lane: u32, n: u32) -> bool {
         if (has(FLAG_TINY_EPS)) {
             e = magnitude_scale(row_magnitude(first, lane));
         }
-        sums[0] = forward_sums(first, lane, pow2(e), !defers_rows_out_of_range());
+        sums[0] = forward_sums(first, lane, pow2(e), !defer);
     } else {
         sums = streamed_sums(base, cnt, live, lane, n);
     }
     let sx = row_stats(sums[0], e);
-    if (defers_rows_out_of_range() && live.x && sx.e != 0) {
+    if (defer && live.x && sx.e != 0) {
         return false;
     }
     let sy = row_stats(sums[1], 0);
@@ -902,52 +915,95 @@ fn store_dx(row: Row, j: u32, len: u32, dy: vec4<f32>, h: vec4<f32>, g: vec4<f32
     return xh;
 }
 
+// The backward's entry points, one per walk (Walk in src/shader.rs): a pipeline compiles only
+// the walk it runs. Any launch's, a row per trip:
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn layer_norm_backward(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
     inv: Invocation,
 ) {
+    let s = enter_backward(wid, nwg, inv);
+    backward_each(s, 0u, slot_trips(wid.x, nwg.x));
+    end_backward(s);
+}
+
+// Streamed rows, four per trip while four are left, then two, as in RMSNorm's backward: each
+// gamma quad, and each partial sum read and written back, serves them all. One call site,
+// its row count uniform, so the pipeline holds the earlier walks twice (here and in
+// backward_each; pairs held them three times): SwiftShader's compile time grows with each
+// inlined copy.
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn layer_norm_backward_streamed(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    inv: Invocation,
+) {
+    let s = enter_backward(wid, nwg, inv);
+    let trips = slot_trips(wid.x, nwg.x);
+    var i = 0u;
+    while (i + 1u < trips) {
+        let per_trip = select(2u, 4u, i + 3u < trips);
+        backward_rows(s.first + i, per_trip, s.lane, s.pb, s.pbb, s.want_dgamma, s.want_dbeta, i == 0u);
+        i = i + per_trip;
+    }
+    backward_each(s, i, trips);
+    end_backward(s);
+}
+
+// Tile rows, those with a peak done last (tile_backward_rows).
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn layer_norm_backward_tile(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    inv: Invocation,
+) {
+    let s = enter_backward(wid, nwg, inv);
+    tile_backward_rows(s.first, slot_trips(wid.x, nwg.x), s.lane, s.pb, s.pbb, s.want_dgamma, s.want_dbeta);
+    end_backward(s);
+}
+
+// A backward slot: the thread's lane, the slot's first row, and its rows of partial sums,
+// dgamma in the first half of the workspace, dbeta in the second, there for each slot below
+// the row count (as in rms_norm_backward). The slot's trip count stays out of it: it is
+// uniform, the rest is not.
+struct BackwardSlot {
+    lane: u32,
+    first: u32,
+    pb: u32,
+    pbb: u32,
+    want_dgamma: bool,
+    want_dbeta: bool,
+}
+
+fn enter_backward(wid: vec3<u32>, nwg: vec3<u32>, inv: Invocation) -> BackwardSlot {
     enter(inv);
-    let n = p.cols;
     let lane = inv.index % ROW_THREADS;
     let slot = inv.index / ROW_THREADS;
-    // This slot's rows of partial sums, dgamma in the first half, dbeta in the second, there
-    // for each slot below the row count (as in rms_norm_backward).
     let first_row = wid.x * rows_per_group() + slot;
     let want_dgamma = has(FLAG_DGAMMA) && first_row < p.rows;
     let want_dbeta = has(FLAG_DBETA) && first_row < p.rows;
-    let pb = p.workspace_off + first_row * n;
-    let pbb = pb + p.partial_rows * n;
+    let pb = p.workspace_off + first_row * p.cols;
+    let pbb = pb + p.partial_rows * p.cols;
     load_tile_gamma(lane);
-    let trips = slot_trips(wid.x, nwg.x);
     let first = slot_start(wid.x, nwg.x, slot);
     begin_partial(lane, pb, want_dgamma, first);
     begin_partial(lane, pbb, want_dbeta, first);
-    var i = 0u;
-    if (!CACHED) {
-        // Streamed rows go four per trip while four are left, then two, as in
-        // RMSNorm's backward: each gamma quad, and each partial sum read and written back,
-        // serves them all. One call site, its row count uniform, so the pipeline holds the
-        // earlier walks twice (here and below; pairs held them three times): SwiftShader's
-        // compile time grows with each inlined copy.
-        while (i + 1u < trips) {
-            let per_trip = select(2u, 4u, i + 3u < trips);
-            backward_rows(first + i, per_trip, lane, pb, pbb, want_dgamma, want_dbeta, i == 0u);
-            i = i + per_trip;
-        }
+    return BackwardSlot(lane, first, pb, pbb, want_dgamma, want_dbeta);
+}
+
+// The slot's rows `start` to `trips`, one at a time, and the register tile, without the arrays
+// of the streamed trips.
+fn backward_each(s: BackwardSlot, start: u32, trips: u32) {
+    for (var i = start; i < trips; i = i + 1u) {
+        let row = row_at(s.first + i);
+        backward_stores(row, s.lane, row_backward(row, s.lane), s.pb, s.pbb, s.want_dgamma, s.want_dbeta, i == 0u);
     }
-    if (defers_peak_rows()) {
-        tile_backward_rows(first, trips, lane, pb, pbb, want_dgamma, want_dbeta);
-        i = trips;
-    }
-    // One row at a time, and the register tile, without the arrays of the trips above.
-    for (; i < trips; i = i + 1u) {
-        let row = row_at(first + i);
-        backward_stores(row, lane, row_backward(row, lane), pb, pbb, want_dgamma, want_dbeta, i == 0u);
-    }
-    end_partial(&tile_dgamma, lane, pb, want_dgamma);
-    end_partial(&tile_dbeta, lane, pbb, want_dbeta);
+}
+
+fn end_backward(s: BackwardSlot) {
+    end_partial(&tile_dgamma, s.lane, s.pb, s.want_dgamma);
+    end_partial(&tile_dbeta, s.lane, s.pbb, s.want_dbeta);
 }
 
 // What the last walk over a row needs: its first mean m1 and Coefficients, for the row
@@ -992,16 +1048,7 @@ fn row_coefficients(row: Row, lane: u32, first: First, saved: f32, t: vec4<f32>)
     return RowBackward(first.m1, peak_coefficients(co, rest, fs), fs);
 }
 
-// Whether the tile backward leaves a row with a peak (an element that takes (a, b):
-// backward_stats) until after the slot's other rows, as the forward does rows out of range
-// (defers_guarded_rows): then the others, nearly every row, need no rest walk and no
-// reduction of it. With the mean and rstd saved, so that the walks before the sums reduce
-// nothing (first_of) and the row gone back to reduces with row_butterfly alone.
-fn defers_peak_rows() -> bool {
-    return defers_guarded_rows() && has(FLAG_MEAN) && has(FLAG_RSTD);
-}
-
-// The backward of a slot's `trips` tile rows from `first`, where defers_peak_rows: a row
+// The backward of a slot's `trips` tile rows from `first` (Walk::Tile): a row
 // tile_row_backward leaves is marked and done after up to 32 rows by peak_tile_row. Nothing
 // of it was stored, so dy is still there where dx is dy; its dgamma and dbeta terms are
 // added after the others', in an order fixed by the data.

@@ -1,5 +1,5 @@
 //! include common.wgsl
-//! include tile_rows.wgsl
+//! include forward_walks.wgsl
 // RMSNorm, forward and backward, one row per ROW_THREADS threads.
 //
 //   h  = x (+ residual when fused; h may be written out as the new residual stream)
@@ -18,7 +18,7 @@
 //             dgamma = sum over rows of dy * h * r
 //   dx is dh: x and the residual receive the same gradient. Backward reads h as its x.
 //   Rows whose squares leave f32's range: the forward sums them again scaled by a power of
-//   two (guard_sums, row_scale; a short tile's after the slot's other rows, tile_rows.wgsl);
+//   two (guard_sums, row_scale; a short tile's after the slot's other rows, forward_walks.wgsl);
 //   the backward works on h * 2^e, 2^e the power of two of the saved rstd where that is far
 //   from 1 (backward_scale), or without one, 2^GUARD_HI where its squares overflow
 //   (thread_split). See common.wgsl.
@@ -116,37 +116,55 @@ fn store_forward(base: u32, j: u32, len: u32, h: vec4<f32>, r: RowScale, g: vec4
     }
 }
 
+// The forward's entry points, one per walk (forward_walks.wgsl). Any launch's, a row per trip:
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn rms_norm_forward(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
     inv: Invocation,
 ) {
+    let lane = enter_forward(inv);
+    forward_each(slot_start(wid.x, nwg.x, inv.index / ROW_THREADS), 0u, slot_trips(wid.x, nwg.x), lane);
+}
+
+// Streamed rows, four per trip (TRIP_ROWS) while four are left, then two: each gamma quad is
+// read once for all of them, and two reductions serve four rows. Their lanes then hold no
+// underflow guard, which only an eps below TINY needs.
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn rms_norm_forward_streamed(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    inv: Invocation,
+) {
+    let lane = enter_forward(inv);
+    let trips = slot_trips(wid.x, nwg.x);
+    let first = slot_start(wid.x, nwg.x, inv.index / ROW_THREADS);
+    var i = 0u;
+    for (; TRIP_ROWS == 4u && p.eps >= TINY && i + 3u < trips; i = i + 4u) {
+        forward_rows(vec4<u32>(first + i) + vec4<u32>(0u, 1u, 2u, 3u), lane, 4u, false);
+    }
+    for (; p.eps >= TINY && i + 1u < trips; i = i + 2u) {
+        forward_rows(vec4<u32>(first + i) + vec4<u32>(0u, 1u, 0u, 0u), lane, 2u, false);
+    }
+    forward_each(first, i, trips, lane);
+}
+
+// Tile rows, those out of f32's range done last.
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn rms_norm_forward_tile(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    inv: Invocation,
+) {
+    let lane = enter_forward(inv);
+    tile_rows(slot_start(wid.x, nwg.x, inv.index / ROW_THREADS), slot_trips(wid.x, nwg.x), lane);
+}
+
+fn enter_forward(inv: Invocation) -> u32 {
     enter(inv);
     let lane = inv.index % ROW_THREADS;
-    let slot = inv.index / ROW_THREADS;
     load_tile_gamma(lane);
-    let trips = slot_trips(wid.x, nwg.x);
-    let first = slot_start(wid.x, nwg.x, slot);
-    if (defers_guarded_rows()) {
-        tile_rows(first, trips, lane);
-        return;
-    }
-    var i = 0u;
-    if (!CACHED) {
-        // Streamed rows go four per trip (TRIP_ROWS) while four are left, then two: each
-        // gamma quad is read once for all of them, and two reductions serve four rows. Their
-        // lanes then hold no underflow guard, which only an eps below TINY needs.
-        for (; TRIP_ROWS == 4u && p.eps >= TINY && i + 3u < trips; i = i + 4u) {
-            forward_rows(vec4<u32>(first + i) + vec4<u32>(0u, 1u, 2u, 3u), lane, 4u);
-        }
-        for (; p.eps >= TINY && i + 1u < trips; i = i + 2u) {
-            forward_rows(vec4<u32>(first + i) + vec4<u32>(0u, 1u, 0u, 0u), lane, 2u);
-        }
-    }
-    for (; i < trips; i = i + 1u) {
-        forward_rows(vec4<u32>(first + i), lane, 1u);
-    }
+    return lane;
 }
 
 // The forward of tile row `index`, its sums of squares guarded (row_scale), from memory:
@@ -176,15 +194,15 @@ fn guarded_tile_row(index: u32, lane: u32) {
 // The forward of the first `n` rows of `row` (1, 2 or 4: a constant at each call, so each
 // call compiles to loops of its own; only streamed rows go more than one at a time). A slot
 // past the last row sees an empty row but still joins every reduction: call from uniform
-// control flow only. Where defers_guarded_rows, a row out of f32's range is left to
-// guarded_tile_row: nothing of it is stored, and the result is false.
-fn forward_rows(row: vec4<u32>, lane: u32, n: u32) -> bool {
+// control flow only. With `defer` (a constant at each call), a row out of f32's range is left
+// to guarded_tile_row: nothing of it is stored, and the result is false.
+fn forward_rows(row: vec4<u32>, lane: u32, n: u32, defer: bool) -> bool {
     let live = (row < vec4<u32>(p.rows)) & (vec4<u32>(0u, 1u, 2u, 3u) < vec4<u32>(n));
     let cnt = select(0u, p.cols, live.x);
     let base = vec4<u32>(row_base(row.x), row_base(row.y), row_base(row.z), row_base(row.w));
-    let t = row_sums(base, cnt, live, lane, n, !defers_guarded_rows());
+    let t = row_sums(base, cnt, live, lane, n, !defer);
     let rx = row_scale(t.ss.x, t.hi.x, t.lo);
-    if (defers_guarded_rows() && live.x && rx.e != 0) {
+    if (defer && live.x && rx.e != 0) {
         return false;
     }
     let ry = row_scale(t.ss.y, t.hi.y, 0.0);
@@ -429,47 +447,75 @@ fn plain_row(row: Row, c: RowBackward) -> bool {
     return row.live && c.s == 1.0 && c.co.dominant < 0.0;
 }
 
+// The backward's entry points, one per walk (Walk in src/shader.rs). Any launch's, a row per
+// trip:
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn rms_norm_backward(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
     inv: Invocation,
 ) {
+    let s = enter_backward(wid, nwg, inv);
+    backward_each(s, 0u, slot_trips(wid.x, nwg.x));
+    end_partial(&tile_dgamma, s.lane, s.pb, s.want_dgamma);
+}
+
+// Streamed rows with a saved rstd, four per trip while four are left, then two, as in the
+// forward: each gamma quad, and each dgamma partial sum read and written back, serves them
+// all. One call site, its row count uniform, so the pipeline holds the first walk twice
+// (here and in backward_each). Only with a saved rstd: two copies of the guarded reduction a
+// row without one needs made SwiftShader's shader compiler run for over 5 minutes (7 s for
+// one).
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn rms_norm_backward_streamed(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    inv: Invocation,
+) {
+    let s = enter_backward(wid, nwg, inv);
+    let trips = slot_trips(wid.x, nwg.x);
+    var i = 0u;
+    while (i + 1u < trips) {
+        let per_trip = select(2u, 4u, i + 3u < trips);
+        backward_rows(s.first + i, per_trip, s.lane, s.pb, s.want_dgamma, i == 0u);
+        i = i + per_trip;
+    }
+    backward_each(s, i, trips);
+    end_partial(&tile_dgamma, s.lane, s.pb, s.want_dgamma);
+}
+
+// A backward slot: the thread's lane, the slot's first row, and its own row of dgamma partial
+// sums in the workspace, there for each slot below the row count (a slot at or past it visits
+// only rows past the last, which have no elements, and writes nothing; one below it may visit
+// none, and leaves zeros). The slot's trip count stays out of it: it is uniform, the rest is
+// not.
+struct BackwardSlot {
+    lane: u32,
+    first: u32,
+    pb: u32,
+    want_dgamma: bool,
+}
+
+fn enter_backward(wid: vec3<u32>, nwg: vec3<u32>, inv: Invocation) -> BackwardSlot {
     enter(inv);
-    let n = p.cols;
     let lane = inv.index % ROW_THREADS;
     let slot = inv.index / ROW_THREADS;
-    // This slot's own row of dgamma partial sums in the workspace, there for each slot
-    // below the row count (a slot at or past it visits only rows past the last, which have
-    // no elements, and writes nothing; one below it may visit none, and leaves zeros).
     let first_row = wid.x * rows_per_group() + slot;
     let want_dgamma = has(FLAG_DGAMMA) && first_row < p.rows;
-    let pb = p.workspace_off + first_row * n;
+    let pb = p.workspace_off + first_row * p.cols;
     load_tile_gamma(lane);
-    let trips = slot_trips(wid.x, nwg.x);
     let first = slot_start(wid.x, nwg.x, slot);
     begin_partial(lane, pb, want_dgamma, first);
-    var i = 0u;
-    if (!CACHED && has(FLAG_RSTD)) {
-        // Streamed rows go four per trip while four are left, then two, as in the
-        // forward: each gamma quad, and each dgamma partial sum read and written back,
-        // serves them all. One call site, its row count uniform, so the pipeline holds the
-        // first walk twice (here and below). Only with a saved rstd: two copies of the
-        // guarded reduction a row without one needs made SwiftShader's shader compiler run
-        // for over 5 minutes (7 s for one).
-        while (i + 1u < trips) {
-            let per_trip = select(2u, 4u, i + 3u < trips);
-            backward_rows(first + i, per_trip, lane, pb, want_dgamma, i == 0u);
-            i = i + per_trip;
-        }
+    return BackwardSlot(lane, first, pb, want_dgamma);
+}
+
+// The slot's rows `start` to `trips`, one at a time, and the register tile, without the arrays
+// of the streamed trips: through them the tile rows ran 1.3-1.6x slower on lavapipe.
+fn backward_each(s: BackwardSlot, start: u32, trips: u32) {
+    for (var i = start; i < trips; i = i + 1u) {
+        let row = row_at(s.first + i);
+        backward_stores(row, row_backward(row, s.lane), s.lane, s.pb, s.want_dgamma, i == 0u);
     }
-    // One row at a time, and the register tile, without the arrays of the trips above:
-    // through them the tile rows ran 1.3-1.6x slower on lavapipe.
-    for (; i < trips; i = i + 1u) {
-        let row = row_at(first + i);
-        backward_stores(row, row_backward(row, lane), lane, pb, want_dgamma, i == 0u);
-    }
-    end_partial(&tile_dgamma, lane, pb, want_dgamma);
 }
 
 // What the second walk over a row needs: its Coefficients, for the row scaled by s = 2^e.

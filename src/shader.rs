@@ -29,7 +29,7 @@ const RMS_NORM: &str = include_str!("../shaders/rms_norm.wgsl");
 const LAYER_NORM: &str = include_str!("../shaders/layer_norm.wgsl");
 const REDUCE_COLUMNS: &str = include_str!("../shaders/reduce_columns.wgsl");
 const STREAM_COPY: &str = include_str!("../shaders/stream_copy.wgsl");
-const TILE_ROWS: &str = include_str!("../shaders/tile_rows.wgsl");
+const FORWARD_WALKS: &str = include_str!("../shaders/forward_walks.wgsl");
 const IO_NATIVE_SCALAR: &str = include_str!("../shaders/io_native_scalar.wgsl");
 const IO_NATIVE_VECTOR: &str = include_str!("../shaders/io_native_vector.wgsl");
 const IO_PACKED_SCALAR_IN: &str = include_str!("../shaders/io_packed_scalar_in.wgsl");
@@ -52,7 +52,8 @@ const ROW_TENSORS: [TensorSpec; 9] = [
     table::BETA,
 ];
 
-/// A kernel: one WGSL entry point, one pipeline label, one name everywhere.
+/// A kernel: one name everywhere, its WGSL entry point's (with a [`Walk`]'s suffix where it has
+/// more than one walk), its pipelines' labels and its benchmark rows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Kernel {
     /// `rms_norm_forward` in `shaders/rms_norm.wgsl`.
@@ -73,6 +74,35 @@ pub enum Kernel {
     ReduceColumns,
     /// `stream_copy` in `shaders/stream_copy.wgsl` (the benchmark's roofline).
     StreamCopy,
+}
+
+/// How a row kernel's slot goes over its rows. Each walk is an entry point of its own, the
+/// kernel's name with the walk's suffix, so that a pipeline holds only the walk it runs:
+/// walks behind override tests are compiled all the same. On SwiftShader LayerNorm's forward
+/// compiled in 3.1-4.1 s with its three walks in one entry point, and in 0.8 s (tile) and
+/// 1.7 s (streamed) with one; 0.7 s against 0.3 s and 0.5 s on lavapipe (BENCHMARKS.md, "One
+/// entry point per walk").
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Walk {
+    /// One row per trip, its sums guarded as it goes: any launch.
+    Rows,
+    /// Streamed rows, several per trip while enough are left (`TRIP_ROWS`): rows not in the
+    /// register tile.
+    Streamed,
+    /// Tile rows, those that need a walk only a few rows need (a forward's rows out of f32's
+    /// range; LayerNorm's backward's rows with a peak) done after the slot's others.
+    Tile,
+}
+
+impl Walk {
+    /// What the walk adds to its kernel's name to name its entry point.
+    pub fn suffix(self) -> &'static str {
+        match self {
+            Walk::Rows => "",
+            Walk::Streamed => "_streamed",
+            Walk::Tile => "_tile",
+        }
+    }
 }
 
 /// A WGSL file and the kernels it holds.
@@ -136,6 +166,22 @@ impl Kernel {
             Kernel::ReduceColumns => "reduce_columns",
             Kernel::StreamCopy => "stream_copy",
         }
+    }
+
+    /// The walks the kernel has an entry point for.
+    pub fn walks(self) -> &'static [Walk] {
+        match self {
+            Kernel::RmsNormForward | Kernel::LayerNormForward | Kernel::LayerNormBackward => {
+                &[Walk::Rows, Walk::Streamed, Walk::Tile]
+            }
+            Kernel::RmsNormBackward => &[Walk::Rows, Walk::Streamed],
+            _ => &[Walk::Rows],
+        }
+    }
+
+    /// The WGSL entry point of the kernel's `walk`.
+    pub fn entry_point(self, walk: Walk) -> String {
+        format!("{}{}", self.name(), walk.suffix())
     }
 
     /// The label of the compute pass a bound op of this kernel opens.
@@ -331,7 +377,7 @@ const FILES: [(&str, &str); 15] = [
     ("layer_norm.wgsl", LAYER_NORM),
     ("reduce_columns.wgsl", REDUCE_COLUMNS),
     ("stream_copy.wgsl", STREAM_COPY),
-    ("tile_rows.wgsl", TILE_ROWS),
+    ("forward_walks.wgsl", FORWARD_WALKS),
     ("io_native_scalar.wgsl", IO_NATIVE_SCALAR),
     ("io_native_vector.wgsl", IO_NATIVE_VECTOR),
     ("io_packed_scalar_in.wgsl", IO_PACKED_SCALAR_IN),

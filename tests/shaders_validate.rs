@@ -54,12 +54,19 @@ fn every_variant_parses_and_validates() {
                 Validator::new(ValidationFlags::all(), caps)
                     .validate(&module)
                     .unwrap_or_else(|e| panic!("{what}:\n{}", e.emit_to_string(&source)));
-                for kernel in family.kernels() {
+                let entry_points: Vec<String> = family
+                    .kernels()
+                    .iter()
+                    .flat_map(|k| k.walks().iter().map(|w| k.entry_point(*w)))
+                    .collect();
+                for name in &entry_points {
                     assert!(
-                        module.entry_points.iter().any(|e| e.name == kernel.name()),
-                        "{what} lacks entry point {}",
-                        kernel.name()
+                        module.entry_points.iter().any(|e| &e.name == name),
+                        "{what} lacks entry point {name}"
                     );
+                }
+                for entry in &module.entry_points {
+                    assert!(entry_points.contains(&entry.name), "{what}: no kernel runs {}", entry.name);
                 }
             }
         }
@@ -107,7 +114,11 @@ fn every_kernel_binds_the_storage_buffers_it_says() {
                 })
                 .map(|(_, g)| g.name.as_deref().unwrap_or("?"))
                 .collect();
-            let kernel = family.kernels().iter().find(|k| k.name() == entry.name).unwrap();
+            let kernel = family
+                .kernels()
+                .iter()
+                .find(|k| k.walks().iter().any(|w| k.entry_point(*w) == entry.name))
+                .unwrap();
             assert!(
                 storage.len() as u32 <= kernel.storage_buffers(),
                 "{} binds {} storage buffers: {storage:?}",

@@ -6,8 +6,10 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 
+use crate::ops::params::flags;
+use crate::ops::table;
 use crate::runtime::verdict::Verdict;
-use crate::shader::{self, Family, Kernel, Variant};
+use crate::shader::{self, Family, Kernel, Variant, Walk};
 
 /// Everything that makes two pipelines differ: the module's text and the override constants.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -23,6 +25,49 @@ pub(crate) struct PipelineKey {
     pub trip_rows: u32,
     /// The `FLAGS` override: which optional tensors the call has, and config options.
     pub flags: u32,
+}
+
+impl PipelineKey {
+    /// The walk the key's pipeline runs (its entry point).
+    fn walk(&self) -> Walk {
+        let has = |flag: u32| self.flags & flag != 0;
+        let tiny_eps = has(flags::TINY_EPS);
+        // A slot goes back to a tile row of its own only where a row reduces inside one
+        // subgroup (subgroup mode 1), with no barrier, and where the tile is short: a SIMD
+        // compiler that runs a loop's body once even where no lane takes a trip (llvmpipe)
+        // charges the walk left for later to every row, a large share of a short one; at 24
+        // quads going back cost more than it saved (BENCHMARKS.md, "Tile rows out of range,
+        // done last" and "Tile backward rows with a peak, done last"). LayerNorm's forward
+        // scales each row first where eps is below TINY, and so none is out of range. Its
+        // backward goes back to rows with a peak where the mean and rstd are saved, so that
+        // the walks before the sums reduce nothing and the row gone back to reduces within
+        // its subgroup alone.
+        let tile = self.cached
+            && self.subgroup_mode == 1
+            && self.variant.register_quads <= 16
+            && match self.kernel {
+                Kernel::RmsNormForward => true,
+                Kernel::LayerNormForward => !tiny_eps,
+                Kernel::LayerNormBackward => has(table::MEAN_IN.flag()) && has(table::RSTD_IN.flag()),
+                _ => false,
+            };
+        // LayerNorm's forward takes a streamed row with eps below TINY one at a time, scaled
+        // first; RMSNorm's backward walks several together only with a saved rstd.
+        let streamed = !self.cached
+            && match self.kernel {
+                Kernel::RmsNormForward | Kernel::LayerNormBackward => true,
+                Kernel::LayerNormForward => !tiny_eps,
+                Kernel::RmsNormBackward => has(table::RSTD_IN.flag()),
+                _ => false,
+            };
+        if tile {
+            Walk::Tile
+        } else if streamed {
+            Walk::Streamed
+        } else {
+            Walk::Rows
+        }
+    }
 }
 
 /// The modules and pipelines compiled on one device, shared by a context and its siblings
@@ -101,13 +146,14 @@ impl Pipelines {
             constants.push(("CACHED", if key.cached { 1.0 } else { 0.0 }));
             constants.push(("TRIP_ROWS", f64::from(key.trip_rows)));
         }
-        let label = format!("wgpu_norm.{}", key.kernel.name());
+        let entry_point = key.kernel.entry_point(key.walk());
+        let label = format!("wgpu_norm.{entry_point}");
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
         let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
             label: Some(&label),
             layout: None,
             module: &module,
-            entry_point: Some(key.kernel.name()),
+            entry_point: Some(&entry_point),
             compilation_options: wgpu::PipelineCompilationOptions {
                 constants: &constants,
                 // Every workgroup variable is written before it is read.
