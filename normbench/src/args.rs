@@ -76,6 +76,10 @@ pub struct Args {
     /// Override the adapter's tuning: least elements of work per workgroup (0: no floor).
     #[arg(long)]
     pub min_group_elements: Option<u32>,
+    /// Override the adapter's tuning: most threads summing one column quad's partial rows in
+    /// the column pass (1: one thread each).
+    #[arg(long)]
+    pub max_column_lanes: Option<u32>,
     /// Override the adapter's tuning: whether a backward's streamed trip walks its rows' sums
     /// together (true) or one row after another (false).
     #[arg(long)]

@@ -80,6 +80,9 @@ fn run(args: &Args) -> Result<(), BenchError> {
         if let Some(v) = args.min_group_elements {
             t.min_group_elements = v;
         }
+        if let Some(v) = args.max_column_lanes {
+            t.max_column_lanes = v;
+        }
         if let Some(v) = args.max_loop_trips {
             t.max_loop_trips = v;
         }
@@ -111,7 +114,7 @@ fn run(args: &Args) -> Result<(), BenchError> {
     println!(
         "tuning: workgroup {} threads, at most {} threads per row, {} elements per thread forward and {} backward, at most {} register quads, \
          {} access, backward grid {} workgroups, split rows {}, at least {} elements per workgroup, at most {} loop trips, backward sums \
-         walked {}, wgpu's bounds checks {}",
+         walked {}, at most {} column-pass lanes per quad, wgpu's bounds checks {}",
         t.workgroup_size,
         t.max_row_threads,
         t.forward_elements_per_thread,
@@ -126,6 +129,7 @@ fn run(args: &Args) -> Result<(), BenchError> {
         t.min_group_elements,
         t.max_loop_trips,
         if t.joint_walks { "together" } else { "one row at a time" },
+        t.max_column_lanes,
         if args.checked_shaders { "on" } else { "off" }
     );
     if gpu.copy_timing != gpu.timing {

@@ -134,7 +134,8 @@ impl<K: OpKind> Clone for Op<K> {
 struct Keys {
     rows: PipelineKey,
     sums: Option<PipelineKey>,
-    columns: Option<PipelineKey>,
+    /// The column pass's key and workgroups.
+    columns: Option<(PipelineKey, u32)>,
 }
 
 /// One dispatch of a bound op.
@@ -404,7 +405,7 @@ impl<K: OpKind> Op<K> {
         // The column pass's launch follows the row launch's partial rows.
         let column_key = |launch: &RowLaunch, layout: Layout| {
             let c = ctx.tuning().column_launch(params.cols, launch.partial_rows);
-            PipelineKey {
+            let key = PipelineKey {
                 kernel: Kernel::ReduceColumns,
                 variant: Variant {
                     subgroups: false,
@@ -420,7 +421,8 @@ impl<K: OpKind> Op<K> {
                 cached: false,
                 trip_rows: 1,
                 flags: params.flags & column_flags,
-            }
+            };
+            (key, c.groups)
         };
         let mut compile = |launch: &RowLaunch| {
             let key = row_key(launch);
@@ -430,8 +432,8 @@ impl<K: OpKind> Op<K> {
                 pipelines.get(ctx.device(), sums, verdicts);
             }
             let columns = columns.map(|layout| column_key(launch, layout));
-            if let Some(columns) = columns {
-                pipelines.get(ctx.device(), columns, verdicts);
+            if let Some((key, _)) = columns {
+                pipelines.get(ctx.device(), key, verdicts);
             }
             (key, sums, columns)
         };
@@ -534,9 +536,8 @@ impl<K: OpKind> Op<K> {
         let split_pass =
             keys.sums.map(|key| self.dispatch(key, bindings, &checked, scratch, &uniform, groups, verdicts));
         let rows_pass = self.dispatch(keys.rows, bindings, &checked, scratch, &uniform, groups, verdicts);
-        let columns_pass = keys.columns.map(|key| {
-            let groups = ctx.tuning().column_launch(cols, launch.partial_rows).groups.min(max_groups);
-            self.dispatch(key, &COLUMN_BINDINGS, &checked, None, &uniform, groups, verdicts)
+        let columns_pass = keys.columns.map(|(key, groups)| {
+            self.dispatch(key, &COLUMN_BINDINGS, &checked, None, &uniform, groups.min(max_groups), verdicts)
         });
         Ok(BoundOp {
             label: K::KERNEL.pass_label(),

@@ -54,6 +54,9 @@ pub struct Tuning {
     /// each workgroup past the first wakes another core, which costs about what the
     /// dispatch itself does.
     pub min_group_elements: u32,
+    /// Most threads that sum one column quad's partial rows in the column pass (dgamma and
+    /// dbeta), a power of two; 1 leaves each quad's rows to one thread, in order.
+    pub max_column_lanes: u32,
     /// A backward's streamed trip of four (or two) rows walks their sums together, one gamma
     /// read serving them all, where the compiler keeps the rows' sums in registers (up to 24
     /// floats a row for RMSNorm, 8 for LayerNorm); else one row after another.
@@ -130,6 +133,11 @@ impl Tuning {
                 // The same trade as the split's: another core pays only for about as much
                 // work as a dispatch costs. Measured, BENCHMARKS.md, "Few rows on one core".
                 min_group_elements: dispatch_work,
+                // A workgroup's threads run one after another on one core, so lanes add
+                // barriers and nothing in parallel: on lavapipe 65536x16's backward ran
+                // 0.87-0.96x with 64 lanes (BENCHMARKS.md, "The column pass spreads its rows
+                // over lanes").
+                max_column_lanes: 1,
                 // Fewer accesses, more live sums: on lavapipe 0.96-1.21x on streamed rows,
                 // 22 turns of 24 faster; on SwiftShader, whose JIT keeps them in memory (as
                 // the tile), 0.72-0.95x. BENCHMARKS.md, "Streamed backwards: the first walks
@@ -160,6 +168,8 @@ impl Tuning {
             // A GPU's workgroups run side by side from the start: more of them are never
             // slower to launch, and fewer would idle its compute units.
             min_group_elements: 0,
+            // As many as column_launch finds work for.
+            max_column_lanes: workgroup_size,
             // Not measured on a GPU, where it would hold four rows' sums per thread against
             // occupancy to save a gamma read that hits L1.
             joint_walks: false,
@@ -286,19 +296,18 @@ impl Tuning {
     /// walk of 8192 dependent loads. So each quad gets as many lanes as fill the device's
     /// workgroups (`backward_groups` full ones), each summing at least COLUMN_LANE_ROWS rows,
     /// while a workgroup keeps COLUMN_BLOCK_QUADS quads side by side for whole-line loads:
-    /// there 32 lanes, 4 workgroups, walks of 256 rows. A CPU adapter (`min_group_elements`
-    /// above 0) runs a workgroup's threads one after another on one core, so lanes only add
-    /// barriers: on lavapipe 65536x16's backward, 64 lanes ran 0.87-0.96x the one lane's speed
-    /// (BENCHMARKS.md, "The column pass spreads its rows over lanes"). There a quad keeps one.
+    /// there 32 lanes, 4 workgroups, walks of 256 rows. At most `max_column_lanes` (1 on a
+    /// CPU adapter).
     pub(crate) fn column_launch(&self, cols: u32, partial_rows: u32) -> ColumnLaunch {
         let quads = cols.div_ceil(4).max(1);
         let wg = self.workgroup_size;
         let block = COLUMN_BLOCK_QUADS.min(quads.next_power_of_two()).min(wg);
         let filling = (u64::from(self.backward_groups) * u64::from(wg) / u64::from(quads)).max(1);
-        let lanes = match self.min_group_elements {
-            0 => filling.min(u64::from(partial_rows / COLUMN_LANE_ROWS)).min(u64::from(wg / block)).max(1),
-            _ => 1,
-        };
+        let lanes = filling
+            .min(u64::from(partial_rows / COLUMN_LANE_ROWS))
+            .min(u64::from(wg / block))
+            .min(u64::from(self.max_column_lanes))
+            .max(1);
         let row_lanes = prev_power_of_two(lanes as u32);
         // No more quads per workgroup than the row has.
         let per_group = (wg / row_lanes).min(quads.next_power_of_two());
@@ -545,6 +554,18 @@ mod tests {
             doc.contains(&table),
             "BENCHMARKS.md's column pass table is not current; it reads, now:\n{table}"
         );
+    }
+
+    /// `max_column_lanes` caps the lanes, whatever the adapter: NVIDIA's 32768x128 (8192
+    /// partial rows) gets 32, 4 when capped there, and one thread per quad at 1.
+    #[test]
+    fn max_column_lanes_caps_the_column_pass() {
+        let t = table_tuning("NVIDIA", wgpu::DeviceType::DiscreteGpu, Some((32, 32)));
+        for (most, lanes) in [(t.workgroup_size, 32), (4, 4), (1, 1), (0, 1)] {
+            let c = Tuning { max_column_lanes: most, ..t }.column_launch(128, 8192);
+            assert_eq!(c.row_lanes, lanes, "at most {most} lanes");
+            assert_eq!(c.workgroup_size, (32 * lanes).min(t.workgroup_size), "at most {most} lanes");
+        }
     }
 
     #[test]
