@@ -79,9 +79,9 @@ pub enum Kernel {
 /// How a row kernel's slot goes over its rows. Each walk is an entry point of its own, the
 /// kernel's name with the walk's suffix, so that a pipeline holds only the walk it runs:
 /// walks behind override tests are compiled all the same. On SwiftShader LayerNorm's forward
-/// compiled in 3.1-4.1 s with its three walks in one entry point, and in 0.8 s (tile) and
-/// 1.7 s (streamed) with one; 0.7 s against 0.3 s and 0.5 s on lavapipe (BENCHMARKS.md, "One
-/// entry point per walk").
+/// compiled in 2.5-3.1 s with its three walks in one entry point, and in 0.6 s (tile) and
+/// 1.7-2.1 s (streamed) with one; 0.7 s against 0.25 s and 0.5 s on lavapipe (BENCHMARKS.md,
+/// "One entry point per walk").
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Walk {
     /// One row per trip, its sums guarded as it goes: any launch.

@@ -55,7 +55,8 @@ pub struct Tuning {
     /// dispatch itself does.
     pub min_group_elements: u32,
     /// Most threads that sum one column quad's partial rows in the column pass (dgamma and
-    /// dbeta), a power of two; 1 leaves each quad's rows to one thread, in order.
+    /// dbeta), rounded down to a power of two; 1 leaves each quad's rows to one thread, in
+    /// order.
     pub max_column_lanes: u32,
     /// A backward's streamed trip of four (or two) rows walks their sums together, one gamma
     /// read serving them all, where the compiler keeps the rows' sums in registers (up to 24
