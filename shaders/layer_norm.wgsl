@@ -460,8 +460,8 @@ fn layer_norm_forward(
     @builtin(num_workgroups) nwg: vec3<u32>,
     inv: Invocation,
 ) {
-    let lane = enter_forward(inv);
-    forward_each(slot_start(wid.x, nwg.x, inv.index / ROW_THREADS), 0u, slot_trips(wid.x, nwg.x), lane);
+    let s = enter_forward(wid, nwg, inv);
+    forward_each(s.first, 0u, slot_trips(wid.x, nwg.x), s.lane);
 }
 
 // Streamed rows, four per trip while four are left, as in rms_norm_forward_streamed, but then
@@ -473,14 +473,13 @@ fn layer_norm_forward_streamed(
     @builtin(num_workgroups) nwg: vec3<u32>,
     inv: Invocation,
 ) {
-    let lane = enter_forward(inv);
+    let s = enter_forward(wid, nwg, inv);
     let trips = slot_trips(wid.x, nwg.x);
-    let first = slot_start(wid.x, nwg.x, inv.index / ROW_THREADS);
     var i = 0u;
     for (; i + 3u < trips; i = i + 4u) {
-        forward_rows(vec4<u32>(first + i) + vec4<u32>(0u, 1u, 2u, 3u), lane, 4u, false);
+        forward_rows(vec4<u32>(s.first + i) + vec4<u32>(0u, 1u, 2u, 3u), s.lane, 4u, false);
     }
-    forward_each(first, i, trips, lane);
+    forward_each(s.first, i, trips, s.lane);
 }
 
 // Tile rows, those out of f32's range done last. Not with eps below TINY, where each row is
@@ -491,16 +490,13 @@ fn layer_norm_forward_tile(
     @builtin(num_workgroups) nwg: vec3<u32>,
     inv: Invocation,
 ) {
-    let lane = enter_forward(inv);
-    tile_rows(slot_start(wid.x, nwg.x, inv.index / ROW_THREADS), slot_trips(wid.x, nwg.x), lane);
+    let s = enter_forward(wid, nwg, inv);
+    tile_rows(s.first, slot_trips(wid.x, nwg.x), s.lane);
 }
 
-fn enter_forward(inv: Invocation) -> u32 {
-    enter(inv);
-    let lane = inv.index % ROW_THREADS;
+fn load_tile_params(lane: u32) {
     load_tile_gamma(lane);
     load_tile_beta(lane);
-    return lane;
 }
 
 // The forward of tile row `index` with its sums guarded (guarded_stats), from memory, as

@@ -123,8 +123,8 @@ fn rms_norm_forward(
     @builtin(num_workgroups) nwg: vec3<u32>,
     inv: Invocation,
 ) {
-    let lane = enter_forward(inv);
-    forward_each(slot_start(wid.x, nwg.x, inv.index / ROW_THREADS), 0u, slot_trips(wid.x, nwg.x), lane);
+    let s = enter_forward(wid, nwg, inv);
+    forward_each(s.first, 0u, slot_trips(wid.x, nwg.x), s.lane);
 }
 
 // Streamed rows, four per trip (TRIP_ROWS) while four are left, then two: each gamma quad is
@@ -136,17 +136,16 @@ fn rms_norm_forward_streamed(
     @builtin(num_workgroups) nwg: vec3<u32>,
     inv: Invocation,
 ) {
-    let lane = enter_forward(inv);
+    let s = enter_forward(wid, nwg, inv);
     let trips = slot_trips(wid.x, nwg.x);
-    let first = slot_start(wid.x, nwg.x, inv.index / ROW_THREADS);
     var i = 0u;
     for (; TRIP_ROWS == 4u && p.eps >= TINY && i + 3u < trips; i = i + 4u) {
-        forward_rows(vec4<u32>(first + i) + vec4<u32>(0u, 1u, 2u, 3u), lane, 4u, false);
+        forward_rows(vec4<u32>(s.first + i) + vec4<u32>(0u, 1u, 2u, 3u), s.lane, 4u, false);
     }
     for (; p.eps >= TINY && i + 1u < trips; i = i + 2u) {
-        forward_rows(vec4<u32>(first + i) + vec4<u32>(0u, 1u, 0u, 0u), lane, 2u, false);
+        forward_rows(vec4<u32>(s.first + i) + vec4<u32>(0u, 1u, 0u, 0u), s.lane, 2u, false);
     }
-    forward_each(first, i, trips, lane);
+    forward_each(s.first, i, trips, s.lane);
 }
 
 // Tile rows, those out of f32's range done last.
@@ -156,15 +155,12 @@ fn rms_norm_forward_tile(
     @builtin(num_workgroups) nwg: vec3<u32>,
     inv: Invocation,
 ) {
-    let lane = enter_forward(inv);
-    tile_rows(slot_start(wid.x, nwg.x, inv.index / ROW_THREADS), slot_trips(wid.x, nwg.x), lane);
+    let s = enter_forward(wid, nwg, inv);
+    tile_rows(s.first, slot_trips(wid.x, nwg.x), s.lane);
 }
 
-fn enter_forward(inv: Invocation) -> u32 {
-    enter(inv);
-    let lane = inv.index % ROW_THREADS;
+fn load_tile_params(lane: u32) {
     load_tile_gamma(lane);
-    return lane;
 }
 
 // The forward of tile row `index`, its sums of squares guarded (row_scale), from memory:
