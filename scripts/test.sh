@@ -12,9 +12,14 @@ if [ -z "$lavapipe" ]; then
     echo "lavapipe's ICD is missing from /usr/share/vulkan/icd.d" >&2
     exit 1
 fi
+# GALLIVM_PERF=nopt: llvmpipe compiles each pipeline with LLVM at its first dispatch, most of
+# lavapipe's pass on a machine whose Mesa shader cache is empty, as CI's is; without LLVM's
+# optimization passes that cost fell by a third (BENCHMARKS.md, "One entry point per walk").
+# The tests check results, never speed; the benchmark keeps the optimized code. SwiftShader
+# does not read it.
 for icd in "$lavapipe" "$swiftshader"; do
     echo "== every test on $(VK_ICD_FILENAMES="$icd" cargo run --release -q --example adapter)"
-    VK_ICD_FILENAMES="$icd" cargo test --release --workspace "$@"
+    GALLIVM_PERF=nopt VK_ICD_FILENAMES="$icd" cargo test --release --workspace "$@"
 done
 # And on a hardware GPU, where the machine has one.
 if gpu="$(WGPU_NORM_ADAPTER=hardware cargo run --release -q --example adapter 2>/dev/null)"; then
