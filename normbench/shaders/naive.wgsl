@@ -41,6 +41,18 @@ struct Lane {
 
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn naive_rms_norm_forward(l: Lane) {
+    rms_norm_rows(l, true);
+}
+
+// The forwards' floor: x read twice and y written, RMSNorm's forward without gamma. Every
+// forward that reads a row twice does at least this (normbench's `floor` column).
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn naive_forward_floor(l: Lane) {
+    rms_norm_rows(l, false);
+}
+
+// `with_gamma` is a constant at each call: the floor reads no gamma at all.
+fn rms_norm_rows(l: Lane, with_gamma: bool) {
     let n = f32(4u * p.quads);
     for (var row = l.group.x * l.subgroups + l.subgroup; row < p.rows; row += l.groups.x * l.subgroups) {
         let base = row * p.quads;
@@ -51,7 +63,11 @@ fn naive_rms_norm_forward(l: Lane) {
         }
         let r = inverseSqrt(subgroupAdd(ss) / n + p.eps);
         for (var i = l.lane; i < p.quads; i += l.width) {
-            y[base + i] = x[base + i] * r * gamma[i];
+            var v = x[base + i] * r;
+            if (with_gamma) {
+                v *= gamma[i];
+            }
+            y[base + i] = v;
         }
     }
 }

@@ -217,12 +217,10 @@ fn run(args: &Args) -> Result<(), BenchError> {
         let kernels: Vec<_> =
             loads.iter().map(|w| move |pass: &mut wgpu::ComputePass<'_>, i| w.record(ctx, pass, i)).collect();
         records.extend(kernels.iter().map(|k| k as &Record<'_>));
-        // The naive baseline of each workload it covers, in the same turns; and for each
-        // backward among them, the floor: the baseline's row pass alone.
+        // The naive baseline of each workload it covers, in the same turns, and its floor.
         let naive_records = |floor: bool| -> Vec<_> {
             loads
                 .iter()
-                .filter(|w| !floor || w.case.direction == Direction::Backward)
                 .filter_map(|w| naive.as_ref().filter(|_| Naive::covers(w)).map(|n| (w, n)))
                 .map(|(w, n)| {
                     let record = move |pass: &mut wgpu::ComputePass<'_>, i| {

@@ -34,6 +34,8 @@ struct Kernels {
 pub struct Naive {
     rms_norm: Kernels,
     layer_norm: Kernels,
+    /// Both forwards' floor (`record_floor`).
+    forward_floor: Kernel,
 }
 
 impl Naive {
@@ -79,6 +81,7 @@ impl Naive {
                     kernel("naive_layer_norm_dgamma_sum", &[4, 9, 10, 11]),
                 ],
             },
+            forward_floor: kernel("naive_forward_floor", &[0, 1, 3, 4]),
         })
     }
 
@@ -100,13 +103,14 @@ impl Naive {
 
     /// Records the baseline of `w` on its buffer set `run % sets`, writing the same outputs.
     pub fn record(&self, ctx: &NormContext, pass: &mut wgpu::ComputePass<'_>, w: &Workload, run: usize) {
-        self.record_passes(ctx, pass, w, run, usize::MAX);
+        self.record_launches(ctx, pass, w, run, false);
     }
 
-    /// Records the backward's row pass of `w` alone: x, dy and gamma read twice and dx
-    /// written once, with no dgamma. Every backward that reads a streamed row twice does at
-    /// least this, so its time is a floor for such kernels (normbench's `floor` column).
-    /// Its dx is the baseline's, checked with it.
+    /// Records the floor of `w`: the accesses every kernel that reads a row twice makes at
+    /// least, so its time is a floor for such kernels (normbench's `floor` column). A
+    /// backward's is its row pass alone (x, dy and gamma read twice, dx written once, no
+    /// dgamma), whose dx is the baseline's, checked with it; a forward's reads x twice and
+    /// writes y, with no gamma (y is then not the norm's).
     pub fn record_floor(
         &self,
         ctx: &NormContext,
@@ -114,18 +118,17 @@ impl Naive {
         w: &Workload,
         run: usize,
     ) {
-        debug_assert_eq!(w.case.direction, Direction::Backward);
-        self.record_passes(ctx, pass, w, run, 1);
+        self.record_launches(ctx, pass, w, run, true);
     }
 
-    /// The first `passes` launches of the baseline of `w`.
-    fn record_passes(
+    /// The baseline's launches of `w`, or its floor's.
+    fn record_launches(
         &self,
         ctx: &NormContext,
         pass: &mut wgpu::ComputePass<'_>,
         w: &Workload,
         run: usize,
-        passes: usize,
+        floor: bool,
     ) {
         let c = &w.case;
         let (kernels, eps) = match c.op {
@@ -146,16 +149,18 @@ impl Naive {
         let max = ctx.limits().max_compute_workgroups_per_dimension;
         let row_grid = [rows.div_ceil(rows_per_group).min(max), 1];
         let column_grid = quads.div_ceil(WORKGROUP_SIZE);
-        let launches: Vec<(&Kernel, [u32; 2])> = match c.direction {
-            Direction::Forward => vec![(&kernels.forward, row_grid)],
-            Direction::Backward => {
+        let launches: Vec<(&Kernel, [u32; 2])> = match (c.direction, floor) {
+            (Direction::Forward, false) => vec![(&kernels.forward, row_grid)],
+            (Direction::Forward, true) => vec![(&self.forward_floor, row_grid)],
+            (Direction::Backward, false) => {
                 let [rows_pass, columns, sum] = &kernels.backward;
                 let chunks = rows.div_ceil(chunk_rows);
                 vec![(rows_pass, row_grid), (columns, [column_grid, chunks]), (sum, [column_grid, 1])]
             }
+            (Direction::Backward, true) => vec![(&kernels.backward[0], row_grid)],
         };
         let buffers = w.naive_buffers(run);
-        for (kernel, [x, y]) in launches.into_iter().take(passes) {
+        for (kernel, [x, y]) in launches {
             let entries: Vec<_> = kernel
                 .bindings
                 .iter()

@@ -41,9 +41,9 @@ pub struct Row {
     pub vs_naive: Option<f64>,
     /// The naive baseline's GB/s over the same-shape copy's.
     pub naive_copy_fraction: Option<f64>,
-    /// Backward rows the naive baseline covers: the GB/s of its row pass alone
-    /// (`Naive::record_floor`: the accesses of any backward that reads a row twice, no
-    /// dgamma) over the same-shape copy's, by this row's byte model.
+    /// Rows the naive baseline covers: the GB/s of its floor (`Naive::record_floor`: the
+    /// accesses of any kernel that reads a row twice; a backward's without dgamma, a
+    /// forward's without gamma) over the same-shape copy's, by this row's byte model.
     pub floor_copy_fraction: Option<f64>,
 }
 

@@ -61,9 +61,8 @@ fn tiny_run_writes_json_and_svg() {
         // reference, its outputs poisoned first, before it was timed.
         let covered = doc["adapter"]["subgroups"].as_bool().unwrap();
         assert_eq!(r["vs_naive"].as_f64().is_some_and(|v| v > 0.0), covered, "{r}");
-        // The floor (the baseline's row pass alone) is timed for the backwards it covers.
-        let backward = r["direction"] == "backward";
-        assert_eq!(r["floor_copy_fraction"].as_f64().is_some_and(|v| v > 0.0), covered && backward, "{r}");
+        // The floor (the least a kernel reading a row twice does) is timed wherever it is.
+        assert_eq!(r["floor_copy_fraction"].as_f64().is_some_and(|v| v > 0.0), covered, "{r}");
     }
     assert!(stdout.contains("vs naive") && stdout.contains("floor: % of copy"), "{stdout}");
     let svg_text = std::fs::read_to_string(&svg).unwrap();
