@@ -12,15 +12,34 @@ if [ -z "$lavapipe" ]; then
     echo "lavapipe's ICD is missing from /usr/share/vulkan/icd.d" >&2
     exit 1
 fi
-# GALLIVM_PERF=nopt: llvmpipe compiles each pipeline with LLVM at its first dispatch, most of
-# lavapipe's pass on a machine whose Mesa shader cache is empty, as CI's is; without LLVM's
-# optimization passes that cost fell by a third (BENCHMARKS.md, "One entry point per walk").
-# The tests check results, never speed; the benchmark keeps the optimized code. SwiftShader
-# does not read it.
-for icd in "$lavapipe" "$swiftshader"; do
+# One driver's pass. GALLIVM_PERF=nopt: llvmpipe compiles each pipeline with LLVM at its first
+# dispatch, most of lavapipe's pass where Mesa's shader cache is empty, as on CI; without
+# LLVM's optimization passes, tests/dtypes.rs took 224 s against 296 s (BENCHMARKS.md, "CI:
+# both drivers at once"). The tests check results, never speed; the benchmark keeps the
+# optimized code. SwiftShader does not read it.
+driver_pass() {
+    local icd="$1"
+    shift
     echo "== every test on $(VK_ICD_FILENAMES="$icd" cargo run --release -q --example adapter)"
     GALLIVM_PERF=nopt VK_ICD_FILENAMES="$icd" cargo test --release --workspace "$@"
-done
+}
+# Both drivers at once: a test binary keeps about one core busy (most of its time is one
+# pipeline compile after another), so one pass alone leaves a 2-core machine half idle.
+# SwiftShader's pass writes to a file, shown after lavapipe's.
+cargo test --release --workspace --no-run "$@"
+swiftshader_log="$(mktemp)"
+driver_pass "$swiftshader" "$@" > "$swiftshader_log" 2>&1 &
+swiftshader_pass=$!
+lavapipe_status=0
+driver_pass "$lavapipe" "$@" || lavapipe_status=$?
+swiftshader_status=0
+wait "$swiftshader_pass" || swiftshader_status=$?
+cat "$swiftshader_log"
+rm -f "$swiftshader_log"
+if [ "$lavapipe_status" -ne 0 ] || [ "$swiftshader_status" -ne 0 ]; then
+    echo "lavapipe's pass exited $lavapipe_status, SwiftShader's $swiftshader_status" >&2
+    exit 1
+fi
 # And on a hardware GPU, where the machine has one.
 if gpu="$(WGPU_NORM_ADAPTER=hardware cargo run --release -q --example adapter 2>/dev/null)"; then
     echo "== every test on $gpu"
