@@ -1,9 +1,10 @@
 //! The row mapping under launch settings other than the defaults: workgroups looping over
 //! many row blocks, a single backward workgroup, small workgroups, one thread per element
 //! and many elements per thread (rows streamed at mid sizes); streamed rows four and two per
-//! trip, the last trip's blocks partly empty (131 rows), short rows streamed, and a
-//! backward trip's sums walked the other way (together or one row after another). Each
-//! against the reference; and backwards on a workspace full of NaN against a fresh one.
+//! trip, the last trip's blocks partly empty (131 rows), short rows streamed, rows held by
+//! several subgroups, and a backward trip's sums walked the other way (together or one row
+//! after another). Each against the reference; and backwards on a workspace full of NaN
+//! against a fresh one.
 
 mod common;
 
@@ -72,6 +73,14 @@ launch_tests! {
         |t| t.register_quads = 1,
         "streamed short rows",
         &[(70_000, 3), (37, 1000), (1, 1)];
+    /// Rows held in the register tile by up to four subgroups (Tuning::max_tile_row_threads;
+    /// SwiftShader's tile given 32 quads too), one small workgroup each way so that its slots
+    /// walk enough rows: whole tiles, and a row whose last quads are partly past it.
+    wide_tile_rows:
+        |t| (t.max_forward_groups, t.backward_groups, t.workgroup_size, t.register_quads, t.max_tile_row_threads) =
+            (1, 1, 64, 32, 4 * t.max_row_threads),
+        "rows held by up to four subgroups",
+        &[(131, 2048), (131, 4096), (70, 3001)];
     /// The adapter's other way of walking a backward trip's sums (Tuning::joint_walks).
     backward_walks_flipped:
         |t| t.joint_walks = !t.joint_walks,

@@ -56,6 +56,10 @@ pub struct Args {
     /// Override the adapter's tuning: most threads sharing one row.
     #[arg(long)]
     pub max_row_threads: Option<u32>,
+    /// Override the adapter's tuning: most threads a row may take to fit the register
+    /// tile, where each row slot walks enough rows.
+    #[arg(long)]
+    pub max_tile_row_threads: Option<u32>,
     /// Override the adapter's tuning: most quads of a row each thread holds in registers.
     #[arg(long)]
     pub register_quads: Option<u32>,

@@ -203,6 +203,8 @@ impl NormContext {
         tuning.register_quads = tuning.register_quads.clamp(1, 256);
         tuning.max_loop_trips = tuning.max_loop_trips.max(1);
         tuning.max_row_threads = prev_power_of_two(tuning.max_row_threads.clamp(1, tuning.workgroup_size));
+        tuning.max_tile_row_threads =
+            prev_power_of_two(tuning.max_tile_row_threads.clamp(1, tuning.workgroup_size));
         tuning.max_forward_groups =
             tuning.max_forward_groups.clamp(1, limits.max_compute_workgroups_per_dimension.max(1));
         tuning.backward_groups =
@@ -377,9 +379,14 @@ impl NormContext {
         // The launch is a step function of the row count. It steps where the workgroup
         // shrinks (just past (target - 1) * k rows, k = rows per workgroup, a power of two),
         // where autotuning's row bucket and a split row's segment count change (just past a
-        // power of two), and where rows stop being split (at target / 4).
+        // power of two), where rows stop being split (at target / 4), and where a row takes
+        // more threads to fit the register tile (Tuning::wide_tile; the count below it
+        // too, since that step need not be a power of two).
         let target = u64::from(self.tuning().backward_groups.max(1));
         let mut counts = vec![1, u64::from(rows), target.div_ceil(4)];
+        if let Some((_, from)) = self.tuning().wide_tile(kernel, cols) {
+            counts.extend([u64::from(from) - 1, u64::from(from)]);
+        }
         for p in (0..32).map(|i| 1_u64 << i) {
             counts.extend([p, p + 1, (target - 1) * p + 1]);
         }

@@ -19,6 +19,11 @@ pub struct Tuning {
     pub backward_elements_per_thread: u32,
     /// Most threads that share one row (a power of two, at most `workgroup_size`).
     pub max_row_threads: u32,
+    /// Most threads a row may take (a power of two, at most `workgroup_size`) so that it
+    /// fits the register tile where `max_row_threads` would stream it: the fewest that hold
+    /// it in `register_quads` quads each. Only for launches whose row slots each walk at
+    /// least 16 rows, so that what a wider row costs once per slot is shared.
+    pub max_tile_row_threads: u32,
     /// Most iterations any one loop of a kernel may run per thread. Mesa's llvmpipe (the
     /// engine under lavapipe) stops every shader loop after 65,535 iterations, counted
     /// across the loops of an invocation, so a CPU adapter keeps each thread's trips over
@@ -107,6 +112,15 @@ impl Tuning {
                 forward_elements_per_thread: if swiftshader(info) { 128 } else { 64 },
                 backward_elements_per_thread: if swiftshader(info) { 128 } else { 16 },
                 max_row_threads: info.subgroup_max_size.max(1),
+                // llvmpipe: a row of 2048 to 4096 elements, streamed by one subgroup, held
+                // instead by two or four in a 32-quad tile, ran 1.01-1.19x faster forward and
+                // 1.12-1.35x backward where each slot walks 16 rows, 1.09-1.56x at 32 and 64;
+                // at 8 rows 0.94-1.19x, and at 1 to 4 up to 1.9x slower. Eight subgroups
+                // (forward rows of 5120 to 8192) ran 0.90-1.03x (BENCHMARKS.md, "lavapipe:
+                // rows of up to 4096 held by up to four subgroups"). The reductions then cross
+                // subgroups (barriers, each a switch between them). SwiftShader's tile is one
+                // quad, in memory: its rows stay with one subgroup.
+                max_tile_row_threads: if swiftshader(info) { 1 } else { 4 } * info.subgroup_max_size.max(1),
                 // Measured on lavapipe (BENCHMARKS.md, "Register tiles of 32 quads on CPU
                 // adapters"): without wgpu's index checks a tile of 32 quads (rows of 1024
                 // with a subgroup of 8 per row) runs 1.4-2.7x faster than a second read of
@@ -151,6 +165,7 @@ impl Tuning {
             forward_elements_per_thread: 8,
             backward_elements_per_thread: 8,
             max_row_threads: workgroup_size,
+            max_tile_row_threads: workgroup_size,
             // 32 elements per thread: rows up to 8192 elements in registers with 256
             // threads per row, a tile small enough to leave room for occupancy.
             register_quads: shader::MAX_CACHE,
@@ -260,6 +275,10 @@ pub(crate) struct LaunchChoice {
 /// whether a tile beyond [`Tuning::register_quads`] pays on the adapter at hand.
 pub(crate) const MAX_TUNED_TILE: u32 = 64;
 
+/// Fewest rows each row slot walks for a row to take more threads than `max_row_threads` to
+/// fit the register tile ([`Tuning::max_tile_row_threads`]).
+pub(crate) const WIDE_TILE_TRIPS: u32 = 16;
+
 /// Most rows of backward partial sums per gradient.
 const MAX_PARTIAL_ROWS: u32 = 8192;
 
@@ -319,6 +338,21 @@ impl Tuning {
         }
     }
 
+    /// Threads per row that hold a row of `cols` elements in the register tile where
+    /// `max_row_threads` would stream it, up to `max_tile_row_threads`, and the fewest rows
+    /// for which `kernel`'s launch takes them: where each row slot of its full grid walks
+    /// [`WIDE_TILE_TRIPS`] rows. None where the rule does not apply.
+    pub(crate) fn wide_tile(&self, kernel: Kernel, cols: u32) -> Option<(u32, u32)> {
+        let quads = cols.div_ceil(4).max(1);
+        let threads = quads.div_ceil(self.register_quads.max(1)).checked_next_power_of_two()?;
+        let cap = self.max_tile_row_threads.min(self.workgroup_size);
+        let applies = threads > self.max_row_threads && threads <= cap;
+        let grid = if kernel.is_backward() { self.backward_groups } else { self.max_forward_groups };
+        let slots = u64::from(grid) * u64::from(self.workgroup_size / threads);
+        let from_rows = u32::try_from(u64::from(WIDE_TILE_TRIPS) * slots).ok()?;
+        applies.then_some((threads, from_rows))
+    }
+
     /// Threads per row, rows per workgroup and grid size for a row kernel.
     ///
     /// `choice` is autotuning's launch for the shape's bucket, if any; `subgroups` the
@@ -362,7 +396,11 @@ impl Tuning {
         let wanted = cols.div_ceil(t.elements_per_thread(kernel).max(4)).max(1);
         // Enough threads per row that no thread walks more than max_loop_trips quads.
         let for_trips = quads.div_ceil(t.max_loop_trips).next_power_of_two();
-        let preferred = choice.map_or(wanted.next_power_of_two().min(t.max_row_threads), |c| c.row_threads);
+        let rule = match t.wide_tile(kernel, cols) {
+            Some((threads, from_rows)) if rows >= from_rows => threads,
+            _ => wanted.next_power_of_two().min(t.max_row_threads),
+        };
+        let preferred = choice.map_or(rule, |c| c.row_threads);
         let row_threads = preferred.max(for_trips).min(t.workgroup_size);
         let per_thread = quads.div_ceil(row_threads);
         let tile = match choice {
