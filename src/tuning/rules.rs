@@ -115,7 +115,7 @@ impl Tuning {
                 // llvmpipe: a row of 2048 to 4096 elements, streamed by one subgroup, held
                 // instead by two or four in a 32-quad tile, ran 1.01-1.19x faster forward and
                 // 1.12-1.35x backward where each slot walks 16 rows, 1.09-1.56x at 32 and 64;
-                // at 8 rows 0.94-1.19x, and at 1 to 4 up to 1.9x slower. Eight subgroups
+                // at 8 rows 0.94-1.19x, and at 1 to 4 up to 2x slower. Eight subgroups
                 // (forward rows of 5120 to 8192) ran 0.90-1.03x (BENCHMARKS.md, "lavapipe:
                 // rows of up to 4096 held by up to four subgroups"). The reductions then cross
                 // subgroups (barriers, each a switch between them). SwiftShader's tile is one
