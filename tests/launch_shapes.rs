@@ -73,14 +73,18 @@ launch_tests! {
         |t| t.register_quads = 1,
         "streamed short rows",
         &[(70_000, 3), (37, 1000), (1, 1)];
-    /// Rows held in the register tile by up to four subgroups (Tuning::max_tile_row_threads;
-    /// SwiftShader's tile given 32 quads too), one small workgroup each way so that its slots
-    /// walk enough rows: whole tiles, and a row whose last quads are partly past it.
+    /// Rows held in the register tile by several subgroups (Tuning::max_forward_tile_row_threads
+    /// and max_backward_tile_row_threads; SwiftShader's tile given 32 quads too), one small
+    /// workgroup each way so that its slots walk enough rows: whole tiles, and a row whose
+    /// last quads are partly past it.
     wide_tile_rows:
-        |t| (t.max_forward_groups, t.backward_groups, t.workgroup_size, t.register_quads, t.max_tile_row_threads) =
-            (1, 1, 64, 32, 4 * t.max_row_threads),
+        |t| {
+            (t.max_forward_groups, t.backward_groups, t.workgroup_size, t.register_quads) = (1, 1, 64, 32);
+            (t.max_forward_tile_row_threads, t.max_backward_tile_row_threads) =
+                (4 * t.max_row_threads, 8 * t.max_row_threads);
+        },
         "rows held by up to four subgroups",
-        &[(131, 2048), (131, 4096), (70, 3001)];
+        &[(131, 2048), (131, 4096), (70, 3001), (70, 8192)];
     /// The adapter's other way of walking a backward trip's sums (Tuning::joint_walks).
     backward_walks_flipped:
         |t| t.joint_walks = !t.joint_walks,

@@ -214,7 +214,7 @@ fn siblings_share_compiled_pipelines() {
 /// at the most rows (prefill), binding any smaller row count (a decode step) compiles
 /// nothing, whatever launch the rules give it. A forward grid of three workgroups puts the
 /// row count from which a forward row of 4096 takes more threads to fit the register tile
-/// (Tuning::max_tile_row_threads, on lavapipe) below 600, and not at a power of two.
+/// (Tuning::max_forward_tile_row_threads, on lavapipe) below 600, and not at a power of two.
 #[test]
 fn binding_fewer_rows_compiles_nothing() {
     let base = ctx();

@@ -57,7 +57,7 @@ pub struct Args {
     #[arg(long)]
     pub max_row_threads: Option<u32>,
     /// Override the adapter's tuning: most threads a row may take to fit the register
-    /// tile, where each row slot walks enough rows.
+    /// tile, where each row slot walks enough rows, forward and backward.
     #[arg(long)]
     pub max_tile_row_threads: Option<u32>,
     /// Override the adapter's tuning: most quads of a row each thread holds in registers.

@@ -69,7 +69,7 @@ fn run(args: &Args) -> Result<(), BenchError> {
             t.max_row_threads = v;
         }
         if let Some(v) = args.max_tile_row_threads {
-            t.max_tile_row_threads = v;
+            (t.max_forward_tile_row_threads, t.max_backward_tile_row_threads) = (v, v);
         }
         if let Some(v) = args.elements_per_thread {
             (t.forward_elements_per_thread, t.backward_elements_per_thread) = (v, v);
@@ -115,12 +115,13 @@ fn run(args: &Args) -> Result<(), BenchError> {
     );
     let t = gpu.ctx.tuning();
     println!(
-        "tuning: workgroup {} threads, at most {} threads per row ({} for a row to fit the tile), {} elements per thread forward and {} backward, at most {} register quads, \
+        "tuning: workgroup {} threads, at most {} threads per row ({} forward and {} backward for a row to fit the tile), {} elements per thread forward and {} backward, at most {} register quads, \
          {} access, backward grid {} workgroups, split rows {}, at least {} elements per workgroup, at most {} loop trips, backward sums \
          walked {}, at most {} column-pass lanes per quad, wgpu's bounds checks {}",
         t.workgroup_size,
         t.max_row_threads,
-        t.max_tile_row_threads,
+        t.max_forward_tile_row_threads,
+        t.max_backward_tile_row_threads,
         t.forward_elements_per_thread,
         t.backward_elements_per_thread,
         t.register_quads,

@@ -203,8 +203,9 @@ impl NormContext {
         tuning.register_quads = tuning.register_quads.clamp(1, 256);
         tuning.max_loop_trips = tuning.max_loop_trips.max(1);
         tuning.max_row_threads = prev_power_of_two(tuning.max_row_threads.clamp(1, tuning.workgroup_size));
-        tuning.max_tile_row_threads =
-            prev_power_of_two(tuning.max_tile_row_threads.clamp(1, tuning.workgroup_size));
+        for cap in [&mut tuning.max_forward_tile_row_threads, &mut tuning.max_backward_tile_row_threads] {
+            *cap = prev_power_of_two((*cap).clamp(1, tuning.workgroup_size));
+        }
         tuning.max_forward_groups =
             tuning.max_forward_groups.clamp(1, limits.max_compute_workgroups_per_dimension.max(1));
         tuning.backward_groups =

@@ -19,11 +19,13 @@ pub struct Tuning {
     pub backward_elements_per_thread: u32,
     /// Most threads that share one row (a power of two, at most `workgroup_size`).
     pub max_row_threads: u32,
-    /// Most threads a row may take (a power of two, at most `workgroup_size`) so that it
-    /// fits the register tile where `max_row_threads` would stream it: the fewest that hold
-    /// it in `register_quads` quads each. Only for launches whose row slots each walk at
-    /// least 16 rows, so that what a wider row costs once per slot is shared.
-    pub max_tile_row_threads: u32,
+    /// Most threads a forward row may take (a power of two, at most `workgroup_size`) so
+    /// that it fits the register tile where `max_row_threads` would stream it: the fewest
+    /// that hold it in `register_quads` quads each. Only for launches whose row slots each
+    /// walk at least 16 rows, so that what a wider row costs once per slot is shared.
+    pub max_forward_tile_row_threads: u32,
+    /// The same for a backward row.
+    pub max_backward_tile_row_threads: u32,
     /// Most iterations any one loop of a kernel may run per thread. Mesa's llvmpipe (the
     /// engine under lavapipe) stops every shader loop after 65,535 iterations, counted
     /// across the loops of an invocation, so a CPU adapter keeps each thread's trips over
@@ -117,10 +119,15 @@ impl Tuning {
                 // 1.12-1.35x backward where each slot walks 16 rows, 1.09-1.56x at 32 and 64;
                 // at 8 rows 0.94-1.19x, and at 1 to 4 up to 2x slower. Eight subgroups
                 // (forward rows of 5120 to 8192) ran 0.90-1.03x (BENCHMARKS.md, "lavapipe:
-                // rows of up to 4096 held by up to four subgroups"). The reductions then cross
+                // rows of up to 4096 held by up to four subgroups"), but backward 1.02-1.21x
+                // at rows of 8192, 1.09-1.21x where a slot walks 16 rows or more (the same
+                // section, "Eight subgroups for the backward"). The reductions then cross
                 // subgroups (barriers, each a switch between them). SwiftShader's tile is one
                 // quad, in memory: its rows stay with one subgroup.
-                max_tile_row_threads: if swiftshader(info) { 1 } else { 4 } * info.subgroup_max_size.max(1),
+                max_forward_tile_row_threads: if swiftshader(info) { 1 } else { 4 }
+                    * info.subgroup_max_size.max(1),
+                max_backward_tile_row_threads: if swiftshader(info) { 1 } else { 8 }
+                    * info.subgroup_max_size.max(1),
                 // Measured on lavapipe (BENCHMARKS.md, "Register tiles of 32 quads on CPU
                 // adapters"): without wgpu's index checks a tile of 32 quads (rows of 1024
                 // with a subgroup of 8 per row) runs 1.4-2.7x faster than a second read of
@@ -165,7 +172,8 @@ impl Tuning {
             forward_elements_per_thread: 8,
             backward_elements_per_thread: 8,
             max_row_threads: workgroup_size,
-            max_tile_row_threads: workgroup_size,
+            max_forward_tile_row_threads: workgroup_size,
+            max_backward_tile_row_threads: workgroup_size,
             // 32 elements per thread: rows up to 8192 elements in registers with 256
             // threads per row, a tile small enough to leave room for occupancy.
             register_quads: shader::MAX_CACHE,
@@ -276,7 +284,7 @@ pub(crate) struct LaunchChoice {
 pub(crate) const MAX_TUNED_TILE: u32 = 64;
 
 /// Fewest rows each row slot walks for a row to take more threads than `max_row_threads` to
-/// fit the register tile ([`Tuning::max_tile_row_threads`]).
+/// fit the register tile ([`Tuning::max_forward_tile_row_threads`] and its backward twin).
 pub(crate) const WIDE_TILE_TRIPS: u32 = 16;
 
 /// Most rows of backward partial sums per gradient.
@@ -339,15 +347,17 @@ impl Tuning {
     }
 
     /// Threads per row that hold a row of `cols` elements in the register tile where
-    /// `max_row_threads` would stream it, up to `max_tile_row_threads`, and the fewest rows
+    /// `max_row_threads` would stream it, up to `kernel`'s direction's cap, and the fewest rows
     /// for which `kernel`'s launch takes them: where each row slot of its full grid walks
     /// [`WIDE_TILE_TRIPS`] rows. None where the rule does not apply.
     pub(crate) fn wide_tile(&self, kernel: Kernel, cols: u32) -> Option<(u32, u32)> {
         let quads = cols.div_ceil(4).max(1);
         let threads = quads.div_ceil(self.register_quads.max(1)).checked_next_power_of_two()?;
-        let cap = self.max_tile_row_threads.min(self.workgroup_size);
-        let applies = threads > self.max_row_threads && threads <= cap;
-        let grid = if kernel.is_backward() { self.backward_groups } else { self.max_forward_groups };
+        let (cap, grid) = match kernel.is_backward() {
+            true => (self.max_backward_tile_row_threads, self.backward_groups),
+            false => (self.max_forward_tile_row_threads, self.max_forward_groups),
+        };
+        let applies = threads > self.max_row_threads && threads <= cap.min(self.workgroup_size);
         let slots = u64::from(grid) * u64::from(self.workgroup_size / threads);
         let from_rows = u32::try_from(u64::from(WIDE_TILE_TRIPS) * slots).ok()?;
         applies.then_some((threads, from_rows))
