@@ -96,6 +96,9 @@ const FLAG_TINY_EPS: u32 = 2097152u;
 // A backward's streamed trip walks its rows' sums together, a gamma read serving them all;
 // else one row after another (Tuning::joint_walks in src/tuning/rules.rs).
 const FLAG_JOINT_WALKS: u32 = 4194304u;
+// A tile backward's workgroup sums its slots' partial sums and stores one row of them
+// (end_partial; Tuning::group_partials in src/tuning/rules.rs).
+const FLAG_GROUP_PARTIALS: u32 = 8388608u;
 
 // Threads of a workgroup.
 override WORKGROUP_SIZE: u32 = 256u;
@@ -130,6 +133,12 @@ fn has(flag: u32) -> bool {
 
 fn rows_per_group() -> u32 {
     return WORKGROUP_SIZE / ROW_THREADS;
+}
+
+// The row of backward partial sums that slot `slot` of workgroup `w` adds to: its own, or its
+// workgroup's (FLAG_GROUP_PARTIALS).
+fn partial_row(w: u32, slot: u32) -> u32 {
+    return select(w * rows_per_group() + slot, w, CACHED && has(FLAG_GROUP_PARTIALS));
 }
 
 // Blocks of rows_per_group() rows (of segments, with split rows); a workgroup may take many
@@ -461,8 +470,29 @@ fn add_partial(acc: ptr<private, array<vec4<f32>, MAX_CACHE>>, k: u32, at: u32, 
     }
 }
 
+// With FLAG_GROUP_PARTIALS a tile workgroup's slots add up their sums before they are stored,
+// in a fixed tree through `red`, and the workgroup stores one row of them: a GPU's backward
+// then leaves as many partial rows as workgroups, not rows_per_group times as many, and the
+// column pass sums that many. From uniform control flow only.
 fn end_partial(acc: ptr<private, array<vec4<f32>, MAX_CACHE>>, lane: u32, at: u32, want: bool) {
-    if (CACHED && want) {
+    if (CACHED && has(FLAG_GROUP_PARTIALS)) {
+        let slot = local_index / ROW_THREADS;
+        for (var k = 0u; k < MAX_CACHE; k = k + 1u) {
+            // Also waits for red's last reader: a row reduction, or quad k - 1's tree.
+            workgroupBarrier();
+            red[local_index] = select(vec4<f32>(0.0), (*acc)[k], want);
+            for (var o = rows_per_group() / 2u; o > 0u; o = o / 2u) {
+                workgroupBarrier();
+                if (slot < o) {
+                    red[local_index] = red[local_index] + red[local_index + o * ROW_THREADS];
+                }
+            }
+            let j = quad_at(lane, k);
+            if (slot == 0u && want) {
+                st_workspace(at + j, red[local_index], quad_len(j, p.cols));
+            }
+        }
+    } else if (CACHED && want) {
         for (var k = 0u; k < MAX_CACHE; k = k + 1u) {
             let j = quad_at(lane, k);
             st_workspace(at + j, (*acc)[k], quad_len(j, p.cols));

@@ -979,7 +979,7 @@ fn enter_backward(wid: vec3<u32>, nwg: vec3<u32>, inv: Invocation) -> BackwardSl
     let first_row = wid.x * rows_per_group() + slot;
     let want_dgamma = has(FLAG_DGAMMA) && first_row < p.rows;
     let want_dbeta = has(FLAG_DBETA) && first_row < p.rows;
-    let pb = p.workspace_off + first_row * p.cols;
+    let pb = p.workspace_off + partial_row(wid.x, slot) * p.cols;
     let pbb = pb + p.partial_rows * p.cols;
     load_tile_gamma(lane);
     let first = slot_start(wid.x, nwg.x, slot);

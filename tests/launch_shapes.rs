@@ -90,22 +90,36 @@ launch_tests! {
         |t| t.joint_walks = !t.joint_walks,
         "backward sums walked the other way",
         STREAMED;
+    /// The adapter's other way of leaving a tile backward's partial sums
+    /// (Tuning::group_partials), on a grid of three workgroups whose slots walk several rows
+    /// each, the last row block partly past the rows.
+    group_partials_flipped:
+        |t| (t.group_partials, t.backward_groups) = (!t.group_partials, 3),
+        "tile partial sums left the other way",
+        &[(70_000, 3), (1001, 128), (131, 768), (37, 1000), (9, 64)];
 }
 
 /// Each slot's partial sums are written before they are read: on a workspace full of NaN
 /// (what an engine's reused workspace may hold), the backwards give the same bits as on a
 /// fresh one. A backward grid of two workgroups makes slots walk several trips, and on 131
-/// and 200 rows leaves slots of the last workgroup past the last row (they write zeros).
+/// and 200 rows leaves slots of the last workgroup past the last row (they write zeros);
+/// tile rows (1000) leave a row of partial sums per slot and per workgroup.
 #[test]
 fn dirty_workspace() {
-    let c = context(Reduction::Auto, |t| t.backward_groups = 2);
+    for group_partials in [false, true] {
+        dirty_workspace_with(group_partials);
+    }
+}
+
+fn dirty_workspace_with(group_partials: bool) {
+    let c = context(Reduction::Auto, |t| (t.backward_groups, t.group_partials) = (2, group_partials));
     for (i, (rows, cols)) in [(131, 4097), (200, 4096), (200, 1000), (9, 4096)].into_iter().enumerate() {
         let shape = Shape::new(rows, cols);
         let mut r = rng(950 + i as u64);
         let x = input(&mut r, Input::Shifted, shape);
         let dy = randn(&mut r, shape.elements());
         let g = randn(&mut r, cols);
-        let context = format!("{shape:?}, seed {}", 950 + i);
+        let context = format!("{shape:?}, seed {}, group partials {group_partials}", 950 + i);
         let place = |v: &[f32]| Placed::new(&c, Some(&stored(v, DType::F32)), v.len(), DType::F32, 0);
         let (xb, dyb, gb) = (place(&x), place(&dy), place(&g));
         let poisoned = |len: usize| Placed::new(&c, None, len, DType::F32, 0);

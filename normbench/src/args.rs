@@ -88,6 +88,10 @@ pub struct Args {
     /// together (true) or one row after another (false).
     #[arg(long)]
     pub joint_walks: Option<bool>,
+    /// Override the adapter's tuning: whether a tile backward's workgroup sums its row slots'
+    /// partial sums and leaves one row of them (true) or one row per slot (false).
+    #[arg(long)]
+    pub group_partials: Option<bool>,
     /// Compile the kernels with wgpu's bounds checks on (`ContextOptions::checked_shaders`).
     #[arg(long)]
     pub checked_shaders: bool,

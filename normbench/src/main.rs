@@ -92,6 +92,9 @@ fn run(args: &Args) -> Result<(), BenchError> {
         if let Some(v) = args.joint_walks {
             t.joint_walks = v;
         }
+        if let Some(v) = args.group_partials {
+            t.group_partials = v;
+        }
         if args.scalar_access {
             t.vector_access = false;
         }
@@ -117,7 +120,7 @@ fn run(args: &Args) -> Result<(), BenchError> {
     println!(
         "tuning: workgroup {} threads, at most {} threads per row ({} forward and {} backward for a row to fit the tile), {} elements per thread forward and {} backward, at most {} register quads, \
          {} access, backward grid {} workgroups, split rows {}, at least {} elements per workgroup, at most {} loop trips, backward sums \
-         walked {}, at most {} column-pass lanes per quad, wgpu's bounds checks {}",
+         walked {}, tile partial sums {}, at most {} column-pass lanes per quad, wgpu's bounds checks {}",
         t.workgroup_size,
         t.max_row_threads,
         t.max_forward_tile_row_threads,
@@ -134,6 +137,7 @@ fn run(args: &Args) -> Result<(), BenchError> {
         t.min_group_elements,
         t.max_loop_trips,
         if t.joint_walks { "together" } else { "one row at a time" },
+        if t.group_partials { "a row per workgroup" } else { "a row per slot" },
         t.max_column_lanes,
         if args.checked_shaders { "on" } else { "off" }
     );

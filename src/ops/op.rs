@@ -394,7 +394,8 @@ impl<K: OpKind> Op<K> {
             trip_rows: launch.trip_rows,
             flags: params.flags
                 | if launch.split() { flags::SPLIT | flags::SPLIT_FINISH } else { 0 }
-                | if launch.joint_walks { flags::JOINT_WALKS } else { 0 },
+                | if launch.joint_walks { flags::JOINT_WALKS } else { 0 }
+                | if launch.group_partials { flags::GROUP_PARTIALS } else { 0 },
         };
         let sums_key = |key: PipelineKey| PipelineKey { flags: key.flags & !flags::SPLIT_FINISH, ..key };
         let column_flags = K::TABLE

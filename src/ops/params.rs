@@ -65,4 +65,6 @@ pub(crate) mod flags {
     pub const TINY_EPS: u32 = 1 << 21;
     /// A backward's streamed trip walks its rows' sums together (`RowLaunch::joint_walks`).
     pub const JOINT_WALKS: u32 = 1 << 22;
+    /// A tile backward's workgroup sums its slots' partial sums (`RowLaunch::group_partials`).
+    pub const GROUP_PARTIALS: u32 = 1 << 23;
 }

@@ -69,6 +69,12 @@ pub struct Tuning {
     /// read serving them all, where the compiler keeps the rows' sums in registers (up to 24
     /// floats a row for RMSNorm, 8 for LayerNorm); else one row after another.
     pub joint_walks: bool,
+    /// A backward whose rows are held in the register tile, several to a workgroup, sums
+    /// its row slots' dgamma and dbeta partial sums in the workgroup (a tree through
+    /// workgroup memory, a barrier per level and quad of the tile) and leaves one row of
+    /// them per workgroup, not one per slot: fewer bytes through the workspace, a shorter
+    /// column pass, and a backward grid no longer capped by the partial rows.
+    pub group_partials: bool,
 }
 
 impl Tuning {
@@ -165,6 +171,11 @@ impl Tuning {
                 // the tile), 0.72-0.95x. BENCHMARKS.md, "Streamed backwards: the first walks
                 // joined".
                 joint_walks: !swiftshader(info),
+                // A workgroup's slots run one after another on one core, and each of the
+                // tree's barriers switches through all of them: on lavapipe the tile
+                // backwards ran 0.76-1.00x a row per slot's speed (BENCHMARKS.md, "A tile
+                // backward's partial sums summed in the workgroup").
+                group_partials: false,
             };
         }
         Tuning {
@@ -197,6 +208,13 @@ impl Tuning {
             // Not measured on a GPU, where it would hold four rows' sums per thread against
             // occupancy to save a gamma read that hits L1.
             joint_walks: false,
+            // Not measured on a GPU. On paper (NVIDIA's 32768x128 backward: 16 rows a
+            // workgroup, 512 workgroups): the workspace's 8192 partial rows per gradient, 4
+            // MB written and read again next to the backward's 50 MB, become 512, and the
+            // column pass's lanes walk 16 rows instead of 256; 65536x16's grid, capped at 64
+            // workgroups by the partial rows, gets 512. The tree costs 2 quads x 5 levels of
+            // barriers once per workgroup.
+            group_partials: true,
         }
     }
 }
@@ -228,10 +246,13 @@ pub(crate) struct RowLaunch {
     /// A backward's streamed trips walk their rows' sums together ([`Tuning::joint_walks`]):
     /// the `FLAG_JOINT_WALKS` flag.
     pub joint_walks: bool,
-    /// Rows of partial sums the backward grid leaves per gradient: one per row slot below
-    /// the row count (slot s of workgroup w is slot w * rows_per_group + s; the slots at or
-    /// past the row count visit only rows past the last, `slot_start` in common.wgsl, which
-    /// have no elements, and leave nothing).
+    /// The workgroup sums its slots' partial sums ([`Tuning::group_partials`]): the
+    /// `FLAG_GROUP_PARTIALS` flag, on tile backwards of several rows per workgroup.
+    pub group_partials: bool,
+    /// Rows of partial sums the backward grid leaves per gradient: one per workgroup with
+    /// `group_partials`, else one per row slot below the row count (slot s of workgroup w is
+    /// slot w * rows_per_group + s; the slots at or past the row count visit only rows past
+    /// the last, `slot_start` in common.wgsl, which have no elements, and leave nothing).
     pub partial_rows: u32,
     /// Segments per row: 1, or more for a split row ([`Tuning::split_chunk`]), when the
     /// rest of the launch is that of `rows x chunks` rows of `chunk_len` elements.
@@ -251,7 +272,18 @@ impl RowLaunch {
     /// blocks there are, and the backward leaves as many partial rows as its slots visit.
     pub fn over_rows(&self, rows: u32) -> RowLaunch {
         let groups = self.groups.min((rows * self.chunks).div_ceil(self.rows_per_group)).max(1);
-        RowLaunch { groups, partial_rows: (groups * self.rows_per_group).min(rows.max(1)), ..*self }
+        RowLaunch { groups, partial_rows: self.partial_rows(groups, rows), ..*self }
+    }
+
+    /// Partial rows per workgroup.
+    fn group_partial_rows(&self) -> u32 {
+        if self.group_partials { 1 } else { self.rows_per_group }
+    }
+
+    /// The partial rows that `groups` workgroups leave over `rows` rows (each workgroup has
+    /// a row block of its own: groups never exceed the blocks).
+    fn partial_rows(&self, groups: u32, rows: u32) -> u32 {
+        (groups * self.group_partial_rows()).min(rows.max(1))
     }
 }
 
@@ -320,11 +352,12 @@ impl Tuning {
 
     /// The column pass over `partial_rows` rows of `cols` partial sums. One thread per quad
     /// of columns walking every partial row leaves a GPU idle where the columns are few:
-    /// 32768x128 on NVIDIA's launch is 8192 partial rows of 32 quads, one warp's work, a
-    /// walk of 8192 dependent loads. So each quad gets as many lanes as fill the device's
-    /// workgroups (`backward_groups` full ones), each summing at least COLUMN_LANE_ROWS rows,
-    /// while a workgroup keeps COLUMN_BLOCK_QUADS quads side by side for whole-line loads:
-    /// there 32 lanes, 4 workgroups, walks of 256 rows. At most `max_column_lanes` (1 on a
+    /// 32768x128 on NVIDIA's launch without `group_partials` is 8192 partial rows of 32
+    /// quads, one warp's work, a walk of 8192 dependent loads. So each quad gets as many
+    /// lanes as fill the device's workgroups (`backward_groups` full ones), each summing at
+    /// least COLUMN_LANE_ROWS rows, while a workgroup keeps COLUMN_BLOCK_QUADS quads side by
+    /// side for whole-line loads: there 32 lanes, 4 workgroups, walks of 256 rows; with
+    /// `group_partials` (512 partial rows), walks of 16. At most `max_column_lanes` (1 on a
     /// CPU adapter).
     pub(crate) fn column_launch(&self, cols: u32, partial_rows: u32) -> ColumnLaunch {
         let quads = cols.div_ceil(4).max(1);
@@ -452,11 +485,13 @@ impl Tuning {
             0 => u32::MAX,
             m => (u64::from(rows) * u64::from(cols) / u64::from(m)).clamp(1, u64::from(u32::MAX)) as u32,
         };
+        let group_partials = backward && register_quads > 0 && rows_per_group > 1 && t.group_partials;
+        let per_group = if group_partials { 1 } else { rows_per_group };
         let groups = if backward {
-            let by_workspace = (t.max_partials / (rows_per_group as u64 * cols as u64)).max(1);
+            let by_workspace = (t.max_partials / (per_group as u64 * cols as u64)).max(1);
             // reduce_columns walks every partial row: keep them within the loop bound and
             // few enough that the column pass stays a small fraction of the work.
-            let by_column_pass = (t.max_loop_trips.min(MAX_PARTIAL_ROWS) / rows_per_group).max(1);
+            let by_column_pass = (t.max_loop_trips.min(MAX_PARTIAL_ROWS) / per_group).max(1);
             blocks
                 .min(t.backward_groups)
                 .min(by_workspace.min(u32::MAX as u64) as u32)
@@ -466,7 +501,7 @@ impl Tuning {
         } else {
             blocks.min(t.max_forward_groups).min(most_groups).max(min_groups)
         };
-        RowLaunch {
+        let launch = RowLaunch {
             workgroup_size,
             row_threads,
             rows_per_group,
@@ -475,10 +510,12 @@ impl Tuning {
             register_quads,
             trip_rows: if register_quads == 0 { kernel.trip_rows(per_thread) } else { 1 },
             joint_walks: backward && register_quads == 0 && t.joint_walks,
-            partial_rows: (groups.max(1) * rows_per_group).min(rows.max(1)),
+            group_partials,
+            partial_rows: 0,
             chunks: 1,
             chunk_len: cols,
-        }
+        };
+        RowLaunch { partial_rows: launch.partial_rows(launch.groups, rows), ..launch }
     }
 }
 
@@ -605,8 +642,9 @@ mod tests {
         );
     }
 
-    /// `max_column_lanes` caps the lanes, whatever the adapter: NVIDIA's 32768x128 (8192
-    /// partial rows) gets 32, 4 when capped there, and one thread per quad at 1.
+    /// `max_column_lanes` caps the lanes, whatever the adapter: 8192 partial rows of 128 (NVIDIA's
+    /// 32768x128 without `group_partials`) get 32, 4 when capped there, and one thread per
+    /// quad at 1.
     #[test]
     fn max_column_lanes_caps_the_column_pass() {
         let t = table_tuning("NVIDIA", wgpu::DeviceType::DiscreteGpu, Some((32, 32)));
@@ -615,6 +653,34 @@ mod tests {
             assert_eq!(c.row_lanes, lanes, "at most {most} lanes");
             assert_eq!(c.workgroup_size, (32 * lanes).min(t.workgroup_size), "at most {most} lanes");
         }
+    }
+
+    /// With `group_partials` a tile backward leaves a partial row per workgroup: NVIDIA's
+    /// 65536x16 (128 rows a workgroup) gets the full grid of 512 workgroups, where a row per
+    /// slot caps it at 64 (8192 partial rows), and 32768x128 leaves 512 partial rows, not
+    /// 8192. Streamed rows (a workgroup each) are the same either way.
+    #[test]
+    fn group_partials_leave_a_row_per_workgroup() {
+        let t = table_tuning("NVIDIA", wgpu::DeviceType::DiscreteGpu, Some((32, 32)));
+        let launch = |t: &Tuning, rows, cols| {
+            t.row_launch(Kernel::RmsNormBackward, rows, cols, None, Some((32, 32)), false)
+        };
+        let per_slot = Tuning { group_partials: false, ..t };
+        for (rows, cols, grouped, slots) in
+            [(65536, 16, (512, 512), (64, 8192)), (32768, 128, (512, 512), (512, 8192))]
+        {
+            let (g, s) = (launch(&t, rows, cols), launch(&per_slot, rows, cols));
+            assert!(g.group_partials && !s.group_partials, "{rows}x{cols}");
+            assert_eq!((g.groups, g.partial_rows), grouped, "{rows}x{cols}, a row per workgroup");
+            assert_eq!((s.groups, s.partial_rows), slots, "{rows}x{cols}, a row per slot");
+            assert_eq!(
+                g.over_rows(1000).partial_rows,
+                g.over_rows(1000).groups,
+                "{rows}x{cols} over 1000 rows"
+            );
+        }
+        let streamed = launch(&t, 64, 65536);
+        assert!(!streamed.group_partials && streamed.partial_rows == 64, "{streamed:?}");
     }
 
     #[test]
