@@ -390,10 +390,12 @@ impl Tuning {
             true => (self.max_backward_tile_row_threads, self.backward_groups),
             false => (self.max_forward_tile_row_threads, self.max_forward_groups),
         };
-        let applies = threads > self.max_row_threads && threads <= cap.min(self.workgroup_size);
+        if threads <= self.max_row_threads || threads > cap.min(self.workgroup_size) {
+            return None;
+        }
         let slots = u64::from(grid) * u64::from(self.workgroup_size / threads);
         let from_rows = u32::try_from(u64::from(WIDE_TILE_TRIPS) * slots).ok()?;
-        applies.then_some((threads, from_rows))
+        Some((threads, from_rows))
     }
 
     /// Threads per row, rows per workgroup and grid size for a row kernel.
