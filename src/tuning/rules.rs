@@ -212,8 +212,8 @@ impl Tuning {
             // workgroup, 512 workgroups): the workspace's 8192 partial rows per gradient, 4
             // MB written and read again next to the backward's 50 MB, become 512, and the
             // column pass's lanes walk 16 rows instead of 256; 65536x16's grid, capped at 64
-            // workgroups by the partial rows, gets 512. The tree costs 2 quads x 5 levels of
-            // barriers once per workgroup.
+            // workgroups by the partial rows, gets 512. The tree costs 2 quads x 5 barriers
+            // (4 levels and the first) once per workgroup.
             group_partials: true,
         }
     }
