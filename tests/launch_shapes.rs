@@ -83,7 +83,7 @@ launch_tests! {
             (t.max_forward_tile_row_threads, t.max_backward_tile_row_threads) =
                 (4 * t.max_row_threads, 8 * t.max_row_threads);
         },
-        "rows held by up to four subgroups",
+        "rows held by several subgroups",
         &[(131, 2048), (131, 4096), (70, 3001), (70, 8192)];
     /// The adapter's other way of walking a backward trip's sums (Tuning::joint_walks).
     backward_walks_flipped:

@@ -487,10 +487,25 @@ impl Tuning {
             0 => u32::MAX,
             m => (u64::from(rows) * u64::from(cols) / u64::from(m)).clamp(1, u64::from(u32::MAX)) as u32,
         };
-        let group_partials = backward && register_quads > 0 && rows_per_group > 1 && t.group_partials;
-        let per_group = if group_partials { 1 } else { rows_per_group };
+        // Everything but the grid; the backward's grid depends on the partial rows each
+        // workgroup leaves.
+        let launch = RowLaunch {
+            workgroup_size,
+            row_threads,
+            rows_per_group,
+            groups: 1,
+            subgroup_mode: subgroup_mode(row_threads, t.workgroup_size, subgroups),
+            register_quads,
+            trip_rows: if register_quads == 0 { kernel.trip_rows(per_thread) } else { 1 },
+            joint_walks: backward && register_quads == 0 && t.joint_walks,
+            group_partials: backward && register_quads > 0 && rows_per_group > 1 && t.group_partials,
+            partial_rows: 0,
+            chunks: 1,
+            chunk_len: cols,
+        };
         let groups = if backward {
-            let by_workspace = (t.max_partials / (per_group as u64 * cols as u64)).max(1);
+            let per_group = launch.group_partial_rows();
+            let by_workspace = (t.max_partials / (u64::from(per_group) * u64::from(cols))).max(1);
             // reduce_columns walks every partial row: keep them within the loop bound and
             // few enough that the column pass stays a small fraction of the work.
             let by_column_pass = (t.max_loop_trips.min(MAX_PARTIAL_ROWS) / per_group).max(1);
@@ -502,22 +517,9 @@ impl Tuning {
                 .max(min_groups.min(by_column_pass))
         } else {
             blocks.min(t.max_forward_groups).min(most_groups).max(min_groups)
-        };
-        let launch = RowLaunch {
-            workgroup_size,
-            row_threads,
-            rows_per_group,
-            groups: groups.max(1),
-            subgroup_mode: subgroup_mode(row_threads, t.workgroup_size, subgroups),
-            register_quads,
-            trip_rows: if register_quads == 0 { kernel.trip_rows(per_thread) } else { 1 },
-            joint_walks: backward && register_quads == 0 && t.joint_walks,
-            group_partials,
-            partial_rows: 0,
-            chunks: 1,
-            chunk_len: cols,
-        };
-        RowLaunch { partial_rows: launch.partial_rows(launch.groups, rows), ..launch }
+        }
+        .max(1);
+        RowLaunch { groups, partial_rows: launch.partial_rows(groups, rows), ..launch }
     }
 }
 
