@@ -45,7 +45,7 @@ def main():
                 pass
             time.sleep(0.1)
         options = dict(CAPS["goog:chromeOptions"])
-        options["args"] = options["args"] + ["--window-size=1000,1250"]
+        options["args"] = options["args"] + ["--window-size=1000,1400"]
         session = call(base, "POST", "/session",
                        {"capabilities": {"alwaysMatch": {"goog:chromeOptions": options}}})["sessionId"]
         s = f"/session/{session}"

@@ -4,7 +4,9 @@
 # with WebGPU.
 #
 # `--check` instead loads the page in headless Chromium through chromedriver, waits for its
-# checks, saves web/screenshot.png, and fails unless every check passed.
+# checks, saves a screenshot (web/screenshot.png, or $SCREENSHOT), and fails unless every check
+# passed. `--check QUERY` loads the page with that URL query (web/src/query.rs), for example
+# `--check '?shapes=4096x768&workgroup_size=64'`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-web.sh
@@ -16,7 +18,7 @@ if [ "${1:-}" = "--check" ]; then
     python3 -m http.server "$port" --bind 127.0.0.1 --directory web/www >/dev/null 2>&1 &
     server=$!
     trap 'kill $server' EXIT
-    python3 scripts/page_check.py "http://127.0.0.1:$port/" web/screenshot.png
+    python3 scripts/page_check.py "http://127.0.0.1:$port/${2:-}" "${SCREENSHOT:-web/screenshot.png}"
 else
     port="${PORT:-8000}"
     echo "Serving the page on http://127.0.0.1:$port/ (Ctrl-C stops it)"

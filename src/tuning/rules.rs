@@ -220,9 +220,14 @@ impl Tuning {
 }
 
 /// Whether the adapter is SwiftShader: its shader JIT (Reactor) does not unroll loops, and a
-/// dispatch there costs less than on Mesa's llvmpipe.
+/// dispatch there costs less than on Mesa's llvmpipe. A browser's CPU adapter counts: through
+/// wgpu 30 a browser's adapter has no name, only whether it is the fallback
+/// (`DeviceType::Cpu`), and Chrome's fallback is SwiftShader (BENCHMARKS.md, "The browser's CPU
+/// adapter is SwiftShader").
 fn swiftshader(info: &wgpu::AdapterInfo) -> bool {
-    [&info.name, &info.driver].iter().any(|s| s.to_ascii_lowercase().contains("swiftshader"))
+    let browser_cpu =
+        info.backend == wgpu::Backend::BrowserWebGpu && info.device_type == wgpu::DeviceType::Cpu;
+    browser_cpu || [&info.name, &info.driver].iter().any(|s| s.to_ascii_lowercase().contains("swiftshader"))
 }
 
 pub(crate) fn prev_power_of_two(v: u32) -> u32 {
@@ -524,8 +529,12 @@ impl Tuning {
 }
 
 /// 0: workgroup-memory tree; 1: a row within one subgroup (butterfly); 2: subgroupAdd plus
-/// one exchange through workgroup memory (shaders/reduce_subgroup.wgsl).
+/// one exchange through workgroup memory (shaders/reduce_subgroup.wgsl). A row of one thread
+/// reduces nothing and takes mode 1 whatever the adapter has (shaders/reduce_workgroup.wgsl).
 fn subgroup_mode(row_threads: u32, workgroup_size: u32, subgroups: Option<(u32, u32)>) -> u32 {
+    if row_threads == 1 {
+        return 1;
+    }
     let Some((min, max)) = subgroups else {
         return 0;
     };
@@ -543,32 +552,42 @@ mod tests {
     use super::*;
     use std::fmt::Write as _;
 
-    /// The adapters of BENCHMARKS.md's launch table: name, device type and subgroup size
-    /// range (None: no subgroup operations, as in a browser under wgpu 30), with the sizes
-    /// each reports (wgpu's `AdapterInfo` documents the GPUs' ranges).
-    type Adapter = (&'static str, wgpu::DeviceType, Option<(u32, u32)>);
-    const ADAPTERS: [Adapter; 7] = [
-        ("lavapipe", wgpu::DeviceType::Cpu, Some((8, 8))),
-        ("SwiftShader", wgpu::DeviceType::Cpu, Some((4, 4))),
-        ("WebGPU page (wgpu 30)", wgpu::DeviceType::Other, None),
-        ("NVIDIA", wgpu::DeviceType::DiscreteGpu, Some((32, 32))),
-        ("AMD RDNA", wgpu::DeviceType::DiscreteGpu, Some((32, 64))),
-        ("Apple", wgpu::DeviceType::IntegratedGpu, Some((32, 32))),
-        ("Intel", wgpu::DeviceType::IntegratedGpu, Some((8, 32))),
+    /// The adapters of BENCHMARKS.md's launch table: name, device type, the subgroup size
+    /// range each reports (wgpu's `AdapterInfo` documents the GPUs' ranges; Chrome's
+    /// SwiftShader reports 4..4) and whether rows are reduced with subgroup operations
+    /// (never in a browser under wgpu 30, whose adapters are `Backend::BrowserWebGpu`).
+    type Adapter = (&'static str, wgpu::DeviceType, (u32, u32), bool);
+    const ADAPTERS: [Adapter; 8] = [
+        ("lavapipe", wgpu::DeviceType::Cpu, (8, 8), true),
+        ("SwiftShader", wgpu::DeviceType::Cpu, (4, 4), true),
+        ("WebGPU page, a GPU (wgpu 30)", wgpu::DeviceType::Other, (4, 128), false),
+        ("WebGPU page, Chrome's SwiftShader (wgpu 30)", wgpu::DeviceType::Cpu, (4, 4), false),
+        ("NVIDIA", wgpu::DeviceType::DiscreteGpu, (32, 32), true),
+        ("AMD RDNA", wgpu::DeviceType::DiscreteGpu, (32, 64), true),
+        ("Apple", wgpu::DeviceType::IntegratedGpu, (32, 32), true),
+        ("Intel", wgpu::DeviceType::IntegratedGpu, (8, 32), true),
     ];
+
+    const NVIDIA: Adapter = ADAPTERS[4];
 
     const SHAPES: [(u32, u32); 5] = [(1, 4096), (1, 65536), (8192, 768), (4096, 4096), (32768, 128)];
 
-    /// The tuning of a table's adapter: CPU adapters as on an 8-core machine.
-    fn table_tuning(name: &str, device_type: wgpu::DeviceType, subgroups: Option<(u32, u32)>) -> Tuning {
-        let mut info = wgpu::AdapterInfo::new(device_type, wgpu::Backend::Vulkan);
-        info.name = name.to_string();
-        (info.subgroup_min_size, info.subgroup_max_size) = subgroups.unwrap_or((4, 128));
+    /// The tuning of a table's adapter, and its subgroup sizes where rows are reduced with
+    /// subgroup operations: CPU adapters as on an 8-core machine, and a browser's without
+    /// a name.
+    fn table_tuning(adapter: Adapter) -> (Tuning, Option<(u32, u32)>) {
+        let (name, device_type, sizes, subgroup_ops) = adapter;
+        let backend = if subgroup_ops { wgpu::Backend::Vulkan } else { wgpu::Backend::BrowserWebGpu };
+        let mut info = wgpu::AdapterInfo::new(device_type, backend);
+        if subgroup_ops {
+            info.name = name.to_string();
+        }
+        (info.subgroup_min_size, info.subgroup_max_size) = sizes;
         let mut t = Tuning::for_device(&info, &wgpu::Limits::default());
         if device_type == wgpu::DeviceType::Cpu {
             (t.max_forward_groups, t.backward_groups) = (32, 32);
         }
-        t
+        (t, subgroup_ops.then_some(sizes))
     }
 
     /// The launch table as BENCHMARKS.md shows it.
@@ -576,8 +595,8 @@ mod tests {
         let mut out = String::from(
             "| adapter | subgroup | direction | shape | segments | workgroup | threads per row | rows per workgroup | reduction | row held | workgroups |\n|---|---|---|---|---|---:|---:|---:|---|---|---:|\n",
         );
-        for (name, device_type, subgroups) in ADAPTERS {
-            let t = table_tuning(name, device_type, subgroups);
+        for adapter in ADAPTERS {
+            let (name, (t, subgroups)) = (adapter.0, table_tuning(adapter));
             let sg = subgroups.map_or("none".to_string(), |(lo, hi)| {
                 if lo == hi { lo.to_string() } else { format!("{lo}-{hi}") }
             });
@@ -618,8 +637,8 @@ mod tests {
         let mut out = String::from(
             "| adapter | shape | partial rows | lanes per quad | quads per workgroup | workgroups |\n|---|---|---:|---:|---:|---:|\n",
         );
-        for (name, device_type, subgroups) in ADAPTERS {
-            let t = table_tuning(name, device_type, subgroups);
+        for adapter in ADAPTERS {
+            let (name, (t, subgroups)) = (adapter.0, table_tuning(adapter));
             for (rows, cols) in SHAPES {
                 let l = t.row_launch(Kernel::RmsNormBackward, rows, cols, None, subgroups, false);
                 let c = t.column_launch(cols, l.partial_rows);
@@ -651,7 +670,7 @@ mod tests {
     /// quad at 1.
     #[test]
     fn max_column_lanes_caps_the_column_pass() {
-        let t = table_tuning("NVIDIA", wgpu::DeviceType::DiscreteGpu, Some((32, 32)));
+        let (t, _) = table_tuning(NVIDIA);
         for (most, lanes) in [(t.workgroup_size, 32), (4, 4), (1, 1), (0, 1)] {
             let c = Tuning { max_column_lanes: most, ..t }.column_launch(128, 8192);
             assert_eq!(c.row_lanes, lanes, "at most {most} lanes");
@@ -665,7 +684,7 @@ mod tests {
     /// 8192. Streamed rows (a workgroup each) are the same either way.
     #[test]
     fn group_partials_leave_a_row_per_workgroup() {
-        let t = table_tuning("NVIDIA", wgpu::DeviceType::DiscreteGpu, Some((32, 32)));
+        let (t, _) = table_tuning(NVIDIA);
         let launch = |t: &Tuning, rows, cols| {
             t.row_launch(Kernel::RmsNormBackward, rows, cols, None, Some((32, 32)), false)
         };

@@ -2,12 +2,13 @@
 //! reference and timed.
 
 use wgpu_norm::{
-    BoundOp, Direction, LayerNormBackward, LayerNormBackwardOp, LayerNormConfig, LayerNormForward,
-    LayerNormForwardOp, Norm, NormContext, RmsNormBackward, RmsNormBackwardOp, RmsNormConfig, RmsNormForward,
-    RmsNormForwardOp, Shape, reference,
+    BoundOp, ContextOptions, Direction, LayerNormBackward, LayerNormBackwardOp, LayerNormConfig,
+    LayerNormForward, LayerNormForwardOp, Norm, NormContext, RmsNormBackward, RmsNormBackwardOp,
+    RmsNormConfig, RmsNormForward, RmsNormForwardOp, Shape, reference,
 };
 
 use crate::gpu::{noise, poisoned, read, rel_err, storage};
+use crate::query::Query;
 use crate::report::Page;
 use crate::timing::{self, Clock, Times};
 
@@ -55,26 +56,36 @@ pub struct Outcome {
     pub pass: bool,
 }
 
-/// Every case, in the order the page lists them.
-pub fn cases() -> Vec<Case> {
+/// Every case of `shapes`, in the order the page lists them.
+pub fn cases(shapes: &[Shape]) -> Vec<Case> {
     let mut all = Vec::new();
     for norm in Norm::ALL {
         for direction in Direction::ALL {
-            for (rows, cols) in SHAPES {
-                all.push(Case { norm, direction, shape: Shape::new(rows, cols) });
+            for &shape in shapes {
+                all.push(Case { norm, direction, shape });
             }
         }
     }
     all
 }
 
-/// Runs every case on the browser's WebGPU, reporting each to `page` as it finishes.
-pub async fn run_all(page: &Page) -> Result<Vec<Outcome>, String> {
-    let ctx = NormContext::with_options_async(Default::default()).await.map_err(|e| e.to_string())?;
+/// Runs every case the query asks for (the page's own shapes, with the adapter's rules,
+/// when it asks for nothing) on the browser's WebGPU, reporting each to `page` as it
+/// finishes.
+pub async fn run_all(page: &Page, query: &Query) -> Result<Vec<Outcome>, String> {
+    let open = async |options| NormContext::with_options_async(options).await.map_err(|e| e.to_string());
+    let mut ctx = open(ContextOptions::default()).await?;
+    if query.changes_tuning() {
+        // The rules' tuning for this adapter is the one the query's knobs change.
+        let tuning = Some(query.tuning(*ctx.tuning())?);
+        ctx = open(ContextOptions { tuning, ..Default::default() }).await?;
+    }
     let clock = Clock::of(&ctx);
     page.adapter(&ctx, clock);
+    let shapes =
+        query.shapes.clone().unwrap_or_else(|| SHAPES.map(|(rows, cols)| Shape::new(rows, cols)).to_vec());
     let mut outcomes = Vec::new();
-    for (seed, case) in (1..).zip(cases()) {
+    for (seed, case) in (1..).zip(cases(&shapes)) {
         let outcome =
             run_case(&ctx, case, clock, seed * 10).await.map_err(|e| format!("{}: {e}", case.name()))?;
         page.row(&outcome);

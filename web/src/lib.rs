@@ -10,19 +10,25 @@
 
 pub mod cases;
 pub mod gpu;
+pub mod query;
 mod report;
 pub mod timing;
 
 use wasm_bindgen::prelude::wasm_bindgen;
 
-/// Runs every case of [`cases::CASES`] and draws the report into the element `#report`.
+/// Runs every case of [`cases::cases`] (the shapes and launch knobs of the page's query,
+/// [`query::Query`]) and draws the report into the element `#report`.
 /// The body's `data-status` ends as `pass` (every check passed), `fail`, or `error` (no
 /// WebGPU adapter, or an op refused); a page check waits for it.
 #[wasm_bindgen]
 pub async fn run() {
     let page = report::Page::new();
     page.status("running");
-    match cases::run_all(&page).await {
+    let outcome = match query::Query::of_page() {
+        Ok(query) => cases::run_all(&page, &query).await,
+        Err(e) => Err(e),
+    };
+    match outcome {
         Ok(results) => {
             let passed = results.iter().all(|r| r.pass);
             page.finish(&results);

@@ -39,11 +39,16 @@ impl Page {
         self.set(
             "adapter",
             &format!(
-                "wgpu's adapter: <b>{}</b> ({:?}), {} reductions. GPU time: {}.",
+                "wgpu's adapter: <b>{}</b> ({:?}, {:?}, subgroup sizes {}..{}), {} reductions. GPU time: {}.<br>\
+                 Launch knobs: {}",
                 escape(&name.cloned().collect::<Vec<_>>().join(" / ")),
                 i.backend,
+                i.device_type,
+                i.subgroup_min_size,
+                i.subgroup_max_size,
                 if ctx.uses_subgroups() { "subgroup" } else { "workgroup-memory" },
-                clock.describe()
+                clock.describe(),
+                escape(&format!("{:?}", ctx.tuning())),
             ),
         );
     }

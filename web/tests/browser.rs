@@ -7,11 +7,12 @@ use wgpu_norm::half::{bf16, f16};
 use wgpu_norm::host;
 use wgpu_norm::{
     DType, Element, ExpectedCall, LayerNormConfig, LayerNormForward, LayerNormForwardOp, NormContext,
-    NormError, ResidualAdd, RmsNormConfig, RmsNormForward, RmsNormForwardOp, Shape, Storage, Tensor,
+    NormError, ResidualAdd, RmsNormConfig, RmsNormForward, RmsNormForwardOp, Shape, Storage, Tensor, Tuning,
     reference,
 };
 
 use wgpu_norm_web::gpu::{noise, poisoned, read, read_as, rel_err, storage};
+use wgpu_norm_web::query::Query;
 
 wasm_bindgen_test_configure!(run_in_browser);
 
@@ -474,4 +475,31 @@ async fn post_norm_add() {
     let want: Vec<f64> = normed.iter().zip(&r).map(|(n, r)| n + f64::from(*r)).collect();
     let e = rel_err(&read(&ctx, &yb).await.unwrap(), &want);
     assert!(e < 1e-6, "seed 120: relative error {e:e}");
+}
+
+/// The page's query: shapes and launch knobs are taken, and what it does not know is named.
+#[wasm_bindgen_test]
+async fn page_query() {
+    let ctx = context().await;
+    let q = Query::parse("?shapes=4x768,1x4097&workgroup_size=64&group_partials=true").unwrap();
+    assert_eq!(q.shapes, Some(vec![Shape::new(4, 768), Shape::new(1, 4097)]));
+    let rules = *ctx.tuning();
+    let t = q.tuning(rules).unwrap();
+    assert_eq!((t.workgroup_size, t.group_partials), (64, true));
+    assert_eq!(
+        Tuning { workgroup_size: rules.workgroup_size, group_partials: rules.group_partials, ..t },
+        rules
+    );
+    let no_knobs = Query::parse("").unwrap();
+    assert!(!no_knobs.changes_tuning() && no_knobs.shapes.is_none());
+    for (query, named) in [
+        ("?workgroup=64", "`workgroup`"),
+        ("?group_partials=yes", "`yes`"),
+        ("?shapes=4x", "`4x`"),
+        ("?shapes=0x768", "`0x768`"),
+        ("?register_quads", "`register_quads`"),
+    ] {
+        let e = Query::parse(query).and_then(|q| q.tuning(rules)).unwrap_err();
+        assert!(e.contains(named), "{query}: {e}");
+    }
 }
