@@ -23,6 +23,34 @@ pub struct Shape {
     pub head_stride: usize,
 }
 
+/// `ROWSxCOLS` (or `ROWSXCOLS`), as normbench's `--shapes` and the browser page's query
+/// spell a dense shape; both counts at least 1.
+///
+/// ```
+/// let s: wgpu_norm::Shape = "4096x768".parse().unwrap();
+/// assert_eq!(s, wgpu_norm::Shape::new(4096, 768));
+/// assert!("0x768".parse::<wgpu_norm::Shape>().unwrap_err().contains("zero rows"));
+/// ```
+impl std::str::FromStr for Shape {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Shape, String> {
+        let (r, c) = s
+            .trim()
+            .split_once(['x', 'X'])
+            .ok_or_else(|| format!("`{s}` is not ROWSxCOLS (for example 4096x4096)"))?;
+        let num = |v: &str, what: &str| -> std::result::Result<usize, String> {
+            let n: usize =
+                v.trim().parse().map_err(|_| format!("`{v}` in `{s}` is not a whole number of {what}"))?;
+            if n == 0 {
+                return Err(format!("`{s}` has zero {what}; both must be at least 1"));
+            }
+            Ok(n)
+        };
+        Ok(Shape::new(num(r, "rows")?, num(c, "columns")?))
+    }
+}
+
 impl Shape {
     /// `rows` contiguous rows of `cols` elements.
     pub const fn new(rows: usize, cols: usize) -> Self {

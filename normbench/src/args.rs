@@ -18,7 +18,7 @@ pub struct Args {
     pub command: Option<Command>,
 
     /// Shapes as ROWSxCOLS, comma separated.
-    #[arg(long, value_delimiter = ',', value_parser = parse_shape, default_value = DEFAULT_SHAPES)]
+    #[arg(long, value_delimiter = ',', value_parser = str::parse::<Shape>, default_value = DEFAULT_SHAPES)]
     pub shapes: Vec<Shape>,
     /// Ops: rms_norm, layer_norm.
     #[arg(long, value_delimiter = ',', value_parser = parse_op, default_value = "rms_norm,layer_norm")]
@@ -128,22 +128,6 @@ pub enum Command {
         #[arg(long)]
         plot: Option<PathBuf>,
     },
-}
-
-pub fn parse_shape(s: &str) -> Result<Shape, String> {
-    let (r, c) = s
-        .trim()
-        .split_once(['x', 'X'])
-        .ok_or_else(|| format!("`{s}` is not ROWSxCOLS (for example 4096x4096)"))?;
-    let num = |v: &str, what: &str| -> Result<usize, String> {
-        let n: usize =
-            v.trim().parse().map_err(|_| format!("`{v}` in `{s}` is not a whole number of {what}"))?;
-        if n == 0 {
-            return Err(format!("`{s}` has zero {what}; both must be at least 1"));
-        }
-        Ok(n)
-    };
-    Ok(Shape::new(num(r, "rows")?, num(c, "columns")?))
 }
 
 fn parse_storage(s: &str) -> Result<Storage, String> {

@@ -73,12 +73,11 @@ pub fn cases(shapes: &[Shape]) -> Vec<Case> {
 /// when it asks for nothing) on the browser's WebGPU, reporting each to `page` as it
 /// finishes.
 pub async fn run_all(page: &Page, query: &Query) -> Result<Vec<Outcome>, String> {
-    let open = async |options| NormContext::with_options_async(options).await.map_err(|e| e.to_string());
-    let mut ctx = open(ContextOptions::default()).await?;
+    let mut ctx = NormContext::with_options_async(Default::default()).await.map_err(|e| e.to_string())?;
     if query.changes_tuning() {
         // The rules' tuning for this adapter is the one the query's knobs change.
         let tuning = Some(query.tuning(*ctx.tuning())?);
-        ctx = open(ContextOptions { tuning, ..Default::default() }).await?;
+        ctx = ctx.sibling(ContextOptions { tuning, ..Default::default() });
     }
     let clock = Clock::of(&ctx);
     page.adapter(&ctx, clock);

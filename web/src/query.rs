@@ -31,7 +31,8 @@ impl Query {
             let (key, value) =
                 pair.split_once('=').ok_or_else(|| format!("query: `{pair}` is not key=value"))?;
             if key == "shapes" {
-                query.shapes = Some(value.split(',').map(parse_shape).collect::<Result<_, _>>()?);
+                let shape = |s: &str| s.parse().map_err(|e| format!("query: {e}"));
+                query.shapes = Some(value.split(',').map(shape).collect::<Result<_, _>>()?);
             } else {
                 query.knobs.push((key.to_string(), value.to_string()));
             }
@@ -51,17 +52,6 @@ impl Query {
         }
         Ok(tuning)
     }
-}
-
-fn parse_shape(s: &str) -> Result<Shape, String> {
-    let bad = || format!("query: shape `{s}` is not ROWSxCOLS");
-    let (rows, cols) = s.split_once('x').ok_or_else(bad)?;
-    let rows: usize = rows.parse().map_err(|_| bad())?;
-    let cols: usize = cols.parse().map_err(|_| bad())?;
-    if rows == 0 || cols == 0 {
-        return Err(format!("query: shape `{s}` needs at least one row and one column"));
-    }
-    Ok(Shape::new(rows, cols))
 }
 
 /// Sets the field of `tuning` named `key` (each field parses as its own type).
