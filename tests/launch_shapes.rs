@@ -2,9 +2,9 @@
 //! many row blocks, a single backward workgroup, small workgroups, one thread per element
 //! and many elements per thread (rows streamed at mid sizes); streamed rows four and two per
 //! trip, the last trip's blocks partly empty (131 rows), short rows streamed, rows held by
-//! several subgroups, and a backward trip's sums walked the other way (together or one row
-//! after another). Each against the reference; and backwards on a workspace full of NaN
-//! against a fresh one.
+//! several subgroups, a thread per row without subgroup operations, and a backward trip's
+//! sums walked the other way (together or one row after another). Each against the
+//! reference; and backwards on a workspace full of NaN against a fresh one.
 
 mod common;
 
@@ -85,6 +85,14 @@ launch_tests! {
         },
         "rows held by several subgroups",
         &[(131, 2048), (131, 4096), (70, 3001), (70, 8192)];
+    /// A thread per row from one row per workgroup of grids of two and three
+    /// (Tuning::single_thread_rows): where rows are reduced through workgroup memory, every
+    /// row but a lone one reduces nothing; rows held in the tile, streamed, and too long for
+    /// one thread's loop trips.
+    single_thread_rows:
+        |t| (t.single_thread_rows, t.max_forward_groups, t.backward_groups) = (1, 2, 3),
+        "a thread per row",
+        &[(70_000, 3), (37, 100), (37, 1000), (131, 4097), (3, 20_000), (1, 1)];
     /// The adapter's other way of walking a backward trip's sums (Tuning::joint_walks).
     backward_walks_flipped:
         |t| t.joint_walks = !t.joint_walks,

@@ -214,12 +214,21 @@ fn siblings_share_compiled_pipelines() {
 /// at the most rows (prefill), binding any smaller row count (a decode step) compiles
 /// nothing, whatever launch the rules give it. A forward grid of three workgroups puts the
 /// row count from which a forward row of 4096 takes more threads to fit the register tile
-/// (Tuning::max_forward_tile_row_threads, on lavapipe) below 600, and not at a power of two.
+/// (Tuning::max_forward_tile_row_threads, on lavapipe) below 600, and not at a power of two;
+/// so do the grids of three and five workgroups the counts from which rows reduced through
+/// workgroup memory take one thread each (Tuning::single_thread_rows): 21 and 35.
 #[test]
 fn binding_fewer_rows_compiles_nothing() {
+    for reduction in [Reduction::Auto, Reduction::Workgroup] {
+        binding_fewer_rows_compiles_nothing_on(reduction);
+    }
+}
+
+fn binding_fewer_rows_compiles_nothing_on(reduction: Reduction) {
     let base = ctx();
-    let tuning = Tuning { max_forward_groups: 3, ..*base.tuning() };
-    let options = ContextOptions { tuning: Some(tuning), ..Default::default() };
+    let tuning =
+        Tuning { max_forward_groups: 3, backward_groups: 5, single_thread_rows: 7, ..*base.tuning() };
+    let options = ContextOptions { tuning: Some(tuning), reduction, ..Default::default() };
     let c = NormContext::from_device(base.device().clone(), base.queue().clone(), options);
     for cols in [7, 512, 4096] {
         let rows = 600;
@@ -247,7 +256,11 @@ fn binding_fewer_rows_compiles_nothing() {
         for r in 1..=rows {
             fwd.bind(Shape::new(r, cols), &fwd_args).unwrap();
             bwd.bind(Shape::new(r, cols), &bwd_args).unwrap();
-            assert_eq!(c.pipelines_compiled(), compiled, "binding {r} rows of {cols} compiled a pipeline");
+            assert_eq!(
+                c.pipelines_compiled(),
+                compiled,
+                "binding {r} rows of {cols} compiled a pipeline ({reduction:?})"
+            );
         }
     }
 }

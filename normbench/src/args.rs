@@ -60,6 +60,10 @@ pub struct Args {
     /// tile, where each row slot walks enough rows, forward and backward.
     #[arg(long)]
     pub max_tile_row_threads: Option<u32>,
+    /// Override the adapter's tuning: rows per workgroup of the grid from which rows reduced
+    /// through workgroup memory take one thread each (0: never).
+    #[arg(long)]
+    pub single_thread_rows: Option<u32>,
     /// Override the adapter's tuning: most quads of a row each thread holds in registers.
     #[arg(long)]
     pub register_quads: Option<u32>,

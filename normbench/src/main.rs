@@ -74,6 +74,9 @@ fn run(args: &Args) -> Result<(), BenchError> {
         if let Some(v) = args.elements_per_thread {
             (t.forward_elements_per_thread, t.backward_elements_per_thread) = (v, v);
         }
+        if let Some(v) = args.single_thread_rows {
+            t.single_thread_rows = v;
+        }
         if let Some(v) = args.register_quads {
             t.register_quads = v;
         }
@@ -118,13 +121,14 @@ fn run(args: &Args) -> Result<(), BenchError> {
     );
     let t = gpu.ctx.tuning();
     println!(
-        "tuning: workgroup {} threads, at most {} threads per row ({} forward and {} backward for a row to fit the tile), {} elements per thread forward and {} backward, at most {} register quads, \
+        "tuning: workgroup {} threads, at most {} threads per row ({} forward and {} backward for a row to fit the tile; one from {} rows per workgroup of the grid without subgroup operations), {} elements per thread forward and {} backward, at most {} register quads, \
          {} access, backward grid {} workgroups, split rows {}, at least {} elements per workgroup, at most {} loop trips, backward sums \
          walked {}, tile partial sums {}, at most {} column-pass lanes per quad, wgpu's bounds checks {}",
         t.workgroup_size,
         t.max_row_threads,
         t.max_forward_tile_row_threads,
         t.max_backward_tile_row_threads,
+        t.single_thread_rows,
         t.forward_elements_per_thread,
         t.backward_elements_per_thread,
         t.register_quads,

@@ -381,12 +381,15 @@ impl NormContext {
         // shrinks (just past (target - 1) * k rows, k = rows per workgroup, a power of two),
         // where autotuning's row bucket and a split row's segment count change (just past a
         // power of two), where rows stop being split (at target / 4), and where a row takes
-        // more threads to fit the register tile (Tuning::wide_tile; the count below it
-        // too, since that step need not be a power of two).
+        // more threads to fit the register tile (Tuning::wide_tile) and where it takes one
+        // (Tuning::single_thread_from); the count below each too, since those steps need
+        // not be powers of two.
         let target = u64::from(self.tuning().backward_groups.max(1));
         let mut counts = vec![1, u64::from(rows), target.div_ceil(4)];
-        if let Some((_, from)) = self.tuning().wide_tile(kernel, cols) {
-            counts.extend([u64::from(from) - 1, u64::from(from)]);
+        let wide = self.tuning().wide_tile(kernel, cols).map(|(_, from)| from);
+        let single = self.tuning().single_thread_from(kernel, self.uses_subgroups());
+        for from in wide.into_iter().chain(single).map(u64::from) {
+            counts.extend([from.saturating_sub(1), from]);
         }
         for p in (0..32).map(|i| 1_u64 << i) {
             counts.extend([p, p + 1, (target - 1) * p + 1]);

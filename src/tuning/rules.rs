@@ -26,6 +26,10 @@ pub struct Tuning {
     pub max_forward_tile_row_threads: u32,
     /// The same for a backward row.
     pub max_backward_tile_row_threads: u32,
+    /// Where rows are reduced through workgroup memory (no subgroup operations), each row
+    /// takes one thread, reducing nothing, from this many rows per workgroup of the grid
+    /// (`max_forward_groups` forward, `backward_groups` backward) on; 0: never.
+    pub single_thread_rows: u32,
     /// Most iterations any one loop of a kernel may run per thread. Mesa's llvmpipe (the
     /// engine under lavapipe) stops every shader loop after 65,535 iterations, counted
     /// across the loops of an invocation, so a CPU adapter keeps each thread's trips over
@@ -134,6 +138,13 @@ impl Tuning {
                     * info.subgroup_max_size.max(1),
                 max_backward_tile_row_threads: if swiftshader(info) { 1 } else { 8 }
                     * info.subgroup_max_size.max(1),
+                // Without subgroup operations a row of several threads meets at two
+                // barriers or more, each a switch between the workgroup's SIMD groups. In
+                // the browser (Chrome's SwiftShader, a grid of 16) a thread per row ran the
+                // forwards of 256 and 1024 rows of 768 1.7-2.0x faster, the backwards 1.0-1.3x;
+                // below 256 rows it stayed within the page's noise (BENCHMARKS.md, "The
+                // browser: a thread per row from 256 rows").
+                single_thread_rows: 16,
                 // Measured on lavapipe (BENCHMARKS.md, "Register tiles of 32 quads on CPU
                 // adapters"): without wgpu's index checks a tile of 32 quads (rows of 1024
                 // with a subgroup of 8 per row) runs 1.4-2.7x faster than a second read of
@@ -185,6 +196,9 @@ impl Tuning {
             max_row_threads: workgroup_size,
             max_forward_tile_row_threads: workgroup_size,
             max_backward_tile_row_threads: workgroup_size,
+            // A thread per row would read a row per thread: consecutive threads a row
+            // apart, no load coalesced. A GPU's barrier is cheap next to that.
+            single_thread_rows: 0,
             // 32 elements per thread: rows up to 8192 elements in registers with 256
             // threads per row, a tile small enough to leave room for occupancy.
             register_quads: shader::MAX_CACHE,
@@ -403,6 +417,21 @@ impl Tuning {
         Some((threads, from_rows))
     }
 
+    /// The fewest rows from which `kernel`'s rows take one thread each
+    /// ([`Tuning::single_thread_rows`] per workgroup of its grid), where rows are reduced
+    /// through workgroup memory (`subgroup_ops` false). None where the rule does not apply.
+    pub(crate) fn single_thread_from(&self, kernel: Kernel, subgroup_ops: bool) -> Option<u32> {
+        if subgroup_ops || self.single_thread_rows == 0 {
+            return None;
+        }
+        u32::try_from(u64::from(self.single_thread_rows) * u64::from(self.grid(kernel))).ok()
+    }
+
+    /// Most workgroups of `kernel`'s grid: `backward_groups` or `max_forward_groups`.
+    fn grid(&self, kernel: Kernel) -> u32 {
+        if kernel.is_backward() { self.backward_groups } else { self.max_forward_groups }
+    }
+
     /// Threads per row, rows per workgroup and grid size for a row kernel.
     ///
     /// `choice` is autotuning's launch for the shape's bucket, if any; `subgroups` the
@@ -446,8 +475,9 @@ impl Tuning {
         let wanted = cols.div_ceil(t.elements_per_thread(kernel).max(4)).max(1);
         // Enough threads per row that no thread walks more than max_loop_trips quads.
         let for_trips = quads.div_ceil(t.max_loop_trips).next_power_of_two();
-        let rule = match t.wide_tile(kernel, cols) {
-            Some((threads, from_rows)) if rows >= from_rows => threads,
+        let rule = match (t.single_thread_from(kernel, subgroups.is_some()), t.wide_tile(kernel, cols)) {
+            (Some(from_rows), _) if rows >= from_rows => 1,
+            (_, Some((threads, from_rows))) if rows >= from_rows => threads,
             _ => wanted.next_power_of_two().min(t.max_row_threads),
         };
         let preferred = choice.map_or(rule, |c| c.row_threads);
@@ -476,9 +506,11 @@ impl Tuning {
         } else {
             1
         };
-        let grid = if backward { t.backward_groups } else { t.max_forward_groups };
-        let target = if per_trip > 1 { per_trip * grid } else { t.backward_groups };
-        let smallest = row_threads.max(subgroups.map_or(1, |(_, max)| max));
+        let target = if per_trip > 1 { per_trip * t.grid(kernel) } else { t.backward_groups };
+        // Without subgroup operations the launch does not know the SIMD width, but no
+        // subgroup is narrower than 4 threads: a smaller workgroup would leave lanes idle
+        // (64 rows of 768 on one thread each ran in the browser as workgroups of one).
+        let smallest = row_threads.max(subgroups.map_or(wgpu::MINIMUM_SUBGROUP_MIN_SIZE, |(_, max)| max));
         let mut workgroup_size = t.workgroup_size;
         while workgroup_size > smallest && rows.div_ceil(workgroup_size / row_threads) < target {
             workgroup_size /= 2;
@@ -704,6 +736,29 @@ mod tests {
         }
         let streamed = launch(&t, 64, 65536);
         assert!(!streamed.group_partials && streamed.partial_rows == 64, "{streamed:?}");
+    }
+
+    /// Rows reduced through workgroup memory on a CPU adapter (the page's SwiftShader, a grid
+    /// of 32 here) take one thread from 16 rows per workgroup of the grid, 512, both ways;
+    /// never with subgroup operations (SwiftShader natively) nor on a GPU. However few the
+    /// rows, a workgroup keeps at least 4 threads (WebGPU's narrowest subgroup).
+    #[test]
+    fn single_thread_rows_from_sixteen_per_workgroup() {
+        let page = ADAPTERS[3];
+        for adapter in [page, ADAPTERS[1], ADAPTERS[2], NVIDIA] {
+            let (t, subgroups) = table_tuning(adapter);
+            for kernel in [Kernel::RmsNormForward, Kernel::LayerNormBackward] {
+                let threads = |rows| t.row_launch(kernel, rows, 768, None, subgroups, false).row_threads;
+                let (below, from) = (threads(511), threads(512));
+                assert!(below > 1, "{} {kernel:?}: 511 rows take {below} threads", adapter.0);
+                assert_eq!(from == 1, adapter == page, "{} {kernel:?}: 512 rows take {from}", adapter.0);
+            }
+        }
+        let (t, _) = table_tuning(page);
+        for rows in [1, 3, 16, 512] {
+            let l = t.row_launch(Kernel::RmsNormForward, rows, 128, None, None, false);
+            assert_eq!((l.row_threads, l.workgroup_size.max(4)), (1, l.workgroup_size), "{rows}x128: {l:?}");
+        }
     }
 
     #[test]

@@ -78,6 +78,7 @@ fn set(tuning: &mut Tuning, key: &str, value: &str) -> Result<(), String> {
         max_row_threads,
         max_forward_tile_row_threads,
         max_backward_tile_row_threads,
+        single_thread_rows,
         max_loop_trips,
         register_quads,
         vector_access,

@@ -249,6 +249,20 @@ async fn split_rows() {
     }
 }
 
+/// Rows reduced through workgroup memory take one thread each from `single_thread_rows` per
+/// workgroup of the grid (256 rows on the page's SwiftShader: a grid of 16), and several
+/// below: one count each side, and rows that are streamed, not aligned for vector access.
+#[wasm_bindgen_test]
+async fn single_thread_rows() {
+    for (i, (rows, cols)) in [(255, 768), (256, 768), (300, 1001)].into_iter().enumerate() {
+        let seed = 100 + 10 * i as u64;
+        rms_forward(rows, cols, seed).await;
+        layer_forward(rows, cols, seed + 1).await;
+        rms_backward(rows, cols, seed + 2).await;
+        layer_backward(rows, cols, seed + 3).await;
+    }
+}
+
 /// More rows than one dispatch dimension holds: workgroups loop over row blocks.
 #[wasm_bindgen_test]
 async fn more_rows_than_a_dispatch_dimension() {
