@@ -405,14 +405,14 @@ impl Tuning {
     pub(crate) fn wide_tile(&self, kernel: Kernel, cols: u32) -> Option<(u32, u32)> {
         let quads = cols.div_ceil(4).max(1);
         let threads = quads.div_ceil(self.register_quads.max(1)).checked_next_power_of_two()?;
-        let (cap, grid) = match kernel.is_backward() {
-            true => (self.max_backward_tile_row_threads, self.backward_groups),
-            false => (self.max_forward_tile_row_threads, self.max_forward_groups),
+        let cap = match kernel.is_backward() {
+            true => self.max_backward_tile_row_threads,
+            false => self.max_forward_tile_row_threads,
         };
         if threads <= self.max_row_threads || threads > cap.min(self.workgroup_size) {
             return None;
         }
-        let slots = u64::from(grid) * u64::from(self.workgroup_size / threads);
+        let slots = u64::from(self.grid(kernel)) * u64::from(self.workgroup_size / threads);
         let from_rows = u32::try_from(u64::from(WIDE_TILE_TRIPS) * slots).ok()?;
         Some((threads, from_rows))
     }
