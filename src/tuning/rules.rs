@@ -93,7 +93,8 @@ impl Tuning {
     /// A CPU adapter (lavapipe) runs an invocation as one SIMD lane and a workgroup as a
     /// loop on one core, where every barrier is a switch between the workgroup's subgroups:
     /// there a row gets one subgroup (no barrier in any reduction), and both grids are a
-    /// few workgroups per core that loop over the rows, so per-workgroup costs and the
+    /// few workgroups per core (four; the cores the platform counts, `navigator.hardwareConcurrency`
+    /// in a browser) that loop over the rows, so per-workgroup costs and the
     /// gamma loads are paid once per workgroup, not once per row. Neither rule would help a
     /// GPU: one subgroup per long row leaves too few loads in flight per row, and a few
     /// workgroups per core would idle most of a GPU's compute units.
@@ -106,7 +107,7 @@ impl Tuning {
         let max_groups = limits.max_compute_workgroups_per_dimension.max(1);
         if info.device_type == wgpu::DeviceType::Cpu {
             let dispatch_work = if swiftshader(info) { 4096 } else { 32768 };
-            let cores = std::thread::available_parallelism().map_or(4, |n| n.get() as u32);
+            let cores = cpu_cores();
             return Tuning {
                 workgroup_size,
                 // SwiftShader's shuffles cost more than the walks of rows up to 256: one
@@ -141,9 +142,12 @@ impl Tuning {
                 // Without subgroup operations a row of several threads meets at two
                 // barriers or more, each a switch between the workgroup's SIMD groups. In
                 // the browser (Chrome's SwiftShader, a grid of 16) a thread per row ran the
-                // forwards of 256 and 1024 rows of 768 1.7-2.0x faster, the backwards 1.0-1.3x;
-                // below 256 rows it stayed within the page's noise (BENCHMARKS.md, "The
-                // browser: a thread per row from 256 rows").
+                // forwards of 256 and 1024 rows of 768 1.7-2.0x faster, the backwards 1.0-1.3x
+                // (BENCHMARKS.md, "The browser: a thread per row from 256 rows"); with the
+                // grid of 8 its two cores give, from 128 rows: 128x768 1.2-2.25x faster. From
+                // 8 rows per workgroup, rows up to 1024 ran faster still, but LayerNorm's
+                // backward of rows of 2048 to 4097 1.07-1.31x slower ("The browser: the
+                // grid from its core count").
                 single_thread_rows: 16,
                 // Measured on lavapipe (BENCHMARKS.md, "Register tiles of 32 quads on CPU
                 // adapters"): without wgpu's index checks a tile of 32 quads (rows of 1024
@@ -558,6 +562,26 @@ impl Tuning {
         .max(1);
         RowLaunch { groups, partial_rows: launch.partial_rows(groups, rows), ..launch }
     }
+}
+
+/// The cores a CPU adapter's workgroups run on: the threads the platform says can run at
+/// once, natively or in a browser (`navigator.hardwareConcurrency`, in a page or a worker,
+/// where Chrome's SwiftShader sizes its thread pool by the same count); 4 where it does not say.
+fn cpu_cores() -> u32 {
+    // Past any machine's count, and low enough that 4 workgroups per core stay a u32.
+    const MAX_CORES: u32 = 1 << 16;
+    #[cfg(target_arch = "wasm32")]
+    let cores = {
+        let get = |of: &wasm_bindgen::JsValue, key: &str| js_sys::Reflect::get(of, &key.into()).ok();
+        get(&js_sys::global(), "navigator")
+            .and_then(|navigator| get(&navigator, "hardwareConcurrency"))
+            .and_then(|n| n.as_f64())
+            .filter(|&n| n >= 1.0)
+            .map(|n| n.min(f64::from(MAX_CORES)) as u32)
+    };
+    #[cfg(not(target_arch = "wasm32"))]
+    let cores = std::thread::available_parallelism().ok().map(|n| n.get().min(MAX_CORES as usize) as u32);
+    cores.unwrap_or(4)
 }
 
 /// 0: workgroup-memory tree; 1: a row within one subgroup (butterfly); 2: subgroupAdd plus

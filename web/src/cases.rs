@@ -48,11 +48,14 @@ pub struct Outcome {
     pub case: Case,
     /// Mean milliseconds per run.
     pub times: Times,
+    /// Launch B's, timed in turns with the first's, where the query asks for it
+    /// ([`Query::tuning_b`]).
+    pub b_times: Option<Times>,
     /// The byte model's bytes over the GPU time.
     pub gb_per_s: f64,
     /// The largest relative error of the case's outputs against the f64 reference.
     pub max_error: f64,
-    /// Whether every output is within the case's tolerance.
+    /// Whether every output is within the case's tolerance (under launch B too).
     pub pass: bool,
 }
 
@@ -79,14 +82,19 @@ pub async fn run_all(page: &Page, query: &Query) -> Result<Vec<Outcome>, String>
         let tuning = Some(query.tuning(*ctx.tuning())?);
         ctx = ctx.sibling(ContextOptions { tuning, ..Default::default() });
     }
+    // Launch B shares the device, so the two are timed on one queue in turns.
+    let b = query
+        .tuning_b(*ctx.tuning())?
+        .map(|t| ctx.sibling(ContextOptions { tuning: Some(t), ..Default::default() }));
     let clock = Clock::of(&ctx);
-    page.adapter(&ctx, clock);
+    page.adapter(&ctx, b.as_ref(), clock);
     let shapes =
         query.shapes.clone().unwrap_or_else(|| SHAPES.map(|(rows, cols)| Shape::new(rows, cols)).to_vec());
     let mut outcomes = Vec::new();
     for (seed, case) in (1..).zip(cases(&shapes)) {
-        let outcome =
-            run_case(&ctx, case, clock, seed * 10).await.map_err(|e| format!("{}: {e}", case.name()))?;
+        let outcome = run_case(&ctx, b.as_ref(), case, clock, seed * 10)
+            .await
+            .map_err(|e| format!("{}: {e}", case.name()))?;
         page.row(&outcome);
         outcomes.push(outcome);
     }
@@ -99,23 +107,35 @@ struct Prepared {
     outputs: Vec<(wgpu::Buffer, Vec<f64>)>,
 }
 
-async fn run_case(ctx: &NormContext, case: Case, clock: Clock, seed: u64) -> Result<Outcome, String> {
-    let prepared = prepare(ctx, case, seed).await.map_err(|e| e.to_string())?;
-    let mut encoder = ctx.device().create_command_encoder(&Default::default());
-    prepared.bound.encode(&mut encoder);
-    ctx.queue().submit([encoder.finish()]);
+/// The case on `ctx`, and on `b` (launch B) where given: each checked, then timed in turns.
+pub async fn run_case(
+    ctx: &NormContext,
+    b: Option<&NormContext>,
+    case: Case,
+    clock: Clock,
+    seed: u64,
+) -> Result<Outcome, String> {
     let mut max_error = 0.0_f64;
-    for (buffer, want) in &prepared.outputs {
-        let e = rel_err(&read(ctx, buffer).await?, want);
-        // NaN (an unwritten element) must win.
-        max_error = if e.is_nan() || max_error.is_nan() { f64::NAN } else { max_error.max(e) };
+    let mut bounds = Vec::new();
+    for ctx in std::iter::once(ctx).chain(b) {
+        let prepared = prepare(ctx, case, seed).await.map_err(|e| e.to_string())?;
+        let mut encoder = ctx.device().create_command_encoder(&Default::default());
+        prepared.bound.encode(&mut encoder);
+        ctx.queue().submit([encoder.finish()]);
+        for (buffer, want) in &prepared.outputs {
+            let e = rel_err(&read(ctx, buffer).await?, want);
+            // NaN (an unwritten element) must win.
+            max_error = if e.is_nan() || max_error.is_nan() { f64::NAN } else { max_error.max(e) };
+        }
+        bounds.push(prepared.bound);
     }
-    let times = timing::time(ctx, &prepared.bound, clock).await?;
+    let times = timing::time(ctx, &bounds.iter().collect::<Vec<_>>(), clock).await?;
     let bytes = case.norm.bytes_moved(ctx, case.direction, case.shape).map_err(|e| e.to_string())?;
     Ok(Outcome {
         case,
-        times,
-        gb_per_s: bytes as f64 / (times.gpu_ms * 1e6),
+        times: times[0],
+        b_times: times.get(1).copied(),
+        gb_per_s: bytes as f64 / (times[0].gpu_ms * 1e6),
         max_error,
         pass: max_error < case.tolerance(),
     })

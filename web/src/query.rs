@@ -5,6 +5,11 @@
 //! with 64-thread workgroups and a row of partial sums per row slot. Every other key names a
 //! field of [`Tuning`]; a key or value the page does not know is an error on the page, not
 //! ignored.
+//!
+//! A key prefixed `b.` sets a knob of a second launch, B, which is the first (the rules and
+//! the query's other knobs) with the `b.` knobs set on top: `?shapes=256x768&b.single_thread_rows=0`
+//! runs and checks every case under both, times them in turns in the same page, and reports B's
+//! time over the first's. Ratios from one page hold where times from two page loads do not.
 
 use wgpu_norm::{Shape, Tuning};
 
@@ -15,6 +20,8 @@ pub struct Query {
     pub shapes: Option<Vec<Shape>>,
     /// Every other `key=value`, in order: fields of [`Tuning`].
     knobs: Vec<(String, String)>,
+    /// The `b.key=value` pairs, without the prefix: launch B's fields on top of the others.
+    b_knobs: Vec<(String, String)>,
 }
 
 impl Query {
@@ -33,6 +40,8 @@ impl Query {
             if key == "shapes" {
                 let shape = |s: &str| s.parse().map_err(|e| format!("query: {e}"));
                 query.shapes = Some(value.split(',').map(shape).collect::<Result<_, _>>()?);
+            } else if let Some(key) = key.strip_prefix("b.") {
+                query.b_knobs.push((key.to_string(), value.to_string()));
             } else {
                 query.knobs.push((key.to_string(), value.to_string()));
             }
@@ -46,12 +55,25 @@ impl Query {
     }
 
     /// `tuning` with the query's knobs set.
-    pub fn tuning(&self, mut tuning: Tuning) -> Result<Tuning, String> {
-        for (key, value) in &self.knobs {
-            set(&mut tuning, key, value)?;
-        }
-        Ok(tuning)
+    pub fn tuning(&self, tuning: Tuning) -> Result<Tuning, String> {
+        set_all(tuning, &self.knobs)
     }
+
+    /// Launch B's tuning, from the first launch's `tuning`; None where the query has no `b.`
+    /// knobs.
+    pub fn tuning_b(&self, tuning: Tuning) -> Result<Option<Tuning>, String> {
+        match self.b_knobs.is_empty() {
+            true => Ok(None),
+            false => set_all(tuning, &self.b_knobs).map(Some),
+        }
+    }
+}
+
+fn set_all(mut tuning: Tuning, knobs: &[(String, String)]) -> Result<Tuning, String> {
+    for (key, value) in knobs {
+        set(&mut tuning, key, value)?;
+    }
+    Ok(tuning)
 }
 
 /// Sets the field of `tuning` named `key` (each field parses as its own type).

@@ -31,7 +31,8 @@ impl Page {
         }
     }
 
-    pub fn adapter(&self, ctx: &NormContext, clock: Clock) {
+    /// The adapter, and the launch knobs of the context and of launch B (if any).
+    pub fn adapter(&self, ctx: &NormContext, b: Option<&NormContext>, clock: Clock) {
         let i = ctx.adapter_info();
         // Through wgpu 30 Chrome's adapter has no name; the page asks WebGPU for it itself.
         let vendor = if i.vendor == 0 { String::new() } else { format!("vendor {:#x}", i.vendor) };
@@ -40,7 +41,7 @@ impl Page {
             "adapter",
             &format!(
                 "wgpu's adapter: <b>{}</b> ({:?}, {:?}, subgroup sizes {}..{}), {} reductions. GPU time: {}.<br>\
-                 Launch knobs: {}",
+                 Launch knobs: {}{}",
                 escape(&name.cloned().collect::<Vec<_>>().join(" / ")),
                 i.backend,
                 i.device_type,
@@ -49,15 +50,24 @@ impl Page {
                 if ctx.uses_subgroups() { "subgroup" } else { "workgroup-memory" },
                 clock.describe(),
                 escape(&format!("{:?}", ctx.tuning())),
+                b.map_or(String::new(), |b| format!(
+                    "<br>Launch B, timed against it (the last column): {}",
+                    escape(&format!("{:?}", b.tuning()))
+                )),
             ),
         );
+        if b.is_some() {
+            // Infallible for a valid attribute name.
+            let head = self.document.as_ref().and_then(|d| d.get_element_by_id("b-head"));
+            let _ = head.map(|h| h.remove_attribute("hidden"));
+        }
     }
 
     pub fn row(&self, o: &Outcome) {
         let Some(body) = self.document.as_ref().and_then(|d| d.get_element_by_id("rows")) else { return };
         let c = &o.case;
         let html = format!(
-            "<tr class=\"{}\"><td>{}</td><td>{}x{}</td><td>{:.3}</td><td>{:.3}</td><td>{:.2}</td><td>{:.1e}</td><td>{}</td></tr>",
+            "<tr class=\"{}\"><td>{}</td><td>{}x{}</td><td>{:.3}</td><td>{:.3}</td><td>{:.2}</td><td>{:.1e}</td><td>{}</td>{}</tr>",
             if o.pass { "pass" } else { "fail" },
             c.name(),
             c.shape.rows,
@@ -67,6 +77,7 @@ impl Page {
             o.gb_per_s,
             o.max_error,
             if o.pass { "pass" } else { "FAIL" },
+            o.b_times.map_or(String::new(), |b| format!("<td>{:.3}</td>", b.gpu_ms / o.times.gpu_ms)),
         );
         // Infallible for "beforeend" and well-formed HTML.
         let _ = body.insert_adjacent_html("beforeend", &html);

@@ -40,6 +40,10 @@ impl Clock {
 /// Milliseconds a measurement should span, so that a quantised clock is accurate to ~1%.
 const SPAN_MS: f64 = 25.0;
 
+/// Measurements of each op, whose median is its time: one span alone swung by up to 30%
+/// between page loads on the browser's CPU adapter.
+const ROUNDS: usize = 5;
+
 /// Mean milliseconds per run.
 #[derive(Clone, Copy, Debug)]
 pub struct Times {
@@ -49,15 +53,35 @@ pub struct Times {
     pub wall_ms: f64,
 }
 
-/// Mean times per run of `bound`: a warm-up run, a run to size the measurement, then `runs`
-/// runs in one pass timed with `clock` and the wall clock.
-pub async fn time(ctx: &NormContext, bound: &BoundOp, clock: Clock) -> Result<Times, String> {
-    run(ctx, bound, 1, Clock::WallClock).await?;
-    let once = run(ctx, bound, 1, Clock::WallClock).await?.wall_ms;
-    let runs = (SPAN_MS / once.max(1e-3)).ceil().clamp(3.0, 500.0) as u32;
-    let total = run(ctx, bound, runs, clock).await?;
-    let per_run = f64::from(runs);
-    Ok(Times { gpu_ms: total.gpu_ms / per_run, wall_ms: total.wall_ms / per_run })
+/// Mean times per run of each of `bounds` (bound on contexts sharing `ctx`'s device): for
+/// each a warm-up run and a run to size its measurement, then [`ROUNDS`] rounds of one
+/// measurement of each in turn, so that every op sees the same moments of a shared machine
+/// and their ratios hold (as normbench times them); the medians of the rounds.
+pub async fn time(ctx: &NormContext, bounds: &[&BoundOp], clock: Clock) -> Result<Vec<Times>, String> {
+    let mut runs = Vec::with_capacity(bounds.len());
+    for bound in bounds {
+        run(ctx, bound, 1, Clock::WallClock).await?;
+        let once = run(ctx, bound, 1, Clock::WallClock).await?.wall_ms;
+        runs.push((SPAN_MS / once.max(1e-3)).ceil().clamp(3.0, 500.0) as u32);
+    }
+    let mut rounds = vec![Vec::with_capacity(ROUNDS); bounds.len()];
+    for _ in 0..ROUNDS {
+        for ((bound, &n), times) in bounds.iter().zip(&runs).zip(&mut rounds) {
+            let total = run(ctx, bound, n, clock).await?;
+            times.push(Times { gpu_ms: total.gpu_ms / f64::from(n), wall_ms: total.wall_ms / f64::from(n) });
+        }
+    }
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    Ok(rounds
+        .into_iter()
+        .map(|t| Times {
+            gpu_ms: median(t.iter().map(|t| t.gpu_ms).collect()),
+            wall_ms: median(t.iter().map(|t| t.wall_ms).collect()),
+        })
+        .collect())
 }
 
 /// Milliseconds `runs` runs of `bound` take, recorded into one compute pass.

@@ -11,8 +11,10 @@ use wgpu_norm::{
     reference,
 };
 
+use wgpu_norm_web::cases::{Case, run_case};
 use wgpu_norm_web::gpu::{noise, poisoned, read, read_as, rel_err, storage};
 use wgpu_norm_web::query::Query;
+use wgpu_norm_web::timing::Clock;
 
 wasm_bindgen_test_configure!(run_in_browser);
 
@@ -250,11 +252,19 @@ async fn split_rows() {
 }
 
 /// Rows reduced through workgroup memory take one thread each from `single_thread_rows` per
-/// workgroup of the grid (256 rows on the page's SwiftShader: a grid of 16), and several
-/// below: one count each side, and rows that are streamed, not aligned for vector access.
+/// workgroup of the grid (on the page's SwiftShader, 4 workgroups per core of
+/// `navigator.hardwareConcurrency`: 128 rows on 2 cores), and several below: one count each
+/// side, and rows that are streamed, not aligned for vector access.
 #[wasm_bindgen_test]
 async fn single_thread_rows() {
-    for (i, (rows, cols)) in [(255, 768), (256, 768), (300, 1001)].into_iter().enumerate() {
+    let t = *context().await.tuning();
+    // A CPU adapter's forward and backward grids are the same; a GPU never takes the rule.
+    assert_eq!(t.max_forward_groups, t.backward_groups, "{t:?}");
+    let from = match t.single_thread_rows * t.max_forward_groups {
+        0 => 256,
+        n => n as usize,
+    };
+    for (i, (rows, cols)) in [(from - 1, 768), (from, 768), (from + 44, 1001)].into_iter().enumerate() {
         let seed = 100 + 10 * i as u64;
         rms_forward(rows, cols, seed).await;
         layer_forward(rows, cols, seed + 1).await;
@@ -506,6 +516,14 @@ async fn page_query() {
     );
     let no_knobs = Query::parse("").unwrap();
     assert!(!no_knobs.changes_tuning() && no_knobs.shapes.is_none());
+    assert_eq!(no_knobs.tuning_b(rules), Ok(None));
+    // Launch B: its knobs on top of the first launch's, which they leave alone.
+    let ab = Query::parse("?workgroup_size=64&b.joint_walks=false&b.workgroup_size=32").unwrap();
+    let a = ab.tuning(rules).unwrap();
+    assert_eq!(a, Tuning { workgroup_size: 64, ..rules });
+    assert_eq!(ab.tuning_b(a), Ok(Some(Tuning { workgroup_size: 32, joint_walks: false, ..a })));
+    let e = Query::parse("?b.walks=false").and_then(|q| q.tuning_b(rules)).unwrap_err();
+    assert!(e.contains("`walks`"), "{e}");
     for (query, named) in [
         ("?workgroup=64", "`workgroup`"),
         ("?group_partials=yes", "`yes`"),
@@ -515,5 +533,22 @@ async fn page_query() {
     ] {
         let e = Query::parse(query).and_then(|q| q.tuning(rules)).unwrap_err();
         assert!(e.contains(named), "{query}: {e}");
+    }
+}
+
+/// A page case under two launches (the query's `b.` knobs): both checked, both timed.
+#[wasm_bindgen_test]
+async fn page_case_under_two_launches() {
+    let ctx = context().await;
+    let b = ctx.sibling(wgpu_norm::ContextOptions {
+        tuning: Some(Tuning { single_thread_rows: 0, workgroup_size: 32, ..*ctx.tuning() }),
+        ..Default::default()
+    });
+    for direction in wgpu_norm::Direction::ALL {
+        let case = Case { norm: wgpu_norm::Norm::LayerNorm, direction, shape: Shape::new(300, 77) };
+        let o = run_case(&ctx, Some(&b), case, Clock::of(&ctx), 130).await.unwrap();
+        assert!(o.pass, "{}: error {:e}", case.name(), o.max_error);
+        let b_times = o.b_times.expect("launch B timed");
+        assert!(o.times.gpu_ms > 0.0 && b_times.gpu_ms > 0.0, "{o:?}");
     }
 }
