@@ -85,14 +85,18 @@ launch_tests! {
         },
         "rows held by several subgroups",
         &[(131, 2048), (131, 4096), (70, 3001), (70, 8192)];
-    /// A thread per row from one row per workgroup of grids of two and three
-    /// (Tuning::single_thread_rows): where rows are reduced through workgroup memory, every
-    /// row but a lone one reduces nothing; rows held in the tile, streamed, and too long for
-    /// one thread's loop trips.
+    /// A thread per row from one row per workgroup of grids of two and three for rows of up
+    /// to 1000 elements, and from two for longer rows (Tuning::single_thread_rows_for): where
+    /// rows are reduced through workgroup memory, every short row but a lone one reduces
+    /// nothing, and 5 long rows take one thread forward (from 4) but not backward (from 6);
+    /// rows held in the tile, streamed, and too long for one thread's loop trips.
     single_thread_rows:
-        |t| (t.single_thread_rows, t.max_forward_groups, t.backward_groups) = (1, 2, 3),
+        |t| {
+            (t.single_thread_rows, t.single_thread_short_cols, t.single_thread_short_rows) = (2, 1000, 1);
+            (t.max_forward_groups, t.backward_groups) = (2, 3);
+        },
         "a thread per row",
-        &[(70_000, 3), (37, 100), (37, 1000), (131, 4097), (3, 20_000), (1, 1)];
+        &[(70_000, 3), (37, 100), (37, 1000), (5, 1001), (131, 4097), (7, 20_000), (1, 1)];
     /// The adapter's other way of walking a backward trip's sums (Tuning::joint_walks).
     backward_walks_flipped:
         |t| t.joint_walks = !t.joint_walks,

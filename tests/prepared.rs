@@ -216,7 +216,8 @@ fn siblings_share_compiled_pipelines() {
 /// row count from which a forward row of 4096 takes more threads to fit the register tile
 /// (Tuning::max_forward_tile_row_threads, on lavapipe) below 600, and not at a power of two;
 /// so do the grids of three and five workgroups the counts from which rows reduced through
-/// workgroup memory take one thread each (Tuning::single_thread_rows): 21 and 35.
+/// workgroup memory take one thread each (Tuning::single_thread_rows_for): 21 and 35 for the
+/// rows of 4096, 9 and 15 for the shorter ones.
 #[test]
 fn binding_fewer_rows_compiles_nothing() {
     for reduction in [Reduction::Auto, Reduction::Workgroup] {
@@ -226,8 +227,14 @@ fn binding_fewer_rows_compiles_nothing() {
 
 fn binding_fewer_rows_compiles_nothing_on(reduction: Reduction) {
     let base = ctx();
-    let tuning =
-        Tuning { max_forward_groups: 3, backward_groups: 5, single_thread_rows: 7, ..*base.tuning() };
+    let tuning = Tuning {
+        max_forward_groups: 3,
+        backward_groups: 5,
+        single_thread_rows: 7,
+        single_thread_short_cols: 1024,
+        single_thread_short_rows: 3,
+        ..*base.tuning()
+    };
     let options = ContextOptions { tuning: Some(tuning), reduction, ..Default::default() };
     let c = NormContext::from_device(base.device().clone(), base.queue().clone(), options);
     for cols in [7, 512, 4096] {

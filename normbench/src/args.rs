@@ -61,7 +61,8 @@ pub struct Args {
     #[arg(long)]
     pub max_tile_row_threads: Option<u32>,
     /// Override the adapter's tuning: rows per workgroup of the grid from which rows reduced
-    /// through workgroup memory take one thread each (0: never).
+    /// through workgroup memory take one thread each (0: never; short rows from the fewer of
+    /// this and the adapter's count for them).
     #[arg(long)]
     pub single_thread_rows: Option<u32>,
     /// Override the adapter's tuning: most quads of a row each thread holds in registers.

@@ -121,7 +121,7 @@ fn run(args: &Args) -> Result<(), BenchError> {
     );
     let t = gpu.ctx.tuning();
     println!(
-        "tuning: workgroup {} threads, at most {} threads per row ({} forward and {} backward for a row to fit the tile; one from {} rows per workgroup of the grid without subgroup operations), {} elements per thread forward and {} backward, at most {} register quads, \
+        "tuning: workgroup {} threads, at most {} threads per row ({} forward and {} backward for a row to fit the tile; without subgroup operations one from {} rows per workgroup of the grid, from {} for rows of up to {} elements), {} elements per thread forward and {} backward, at most {} register quads, \
          {} access, backward grid {} workgroups, split rows {}, at least {} elements per workgroup, at most {} loop trips, backward sums \
          walked {}, tile partial sums {}, at most {} column-pass lanes per quad, wgpu's bounds checks {}",
         t.workgroup_size,
@@ -129,6 +129,8 @@ fn run(args: &Args) -> Result<(), BenchError> {
         t.max_forward_tile_row_threads,
         t.max_backward_tile_row_threads,
         t.single_thread_rows,
+        t.single_thread_rows_for(t.single_thread_short_cols),
+        t.single_thread_short_cols,
         t.forward_elements_per_thread,
         t.backward_elements_per_thread,
         t.register_quads,

@@ -387,7 +387,7 @@ impl NormContext {
         let target = u64::from(self.tuning().backward_groups.max(1));
         let mut counts = vec![1, u64::from(rows), target.div_ceil(4)];
         let wide = self.tuning().wide_tile(kernel, cols).map(|(_, from)| from);
-        let single = self.tuning().single_thread_from(kernel, self.uses_subgroups());
+        let single = self.tuning().single_thread_from(kernel, cols, self.uses_subgroups());
         for from in wide.into_iter().chain(single).map(u64::from) {
             counts.extend([from.saturating_sub(1), from]);
         }

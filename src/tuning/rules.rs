@@ -30,6 +30,13 @@ pub struct Tuning {
     /// takes one thread, reducing nothing, from this many rows per workgroup of the grid
     /// (`max_forward_groups` forward, `backward_groups` backward) on; 0: never.
     pub single_thread_rows: u32,
+    /// Rows of at most `single_thread_short_cols` elements take one thread from
+    /// `single_thread_short_rows` per workgroup of the grid on, where that is fewer than
+    /// `single_thread_rows`: a short row's walks by one thread cost less than the barriers
+    /// of several, sooner than a long row's do. 0 cols: no row is short.
+    pub single_thread_short_cols: u32,
+    /// See `single_thread_short_cols`.
+    pub single_thread_short_rows: u32,
     /// Most iterations any one loop of a kernel may run per thread. Mesa's llvmpipe (the
     /// engine under lavapipe) stops every shader loop after 65,535 iterations, counted
     /// across the loops of an invocation, so a CPU adapter keeps each thread's trips over
@@ -147,8 +154,13 @@ impl Tuning {
                 // grid of 8 its two cores give, from 128 rows: 128x768 1.2-2.25x faster. From
                 // 8 rows per workgroup, rows up to 1024 ran faster still, but LayerNorm's
                 // backward of rows of 2048 to 4097 1.07-1.31x slower ("The browser: the
-                // grid from its core count").
+                // grid from its core count"): one thread walks a row four times there, where
+                // four threads shared it. So rows of up to 1024 take a thread each from 8
+                // rows per workgroup, longer rows from 16 ("The browser: short rows a thread
+                // each from 8 per workgroup").
                 single_thread_rows: 16,
+                single_thread_short_cols: 1024,
+                single_thread_short_rows: 8,
                 // Measured on lavapipe (BENCHMARKS.md, "Register tiles of 32 quads on CPU
                 // adapters"): without wgpu's index checks a tile of 32 quads (rows of 1024
                 // with a subgroup of 8 per row) runs 1.4-2.7x faster than a second read of
@@ -203,6 +215,8 @@ impl Tuning {
             // A thread per row would read a row per thread: consecutive threads a row
             // apart, no load coalesced. A GPU's barrier is cheap next to that.
             single_thread_rows: 0,
+            single_thread_short_cols: 0,
+            single_thread_short_rows: 0,
             // 32 elements per thread: rows up to 8192 elements in registers with 256
             // threads per row, a tile small enough to leave room for occupancy.
             register_quads: shader::MAX_CACHE,
@@ -421,14 +435,25 @@ impl Tuning {
         Some((threads, from_rows))
     }
 
-    /// The fewest rows from which `kernel`'s rows take one thread each
-    /// ([`Tuning::single_thread_rows`] per workgroup of its grid), where rows are reduced
+    /// Rows per workgroup of the grid from which rows of `cols` elements, reduced through
+    /// workgroup memory, take one thread each: [`Tuning::single_thread_rows`], or
+    /// [`Tuning::single_thread_short_rows`] for a short row where that is fewer; 0: never.
+    pub fn single_thread_rows_for(&self, cols: u32) -> u32 {
+        match cols <= self.single_thread_short_cols && self.single_thread_short_rows > 0 {
+            true => self.single_thread_short_rows.min(self.single_thread_rows),
+            false => self.single_thread_rows,
+        }
+    }
+
+    /// The fewest rows from which `kernel`'s rows of `cols` take one thread each
+    /// ([`Tuning::single_thread_rows_for`] per workgroup of its grid), where rows are reduced
     /// through workgroup memory (`subgroup_ops` false). None where the rule does not apply.
-    pub(crate) fn single_thread_from(&self, kernel: Kernel, subgroup_ops: bool) -> Option<u32> {
-        if subgroup_ops || self.single_thread_rows == 0 {
+    pub(crate) fn single_thread_from(&self, kernel: Kernel, cols: u32, subgroup_ops: bool) -> Option<u32> {
+        let per_group = self.single_thread_rows_for(cols);
+        if subgroup_ops || per_group == 0 {
             return None;
         }
-        u32::try_from(u64::from(self.single_thread_rows) * u64::from(self.grid(kernel))).ok()
+        u32::try_from(u64::from(per_group) * u64::from(self.grid(kernel))).ok()
     }
 
     /// Most workgroups of `kernel`'s grid: `backward_groups` or `max_forward_groups`.
@@ -479,7 +504,8 @@ impl Tuning {
         let wanted = cols.div_ceil(t.elements_per_thread(kernel).max(4)).max(1);
         // Enough threads per row that no thread walks more than max_loop_trips quads.
         let for_trips = quads.div_ceil(t.max_loop_trips).next_power_of_two();
-        let rule = match (t.single_thread_from(kernel, subgroups.is_some()), t.wide_tile(kernel, cols)) {
+        let rule = match (t.single_thread_from(kernel, cols, subgroups.is_some()), t.wide_tile(kernel, cols))
+        {
             (Some(from_rows), _) if rows >= from_rows => 1,
             (_, Some((threads, from_rows))) if rows >= from_rows => threads,
             _ => wanted.next_power_of_two().min(t.max_row_threads),
@@ -763,19 +789,32 @@ mod tests {
     }
 
     /// Rows reduced through workgroup memory on a CPU adapter (the page's SwiftShader, a grid
-    /// of 32 here) take one thread from 16 rows per workgroup of the grid, 512, both ways;
-    /// never with subgroup operations (SwiftShader natively) nor on a GPU. However few the
-    /// rows, a workgroup keeps at least 4 threads (WebGPU's narrowest subgroup).
+    /// of 32 here) take one thread from 8 rows per workgroup of the grid, 256, where they are
+    /// at most 1024 elements long, and from 16, 512, where they are longer, both ways; never
+    /// with subgroup operations (SwiftShader natively) nor on a GPU. However few the rows, a
+    /// workgroup keeps at least 4 threads (WebGPU's narrowest subgroup).
     #[test]
-    fn single_thread_rows_from_sixteen_per_workgroup() {
+    fn single_thread_rows_from_eight_or_sixteen_per_workgroup() {
         let page = ADAPTERS[3];
         for adapter in [page, ADAPTERS[1], ADAPTERS[2], NVIDIA] {
             let (t, subgroups) = table_tuning(adapter);
             for kernel in [Kernel::RmsNormForward, Kernel::LayerNormBackward] {
-                let threads = |rows| t.row_launch(kernel, rows, 768, None, subgroups, false).row_threads;
-                let (below, from) = (threads(511), threads(512));
-                assert!(below > 1, "{} {kernel:?}: 511 rows take {below} threads", adapter.0);
-                assert_eq!(from == 1, adapter == page, "{} {kernel:?}: 512 rows take {from}", adapter.0);
+                for (cols, from) in [(768, 256), (1024, 256), (1025, 512), (4096, 512)] {
+                    let threads = |rows| t.row_launch(kernel, rows, cols, None, subgroups, false).row_threads;
+                    let name = format!("{} {kernel:?}, rows of {cols}", adapter.0);
+                    assert!(
+                        threads(from - 1) > 1,
+                        "{name}: {} rows take {} threads",
+                        from - 1,
+                        threads(from - 1)
+                    );
+                    assert_eq!(
+                        threads(from) == 1,
+                        adapter == page,
+                        "{name}: {from} rows take {}",
+                        threads(from)
+                    );
+                }
             }
         }
         let (t, _) = table_tuning(page);

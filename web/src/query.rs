@@ -101,6 +101,8 @@ fn set(tuning: &mut Tuning, key: &str, value: &str) -> Result<(), String> {
         max_forward_tile_row_threads,
         max_backward_tile_row_threads,
         single_thread_rows,
+        single_thread_short_cols,
+        single_thread_short_rows,
         max_loop_trips,
         register_quads,
         vector_access,

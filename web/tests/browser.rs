@@ -251,22 +251,24 @@ async fn split_rows() {
     }
 }
 
-/// Rows reduced through workgroup memory take one thread each from `single_thread_rows` per
-/// workgroup of the grid (on the page's SwiftShader, 4 workgroups per core of
-/// `navigator.hardwareConcurrency`: 128 rows on 2 cores), and several below: one count each
-/// side, and rows that are streamed, not aligned for vector access.
+/// Rows reduced through workgroup memory take one thread each from
+/// `single_thread_rows_for(cols)` per workgroup of the grid (on the page's SwiftShader, 4
+/// workgroups per core of `navigator.hardwareConcurrency`: from 64 rows of up to 1024
+/// elements, 128 longer ones, on 2 cores), and several below: one count each side, and rows
+/// that are streamed, not aligned for vector access.
 #[wasm_bindgen_test]
 async fn single_thread_rows() {
     let t = *context().await.tuning();
     // A GPU never takes the rule (0); a CPU adapter's forward and backward grids are the same.
-    let from = match t.single_thread_rows * t.max_forward_groups {
+    let from = |cols| match t.single_thread_rows_for(cols) * t.max_forward_groups {
         0 => 256,
         n => {
             assert_eq!(t.max_forward_groups, t.backward_groups, "{t:?}");
             n as usize
         }
     };
-    for (i, (rows, cols)) in [(from - 1, 768), (from, 768), (from + 44, 1001)].into_iter().enumerate() {
+    let shapes = [(from(768) - 1, 768), (from(768), 768), (from(1001) + 44, 1001), (from(1025), 1025)];
+    for (i, (rows, cols)) in shapes.into_iter().enumerate() {
         let seed = 100 + 10 * i as u64;
         rms_forward(rows, cols, seed).await;
         layer_forward(rows, cols, seed + 1).await;
