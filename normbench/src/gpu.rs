@@ -463,7 +463,7 @@ impl Workload {
             // The statistics a training step saves in its forward pass.
             let mut enc = ctx.device().create_command_encoder(&Default::default());
             for s in 0..w.sets.len() {
-                w.record_forward(ctx, &mut enc, s, true)?;
+                w.record_forward(ctx, &mut enc, s, true, true)?;
             }
             ctx.queue().submit([enc.finish()]);
         }
@@ -476,6 +476,7 @@ impl Workload {
         enc: &mut impl Recorder,
         set: usize,
         keep_stats: bool,
+        affine: bool,
     ) -> Result<(), BenchError> {
         let s = &self.sets[set];
         let c = &self.case;
@@ -492,7 +493,7 @@ impl Workload {
                 &RmsNormForward {
                     x: t(&s.x),
                     residual,
-                    gamma: Some(t(&self.gamma_buf)),
+                    gamma: affine.then(|| t(&self.gamma_buf)),
                     y: t(y),
                     h,
                     rstd: keep_stats.then(|| t(&s.rstd)),
@@ -504,8 +505,8 @@ impl Workload {
                 &LayerNormForward {
                     x: t(&s.x),
                     residual,
-                    gamma: Some(t(&self.gamma_buf)),
-                    beta: Some(t(&self.beta_buf)),
+                    gamma: affine.then(|| t(&self.gamma_buf)),
+                    beta: affine.then(|| t(&self.beta_buf)),
                     y: t(y),
                     h,
                     mean: keep_stats.then(|| t(&s.mean)),
@@ -518,10 +519,33 @@ impl Workload {
 
     /// Records this workload's kernel on buffer set `run % sets`.
     pub fn record(&self, ctx: &NormContext, enc: &mut impl Recorder, run: usize) -> Result<(), BenchError> {
+        self.record_as(ctx, enc, run, true)
+    }
+
+    /// Records this workload's kernel bare: the same op, launch and buffers without gamma,
+    /// beta and their gradients, so only the accesses the kernel's form cannot avoid (x and
+    /// y forward; x, dy and dx backward, with no partial sums and no column pass). Its time
+    /// bounds the kernel's from below: normbench's `bare` column.
+    pub fn record_bare(
+        &self,
+        ctx: &NormContext,
+        enc: &mut impl Recorder,
+        run: usize,
+    ) -> Result<(), BenchError> {
+        self.record_as(ctx, enc, run, false)
+    }
+
+    fn record_as(
+        &self,
+        ctx: &NormContext,
+        enc: &mut impl Recorder,
+        run: usize,
+        affine: bool,
+    ) -> Result<(), BenchError> {
         let set = run % self.sets.len();
         let c = &self.case;
         if c.direction == Direction::Forward {
-            return self.record_forward(ctx, enc, set, false);
+            return self.record_forward(ctx, enc, set, false, affine);
         }
         let s = &self.sets[set];
         let t = Tensor::from;
@@ -533,13 +557,13 @@ impl Workload {
                 c.shape,
                 &RmsNormBackward {
                     x: t(&s.x),
-                    gamma: Some(t(&self.gamma_buf)),
+                    gamma: affine.then(|| t(&self.gamma_buf)),
                     dy: t(&s.dy),
                     dh,
                     rstd: saved(&s.rstd),
                     dx: t(&s.dx),
-                    dgamma: Some(t(&self.dgamma)),
-                    workspace: Some(t(&self.workspace)),
+                    dgamma: affine.then(|| t(&self.dgamma)),
+                    workspace: affine.then(|| t(&self.workspace)),
                 },
             )?,
             Norm::LayerNorm => LayerNormBackwardOp::new(ctx, c.ln())?.encode(
@@ -547,15 +571,15 @@ impl Workload {
                 c.shape,
                 &LayerNormBackward {
                     x: t(&s.x),
-                    gamma: Some(t(&self.gamma_buf)),
+                    gamma: affine.then(|| t(&self.gamma_buf)),
                     dy: t(&s.dy),
                     dh,
                     mean: saved(&s.mean),
                     rstd: saved(&s.rstd),
                     dx: t(&s.dx),
-                    dgamma: Some(t(&self.dgamma)),
-                    dbeta: Some(t(&self.dbeta)),
-                    workspace: Some(t(&self.workspace)),
+                    dgamma: affine.then(|| t(&self.dgamma)),
+                    dbeta: affine.then(|| t(&self.dbeta)),
+                    workspace: affine.then(|| t(&self.workspace)),
                 },
             )?,
         }

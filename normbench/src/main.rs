@@ -232,6 +232,11 @@ fn run(args: &Args) -> Result<(), BenchError> {
         let kernels: Vec<_> =
             loads.iter().map(|w| move |pass: &mut wgpu::ComputePass<'_>, i| w.record(ctx, pass, i)).collect();
         records.extend(kernels.iter().map(|k| k as &Record<'_>));
+        let bare: Vec<_> = loads
+            .iter()
+            .map(|w| move |pass: &mut wgpu::ComputePass<'_>, i| w.record_bare(ctx, pass, i))
+            .collect();
+        records.extend(bare.iter().map(|k| k as &Record<'_>));
         // The naive baseline of each workload it covers, in the same turns, and its floor.
         let naive_records = |floor: bool| -> Vec<_> {
             loads
@@ -255,12 +260,14 @@ fn run(args: &Args) -> Result<(), BenchError> {
         records.extend(floors.iter().map(|(_, r)| r as &Record<'_>));
         let mut times = interleaved_runs(&gpu, args, &records)?;
         let copy_times = times.remove(0);
-        let floor_times = times.split_off(loads.len() + baselines.len());
-        let naive_times = times.split_off(loads.len());
+        let floor_times = times.split_off(2 * loads.len() + baselines.len());
+        let naive_times = times.split_off(2 * loads.len());
+        let bare_times = times.split_off(loads.len());
         let shape_copy = 2.0 * n as f64 * args.dtype.x.size() as f64 / (median(&copy_times) * 1e6);
         stream_gbps = stream_gbps.max(shape_copy);
-        for (w, t) in loads.iter().zip(&times) {
+        for ((w, t), bare) in loads.iter().zip(&times).zip(&bare_times) {
             let mut row = measure(&gpu, args, w, t, shape_copy)?;
+            row.bare_copy_fraction = row.shape_copy_fraction * row.gpu_ms / median(bare);
             let baseline = baselines.iter().position(|(p, _)| std::ptr::eq(*p, w));
             if let (Some(i), Some(n)) = (baseline, &naive) {
                 check_naive(&gpu, n, w, &mut row, &naive_times[i])?;
@@ -454,6 +461,8 @@ fn measure(gpu: &Gpu, args: &Args, w: &Workload, times: &[f64], shape_copy: f64)
         vs_naive: None,
         naive_copy_fraction: None,
         floor_copy_fraction: None,
+        // Set once the bare kernel's times are known.
+        bare_copy_fraction: 0.0,
     })
 }
 

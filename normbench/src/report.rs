@@ -45,6 +45,10 @@ pub struct Row {
     /// accesses of any kernel that reads a row twice; a backward's without dgamma, a
     /// forward's without gamma) over the same-shape copy's, by this row's byte model.
     pub floor_copy_fraction: Option<f64>,
+    /// The GB/s of this kernel bare (`Workload::record_bare`: its launch without gamma, beta
+    /// and their gradients), timed in the same turns, over the same-shape copy's, by this
+    /// row's byte model: what the kernel's form reaches before the affine parameters.
+    pub bare_copy_fraction: f64,
 }
 
 /// One launch of the stream-copy roofline sweep.
@@ -121,7 +125,7 @@ pub fn min(v: &[f64]) -> f64 {
     v.iter().copied().fold(f64::INFINITY, f64::min)
 }
 
-const HEADER: [&str; 15] = [
+const HEADER: [&str; 16] = [
     "op",
     "dir",
     "rows x cols",
@@ -133,6 +137,7 @@ const HEADER: [&str; 15] = [
     "naive: % of copy",
     "vs naive",
     "floor: % of copy",
+    "bare: % of copy",
     "CPU ref ms",
     "CPU fast ms",
     "GPU speedup vs CPU fast",
@@ -141,7 +146,7 @@ const HEADER: [&str; 15] = [
 
 /// The table, as Markdown so it pastes into BENCHMARKS.md as it is.
 pub fn table(rows: &[Row]) -> String {
-    let cells: Vec<[String; 15]> = rows
+    let cells: Vec<[String; 16]> = rows
         .iter()
         .map(|r| {
             [
@@ -156,6 +161,7 @@ pub fn table(rows: &[Row]) -> String {
                 r.naive_copy_fraction.map_or("-".to_string(), |f| format!("{:.1}%", 100.0 * f)),
                 r.vs_naive.map_or("-".to_string(), |v| format!("{v:.2}x")),
                 r.floor_copy_fraction.map_or("-".to_string(), |f| format!("{:.1}%", 100.0 * f)),
+                format!("{:.1}%", 100.0 * r.bare_copy_fraction),
                 format!("{:.2}", r.cpu_ref_ms),
                 format!("{:.3}", r.cpu_fast_ms),
                 format!("{:.2}x", r.cpu_fast_ms / r.gpu_ms),

@@ -63,8 +63,12 @@ fn tiny_run_writes_json_and_svg() {
         assert_eq!(r["vs_naive"].as_f64().is_some_and(|v| v > 0.0), covered, "{r}");
         // The floor (the least a kernel reading a row twice does) is timed wherever it is.
         assert_eq!(r["floor_copy_fraction"].as_f64().is_some_and(|v| v > 0.0), covered, "{r}");
+        // The kernel bare (no gamma, beta or gradients) is timed everywhere.
+        assert!(r["bare_copy_fraction"].as_f64().is_some_and(|v| v > 0.0), "{r}");
     }
-    assert!(stdout.contains("vs naive") && stdout.contains("floor: % of copy"), "{stdout}");
+    for column in ["vs naive", "floor: % of copy", "bare: % of copy"] {
+        assert!(stdout.contains(column), "{column} in {stdout}");
+    }
     let svg_text = std::fs::read_to_string(&svg).unwrap();
     assert!(
         svg_text.starts_with("<svg") && svg_text.contains(">forward<") && svg_text.contains(">rms_norm<")
