@@ -802,18 +802,9 @@ mod tests {
                 for (cols, from) in [(768, 256), (1024, 256), (1025, 512), (4096, 512)] {
                     let threads = |rows| t.row_launch(kernel, rows, cols, None, subgroups, false).row_threads;
                     let name = format!("{} {kernel:?}, rows of {cols}", adapter.0);
-                    assert!(
-                        threads(from - 1) > 1,
-                        "{name}: {} rows take {} threads",
-                        from - 1,
-                        threads(from - 1)
-                    );
-                    assert_eq!(
-                        threads(from) == 1,
-                        adapter == page,
-                        "{name}: {from} rows take {}",
-                        threads(from)
-                    );
+                    let (below, at) = (threads(from - 1), threads(from));
+                    assert!(below > 1, "{name}: {} rows take {below} threads", from - 1);
+                    assert_eq!(at == 1, adapter == page, "{name}: {from} rows take {at}");
                 }
             }
         }
